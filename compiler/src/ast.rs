@@ -1,0 +1,274 @@
+//! The policy AST: what the user wrote, structurally valid, with spans.
+//!
+//! Produced by [`crate::syntax`]. Values are still text: the vocabularies
+//! (operations, actions) and pattern syntaxes are checked by [`crate::check`].
+//! Every key, list item and scalar keeps its byte span.
+
+use crate::span::{Span, Spanned};
+
+/// The two types of selector and response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyKind {
+    /// `file:` selectors and responses.
+    File,
+    /// `process:` selectors and responses.
+    Process,
+}
+
+impl PolicyKind {
+    /// `file` or `process`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyKind::File => "file",
+            PolicyKind::Process => "process",
+        }
+    }
+
+    /// The other kind.
+    pub fn other(self) -> PolicyKind {
+        match self {
+            PolicyKind::File => PolicyKind::Process,
+            PolicyKind::Process => PolicyKind::File,
+        }
+    }
+}
+
+/// A whole policy.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// The optional `version:` string.
+    pub version: Option<Spanned<String>>,
+    /// At most one section per kind, in source order.
+    pub sections: Vec<Section>,
+}
+
+impl Policy {
+    /// The section of `kind`, if written.
+    pub fn section(&self, kind: PolicyKind) -> Option<&Section> {
+        self.sections.iter().find(|s| s.kind == kind)
+    }
+}
+
+/// A `file:` or `process:` section.
+#[derive(Clone, Debug)]
+pub struct Section {
+    /// Which.
+    pub kind: PolicyKind,
+    /// The `file` / `process` key.
+    pub key_span: Span,
+    /// The selectors, in source order.
+    pub selectors: Vec<Selector>,
+    /// The responses, in source order.
+    pub responses: Vec<Response>,
+}
+
+/// A string as written: its text, where it is, and where its characters are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    /// The text after YAML unescaping.
+    pub text: String,
+    /// The whole scalar in the source (quotes included).
+    pub span: Span,
+    /// Byte offset of `text` in the source when written verbatim.
+    pub verbatim_at: Option<usize>,
+}
+
+impl Value {
+    /// The span of bytes `range` of the text, or the whole scalar when the
+    /// text is not written verbatim (escapes, folding).
+    pub fn sub_span(&self, range: std::ops::Range<usize>) -> Span {
+        match self.verbatim_at {
+            Some(at) => Span::new(at + range.start, at + range.end),
+            None => self.span,
+        }
+    }
+}
+
+/// One selector.
+#[derive(Clone, Debug)]
+pub struct Selector {
+    /// The whole selector map.
+    pub span: Span,
+    /// Its name, when written as a string.
+    pub name: Option<Value>,
+    /// Its conditions, in source order, each key at most once.
+    pub conditions: Vec<Condition>,
+    /// Whether the selector had keys the syntax stage could not read
+    /// (unknown, unsupported, of the other type). Later rules that would only
+    /// repeat that problem, such as "no conditions", stay quiet.
+    pub had_unreadable_keys: bool,
+}
+
+impl Selector {
+    /// The condition with `key`, if written.
+    pub fn condition(&self, key: ConditionKey) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.key == key)
+    }
+}
+
+/// One condition of a selector.
+#[derive(Clone, Debug)]
+pub struct Condition {
+    /// Which condition (legacy names already mapped).
+    pub key: ConditionKey,
+    /// The key as written.
+    pub key_span: Span,
+    /// Its value.
+    pub value: ConditionValue,
+    /// The whole value.
+    pub value_span: Span,
+}
+
+/// A condition's value.
+#[derive(Clone, Debug)]
+pub enum ConditionValue {
+    /// A list of strings (OR).
+    List(Vec<Value>),
+    /// A boolean flag.
+    Bool(bool),
+}
+
+/// One response.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// The whole response map.
+    pub span: Span,
+    /// `match:` (required), with the key's span.
+    pub matches: Option<Spanned<Vec<Value>>>,
+    /// `exclude:` (optional; empty when absent).
+    pub excludes: Vec<Value>,
+    /// `actions:` (required), with the key's span.
+    pub actions: Option<Spanned<Vec<Value>>>,
+}
+
+/// Which kinds of selector a condition belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applies {
+    /// File and process selectors.
+    Both,
+    /// File selectors only.
+    File,
+    /// Process selectors only.
+    Process,
+}
+
+impl Applies {
+    /// Whether a selector of `kind` may carry the condition.
+    pub fn to(self, kind: PolicyKind) -> bool {
+        matches!(
+            (self, kind),
+            (Applies::Both, _) | (Applies::File, PolicyKind::File) | (Applies::Process, PolicyKind::Process)
+        )
+    }
+}
+
+/// The syntax of a condition's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueSyntax {
+    /// A boolean flag, not a list.
+    Flag,
+    /// Operation names.
+    Operation,
+    /// Absolute path patterns.
+    Path,
+    /// `key:value` label patterns.
+    Label,
+    /// Image `registry/repository`, no tag.
+    ImageFullName,
+    /// Image repository name.
+    ImageName,
+    /// Image tag.
+    ImageTag,
+    /// Kubernetes pod name (DNS subdomain).
+    PodName,
+    /// Kubernetes namespace (DNS label).
+    Namespace,
+    /// Cluster id (the `kube-system` namespace UID) or name: free text.
+    Cluster,
+    /// A task's comm: a file name of at most 15 bytes.
+    ProcessName,
+}
+
+macro_rules! conditions {
+    ($( $variant:ident = $key:literal, $applies:ident, $syntax:ident, $doc:literal; )*) => {
+        /// A selector condition. See [`ConditionKey::ALL`] for the table.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ConditionKey {
+            $( #[doc = $doc] $variant, )*
+        }
+
+        impl ConditionKey {
+            /// Every condition, in the order the documentation lists them.
+            pub const ALL: &'static [ConditionKey] = &[$(ConditionKey::$variant,)*];
+
+            /// The YAML key.
+            pub fn key(self) -> &'static str {
+                match self { $(ConditionKey::$variant => $key,)* }
+            }
+
+            /// Which selectors may carry it.
+            pub fn applies(self) -> Applies {
+                match self { $(ConditionKey::$variant => Applies::$applies,)* }
+            }
+
+            /// The syntax of its values.
+            pub fn syntax(self) -> ValueSyntax {
+                match self { $(ConditionKey::$variant => ValueSyntax::$syntax,)* }
+            }
+
+            /// What it matches, for documentation and the JSON schema.
+            pub fn doc(self) -> &'static str {
+                match self { $(ConditionKey::$variant => $doc,)* }
+            }
+        }
+    };
+}
+
+conditions! {
+    Operation              = "operation",                Both,    Operation,     "Operations to match (file: createExecutable, modifyExecutable, createFile, modifyFile, deleteFile, execMemFd; process: fork, exec).";
+    ContainerImageFullName = "containerImageFullName",   Both,    ImageFullName, "Full image names, registry and repository without tag, e.g. docker.io/nginx. A trailing * matches any suffix.";
+    ContainerImageName     = "containerImageName",       Both,    ImageName,     "Image repository names, e.g. nginx. A trailing * matches any suffix.";
+    ContainerImageTag      = "containerImageTag",        Both,    ImageTag,      "Image tags, e.g. latest. A trailing * matches any suffix.";
+    KubernetesClusterId    = "kubernetesClusterId",      Both,    Cluster,       "Cluster ids: the UID of the kube-system namespace.";
+    KubernetesClusterName  = "kubernetesClusterName",    Both,    Cluster,       "Cluster names, as configured on the runtime.";
+    KubernetesNamespace    = "kubernetesNamespace",      Both,    Namespace,     "Kubernetes namespaces. A trailing * matches any suffix.";
+    KubernetesPodName      = "kubernetesPodName",        Both,    PodName,       "Pod names. A trailing * matches any suffix.";
+    KubernetesPodLabel     = "kubernetesPodLabel",       Both,    Label,         "Pod labels as key:value; key: is the empty value; a trailing * on the value matches any suffix.";
+    TargetFilePath         = "targetFilePath",           File,    Path,          "Absolute paths of the file operated on: /exact, /dir/* (direct children), /dir/** (the directory and everything below), /prefix*.";
+    IgnoreVolumeMounts     = "ignoreVolumeMounts",       File,    Flag,          "When true, operations on files in any volume mount do not match.";
+    IgnoreVolumeFiles      = "ignoreVolumeFiles",        File,    Flag,          "When true, operations on single-file mounts (ConfigMaps, Secrets, mounted files) do not match.";
+    ProcessExecutable      = "processExecutable",        Process, Path,          "Absolute paths of the executable, with the same patterns as targetFilePath.";
+    ProcessName            = "processName",              Process, ProcessName,   "Process names (the kernel's comm, at most 15 bytes). A trailing * matches any suffix.";
+    SessionLeaderInteractive = "sessionLeaderInteractive", Process, Flag,        "true: only sessions whose leader has a controlling TTY; false: only sessions whose leader has none.";
+}
+
+impl ConditionKey {
+    /// The condition whose YAML key is `key`, if any.
+    pub fn from_key(key: &str) -> Option<ConditionKey> {
+        ConditionKey::ALL.iter().copied().find(|c| c.key() == key)
+    }
+}
+
+/// Keys of older policy formats that name a modern condition.
+pub const LEGACY_KEYS: &[(&str, ConditionKey)] = &[
+    ("orchestratorClusterId", ConditionKey::KubernetesClusterId),
+    ("orchestratorClusterName", ConditionKey::KubernetesClusterName),
+    ("orchestratorNamespace", ConditionKey::KubernetesNamespace),
+    ("orchestratorResourceLabel", ConditionKey::KubernetesPodLabel),
+    ("orchestratorResourceName", ConditionKey::KubernetesPodName),
+    ("fullContainerImageName", ConditionKey::ContainerImageFullName),
+    ("kubernetesResourceLabel", ConditionKey::KubernetesPodLabel),
+    ("kubernetesResourceName", ConditionKey::KubernetesPodName),
+];
+
+/// Keys of older formats that d4c recognises but does not evaluate, with the
+/// reason given to the user. `orchestratorType` is handled apart: its only
+/// legal value, `kubernetes`, is always true under d4c.
+pub const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
+    ("processUserId", "user ids are not a selector condition in d4c"),
+    ("processUserName", "user names are not a selector condition in d4c"),
+    ("sessionLeaderName", "use `processName` on the session leader's process, or `sessionLeaderInteractive`"),
+];
+
+/// The legacy key that is always true on a Kubernetes node.
+pub const ORCHESTRATOR_TYPE_KEY: &str = "orchestratorType";

@@ -1,0 +1,618 @@
+//! Stage 3: the AST to the checked model, with every semantic rule.
+//!
+//! Input: a [`Policy`] AST. Output: a [`CheckedPolicy`] (the best reading of
+//! the policy, also when it has errors) and diagnostics for: names
+//! (`D4C0013`, `D4C0014`), conditions (`D4C0015`..`D4C0023`), references
+//! (`D4C0024`..`D4C0026`), actions and responses (`D4C0027`..`D4C0032`) and
+//! capacity (`D4C0033`).
+//!
+//! Cost: linear in the size of the policy, except `response-never-fires`,
+//! which compares each response's match selectors with its own excludes
+//! (the product of two lists the user wrote in one response).
+
+use crate::ast::{Condition, ConditionKey, ConditionValue, Policy, PolicyKind, Response, Section, Selector, Value, ValueSyntax};
+use crate::codes::Code;
+use crate::diag::{Diagnostic, Diagnostics, Edit, Fix};
+use crate::limits::{
+    MAX_PATH_BYTES, MAX_PATH_COMPONENTS, MAX_PATH_PATTERNS, MAX_PROCESS_NAME_BYTES, MAX_RESPONSES_PER_TYPE,
+    MAX_SELECTORS_PER_TYPE, MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES,
+};
+use crate::model::{Actions, CheckedPolicy, Operation, ResponseModel, RuleSet, SelectorModel, Values};
+use crate::patterns::{LabelPattern, PathPattern, PatternError, TextPattern, TextSyntax};
+use crate::span::Span;
+use crate::suggest::did_you_mean;
+use std::collections::{HashMap, HashSet};
+
+/// Checks `policy`. `text` is the source its spans point into (for fixes).
+pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) -> CheckedPolicy {
+    // Names of both kinds first: a response may wrongly name a selector of
+    // the other kind, and the message should say so.
+    let names: HashMap<PolicyKind, HashMap<&str, usize>> = policy
+        .sections
+        .iter()
+        .map(|section| (section.kind, name_table(section, diagnostics)))
+        .collect();
+    let mut checked = CheckedPolicy { version: policy.version.as_ref().map(|v| v.value.clone()), ..Default::default() };
+    let mut path_patterns: HashSet<PathPattern> = HashSet::new();
+    let mut first_path_over_limit: Option<Span> = None;
+    for section in &policy.sections {
+        let empty = HashMap::new();
+        let own = names.get(&section.kind).unwrap_or(&empty);
+        let other = names.get(&section.kind.other()).unwrap_or(&empty);
+        let mut checker = SectionChecker { kind: section.kind, text, diagnostics: &mut *diagnostics, names: own, other_names: other };
+        let rules = checker.section(section);
+        for (selector, model) in section.selectors.iter().zip(&rules.selectors) {
+            for (key, values) in &model.conditions {
+                if let Values::Paths(paths) = values {
+                    for path in paths {
+                        if path_patterns.insert(path.clone()) && path_patterns.len() == MAX_PATH_PATTERNS + 1 {
+                            first_path_over_limit = selector.condition(*key).map(|c| c.key_span);
+                        }
+                    }
+                }
+            }
+        }
+        match section.kind {
+            PolicyKind::File => checked.file = rules,
+            PolicyKind::Process => checked.process = rules,
+        }
+    }
+    if let Some(at) = first_path_over_limit {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::LimitExceeded,
+                at,
+                format!(
+                    "the policy has {} distinct path patterns; d4c's tables hold {MAX_PATH_PATTERNS}",
+                    path_patterns.len()
+                ),
+            )
+            .label(format!("pattern {} is written here", MAX_PATH_PATTERNS + 1))
+            .help("merge patterns into directory wildcards (`/dir/*`, `/dir/**`), or split the policy"),
+        );
+    }
+    checked
+}
+
+/// Maps each selector name of `section` to the index of its first
+/// definition, reporting invalid and duplicate names.
+fn name_table<'p>(section: &'p Section, diagnostics: &mut Diagnostics) -> HashMap<&'p str, usize> {
+    let mut table: HashMap<&str, usize> = HashMap::new();
+    for (index, selector) in section.selectors.iter().enumerate() {
+        let Some(name) = &selector.name else { continue };
+        check_name(name, diagnostics);
+        match table.get(name.text.as_str()) {
+            Some(&first) => {
+                let mut diagnostic = Diagnostic::new(
+                    Code::DuplicateName,
+                    name.span,
+                    format!("a {} selector named `{}` is already defined", section.kind.as_str(), name.text),
+                )
+                .label("defined again here")
+                .help("give each selector its own name; responses could not tell them apart");
+                if let Some(first_name) = section.selectors.get(first).and_then(|s| s.name.as_ref()) {
+                    diagnostic = diagnostic.secondary(first_name.span, "first defined here");
+                }
+                diagnostics.push(diagnostic);
+            }
+            None => {
+                table.insert(&name.text, index);
+            }
+        }
+    }
+    table
+}
+
+/// `^[a-z0-9][a-z0-9_-]*$` (any case), at most `MAX_SELECTOR_NAME_BYTES`.
+fn check_name(name: &Value, diagnostics: &mut Diagnostics) {
+    let text = &name.text;
+    let bad = text.char_indices().find(|&(i, c)| {
+        let ok = c.is_ascii_alphanumeric() || (i > 0 && (c == '_' || c == '-'));
+        !ok
+    });
+    if let Some((at, c)) = bad {
+        let what = if at == 0 { "start with" } else { "contain" };
+        diagnostics.push(
+            Diagnostic::new(Code::InvalidName, name.sub_span(at..at + c.len_utf8()), format!("a selector name may not {what} `{c}`"))
+                .label("not allowed here")
+                .help("names are letters, digits, `_` and `-`, starting with a letter or digit"),
+        );
+    } else if text.len() > MAX_SELECTOR_NAME_BYTES {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::InvalidName,
+                name.sub_span(MAX_SELECTOR_NAME_BYTES..text.len()),
+                format!("the selector name is {} bytes; names may be at most {MAX_SELECTOR_NAME_BYTES}", text.len()),
+            )
+            .label("past the limit")
+            .help("shorten the name"),
+        );
+    }
+}
+
+struct SectionChecker<'a, 'p> {
+    kind: PolicyKind,
+    text: &'a str,
+    diagnostics: &'a mut Diagnostics,
+    names: &'a HashMap<&'p str, usize>,
+    other_names: &'a HashMap<&'p str, usize>,
+}
+
+/// A resolved reference to a selector from a response.
+struct Reference<'v> {
+    index: usize,
+    value: &'v Value,
+}
+
+impl SectionChecker<'_, '_> {
+    fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn section(&mut self, section: &Section) -> RuleSet {
+        let selectors: Vec<SelectorModel> = section.selectors.iter().map(|s| self.selector(s)).collect();
+        let mut used = vec![false; selectors.len()];
+        let mut seen_responses: HashMap<ResponseModel, Span> = HashMap::new();
+        let mut responses = Vec::with_capacity(section.responses.len());
+        for response in &section.responses {
+            let model = self.response(response, &section.selectors, &selectors);
+            for &i in model.matches.iter().chain(&model.excludes) {
+                if let Some(u) = used.get_mut(i) {
+                    *u = true;
+                }
+            }
+            let at = response.matches.as_ref().map_or(Span::point(response.span.start), |m| m.span);
+            if !model.matches.is_empty() {
+                match seen_responses.get(&model) {
+                    Some(&first) => self.push(
+                        Diagnostic::new(Code::DuplicateResponse, at, "this response is the same as an earlier one")
+                            .label("duplicate")
+                            .secondary(first, "the same response")
+                            .help("remove one; identical responses only repeat their actions"),
+                    ),
+                    None => {
+                        seen_responses.insert(model.clone(), at);
+                    }
+                }
+            }
+            responses.push(model);
+        }
+        for ((selector, model), used) in section.selectors.iter().zip(&selectors).zip(used) {
+            let Some(name) = &selector.name else { continue };
+            // A later duplicate of a name is not the one responses use; it
+            // is reported as a duplicate, not again as unused.
+            let is_definition = self.names.get(name.text.as_str()).is_some_and(|&i| section.selectors.get(i).is_some_and(|s| std::ptr::eq(s, selector)));
+            if !used && is_definition {
+                self.push(
+                    Diagnostic::new(Code::UnusedSelector, name.span, format!("the selector `{}` is not used by any response", model.name))
+                        .label("unused")
+                        .help("name it in a response's `match` or `exclude`, or remove it"),
+                );
+            }
+        }
+        self.capacity(section, selectors.len(), responses.len());
+        RuleSet { selectors, responses }
+    }
+
+    fn capacity(&mut self, section: &Section, selectors: usize, responses: usize) {
+        let kind = self.kind.as_str();
+        if selectors > MAX_SELECTORS_PER_TYPE {
+            let at = section.selectors.get(MAX_SELECTORS_PER_TYPE).map_or(section.key_span, |s| Span::point(s.span.start));
+            self.push(
+                Diagnostic::new(Code::LimitExceeded, at, format!("the policy has {selectors} {kind} selectors; d4c's tables hold {MAX_SELECTORS_PER_TYPE}"))
+                    .label(format!("selector {} starts here", MAX_SELECTORS_PER_TYPE + 1))
+                    .help("merge selectors that share conditions, or split the policy"),
+            );
+        }
+        if responses > MAX_RESPONSES_PER_TYPE {
+            let at = section.responses.get(MAX_RESPONSES_PER_TYPE).map_or(section.key_span, |r| Span::point(r.span.start));
+            self.push(
+                Diagnostic::new(Code::LimitExceeded, at, format!("the policy has {responses} {kind} responses; d4c's tables hold {MAX_RESPONSES_PER_TYPE}"))
+                    .label(format!("response {} starts here", MAX_RESPONSES_PER_TYPE + 1))
+                    .help("merge responses with the same actions, or split the policy"),
+            );
+        }
+    }
+
+    // ---- selectors -----------------------------------------------------
+
+    fn selector(&mut self, selector: &Selector) -> SelectorModel {
+        let name = selector.name.as_ref().map_or_else(String::new, |n| n.text.clone());
+        let mut conditions = Vec::with_capacity(selector.conditions.len());
+        for condition in &selector.conditions {
+            if let Some(values) = self.condition(condition) {
+                conditions.push((condition.key, values));
+            }
+        }
+        conditions.sort_by_key(|(k, _)| *k);
+        if selector.conditions.is_empty() && !selector.had_unreadable_keys {
+            let at = selector.name.as_ref().map_or(Span::point(selector.span.start), |n| n.span);
+            self.push(
+                Diagnostic::new(Code::NoConditions, at, format!("the selector `{name}` has no condition, so it would match every {} operation", self.kind.as_str()))
+                    .label("no conditions")
+                    .help("add a condition such as `operation` or `targetFilePath`"),
+            );
+        }
+        self.exclusive(selector);
+        self.unsatisfiable(selector);
+        SelectorModel { name, conditions }
+    }
+
+    fn exclusive(&mut self, selector: &Selector) {
+        const PAIRS: &[(ConditionKey, ConditionKey, &str)] = &[
+            (ConditionKey::ContainerImageFullName, ConditionKey::ContainerImageName, "a full image name already names the repository"),
+            (ConditionKey::IgnoreVolumeMounts, ConditionKey::IgnoreVolumeFiles, "ignoring every volume mount already ignores mounted files"),
+            (ConditionKey::ProcessExecutable, ConditionKey::ProcessName, "an executable's path already fixes its name"),
+        ];
+        for &(a, b, why) in PAIRS {
+            if let (Some(first), Some(second)) = (selector.condition(a), selector.condition(b)) {
+                let (first, second) = if first.key_span.start <= second.key_span.start { (first, second) } else { (second, first) };
+                self.push(
+                    Diagnostic::new(Code::ExclusiveConditions, second.key_span, format!("`{}` and `{}` may not be used in the same selector", first.key.key(), second.key.key()))
+                        .label("second of the pair")
+                        .secondary(first.key_span, "first of the pair")
+                        .help(format!("{why}: keep one, or split the selector in two")),
+                );
+            }
+        }
+    }
+
+    /// Selectors that no operation can match: a `processName` longer than
+    /// the kernel's comm.
+    fn unsatisfiable(&mut self, selector: &Selector) {
+        let Some(Condition { value: ConditionValue::List(values), .. }) = selector.condition(ConditionKey::ProcessName) else {
+            return;
+        };
+        for value in values {
+            let len = value.text.strip_suffix('*').unwrap_or(&value.text).len();
+            if len > MAX_PROCESS_NAME_BYTES {
+                self.push(
+                    Diagnostic::new(
+                        Code::UnsatisfiableSelector,
+                        value.sub_span(MAX_PROCESS_NAME_BYTES..len),
+                        format!("`{}` is {len} bytes, but the kernel keeps only the first {MAX_PROCESS_NAME_BYTES} bytes of a process name", value.text),
+                    )
+                    .label("no process name is this long")
+                    .help("match the full path with `processExecutable` instead"),
+                );
+            }
+        }
+    }
+
+    /// Parses one condition's values, reporting bad ones; `None` when none
+    /// is usable.
+    fn condition(&mut self, condition: &Condition) -> Option<Values> {
+        let values = match &condition.value {
+            ConditionValue::Bool(flag) => {
+                let meaningful = *flag || condition.key == ConditionKey::SessionLeaderInteractive;
+                return meaningful.then_some(Values::Flag(*flag));
+            }
+            ConditionValue::List(values) => values,
+        };
+        self.duplicate_values(values, &format!("`{}`", condition.key.key()));
+        let parsed = match condition.key.syntax() {
+            ValueSyntax::Operation => Values::Operations(self.operations(values)),
+            ValueSyntax::Path => Values::Paths(self.parse_all(values, MAX_PATH_BYTES, Code::InvalidPathPattern, |v| {
+                PathPattern::parse(v).and_then(|p| path_depth(v).map(|()| p))
+            })),
+            ValueSyntax::Label => Values::Labels(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidLabelPattern, LabelPattern::parse)),
+            syntax => {
+                let text_syntax = text_syntax(syntax);
+                Values::Text(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidValuePattern, |v| TextPattern::parse(v, text_syntax)))
+            }
+        };
+        let empty = match &parsed {
+            Values::Operations(v) => v.is_empty(),
+            Values::Text(v) => v.is_empty(),
+            Values::Labels(v) => v.is_empty(),
+            Values::Paths(v) => v.is_empty(),
+            Values::Flag(_) => false,
+        };
+        (!empty).then_some(parsed)
+    }
+
+    /// Parses each value with `parse`, reporting over-long values
+    /// (`D4C0020`) and syntax errors (`code`). Keeps the good ones, sorted
+    /// and without duplicates.
+    fn parse_all<T: Ord>(
+        &mut self,
+        values: &[Value],
+        max_len: usize,
+        code: Code,
+        parse: impl Fn(&str) -> Result<T, PatternError>,
+    ) -> Vec<T> {
+        let mut out = Vec::with_capacity(values.len());
+        for value in values {
+            if value.text.len() > max_len {
+                self.push(
+                    Diagnostic::new(Code::ValueTooLong, value.sub_span(max_len..value.text.len()), format!("this value is {} bytes; the limit is {max_len}", value.text.len()))
+                        .label("past the limit")
+                        .help("shorten it; use a wildcard pattern if it names many things"),
+                );
+                continue;
+            }
+            match parse(&value.text) {
+                Ok(pattern) => out.push(pattern),
+                Err(err) => {
+                    let span = if err.at.is_empty() && !value.text.is_empty() && err.at.start >= value.text.len() {
+                        // Something missing at the end: point at the last character.
+                        let last = value.text.chars().next_back().map_or(0, char::len_utf8);
+                        value.sub_span(value.text.len() - last..value.text.len())
+                    } else {
+                        value.sub_span(err.at.clone())
+                    };
+                    let mut diagnostic = Diagnostic::new(code, span, err.message).label("here");
+                    if let Some(help) = err.help {
+                        diagnostic = diagnostic.help(help);
+                    }
+                    self.push(diagnostic);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn operations(&mut self, values: &[Value]) -> Vec<Operation> {
+        let own: Vec<&str> = Operation::ALL.iter().filter(|o| o.kind() == self.kind).map(|o| o.name()).collect();
+        let mut out = Vec::with_capacity(values.len());
+        for value in values {
+            match Operation::from_name(&value.text) {
+                Some(op) if op.kind() == self.kind => out.push(op),
+                Some(op) => self.push(
+                    Diagnostic::new(Code::InvalidOperation, value.span, format!("`{}` is a {} operation, but this is a {} selector", op.name(), op.kind().as_str(), self.kind.as_str()))
+                        .label(format!("not a {} operation", self.kind.as_str()))
+                        .help(format!("{} selectors take: {}", self.kind.as_str(), backticked(&own))),
+                ),
+                None => {
+                    let help = match did_you_mean(&value.text, own.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("{} selectors take: {}", self.kind.as_str(), backticked(&own)),
+                    };
+                    self.push(
+                        Diagnostic::new(Code::InvalidOperation, value.span, format!("unknown operation `{}`", value.text))
+                            .label("unknown operation")
+                            .help(help),
+                    );
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn duplicate_values(&mut self, values: &[Value], what: &str) {
+        let mut first: HashMap<&str, Span> = HashMap::with_capacity(values.len());
+        for value in values {
+            match first.get(value.text.as_str()) {
+                Some(&at) => self.push(
+                    Diagnostic::new(Code::DuplicateValue, value.span, format!("`{}` is listed twice in {what}", value.text))
+                        .label("listed again")
+                        .secondary(at, "first listed here")
+                        .help("remove one"),
+                ),
+                None => {
+                    first.insert(&value.text, value.span);
+                }
+            }
+        }
+    }
+
+    // ---- responses -----------------------------------------------------
+
+    fn response(&mut self, response: &Response, asts: &[Selector], models: &[SelectorModel]) -> ResponseModel {
+        let empty = Vec::new();
+        let match_values = response.matches.as_ref().map_or(&empty, |m| &m.value);
+        self.duplicate_values(match_values, "`match`");
+        self.duplicate_values(&response.excludes, "`exclude`");
+        let matches = self.resolve(match_values);
+        let excludes = self.resolve(&response.excludes);
+        let actions = self.actions(response);
+        let model = ResponseModel {
+            matches: sorted_indices(&matches),
+            excludes: sorted_indices(&excludes),
+            actions,
+        };
+        if actions.contains(Actions::BLOCK) && self.kind == PolicyKind::File {
+            self.file_blocks(&matches, &excludes, asts, models);
+        }
+        self.never_fires(response, &matches, &excludes, models);
+        model
+    }
+
+    /// Resolves selector names, reporting unknown ones and those of the
+    /// other type.
+    fn resolve<'v>(&mut self, values: &'v [Value]) -> Vec<Reference<'v>> {
+        let mut out = Vec::with_capacity(values.len());
+        for value in values {
+            if let Some(&index) = self.names.get(value.text.as_str()) {
+                out.push(Reference { index, value });
+            } else if self.other_names.contains_key(value.text.as_str()) {
+                let other = self.kind.other().as_str();
+                self.push(
+                    Diagnostic::new(Code::SelectorOfOtherType, value.span, format!("`{}` is a {other} selector; a {} response can only use {} selectors", value.text, self.kind.as_str(), self.kind.as_str()))
+                        .label(format!("a {other} selector"))
+                        .help(format!("file and process events are decided apart: write a {} selector, or move this response under `{other}:`", self.kind.as_str())),
+                );
+            } else {
+                let help = match did_you_mean(&value.text, self.names.keys().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("define a {} selector named `{}`", self.kind.as_str(), value.text),
+                };
+                self.push(
+                    Diagnostic::new(Code::UndefinedSelector, value.span, format!("no {} selector is named `{}`", self.kind.as_str(), value.text))
+                        .label("undefined")
+                        .help(help),
+                );
+            }
+        }
+        out
+    }
+
+    fn actions(&mut self, response: &Response) -> Actions {
+        let Some(values) = &response.actions else { return Actions::NONE };
+        self.duplicate_values(&values.value, "`actions`");
+        let mut actions = Actions::NONE;
+        let mut block_at = None;
+        for value in &values.value {
+            match Actions::from_name(&value.text) {
+                Some(a) => {
+                    if a == Actions::BLOCK {
+                        block_at = Some(value);
+                    }
+                    actions = actions.union(a);
+                }
+                None => {
+                    let help = match did_you_mean(&value.text, ["log", "alert", "block"]) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "the actions are `log`, `alert` and `block`".to_string(),
+                    };
+                    self.push(Diagnostic::new(Code::InvalidAction, value.span, format!("unknown action `{}`", value.text)).label("unknown action").help(help));
+                }
+            }
+        }
+        if let Some(block) = block_at.filter(|_| !actions.contains(Actions::ALERT)) {
+            let mut diagnostic = Diagnostic::new(Code::BlockWithoutAlert, block.span, "`block` needs `alert` in the same response")
+                .label("blocks without alerting")
+                .help("write `actions: [alert, block]`, so that every refused operation is reported");
+            if let Some(fix) = insert_alert_before(self.text, block.span) {
+                diagnostic = diagnostic.fix(fix);
+            }
+            self.push(diagnostic);
+        }
+        actions
+    }
+
+    /// `D4C0029` and `D4C0030`: what a blocking file response may block.
+    fn file_blocks(&mut self, matches: &[Reference], excludes: &[Reference], asts: &[Selector], models: &[SelectorModel]) {
+        let exclude_has_path = excludes.iter().any(|r| models.get(r.index).is_some_and(|m| m.condition(ConditionKey::TargetFilePath).is_some()));
+        for reference in matches {
+            let Some(model) = models.get(reference.index) else { continue };
+            if !model.may_match_file_integrity() {
+                continue;
+            }
+            let definition = asts.get(reference.index).and_then(|s| s.name.as_ref()).map(|n| n.span);
+            match model.condition(ConditionKey::TargetFilePath) {
+                None if !exclude_has_path => {
+                    let ops = match model.operations() {
+                        Some(ops) => backticked(&ops.iter().filter(|o| o.is_file_integrity()).map(|o| o.name()).collect::<Vec<_>>()),
+                        None => "every file operation".to_string(),
+                    };
+                    let mut diagnostic = Diagnostic::new(Code::BlockWithoutPath, reference.value.span, format!("blocking {ops} on `{}` needs a `targetFilePath`", model.name))
+                        .label("blocks file writes on any path")
+                        .help(format!("add `targetFilePath` to `{}` (or an exclude with one), so that the block cannot stop every write in the container", model.name));
+                    if let Some(at) = definition {
+                        diagnostic = diagnostic.secondary(at, "selector defined here");
+                    }
+                    self.push(diagnostic);
+                }
+                Some(Values::Paths(paths)) if paths.iter().any(PathPattern::matches_everything) => {
+                    let value_at = asts
+                        .get(reference.index)
+                        .and_then(|s| s.condition(ConditionKey::TargetFilePath))
+                        .and_then(|c| match &c.value {
+                            ConditionValue::List(values) => values.iter().find(|v| PathPattern::parse(&v.text).is_ok_and(|p| p.matches_everything())).map(|v| v.span),
+                            ConditionValue::Bool(_) => None,
+                        });
+                    let mut diagnostic = Diagnostic::new(Code::BlockEverything, reference.value.span, format!("this response blocks file changes on every path through `{}`", model.name))
+                        .label("blocks writes anywhere")
+                        .help("narrow `targetFilePath` to the directories that must not change; blocking all file writes can make the container unusable");
+                    if let Some(at) = value_at {
+                        diagnostic = diagnostic.secondary(at, "matches every path");
+                    }
+                    self.push(diagnostic);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `D4C0031`: every match is covered by an exclude.
+    fn never_fires(&mut self, response: &Response, matches: &[Reference], excludes: &[Reference], models: &[SelectorModel]) {
+        if matches.is_empty() || excludes.is_empty() {
+            return;
+        }
+        let mut covering: Vec<Span> = Vec::new();
+        for m in matches {
+            let Some(matched) = models.get(m.index) else { return };
+            let cover = excludes.iter().find(|e| models.get(e.index).is_some_and(|ex| e.index == m.index || ex.covers(matched)));
+            match cover {
+                Some(e) => {
+                    if !covering.contains(&e.value.span) {
+                        covering.push(e.value.span);
+                    }
+                }
+                None => return,
+            }
+        }
+        let at = response.matches.as_ref().map_or(Span::point(response.span.start), |m| m.span);
+        let mut diagnostic = Diagnostic::new(Code::ResponseNeverFires, at, "this response can never fire: everything it matches is excluded")
+            .label("never fires")
+            .help("narrow the excludes, or remove the response");
+        for span in covering {
+            diagnostic = diagnostic.secondary(span, "excludes everything its matches select");
+        }
+        self.push(diagnostic);
+    }
+}
+
+fn sorted_indices(references: &[Reference]) -> Vec<usize> {
+    let mut v: Vec<usize> = references.iter().map(|r| r.index).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn backticked(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn text_syntax(syntax: ValueSyntax) -> TextSyntax {
+    match syntax {
+        ValueSyntax::ImageFullName => TextSyntax::ImageFullName,
+        ValueSyntax::ImageName => TextSyntax::ImageName,
+        ValueSyntax::ImageTag => TextSyntax::ImageTag,
+        ValueSyntax::PodName => TextSyntax::PodName,
+        ValueSyntax::Namespace => TextSyntax::Namespace,
+        ValueSyntax::ProcessName => TextSyntax::ProcessName,
+        ValueSyntax::Cluster | ValueSyntax::Flag | ValueSyntax::Operation | ValueSyntax::Path | ValueSyntax::Label => {
+            TextSyntax::Cluster
+        }
+    }
+}
+
+/// Paths deeper than [`MAX_PATH_COMPONENTS`] are refused like over-long ones.
+fn path_depth(text: &str) -> Result<(), PatternError> {
+    let mut depth = 0;
+    for (i, c) in text.char_indices() {
+        if c == '/' {
+            depth += 1;
+            if depth > MAX_PATH_COMPONENTS {
+                return Err(PatternError {
+                    at: i..text.len(),
+                    message: format!("the path has more than {MAX_PATH_COMPONENTS} components; the limit is {MAX_PATH_COMPONENTS}"),
+                    help: Some("use a `/dir/**` pattern for deep trees".to_string()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A fix that adds `alert` before the `block` at `block`: in a flow list
+/// (`[block]`) as `alert, block`; in a block list (`- block`) as a new item.
+fn insert_alert_before(text: &str, block: Span) -> Option<Fix> {
+    let before = text.get(..block.start)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let prefix = before.get(line_start..)?;
+    let replacement = if before.trim_end().ends_with(['[', ',']) {
+        "alert, block".to_string()
+    } else if prefix.trim_start().starts_with("- ") && prefix.trim_start().trim_start_matches("- ").trim().is_empty() {
+        format!("alert\n{prefix}block")
+    } else {
+        return None;
+    };
+    Some(Fix { description: "add `alert` before `block`".to_string(), edits: vec![Edit { span: block, replacement }] })
+}

@@ -1,0 +1,48 @@
+//! Every limit d4c enforces, defined once.
+//!
+//! The front-end limits bound the time and memory one lint run may take on
+//! hostile input. The policy limits are the capacity of the decision tables
+//! the kernel evaluates; the compiler checks them so that nothing over a limit
+//! is discovered later on a node. Each is reported with its figure
+//! (`D4C0003`, `D4C0033`).
+
+/// Largest policy file accepted, in bytes. A 10,000-selector policy is about
+/// 1.5 MiB; 32 MiB leaves room for 100,000 path patterns.
+pub const MAX_SOURCE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Deepest YAML nesting accepted. A policy needs four levels
+/// (`file` > `selectors` > item > condition list).
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// Most YAML nodes one document may hold once aliases are expanded. This is
+/// what defuses "billion laughs" alias bombs.
+pub const MAX_YAML_NODES: usize = 1_000_000;
+
+/// Selectors per type (file, process): one bit each in the decision tables.
+pub const MAX_SELECTORS_PER_TYPE: usize = 16_384;
+
+/// Responses per type (file, process).
+pub const MAX_RESPONSES_PER_TYPE: usize = 16_384;
+
+/// Path patterns (`targetFilePath` plus `processExecutable` values) in one
+/// policy, counted after duplicates are removed.
+pub const MAX_PATH_PATTERNS: usize = 65_536;
+
+/// Longest path pattern, in bytes: `PATH_MAX` (4096) less the NUL.
+pub const MAX_PATH_BYTES: usize = 4_095;
+
+/// Deepest path pattern, in components. The kernel resolves paths of up to
+/// `MAX_PATH_BYTES`, so no path has more than half that many components.
+pub const MAX_PATH_COMPONENTS: usize = 2_048;
+
+/// Longest non-path condition value (image names, labels, pod names ...), in
+/// bytes. Kubernetes' own longest name is a 253-byte DNS subdomain plus a
+/// 63-byte label name; this leaves room.
+pub const MAX_VALUE_BYTES: usize = 1_024;
+
+/// Longest `processName`: the kernel's `TASK_COMM_LEN` (16) less the NUL.
+/// A longer name can never equal a task's comm.
+pub const MAX_PROCESS_NAME_BYTES: usize = 15;
+
+/// Longest selector name, in bytes (as in the original).
+pub const MAX_SELECTOR_NAME_BYTES: usize = 128;

@@ -1,0 +1,61 @@
+//! "Did you mean" suggestions.
+
+/// The candidate closest to `word` by edit distance (case-insensitive), when
+/// close enough to be a likely typo: at most a third of the word's length,
+/// and at least one edit allowed. Ties go to the earlier candidate.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word_lower = word.to_lowercase();
+    let budget = (word.chars().count() / 3).max(1);
+    let mut best: Option<(usize, &'a str)> = None;
+    for candidate in candidates {
+        let distance = levenshtein(&word_lower, &candidate.to_lowercase());
+        if distance <= budget && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// Edit distance (insertions, deletions, substitutions) between two strings,
+/// by characters. O(|a|·|b|) time, O(|b|) space; only ever called on keys
+/// and names, which are short.
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = i;
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let (Some(&left), Some(&up)) = (row.get(j), row.get(j + 1)) else { break };
+            let value = (diagonal + usize::from(ca != *cb)).min(left + 1).min(up + 1);
+            diagonal = up;
+            if let Some(slot) = row.get_mut(j + 1) {
+                *slot = value;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances() {
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("same", "same"), 0);
+    }
+
+    #[test]
+    fn suggests_close_keys_only() {
+        let keys = ["targetFilePath", "operation", "processName"];
+        assert_eq!(did_you_mean("targetFilepath", keys), Some("targetFilePath"));
+        assert_eq!(did_you_mean("operations", keys), Some("operation"));
+        assert_eq!(did_you_mean("Operation", keys), Some("operation"));
+        assert_eq!(did_you_mean("banana", keys), None);
+    }
+}

@@ -1,0 +1,515 @@
+//! Stage 2: YAML nodes to the policy AST.
+//!
+//! Input: the root [`Node`] of a document. Output: the best [`Policy`] that
+//! can be read from it, plus structural diagnostics: wrong YAML types
+//! (`D4C0005`), unknown keys with a suggestion (`D4C0006`), duplicate keys
+//! (`D4C0007`), missing keys (`D4C0008`), empty values (`D4C0009`), legacy
+//! keys (`D4C0010`, with a fix), unsupported conditions (`D4C0011`) and
+//! conditions of the other selector type (`D4C0012`).
+//!
+//! Recovery: a value of the wrong type is reported and, where its meaning is
+//! still plain (a lone string where a list belongs, a number where a string
+//! belongs), used as if written right, so that later rules still run. What
+//! cannot be read is left out of the AST, and the selector remembers it
+//! (`had_unreadable_keys`) so that no rule repeats the problem.
+
+use crate::ast::{
+    Condition, ConditionKey, ConditionValue, Policy, PolicyKind, Response, Section, Selector, Value, ValueSyntax,
+    LEGACY_KEYS, ORCHESTRATOR_TYPE_KEY, UNSUPPORTED_KEYS,
+};
+use crate::codes::Code;
+use crate::diag::{Diagnostic, Diagnostics, Edit, Fix};
+use crate::span::{Span, Spanned};
+use crate::suggest::did_you_mean;
+use crate::yaml::{Node, NodeKind, Scalar, ScalarType};
+use std::collections::HashMap;
+
+/// Reads the policy in `root`, pushing every structural problem into
+/// `diagnostics`. `text` is the source the spans point into (for fixes).
+pub fn read_policy(root: &Node, text: &str, diagnostics: &mut Diagnostics) -> Policy {
+    let mut reader = Reader { text, diagnostics };
+    reader.policy(root)
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    diagnostics: &'a mut Diagnostics,
+}
+
+/// A map entry whose key is a string, with the key's text and span.
+struct Entry<'n> {
+    key: &'n str,
+    key_span: Span,
+    value: &'n Node,
+}
+
+const TOP_KEYS: &[&str] = &["file", "process", "version"];
+const SECTION_KEYS: &[&str] = &["selectors", "responses"];
+const RESPONSE_KEYS: &[&str] = &["match", "exclude", "actions"];
+
+impl Reader<'_> {
+    fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn policy(&mut self, root: &Node) -> Policy {
+        let mut policy = Policy::default();
+        let Some(entries) = self.map(root, "a policy", "a policy is a map with `file:` and/or `process:` sections")
+        else {
+            return policy;
+        };
+        for entry in entries {
+            match entry.key {
+                "file" | "process" => {
+                    let kind = if entry.key == "file" { PolicyKind::File } else { PolicyKind::Process };
+                    if let Some(section) = self.section(kind, &entry) {
+                        policy.sections.push(section);
+                    }
+                }
+                "version" => {
+                    if let Some(value) = self.string(entry.value, "`version`") {
+                        policy.version = Some(Spanned::new(value.text, value.span));
+                    }
+                }
+                other => self.unknown_key(other, entry.key_span, TOP_KEYS.iter().copied(), "at the top of a policy"),
+            }
+        }
+        if policy.sections.is_empty() && !entries_have_any(root, &["file", "process"]) {
+            self.push(
+                Diagnostic::new(Code::MissingKey, Span::point(root.span.start), "the policy has no `file:` or `process:` section")
+                    .help("add a `file:` or `process:` section with `selectors:` and `responses:`"),
+            );
+        }
+        policy
+    }
+
+    fn section(&mut self, kind: PolicyKind, entry: &Entry) -> Option<Section> {
+        let what = format!("the `{}` section", kind.as_str());
+        let entries = self.map(entry.value, &what, "a section is a map with `selectors:` and `responses:` lists")?;
+        let mut section = Section { kind, key_span: entry.key_span, selectors: Vec::new(), responses: Vec::new() };
+        let (mut saw_selectors, mut saw_responses) = (false, false);
+        for item in entries {
+            match item.key {
+                "selectors" => {
+                    saw_selectors = true;
+                    for node in self.list(item.value, "`selectors`") {
+                        if let Some(selector) = self.selector(kind, node) {
+                            section.selectors.push(selector);
+                        }
+                    }
+                }
+                "responses" => {
+                    saw_responses = true;
+                    for node in self.list(item.value, "`responses`") {
+                        if let Some(response) = self.response(node) {
+                            section.responses.push(response);
+                        }
+                    }
+                }
+                other => self.unknown_key(other, item.key_span, SECTION_KEYS.iter().copied(), &format!("in {what}")),
+            }
+        }
+        for (seen, key) in [(saw_selectors, "selectors"), (saw_responses, "responses")] {
+            if !seen {
+                self.push(
+                    Diagnostic::new(Code::MissingKey, entry.key_span, format!("{what} has no `{key}` list"))
+                        .label(format!("`{key}` missing here"))
+                        .help(format!("add `{key}:` with at least one item")),
+                );
+            }
+        }
+        Some(section)
+    }
+
+    fn selector(&mut self, kind: PolicyKind, node: &Node) -> Option<Selector> {
+        let entries = self.map(node, "a selector", "a selector is a map with a `name` and conditions")?;
+        let mut selector = Selector { span: node.span, name: None, conditions: Vec::new(), had_unreadable_keys: false };
+        // Where each condition was first written, to report duplicates that
+        // YAML does not see (a legacy key next to its modern name).
+        let mut seen: HashMap<ConditionKey, Span> = HashMap::new();
+        for entry in &entries {
+            if entry.key == "name" {
+                selector.name = self.string(entry.value, "a selector's `name`");
+                continue;
+            }
+            let key = match ConditionKey::from_key(entry.key) {
+                Some(key) => key,
+                None => match LEGACY_KEYS.iter().find(|(legacy, _)| *legacy == entry.key) {
+                    Some(&(legacy, modern)) => {
+                        self.push(
+                            Diagnostic::new(
+                                Code::LegacyKey,
+                                entry.key_span,
+                                format!("`{legacy}` is the old name of `{}`", modern.key()),
+                            )
+                            .label("legacy key")
+                            .help(format!("rename it to `{}`", modern.key()))
+                            .fix(Fix {
+                                description: format!("rename `{legacy}` to `{}`", modern.key()),
+                                edits: vec![Edit { span: entry.key_span, replacement: modern.key().to_string() }],
+                            }),
+                        );
+                        modern
+                    }
+                    None => {
+                        selector.had_unreadable_keys = true;
+                        self.unreadable_condition(kind, &entry);
+                        continue;
+                    }
+                },
+            };
+            if !key.applies().to(kind) {
+                selector.had_unreadable_keys = true;
+                self.push(wrong_kind(kind, key, entry.key_span));
+                continue;
+            }
+            if let Some(&first) = seen.get(&key) {
+                self.push(
+                    Diagnostic::new(
+                        Code::DuplicateKey,
+                        entry.key_span,
+                        format!("the condition `{}` is written twice in this selector", key.key()),
+                    )
+                    .label("second time")
+                    .secondary(first, "first time")
+                    .help("merge the two lists into one"),
+                );
+                continue;
+            }
+            seen.insert(key, entry.key_span);
+            let value = if key.syntax() == ValueSyntax::Flag {
+                self.flag(entry.value, key).map(ConditionValue::Bool)
+            } else {
+                let values = self.string_list(entry.value, &format!("`{}`", entry.key));
+                (!values.is_empty()).then_some(ConditionValue::List(values))
+            };
+            if let Some(value) = value {
+                selector.conditions.push(Condition { key, key_span: entry.key_span, value, value_span: entry.value.span });
+            } else {
+                selector.had_unreadable_keys = true;
+            }
+        }
+        if selector.name.is_none() && !entries.iter().any(|e| e.key == "name") {
+            self.push(
+                Diagnostic::new(Code::MissingKey, Span::point(node.span.start), "this selector has no `name`")
+                    .label("selector without a name")
+                    .help("add `name: someName`; responses refer to selectors by name"),
+            );
+        }
+        Some(selector)
+    }
+
+    /// Reports a selector key that is neither a condition nor a legacy name.
+    fn unreadable_condition(&mut self, kind: PolicyKind, entry: &Entry) {
+        if let Some(&(key, why)) = UNSUPPORTED_KEYS.iter().find(|(k, _)| *k == entry.key) {
+            self.push(
+                Diagnostic::new(Code::UnsupportedCondition, entry.key_span, format!("`{key}` is not supported by d4c"))
+                    .label("unsupported condition")
+                    .help(format!("{why}; remove it (ignoring it would make the selector match more than written)")),
+            );
+            return;
+        }
+        if entry.key == ORCHESTRATOR_TYPE_KEY {
+            self.orchestrator_type(entry);
+            return;
+        }
+        let keys = std::iter::once("name").chain(ConditionKey::ALL.iter().filter(|c| c.applies().to(kind)).map(|c| c.key()));
+        if let Some(other) = ConditionKey::ALL.iter().find(|c| c.key().eq_ignore_ascii_case(entry.key)) {
+            if !other.applies().to(kind) {
+                self.push(wrong_kind(kind, *other, entry.key_span));
+                return;
+            }
+        }
+        self.unknown_key(entry.key, entry.key_span, keys, &format!("in a {} selector", kind.as_str()));
+    }
+
+    /// `orchestratorType: [kubernetes]` always holds under d4c; anything else never does.
+    fn orchestrator_type(&mut self, entry: &Entry) {
+        let values = self.string_list(entry.value, "`orchestratorType`");
+        if let Some(bad) = values.iter().find(|v| v.text != "kubernetes") {
+            self.push(
+                Diagnostic::new(
+                    Code::UnsatisfiableSelector,
+                    bad.span,
+                    format!("`orchestratorType` `{}` never matches: d4c protects Kubernetes pods only", bad.text),
+                )
+                .label("not `kubernetes`")
+                .help("remove `orchestratorType`"),
+            );
+        } else {
+            self.push(
+                Diagnostic::new(Code::LegacyKey, entry.key_span, "`orchestratorType` is obsolete: every container d4c protects is a Kubernetes pod")
+                    .label("always true")
+                    .help("remove the `orchestratorType` line"),
+            );
+        }
+    }
+
+    fn response(&mut self, node: &Node) -> Option<Response> {
+        let entries = self.map(node, "a response", "a response is a map with `match`, optional `exclude`, and `actions`")?;
+        let mut response = Response { span: node.span, matches: None, excludes: Vec::new(), actions: None };
+        for entry in &entries {
+            match entry.key {
+                "match" => {
+                    response.matches = Some(Spanned::new(self.string_list(entry.value, "`match`"), entry.key_span));
+                }
+                "exclude" => response.excludes = self.string_list(entry.value, "`exclude`"),
+                "actions" => {
+                    response.actions = Some(Spanned::new(self.string_list(entry.value, "`actions`"), entry.key_span));
+                }
+                other => self.unknown_key(other, entry.key_span, RESPONSE_KEYS.iter().copied(), "in a response"),
+            }
+        }
+        for (present, key, help) in [
+            (response.matches.is_some(), "match", "add `match: [selectorName]`: the selectors that make it fire"),
+            (response.actions.is_some(), "actions", "add `actions: [log]`, `[alert]` or `[alert, block]`"),
+        ] {
+            if !present {
+                self.push(
+                    Diagnostic::new(Code::MissingKey, Span::point(node.span.start), format!("this response has no `{key}`"))
+                        .label(format!("`{key}` missing"))
+                        .help(help),
+                );
+            }
+        }
+        Some(response)
+    }
+
+    // ---- typed readers -------------------------------------------------
+
+    /// The entries of a map, with string keys checked for type and
+    /// duplicates. `None` (and a diagnostic) when `node` is not a map.
+    fn map<'n>(&mut self, node: &'n Node, what: &str, help: &str) -> Option<Vec<Entry<'n>>> {
+        let pairs = match &node.kind {
+            NodeKind::Map(pairs) => pairs,
+            _ => {
+                let code = if is_null(node) { Code::EmptyValue } else { Code::WrongType };
+                self.push(
+                    Diagnostic::new(code, node.span, format!("expected {what} (a map), found {}", node.describe()))
+                        .label("expected a map")
+                        .help(help),
+                );
+                return None;
+            }
+        };
+        let mut entries = Vec::with_capacity(pairs.len());
+        let mut first_at: HashMap<&str, Span> = HashMap::new();
+        for (key, value) in pairs {
+            let Some(scalar) = key.as_scalar().filter(|s| s.ty != ScalarType::Null) else {
+                self.push(
+                    Diagnostic::new(Code::WrongType, key.span, format!("a key must be a name, found {}", key.describe()))
+                        .label("not a name"),
+                );
+                continue;
+            };
+            if let Some(&first) = first_at.get(scalar.value.as_str()) {
+                self.push(
+                    Diagnostic::new(Code::DuplicateKey, key.span, format!("`{}` is written twice in this map", scalar.value))
+                        .label("second time")
+                        .secondary(first, "first time")
+                        .help("keep one; YAML keeps only the last, silently"),
+                );
+                continue;
+            }
+            first_at.insert(&scalar.value, key.span);
+            entries.push(Entry { key: &scalar.value, key_span: key.span, value });
+        }
+        Some(entries)
+    }
+
+    /// The items of a non-empty list.
+    fn list<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
+        match &node.kind {
+            NodeKind::Seq(items) if !items.is_empty() => items,
+            NodeKind::Seq(_) => {
+                self.push(
+                    Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is an empty list"))
+                        .label("empty")
+                        .help("list at least one item"),
+                );
+                &[]
+            }
+            _ => {
+                let code = if is_null(node) { Code::EmptyValue } else { Code::WrongType };
+                self.push(
+                    Diagnostic::new(code, node.span, format!("expected {what} to be a list, found {}", node.describe()))
+                        .label("expected a list")
+                        .help("write the items one per line, each after `- `"),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// A list of strings. A lone string stands for a list of one (reported,
+    /// with a fix); numbers and booleans stand for their text (reported,
+    /// with a fix). Empty lists and empty strings are reported.
+    fn string_list(&mut self, node: &Node, what: &str) -> Vec<Value> {
+        match &node.kind {
+            NodeKind::Seq(items) => {
+                if items.is_empty() {
+                    self.push(
+                        Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is an empty list"))
+                            .label("empty")
+                            .help("list at least one value, or remove the key"),
+                    );
+                }
+                items.iter().filter_map(|item| self.string(item, &format!("an item of {what}"))).collect()
+            }
+            NodeKind::Scalar(scalar) if scalar.ty != ScalarType::Null => {
+                let source = self.text.get(node.span.range()).unwrap_or_default();
+                let wrapped = format!("[{source}]");
+                let mut diagnostic = Diagnostic::new(
+                    Code::WrongType,
+                    node.span,
+                    format!("expected {what} to be a list, found {}", node.describe()),
+                )
+                .label("expected a list")
+                .help(format!("write `{wrapped}`"));
+                if flow_safe(scalar, source) {
+                    diagnostic = diagnostic.fix(Fix {
+                        description: format!("wrap `{source}` in a list"),
+                        edits: vec![Edit { span: node.span, replacement: wrapped }],
+                    });
+                }
+                self.push(diagnostic);
+                self.string(node, what).into_iter().collect()
+            }
+            _ => {
+                let code = if is_null(node) { Code::EmptyValue } else { Code::WrongType };
+                self.push(
+                    Diagnostic::new(code, node.span, format!("expected {what} to be a list of strings, found {}", node.describe()))
+                        .label("expected a list")
+                        .help("write `[value, ...]` or one `- value` per line"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// A string. Numbers and booleans are taken as their text, with a
+    /// diagnostic and a fix that quotes them.
+    fn string(&mut self, node: &Node, what: &str) -> Option<Value> {
+        let scalar = match &node.kind {
+            NodeKind::Scalar(s) => s,
+            _ => {
+                self.push(
+                    Diagnostic::new(Code::WrongType, node.span, format!("expected {what} to be a string, found {}", node.describe()))
+                        .label("expected a string"),
+                );
+                return None;
+            }
+        };
+        match scalar.ty {
+            ScalarType::Str if scalar.value.is_empty() => {
+                self.push(
+                    Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is an empty string"))
+                        .label("empty")
+                        .help("write a value, or remove it"),
+                );
+                None
+            }
+            ScalarType::Str => Some(value_of(node, scalar)),
+            ScalarType::Null => {
+                self.push(
+                    Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is empty"))
+                        .label("no value")
+                        .help("write a value, or remove it"),
+                );
+                None
+            }
+            ScalarType::Bool(_) | ScalarType::Int | ScalarType::Float => {
+                let quoted = serde_json::to_string(&scalar.value).unwrap_or_else(|_| format!("\"{}\"", scalar.value));
+                self.push(
+                    Diagnostic::new(Code::WrongType, node.span, format!("expected {what} to be a string, found {}", node.describe()))
+                        .label("YAML reads this as a number or boolean")
+                        .help(format!("quote it: `{quoted}`"))
+                        .fix(Fix {
+                            description: format!("quote `{}`", scalar.value),
+                            edits: vec![Edit { span: node.span, replacement: quoted }],
+                        }),
+                );
+                Some(value_of(node, scalar))
+            }
+        }
+    }
+
+    /// A boolean flag.
+    fn flag(&mut self, node: &Node, key: ConditionKey) -> Option<bool> {
+        if let Some(Scalar { ty: ScalarType::Bool(b), .. }) = node.as_scalar() {
+            return Some(*b);
+        }
+        let mut diagnostic = Diagnostic::new(
+            if is_null(node) { Code::EmptyValue } else { Code::WrongType },
+            node.span,
+            format!("expected `{}` to be `true` or `false`, found {}", key.key(), node.describe()),
+        )
+        .label("expected a boolean");
+        if let Some(s) = node.as_scalar().filter(|s| s.ty == ScalarType::Str) {
+            if let Some(b) = ["true", "false"].into_iter().find(|b| s.value.eq_ignore_ascii_case(b)) {
+                diagnostic = diagnostic.help(format!("write `{b}` without quotes")).fix(Fix {
+                    description: format!("unquote `{b}`"),
+                    edits: vec![Edit { span: node.span, replacement: b.to_string() }],
+                });
+            }
+        }
+        self.push(diagnostic);
+        None
+    }
+
+    fn unknown_key<'k>(&mut self, key: &str, span: Span, candidates: impl IntoIterator<Item = &'k str>, place: &str) {
+        let candidates: Vec<&str> = candidates.into_iter().collect();
+        let mut diagnostic =
+            Diagnostic::new(Code::UnknownKey, span, format!("unknown key `{key}` {place}")).label("unknown key");
+        diagnostic = match did_you_mean(key, candidates.iter().copied()) {
+            Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
+            None => diagnostic.help(format!("the keys here are: {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))),
+        };
+        self.push(diagnostic);
+    }
+}
+
+/// The diagnostic for a condition that belongs to the other selector type.
+fn wrong_kind(kind: PolicyKind, key: ConditionKey, span: Span) -> Diagnostic {
+    let counterpart = match key {
+        ConditionKey::TargetFilePath => Some(ConditionKey::ProcessExecutable),
+        ConditionKey::ProcessExecutable => Some(ConditionKey::TargetFilePath),
+        _ => None,
+    };
+    let help = match counterpart {
+        Some(c) => format!("{} selectors match paths with `{}`", kind.as_str(), c.key()),
+        None => format!("move it to a selector under `{}:`", kind.other().as_str()),
+    };
+    Diagnostic::new(
+        Code::ConditionWrongType,
+        span,
+        format!("`{}` is a {} condition, but this is a {} selector", key.key(), kind.other().as_str(), kind.as_str()),
+    )
+    .label(format!("not a {} condition", kind.as_str()))
+    .help(help)
+}
+
+fn value_of(node: &Node, scalar: &Scalar) -> Value {
+    Value { text: scalar.value.clone(), span: node.span, verbatim_at: scalar.verbatim_at }
+}
+
+fn is_null(node: &Node) -> bool {
+    matches!(node.as_scalar(), Some(s) if s.ty == ScalarType::Null)
+}
+
+/// Whether `[source]` reads back as a list holding the same scalar: quoted
+/// scalars always do; plain ones when they hold no flow indicator.
+fn flow_safe(scalar: &Scalar, source: &str) -> bool {
+    let quoted = source.starts_with('"') || source.starts_with('\'');
+    quoted || (scalar.verbatim_at.is_some() && !source.contains([',', '[', ']', '{', '}', '#', '\n']))
+}
+
+/// Whether `node` is a map with any of `keys`.
+fn entries_have_any(node: &Node, keys: &[&str]) -> bool {
+    match &node.kind {
+        NodeKind::Map(pairs) => {
+            pairs.iter().any(|(k, _)| k.as_scalar().is_some_and(|s| keys.contains(&s.value.as_str())))
+        }
+        _ => true, // not a map: already reported
+    }
+}
