@@ -10,7 +10,9 @@
 //! which compares each response's match selectors with its own excludes
 //! (the product of two lists the user wrote in one response).
 
-use crate::ast::{Condition, ConditionKey, ConditionValue, Policy, PolicyKind, Response, Section, Selector, Value, ValueSyntax};
+use crate::ast::{
+    Condition, ConditionKey, ConditionValue, Policy, PolicyKind, Response, Section, Selector, Value, ValueSyntax,
+};
 use crate::codes::Code;
 use crate::diag::{Diagnostic, Diagnostics, Edit, Fix};
 use crate::limits::{
@@ -27,11 +29,8 @@ use std::collections::{HashMap, HashSet};
 pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) -> CheckedPolicy {
     // Names of both kinds first: a response may wrongly name a selector of
     // the other kind, and the message should say so.
-    let names: HashMap<PolicyKind, HashMap<&str, usize>> = policy
-        .sections
-        .iter()
-        .map(|section| (section.kind, name_table(section, diagnostics)))
-        .collect();
+    let names: HashMap<PolicyKind, HashMap<&str, usize>> =
+        policy.sections.iter().map(|section| (section.kind, name_table(section, diagnostics))).collect();
     let mut checked = CheckedPolicy { version: policy.version.as_ref().map(|v| v.value.clone()), ..Default::default() };
     let mut path_patterns: HashSet<PathPattern> = HashSet::new();
     let mut first_path_over_limit: Option<Span> = None;
@@ -39,7 +38,8 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
         let empty = HashMap::new();
         let own = names.get(&section.kind).unwrap_or(&empty);
         let other = names.get(&section.kind.other()).unwrap_or(&empty);
-        let mut checker = SectionChecker { kind: section.kind, text, diagnostics: &mut *diagnostics, names: own, other_names: other };
+        let mut checker =
+            SectionChecker { kind: section.kind, text, diagnostics: &mut *diagnostics, names: own, other_names: other };
         let rules = checker.section(section);
         for (selector, model) in section.selectors.iter().zip(&rules.selectors) {
             for (key, values) in &model.conditions {
@@ -113,9 +113,13 @@ fn check_name(name: &Value, diagnostics: &mut Diagnostics) {
     if let Some((at, c)) = bad {
         let what = if at == 0 { "start with" } else { "contain" };
         diagnostics.push(
-            Diagnostic::new(Code::InvalidName, name.sub_span(at..at + c.len_utf8()), format!("a selector name may not {what} `{c}`"))
-                .label("not allowed here")
-                .help("names are letters, digits, `_` and `-`, starting with a letter or digit"),
+            Diagnostic::new(
+                Code::InvalidName,
+                name.sub_span(at..at + c.len_utf8()),
+                format!("a selector name may not {what} `{c}`"),
+            )
+            .label("not allowed here")
+            .help("names are letters, digits, `_` and `-`, starting with a letter or digit"),
         );
     } else if text.len() > MAX_SELECTOR_NAME_BYTES {
         diagnostics.push(
@@ -181,12 +185,19 @@ impl SectionChecker<'_, '_> {
             let Some(name) = &selector.name else { continue };
             // A later duplicate of a name is not the one responses use; it
             // is reported as a duplicate, not again as unused.
-            let is_definition = self.names.get(name.text.as_str()).is_some_and(|&i| section.selectors.get(i).is_some_and(|s| std::ptr::eq(s, selector)));
+            let is_definition = self
+                .names
+                .get(name.text.as_str())
+                .is_some_and(|&i| section.selectors.get(i).is_some_and(|s| std::ptr::eq(s, selector)));
             if !used && is_definition {
                 self.push(
-                    Diagnostic::new(Code::UnusedSelector, name.span, format!("the selector `{}` is not used by any response", model.name))
-                        .label("unused")
-                        .help("name it in a response's `match` or `exclude`, or remove it"),
+                    Diagnostic::new(
+                        Code::UnusedSelector,
+                        name.span,
+                        format!("the selector `{}` is not used by any response", model.name),
+                    )
+                    .label("unused")
+                    .help("name it in a response's `match` or `exclude`, or remove it"),
                 );
             }
         }
@@ -197,19 +208,29 @@ impl SectionChecker<'_, '_> {
     fn capacity(&mut self, section: &Section, selectors: usize, responses: usize) {
         let kind = self.kind.as_str();
         if selectors > MAX_SELECTORS_PER_TYPE {
-            let at = section.selectors.get(MAX_SELECTORS_PER_TYPE).map_or(section.key_span, |s| Span::point(s.span.start));
+            let at =
+                section.selectors.get(MAX_SELECTORS_PER_TYPE).map_or(section.key_span, |s| Span::point(s.span.start));
             self.push(
-                Diagnostic::new(Code::LimitExceeded, at, format!("the policy has {selectors} {kind} selectors; d4c's tables hold {MAX_SELECTORS_PER_TYPE}"))
-                    .label(format!("selector {} starts here", MAX_SELECTORS_PER_TYPE + 1))
-                    .help("merge selectors that share conditions, or split the policy"),
+                Diagnostic::new(
+                    Code::LimitExceeded,
+                    at,
+                    format!("the policy has {selectors} {kind} selectors; d4c's tables hold {MAX_SELECTORS_PER_TYPE}"),
+                )
+                .label(format!("selector {} starts here", MAX_SELECTORS_PER_TYPE + 1))
+                .help("merge selectors that share conditions, or split the policy"),
             );
         }
         if responses > MAX_RESPONSES_PER_TYPE {
-            let at = section.responses.get(MAX_RESPONSES_PER_TYPE).map_or(section.key_span, |r| Span::point(r.span.start));
+            let at =
+                section.responses.get(MAX_RESPONSES_PER_TYPE).map_or(section.key_span, |r| Span::point(r.span.start));
             self.push(
-                Diagnostic::new(Code::LimitExceeded, at, format!("the policy has {responses} {kind} responses; d4c's tables hold {MAX_RESPONSES_PER_TYPE}"))
-                    .label(format!("response {} starts here", MAX_RESPONSES_PER_TYPE + 1))
-                    .help("merge responses with the same actions, or split the policy"),
+                Diagnostic::new(
+                    Code::LimitExceeded,
+                    at,
+                    format!("the policy has {responses} {kind} responses; d4c's tables hold {MAX_RESPONSES_PER_TYPE}"),
+                )
+                .label(format!("response {} starts here", MAX_RESPONSES_PER_TYPE + 1))
+                .help("merge responses with the same actions, or split the policy"),
             );
         }
     }
@@ -228,9 +249,16 @@ impl SectionChecker<'_, '_> {
         if selector.conditions.is_empty() && !selector.had_unreadable_keys {
             let at = selector.name.as_ref().map_or(Span::point(selector.span.start), |n| n.span);
             self.push(
-                Diagnostic::new(Code::NoConditions, at, format!("the selector `{name}` has no condition, so it would match every {} operation", self.kind.as_str()))
-                    .label("no conditions")
-                    .help("add a condition such as `operation` or `targetFilePath`"),
+                Diagnostic::new(
+                    Code::NoConditions,
+                    at,
+                    format!(
+                        "the selector `{name}` has no condition, so it would match every {} operation",
+                        self.kind.as_str()
+                    ),
+                )
+                .label("no conditions")
+                .help("add a condition such as `operation` or `targetFilePath`"),
             );
         }
         self.exclusive(selector);
@@ -240,18 +268,35 @@ impl SectionChecker<'_, '_> {
 
     fn exclusive(&mut self, selector: &Selector) {
         const PAIRS: &[(ConditionKey, ConditionKey, &str)] = &[
-            (ConditionKey::ContainerImageFullName, ConditionKey::ContainerImageName, "a full image name already names the repository"),
-            (ConditionKey::IgnoreVolumeMounts, ConditionKey::IgnoreVolumeFiles, "ignoring every volume mount already ignores mounted files"),
+            (
+                ConditionKey::ContainerImageFullName,
+                ConditionKey::ContainerImageName,
+                "a full image name already names the repository",
+            ),
+            (
+                ConditionKey::IgnoreVolumeMounts,
+                ConditionKey::IgnoreVolumeFiles,
+                "ignoring every volume mount already ignores mounted files",
+            ),
             (ConditionKey::ProcessExecutable, ConditionKey::ProcessName, "an executable's path already fixes its name"),
         ];
         for &(a, b, why) in PAIRS {
             if let (Some(first), Some(second)) = (selector.condition(a), selector.condition(b)) {
-                let (first, second) = if first.key_span.start <= second.key_span.start { (first, second) } else { (second, first) };
+                let (first, second) =
+                    if first.key_span.start <= second.key_span.start { (first, second) } else { (second, first) };
                 self.push(
-                    Diagnostic::new(Code::ExclusiveConditions, second.key_span, format!("`{}` and `{}` may not be used in the same selector", first.key.key(), second.key.key()))
-                        .label("second of the pair")
-                        .secondary(first.key_span, "first of the pair")
-                        .help(format!("{why}: keep one, or split the selector in two")),
+                    Diagnostic::new(
+                        Code::ExclusiveConditions,
+                        second.key_span,
+                        format!(
+                            "`{}` and `{}` may not be used in the same selector",
+                            first.key.key(),
+                            second.key.key()
+                        ),
+                    )
+                    .label("second of the pair")
+                    .secondary(first.key_span, "first of the pair")
+                    .help(format!("{why}: keep one, or split the selector in two")),
                 );
             }
         }
@@ -260,7 +305,8 @@ impl SectionChecker<'_, '_> {
     /// Selectors that no operation can match: a `processName` longer than
     /// the kernel's comm.
     fn unsatisfiable(&mut self, selector: &Selector) {
-        let Some(Condition { value: ConditionValue::List(values), .. }) = selector.condition(ConditionKey::ProcessName) else {
+        let Some(Condition { value: ConditionValue::List(values), .. }) = selector.condition(ConditionKey::ProcessName)
+        else {
             return;
         };
         for value in values {
@@ -295,10 +341,14 @@ impl SectionChecker<'_, '_> {
             ValueSyntax::Path => Values::Paths(self.parse_all(values, MAX_PATH_BYTES, Code::InvalidPathPattern, |v| {
                 PathPattern::parse(v).and_then(|p| path_depth(v).map(|()| p))
             })),
-            ValueSyntax::Label => Values::Labels(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidLabelPattern, LabelPattern::parse)),
+            ValueSyntax::Label => {
+                Values::Labels(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidLabelPattern, LabelPattern::parse))
+            }
             syntax => {
                 let text_syntax = text_syntax(syntax);
-                Values::Text(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidValuePattern, |v| TextPattern::parse(v, text_syntax)))
+                Values::Text(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidValuePattern, |v| {
+                    TextPattern::parse(v, text_syntax)
+                }))
             }
         };
         let empty = match &parsed {
@@ -325,9 +375,13 @@ impl SectionChecker<'_, '_> {
         for value in values {
             if value.text.len() > max_len {
                 self.push(
-                    Diagnostic::new(Code::ValueTooLong, value.sub_span(max_len..value.text.len()), format!("this value is {} bytes; the limit is {max_len}", value.text.len()))
-                        .label("past the limit")
-                        .help("shorten it; use a wildcard pattern if it names many things"),
+                    Diagnostic::new(
+                        Code::ValueTooLong,
+                        value.sub_span(max_len..value.text.len()),
+                        format!("this value is {} bytes; the limit is {max_len}", value.text.len()),
+                    )
+                    .label("past the limit")
+                    .help("shorten it; use a wildcard pattern if it names many things"),
                 );
                 continue;
             }
@@ -361,9 +415,18 @@ impl SectionChecker<'_, '_> {
             match Operation::from_name(&value.text) {
                 Some(op) if op.kind() == self.kind => out.push(op),
                 Some(op) => self.push(
-                    Diagnostic::new(Code::InvalidOperation, value.span, format!("`{}` is a {} operation, but this is a {} selector", op.name(), op.kind().as_str(), self.kind.as_str()))
-                        .label(format!("not a {} operation", self.kind.as_str()))
-                        .help(format!("{} selectors take: {}", self.kind.as_str(), backticked(&own))),
+                    Diagnostic::new(
+                        Code::InvalidOperation,
+                        value.span,
+                        format!(
+                            "`{}` is a {} operation, but this is a {} selector",
+                            op.name(),
+                            op.kind().as_str(),
+                            self.kind.as_str()
+                        ),
+                    )
+                    .label(format!("not a {} operation", self.kind.as_str()))
+                    .help(format!("{} selectors take: {}", self.kind.as_str(), backticked(&own))),
                 ),
                 None => {
                     let help = match did_you_mean(&value.text, own.iter().copied()) {
@@ -371,9 +434,13 @@ impl SectionChecker<'_, '_> {
                         None => format!("{} selectors take: {}", self.kind.as_str(), backticked(&own)),
                     };
                     self.push(
-                        Diagnostic::new(Code::InvalidOperation, value.span, format!("unknown operation `{}`", value.text))
-                            .label("unknown operation")
-                            .help(help),
+                        Diagnostic::new(
+                            Code::InvalidOperation,
+                            value.span,
+                            format!("unknown operation `{}`", value.text),
+                        )
+                        .label("unknown operation")
+                        .help(help),
                     );
                 }
             }
@@ -388,10 +455,14 @@ impl SectionChecker<'_, '_> {
         for value in values {
             match first.get(value.text.as_str()) {
                 Some(&at) => self.push(
-                    Diagnostic::new(Code::DuplicateValue, value.span, format!("`{}` is listed twice in {what}", value.text))
-                        .label("listed again")
-                        .secondary(at, "first listed here")
-                        .help("remove one"),
+                    Diagnostic::new(
+                        Code::DuplicateValue,
+                        value.span,
+                        format!("`{}` is listed twice in {what}", value.text),
+                    )
+                    .label("listed again")
+                    .secondary(at, "first listed here")
+                    .help("remove one"),
                 ),
                 None => {
                     first.insert(&value.text, value.span);
@@ -410,11 +481,7 @@ impl SectionChecker<'_, '_> {
         let matches = self.resolve(match_values);
         let excludes = self.resolve(&response.excludes);
         let actions = self.actions(response);
-        let model = ResponseModel {
-            matches: sorted_indices(&matches),
-            excludes: sorted_indices(&excludes),
-            actions,
-        };
+        let model = ResponseModel { matches: sorted_indices(&matches), excludes: sorted_indices(&excludes), actions };
         if actions.contains(Actions::BLOCK) && self.kind == PolicyKind::File {
             self.file_blocks(&matches, &excludes, asts, models);
         }
@@ -442,9 +509,13 @@ impl SectionChecker<'_, '_> {
                     None => format!("define a {} selector named `{}`", self.kind.as_str(), value.text),
                 };
                 self.push(
-                    Diagnostic::new(Code::UndefinedSelector, value.span, format!("no {} selector is named `{}`", self.kind.as_str(), value.text))
-                        .label("undefined")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UndefinedSelector,
+                        value.span,
+                        format!("no {} selector is named `{}`", self.kind.as_str(), value.text),
+                    )
+                    .label("undefined")
+                    .help(help),
                 );
             }
         }
@@ -469,14 +540,19 @@ impl SectionChecker<'_, '_> {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => "the actions are `log`, `alert` and `block`".to_string(),
                     };
-                    self.push(Diagnostic::new(Code::InvalidAction, value.span, format!("unknown action `{}`", value.text)).label("unknown action").help(help));
+                    self.push(
+                        Diagnostic::new(Code::InvalidAction, value.span, format!("unknown action `{}`", value.text))
+                            .label("unknown action")
+                            .help(help),
+                    );
                 }
             }
         }
         if let Some(block) = block_at.filter(|_| !actions.contains(Actions::ALERT)) {
-            let mut diagnostic = Diagnostic::new(Code::BlockWithoutAlert, block.span, "`block` needs `alert` in the same response")
-                .label("blocks without alerting")
-                .help("write `actions: [alert, block]`, so that every refused operation is reported");
+            let mut diagnostic =
+                Diagnostic::new(Code::BlockWithoutAlert, block.span, "`block` needs `alert` in the same response")
+                    .label("blocks without alerting")
+                    .help("write `actions: [alert, block]`, so that every refused operation is reported");
             if let Some(fix) = insert_alert_before(self.text, block.span) {
                 diagnostic = diagnostic.fix(fix);
             }
@@ -486,8 +562,16 @@ impl SectionChecker<'_, '_> {
     }
 
     /// `D4C0029` and `D4C0030`: what a blocking file response may block.
-    fn file_blocks(&mut self, matches: &[Reference], excludes: &[Reference], asts: &[Selector], models: &[SelectorModel]) {
-        let exclude_has_path = excludes.iter().any(|r| models.get(r.index).is_some_and(|m| m.condition(ConditionKey::TargetFilePath).is_some()));
+    fn file_blocks(
+        &mut self,
+        matches: &[Reference],
+        excludes: &[Reference],
+        asts: &[Selector],
+        models: &[SelectorModel],
+    ) {
+        let exclude_has_path = excludes
+            .iter()
+            .any(|r| models.get(r.index).is_some_and(|m| m.condition(ConditionKey::TargetFilePath).is_some()));
         for reference in matches {
             let Some(model) = models.get(reference.index) else { continue };
             if !model.may_match_file_integrity() {
@@ -497,7 +581,9 @@ impl SectionChecker<'_, '_> {
             match model.condition(ConditionKey::TargetFilePath) {
                 None if !exclude_has_path => {
                     let ops = match model.operations() {
-                        Some(ops) => backticked(&ops.iter().filter(|o| o.is_file_integrity()).map(|o| o.name()).collect::<Vec<_>>()),
+                        Some(ops) => backticked(
+                            &ops.iter().filter(|o| o.is_file_integrity()).map(|o| o.name()).collect::<Vec<_>>(),
+                        ),
                         None => "every file operation".to_string(),
                     };
                     let mut diagnostic = Diagnostic::new(Code::BlockWithoutPath, reference.value.span, format!("blocking {ops} on `{}` needs a `targetFilePath`", model.name))
@@ -513,7 +599,10 @@ impl SectionChecker<'_, '_> {
                         .get(reference.index)
                         .and_then(|s| s.condition(ConditionKey::TargetFilePath))
                         .and_then(|c| match &c.value {
-                            ConditionValue::List(values) => values.iter().find(|v| PathPattern::parse(&v.text).is_ok_and(|p| p.matches_everything())).map(|v| v.span),
+                            ConditionValue::List(values) => values
+                                .iter()
+                                .find(|v| PathPattern::parse(&v.text).is_ok_and(|p| p.matches_everything()))
+                                .map(|v| v.span),
                             ConditionValue::Bool(_) => None,
                         });
                     let mut diagnostic = Diagnostic::new(Code::BlockEverything, reference.value.span, format!("this response blocks file changes on every path through `{}`", model.name))
@@ -530,14 +619,22 @@ impl SectionChecker<'_, '_> {
     }
 
     /// `D4C0031`: every match is covered by an exclude.
-    fn never_fires(&mut self, response: &Response, matches: &[Reference], excludes: &[Reference], models: &[SelectorModel]) {
+    fn never_fires(
+        &mut self,
+        response: &Response,
+        matches: &[Reference],
+        excludes: &[Reference],
+        models: &[SelectorModel],
+    ) {
         if matches.is_empty() || excludes.is_empty() {
             return;
         }
         let mut covering: Vec<Span> = Vec::new();
         for m in matches {
             let Some(matched) = models.get(m.index) else { return };
-            let cover = excludes.iter().find(|e| models.get(e.index).is_some_and(|ex| e.index == m.index || ex.covers(matched)));
+            let cover = excludes
+                .iter()
+                .find(|e| models.get(e.index).is_some_and(|ex| e.index == m.index || ex.covers(matched)));
             match cover {
                 Some(e) => {
                     if !covering.contains(&e.value.span) {
@@ -548,9 +645,13 @@ impl SectionChecker<'_, '_> {
             }
         }
         let at = response.matches.as_ref().map_or(Span::point(response.span.start), |m| m.span);
-        let mut diagnostic = Diagnostic::new(Code::ResponseNeverFires, at, "this response can never fire: everything it matches is excluded")
-            .label("never fires")
-            .help("narrow the excludes, or remove the response");
+        let mut diagnostic = Diagnostic::new(
+            Code::ResponseNeverFires,
+            at,
+            "this response can never fire: everything it matches is excluded",
+        )
+        .label("never fires")
+        .help("narrow the excludes, or remove the response");
         for span in covering {
             diagnostic = diagnostic.secondary(span, "excludes everything its matches select");
         }
@@ -592,7 +693,9 @@ fn path_depth(text: &str) -> Result<(), PatternError> {
             if depth > MAX_PATH_COMPONENTS {
                 return Err(PatternError {
                     at: i..text.len(),
-                    message: format!("the path has more than {MAX_PATH_COMPONENTS} components; the limit is {MAX_PATH_COMPONENTS}"),
+                    message: format!(
+                        "the path has more than {MAX_PATH_COMPONENTS} components; the limit is {MAX_PATH_COMPONENTS}"
+                    ),
                     help: Some("use a `/dir/**` pattern for deep trees".to_string()),
                 });
             }

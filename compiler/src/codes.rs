@@ -112,10 +112,7 @@ impl Code {
     /// Looks a code up by id (`D4C0007`, any case) or name (`duplicate-key`).
     pub fn lookup(text: &str) -> Option<Code> {
         let text = text.trim();
-        Code::ALL
-            .iter()
-            .copied()
-            .find(|c| c.id().eq_ignore_ascii_case(text) || c.name().eq_ignore_ascii_case(text))
+        Code::ALL.iter().copied().find(|c| c.id().eq_ignore_ascii_case(text) || c.name().eq_ignore_ascii_case(text))
     }
 }
 

@@ -127,9 +127,7 @@ impl Diagnostics {
 
     /// Whether any is an error, or a warning when `deny_warnings`.
     pub fn fails(&self, deny_warnings: bool) -> bool {
-        self.items
-            .iter()
-            .any(|d| d.severity == Severity::Error || (deny_warnings && d.severity == Severity::Warning))
+        self.items.iter().any(|d| d.severity == Severity::Error || (deny_warnings && d.severity == Severity::Warning))
     }
 
     /// The diagnostics sorted by position, then code: the order users read.

@@ -27,4 +27,5 @@ pub mod source;
 pub mod span;
 pub mod suggest;
 pub mod syntax;
+pub mod testgen;
 pub mod yaml;

@@ -109,7 +109,13 @@ fn explain(code: Option<&str>) -> Result<ExitCode, Fatal> {
     let Some(text) = code else {
         let mut list = String::new();
         for code in Code::ALL {
-            list.push_str(&format!("{}  {:<8} {:<24} {}\n", code.id(), code.severity().as_str(), code.name(), code.summary()));
+            list.push_str(&format!(
+                "{}  {:<8} {:<24} {}\n",
+                code.id(),
+                code.severity().as_str(),
+                code.name(),
+                code.summary()
+            ));
         }
         print(&list)?;
         return Ok(ExitCode::SUCCESS);
@@ -196,7 +202,8 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Fatal> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Fatal> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Fatal(format!("cannot read directory `{}`: {e}", dir.display())))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Fatal(format!("cannot read directory `{}`: {e}", dir.display())))?;
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for path in paths {

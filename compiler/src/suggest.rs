@@ -1,14 +1,24 @@
 //! "Did you mean" suggestions.
 
-/// The candidate closest to `word` by edit distance (case-insensitive), when
-/// close enough to be a likely typo: at most a third of the word's length,
-/// and at least one edit allowed. Ties go to the earlier candidate.
+/// The candidate closest to `word` (case-insensitive), when close enough to
+/// be a likely typo: a candidate that `word` abbreviates (a prefix of at
+/// least four characters) first, else the nearest by edit distance within a
+/// quarter of the word's length (at least one edit). Ties go to the earlier
+/// candidate.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let word_lower = word.to_lowercase();
-    let budget = (word.chars().count() / 3).max(1);
+    let budget = (word.chars().count() / 4).max(1);
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
-        let distance = levenshtein(&word_lower, &candidate.to_lowercase());
+        let candidate_lower = candidate.to_lowercase();
+        if word_lower.chars().count() >= 4 && candidate_lower.starts_with(&word_lower) {
+            // An abbreviation beats any typo.
+            if best.is_none_or(|(d, _)| d > 0) {
+                best = Some((0, candidate));
+            }
+            continue;
+        }
+        let distance = levenshtein(&word_lower, &candidate_lower);
         if distance <= budget && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
@@ -57,5 +67,7 @@ mod tests {
         assert_eq!(did_you_mean("operations", keys), Some("operation"));
         assert_eq!(did_you_mean("Operation", keys), Some("operation"));
         assert_eq!(did_you_mean("banana", keys), None);
+        assert_eq!(did_you_mean("etcChanges", ["binChanges"]), None);
+        assert_eq!(did_you_mean("createExe", ["createFile", "createExecutable"]), Some("createExecutable"));
     }
 }

@@ -76,8 +76,12 @@ impl Reader<'_> {
         }
         if policy.sections.is_empty() && !entries_have_any(root, &["file", "process"]) {
             self.push(
-                Diagnostic::new(Code::MissingKey, Span::point(root.span.start), "the policy has no `file:` or `process:` section")
-                    .help("add a `file:` or `process:` section with `selectors:` and `responses:`"),
+                Diagnostic::new(
+                    Code::MissingKey,
+                    Span::point(root.span.start),
+                    "the policy has no `file:` or `process:` section",
+                )
+                .help("add a `file:` or `process:` section with `selectors:` and `responses:`"),
             );
         }
         policy
@@ -153,7 +157,7 @@ impl Reader<'_> {
                     }
                     None => {
                         selector.had_unreadable_keys = true;
-                        self.unreadable_condition(kind, &entry);
+                        self.unreadable_condition(kind, entry);
                         continue;
                     }
                 },
@@ -184,7 +188,12 @@ impl Reader<'_> {
                 (!values.is_empty()).then_some(ConditionValue::List(values))
             };
             if let Some(value) = value {
-                selector.conditions.push(Condition { key, key_span: entry.key_span, value, value_span: entry.value.span });
+                selector.conditions.push(Condition {
+                    key,
+                    key_span: entry.key_span,
+                    value,
+                    value_span: entry.value.span,
+                });
             } else {
                 selector.had_unreadable_keys = true;
             }
@@ -213,7 +222,8 @@ impl Reader<'_> {
             self.orchestrator_type(entry);
             return;
         }
-        let keys = std::iter::once("name").chain(ConditionKey::ALL.iter().filter(|c| c.applies().to(kind)).map(|c| c.key()));
+        let keys =
+            std::iter::once("name").chain(ConditionKey::ALL.iter().filter(|c| c.applies().to(kind)).map(|c| c.key()));
         if let Some(other) = ConditionKey::ALL.iter().find(|c| c.key().eq_ignore_ascii_case(entry.key)) {
             if !other.applies().to(kind) {
                 self.push(wrong_kind(kind, *other, entry.key_span));
@@ -238,15 +248,20 @@ impl Reader<'_> {
             );
         } else {
             self.push(
-                Diagnostic::new(Code::LegacyKey, entry.key_span, "`orchestratorType` is obsolete: every container d4c protects is a Kubernetes pod")
-                    .label("always true")
-                    .help("remove the `orchestratorType` line"),
+                Diagnostic::new(
+                    Code::LegacyKey,
+                    entry.key_span,
+                    "`orchestratorType` is obsolete: every container d4c protects is a Kubernetes pod",
+                )
+                .label("always true")
+                .help("remove the `orchestratorType` line"),
             );
         }
     }
 
     fn response(&mut self, node: &Node) -> Option<Response> {
-        let entries = self.map(node, "a response", "a response is a map with `match`, optional `exclude`, and `actions`")?;
+        let entries =
+            self.map(node, "a response", "a response is a map with `match`, optional `exclude`, and `actions`")?;
         let mut response = Response { span: node.span, matches: None, excludes: Vec::new(), actions: None };
         for entry in &entries {
             match entry.key {
@@ -266,9 +281,13 @@ impl Reader<'_> {
         ] {
             if !present {
                 self.push(
-                    Diagnostic::new(Code::MissingKey, Span::point(node.span.start), format!("this response has no `{key}`"))
-                        .label(format!("`{key}` missing"))
-                        .help(help),
+                    Diagnostic::new(
+                        Code::MissingKey,
+                        Span::point(node.span.start),
+                        format!("this response has no `{key}`"),
+                    )
+                    .label(format!("`{key}` missing"))
+                    .help(help),
                 );
             }
         }
@@ -297,17 +316,25 @@ impl Reader<'_> {
         for (key, value) in pairs {
             let Some(scalar) = key.as_scalar().filter(|s| s.ty != ScalarType::Null) else {
                 self.push(
-                    Diagnostic::new(Code::WrongType, key.span, format!("a key must be a name, found {}", key.describe()))
-                        .label("not a name"),
+                    Diagnostic::new(
+                        Code::WrongType,
+                        key.span,
+                        format!("a key must be a name, found {}", key.describe()),
+                    )
+                    .label("not a name"),
                 );
                 continue;
             };
             if let Some(&first) = first_at.get(scalar.value.as_str()) {
                 self.push(
-                    Diagnostic::new(Code::DuplicateKey, key.span, format!("`{}` is written twice in this map", scalar.value))
-                        .label("second time")
-                        .secondary(first, "first time")
-                        .help("keep one; YAML keeps only the last, silently"),
+                    Diagnostic::new(
+                        Code::DuplicateKey,
+                        key.span,
+                        format!("`{}` is written twice in this map", scalar.value),
+                    )
+                    .label("second time")
+                    .secondary(first, "first time")
+                    .help("keep one; YAML keeps only the last, silently"),
                 );
                 continue;
             }
@@ -332,9 +359,13 @@ impl Reader<'_> {
             _ => {
                 let code = if is_null(node) { Code::EmptyValue } else { Code::WrongType };
                 self.push(
-                    Diagnostic::new(code, node.span, format!("expected {what} to be a list, found {}", node.describe()))
-                        .label("expected a list")
-                        .help("write the items one per line, each after `- `"),
+                    Diagnostic::new(
+                        code,
+                        node.span,
+                        format!("expected {what} to be a list, found {}", node.describe()),
+                    )
+                    .label("expected a list")
+                    .help("write the items one per line, each after `- `"),
                 );
                 &[]
             }
@@ -378,9 +409,13 @@ impl Reader<'_> {
             _ => {
                 let code = if is_null(node) { Code::EmptyValue } else { Code::WrongType };
                 self.push(
-                    Diagnostic::new(code, node.span, format!("expected {what} to be a list of strings, found {}", node.describe()))
-                        .label("expected a list")
-                        .help("write `[value, ...]` or one `- value` per line"),
+                    Diagnostic::new(
+                        code,
+                        node.span,
+                        format!("expected {what} to be a list of strings, found {}", node.describe()),
+                    )
+                    .label("expected a list")
+                    .help("write `[value, ...]` or one `- value` per line"),
                 );
                 Vec::new()
             }
@@ -394,8 +429,12 @@ impl Reader<'_> {
             NodeKind::Scalar(s) => s,
             _ => {
                 self.push(
-                    Diagnostic::new(Code::WrongType, node.span, format!("expected {what} to be a string, found {}", node.describe()))
-                        .label("expected a string"),
+                    Diagnostic::new(
+                        Code::WrongType,
+                        node.span,
+                        format!("expected {what} to be a string, found {}", node.describe()),
+                    )
+                    .label("expected a string"),
                 );
                 return None;
             }
@@ -421,13 +460,17 @@ impl Reader<'_> {
             ScalarType::Bool(_) | ScalarType::Int | ScalarType::Float => {
                 let quoted = serde_json::to_string(&scalar.value).unwrap_or_else(|_| format!("\"{}\"", scalar.value));
                 self.push(
-                    Diagnostic::new(Code::WrongType, node.span, format!("expected {what} to be a string, found {}", node.describe()))
-                        .label("YAML reads this as a number or boolean")
-                        .help(format!("quote it: `{quoted}`"))
-                        .fix(Fix {
-                            description: format!("quote `{}`", scalar.value),
-                            edits: vec![Edit { span: node.span, replacement: quoted }],
-                        }),
+                    Diagnostic::new(
+                        Code::WrongType,
+                        node.span,
+                        format!("expected {what} to be a string, found {}", node.describe()),
+                    )
+                    .label("YAML reads this as a number or boolean")
+                    .help(format!("quote it: `{quoted}`"))
+                    .fix(Fix {
+                        description: format!("quote `{}`", scalar.value),
+                        edits: vec![Edit { span: node.span, replacement: quoted }],
+                    }),
                 );
                 Some(value_of(node, scalar))
             }
@@ -463,7 +506,10 @@ impl Reader<'_> {
             Diagnostic::new(Code::UnknownKey, span, format!("unknown key `{key}` {place}")).label("unknown key");
         diagnostic = match did_you_mean(key, candidates.iter().copied()) {
             Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
-            None => diagnostic.help(format!("the keys here are: {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))),
+            None => diagnostic.help(format!(
+                "the keys here are: {}",
+                candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+            )),
         };
         self.push(diagnostic);
     }

@@ -123,21 +123,11 @@ pub fn parse(source: &SourceFile, diagnostics: &mut Diagnostics) -> Option<Node>
     };
     let mut parser = Parser::new_from_str(text);
     let result = parser.load(&mut builder, true);
-    if let Err(err) = result {
-        let at = builder.positions.byte(err.marker().index());
-        let end = text.get(at..).and_then(|r| r.chars().next()).map_or(at, |c| at + c.len_utf8());
-        diagnostics.push(
-            Diagnostic::new(Code::InvalidYaml, Span::new(at, end), format!("invalid YAML: {}", err.info()))
-                .label("the YAML parser stopped here"),
-        );
-        return None;
-    }
+    // A limit of ours takes precedence over a later parser error: saphyr's
+    // own flow-nesting guard (255 levels) trips after ours (64) on the same
+    // input, and "too deep" is the better message.
     if let Some(at) = builder.too_deep_at {
-        diagnostics.push(
-            Diagnostic::new(Code::InputLimit, at, format!("the YAML nests deeper than {MAX_YAML_DEPTH} levels"))
-                .label("too deep")
-                .help("a policy needs four levels: `file` > `selectors` > a selector > a condition list"),
-        );
+        diagnostics.push(too_deep(at));
         return None;
     }
     if let Some(at) = builder.too_many_at {
@@ -149,6 +139,21 @@ pub fn parse(source: &SourceFile, diagnostics: &mut Diagnostics) -> Option<Node>
             )
             .label("the limit is reached here")
             .help("write the policy out without aliases, or make it smaller"),
+        );
+        return None;
+    }
+    if let Err(err) = result {
+        let at = builder.positions.byte(err.marker().index());
+        let end = text.get(at..).and_then(|r| r.chars().next()).map_or(at, |c| at + c.len_utf8());
+        // saphyr's scanner reads flow collections ahead of the events we
+        // count, so its guard can trip before ours: it is the same limit.
+        if err.info().contains("recursion limit") {
+            diagnostics.push(too_deep(Span::new(at, end)));
+            return None;
+        }
+        diagnostics.push(
+            Diagnostic::new(Code::InvalidYaml, Span::new(at, end), format!("invalid YAML: {}", err.info()))
+                .label("the YAML parser stopped here"),
         );
         return None;
     }
@@ -167,6 +172,12 @@ pub fn parse(source: &SourceFile, diagnostics: &mut Diagnostics) -> Option<Node>
         );
     }
     root
+}
+
+fn too_deep(at: Span) -> Diagnostic {
+    Diagnostic::new(Code::InputLimit, at, format!("the YAML nests deeper than {MAX_YAML_DEPTH} levels"))
+        .label("too deep")
+        .help("a policy needs four levels: `file` > `selectors` > a selector > a condition list")
 }
 
 fn is_null(node: &Node) -> bool {
@@ -241,11 +252,7 @@ impl Builder<'_> {
 
     fn scalar(&self, value: String, style: ScalarStyle, tag: Option<&saphyr_parser::Tag>, span: Span) -> Scalar {
         let tagged_str = tag.is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
-        let ty = if style != ScalarStyle::Plain || tagged_str {
-            ScalarType::Str
-        } else {
-            resolve_plain(&value)
-        };
+        let ty = if style != ScalarStyle::Plain || tagged_str { ScalarType::Str } else { resolve_plain(&value) };
         let source = self.text.get(span.range()).unwrap_or_default();
         let verbatim_at = match style {
             ScalarStyle::Plain if source == value => Some(span.start),
@@ -301,8 +308,7 @@ fn is_core_float(text: &str) -> bool {
         None => (mantissa, None),
     };
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok =
-        all_digits(int) && frac.is_none_or(all_digits) && (int.len() + frac.map_or(0, str::len)) > 0;
+    let mantissa_ok = all_digits(int) && frac.is_none_or(all_digits) && (int.len() + frac.map_or(0, str::len)) > 0;
     let exponent_ok = exponent.is_none_or(|e| {
         let e = e.strip_prefix(['-', '+']).unwrap_or(e);
         !e.is_empty() && all_digits(e)

@@ -2,6 +2,9 @@
 //! under `deploy/`, the YAML blocks of the README, and the bad and good
 //! examples of every code's explanation.
 
+// Test helpers may panic: a failed assumption is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use d4cc::codes::{Code, Severity};
 use d4cc::lint::lint_bytes;
 use std::path::Path;

@@ -90,10 +90,7 @@ fn to_codespan(report: &FileReport, diagnostic: &Diagnostic) -> Report<()> {
         .iter()
         .map(|label| Label::secondary((), clamp(text, label.span).range()).with_message(&label.message));
     let help = diagnostic.help.iter().map(|help| format!("help: {help}"));
-    let fix = diagnostic
-        .fix
-        .iter()
-        .map(|fix| format!("fix available: {} (run `d4cc fix`)", fix.description));
+    let fix = diagnostic.fix.iter().map(|fix| format!("fix available: {} (run `d4cc fix`)", fix.description));
     Report::new(severity)
         .with_code(diagnostic.code.id())
         .with_message(&diagnostic.message)

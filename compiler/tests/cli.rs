@@ -1,0 +1,154 @@
+//! The `d4cc` command line as users and CI call it: exit statuses, file and
+//! directory arguments, standard input, output formats, `fix` in place,
+//! `explain` and `schema`.
+
+// Test helpers may panic: a failed assumption is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const CLEAN: &str = "process:\n  selectors:\n    - name: all\n      operation: [fork, exec]\n  responses:\n    - match: [all]\n      actions: [log]\n";
+const WARNS: &str = "process:\n  selectors:\n    - name: all\n      operation: [fork, exec, exec]\n  responses:\n    - match: [all]\n      actions: [log]\n";
+const ERRS: &str = "process:\n  selectors:\n    - name: all\n      operation: [fork, spawn]\n  responses:\n    - match: [all]\n      actions: [log]\n";
+const LEGACY: &str = "# keep this comment\nfile:\n  selectors:\n    - name: ns   # and this one\n      operation: [createExecutable]\n      orchestratorNamespace: [default]\n  responses:\n    - match: [ns]\n      actions: [block]\n";
+
+fn d4cc(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_d4cc"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn status(output: &Output) -> i32 {
+    output.status.code().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// A scratch directory under the target dir, emptied first.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn clean_policy_prints_nothing_and_exits_0() {
+    let dir = scratch("clean");
+    let out = d4cc(&["lint", &write(&dir, "p.yaml", CLEAN)], None);
+    assert_eq!((status(&out), stdout(&out).as_str()), (0, ""));
+}
+
+#[test]
+fn exit_status_follows_errors_and_denied_warnings() {
+    let dir = scratch("status");
+    let warns = write(&dir, "w.yaml", WARNS);
+    let errs = write(&dir, "e.yaml", ERRS);
+    assert_eq!(status(&d4cc(&["lint", &warns], None)), 0);
+    assert_eq!(status(&d4cc(&["lint", "--deny-warnings", &warns], None)), 1);
+    assert_eq!(status(&d4cc(&["lint", &errs], None)), 1);
+    assert_eq!(status(&d4cc(&["lint", &dir.join("missing.yaml").to_string_lossy()], None)), 2);
+    assert_eq!(status(&d4cc(&["lint", "--format", "xml", &warns], None)), 2);
+    assert_eq!(status(&d4cc(&["explain", "D4C9999"], None)), 2);
+}
+
+#[test]
+fn human_output_has_no_colour_off_a_terminal_and_ends_with_a_summary() {
+    let dir = scratch("human");
+    let out = d4cc(&["lint", &write(&dir, "e.yaml", ERRS)], None);
+    let text = stdout(&out);
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.contains("error[D4C0016]: unknown operation `spawn`"), "{text}");
+    assert!(text.trim_end().ends_with("1 error in 1 file"), "{text}");
+    let coloured = stdout(&d4cc(&["lint", "--color", "always", &dir.join("e.yaml").to_string_lossy()], None));
+    assert!(coloured.contains('\u{1b}'));
+}
+
+#[test]
+fn directories_are_walked_for_yaml_files_only() {
+    let dir = scratch("walk");
+    write(&dir, "a.yaml", ERRS);
+    write(&dir, "sub/b.yml", ERRS);
+    write(&dir, "sub/notes.txt", "not a policy");
+    write(&dir, ".hidden/c.yaml", ERRS);
+    let out = d4cc(&["lint", "--format", "json", &dir.to_string_lossy()], None);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let paths: Vec<&str> = json["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths[0].ends_with("a.yaml") && paths[1].ends_with("b.yml"), "{paths:?}");
+    assert_eq!(json["summary"]["errors"], 2);
+    assert_eq!(status(&out), 1);
+}
+
+#[test]
+fn standard_input_is_linted_as_stdin() {
+    let out = d4cc(&["lint", "--format", "json", "-"], Some(ERRS));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["files"][0]["path"], "<stdin>");
+    assert_eq!(json["files"][0]["diagnostics"][0]["code"], "D4C0016");
+    assert_eq!(json["files"][0]["diagnostics"][0]["line"], 4);
+}
+
+#[test]
+fn sarif_output_names_every_rule_and_the_result_location() {
+    let dir = scratch("sarif");
+    let out = d4cc(&["lint", "--format", "sarif", &write(&dir, "e.yaml", ERRS)], None);
+    let sarif: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert_eq!(run["tool"]["driver"]["rules"].as_array().unwrap().len(), d4cc::codes::Code::ALL.len());
+    assert_eq!(run["results"][0]["ruleId"], "D4C0016");
+    assert_eq!(run["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"], 4);
+}
+
+#[test]
+fn fix_rewrites_in_place_keeping_comments_and_then_lints_clean() {
+    let dir = scratch("fix");
+    let path = write(&dir, "legacy.yaml", LEGACY);
+    let out = d4cc(&["fix", &path], None);
+    let fixed = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        fixed,
+        LEGACY.replace("orchestratorNamespace", "kubernetesNamespace").replace("[block]", "[alert, block]")
+    );
+    assert_eq!((status(&out), stdout(&out).as_str()), (0, ""));
+    // Idempotent: a second run changes nothing.
+    assert_eq!(status(&d4cc(&["lint", "--fix", &path], None)), 0);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), fixed);
+}
+
+#[test]
+fn explain_prints_the_explanation_and_lists_codes() {
+    let out = d4cc(&["explain", "duplicate-key"], None);
+    assert_eq!(status(&out), 0);
+    assert!(stdout(&out).starts_with("# D4C0007 `duplicate-key`"));
+    let list = stdout(&d4cc(&["explain"], None));
+    assert_eq!(list.lines().count(), d4cc::codes::Code::ALL.len());
+}
+
+#[test]
+fn schema_is_json() {
+    let out = d4cc(&["schema"], None);
+    let schema: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(schema["$defs"].is_object());
+}
