@@ -60,6 +60,12 @@ pub struct Section {
     pub selectors: Vec<Selector>,
     /// The responses, in source order.
     pub responses: Vec<Response>,
+    /// Whether every selector could be read. When not, rules that need all
+    /// names (undefined references) stay quiet rather than guess.
+    pub selectors_complete: bool,
+    /// Whether every response could be read. When not, "unused selector"
+    /// stays quiet.
+    pub responses_complete: bool,
 }
 
 /// A string as written: its text, where it is, and where its characters are.

@@ -16,8 +16,8 @@ use crate::ast::{
 use crate::codes::Code;
 use crate::diag::{Diagnostic, Diagnostics, Edit, Fix};
 use crate::limits::{
-    MAX_PATH_BYTES, MAX_PATH_COMPONENTS, MAX_PATH_PATTERNS, MAX_PROCESS_NAME_BYTES, MAX_RESPONSES_PER_TYPE,
-    MAX_SELECTORS_PER_TYPE, MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES,
+    MAX_PATH_BYTES, MAX_PATH_PATTERNS, MAX_PROCESS_NAME_BYTES, MAX_RESPONSES_PER_TYPE, MAX_SELECTORS_PER_TYPE,
+    MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES,
 };
 use crate::model::{Actions, CheckedPolicy, Operation, ResponseModel, RuleSet, SelectorModel, Values};
 use crate::patterns::{LabelPattern, PathPattern, PatternError, TextPattern, TextSyntax};
@@ -38,8 +38,15 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
         let empty = HashMap::new();
         let own = names.get(&section.kind).unwrap_or(&empty);
         let other = names.get(&section.kind.other()).unwrap_or(&empty);
-        let mut checker =
-            SectionChecker { kind: section.kind, text, diagnostics: &mut *diagnostics, names: own, other_names: other };
+        let mut checker = SectionChecker {
+            kind: section.kind,
+            selectors_complete: section.selectors_complete,
+            suggested: HashSet::new(),
+            text,
+            diagnostics: &mut *diagnostics,
+            names: own,
+            other_names: other,
+        };
         let rules = checker.section(section);
         for (selector, model) in section.selectors.iter().zip(&rules.selectors) {
             for (key, values) in &model.conditions {
@@ -112,11 +119,17 @@ fn check_name(name: &Value, diagnostics: &mut Diagnostics) {
     });
     if let Some((at, c)) = bad {
         let what = if at == 0 { "start with" } else { "contain" };
+        let shown = match c {
+            ' ' => "a space".to_string(),
+            '\t' => "a tab".to_string(),
+            c if c.is_control() || c.is_whitespace() => format!("U+{:04X}", u32::from(c)),
+            c => format!("`{c}`"),
+        };
         diagnostics.push(
             Diagnostic::new(
                 Code::InvalidName,
                 name.sub_span(at..at + c.len_utf8()),
-                format!("a selector name may not {what} `{c}`"),
+                format!("a selector name may not {what} {shown}"),
             )
             .label("not allowed here")
             .help("names are letters, digits, `_` and `-`, starting with a letter or digit"),
@@ -136,6 +149,12 @@ fn check_name(name: &Value, diagnostics: &mut Diagnostics) {
 
 struct SectionChecker<'a, 'p> {
     kind: PolicyKind,
+    /// Whether every selector of this kind was read (else unknown names
+    /// may be defined in what could not be read).
+    selectors_complete: bool,
+    /// Names suggested for undefined references: probably meant, so not
+    /// reported as unused.
+    suggested: HashSet<&'p str>,
     text: &'a str,
     diagnostics: &'a mut Diagnostics,
     names: &'a HashMap<&'p str, usize>,
@@ -159,14 +178,22 @@ impl SectionChecker<'_, '_> {
         let mut seen_responses: HashMap<ResponseModel, Span> = HashMap::new();
         let mut responses = Vec::with_capacity(section.responses.len());
         for response in &section.responses {
+            let before = self.diagnostics.len();
             let model = self.response(response, &section.selectors, &selectors);
+            // A response with a dropped name or action is not what was
+            // written: comparing it with others would mislead.
+            let resolved = self.diagnostics.as_slice().get(before..).is_none_or(|new| {
+                !new.iter().any(|d| {
+                    matches!(d.code, Code::UndefinedSelector | Code::SelectorOfOtherType | Code::InvalidAction)
+                })
+            });
             for &i in model.matches.iter().chain(&model.excludes) {
                 if let Some(u) = used.get_mut(i) {
                     *u = true;
                 }
             }
             let at = response.matches.as_ref().map_or(Span::point(response.span.start), |m| m.span);
-            if !model.matches.is_empty() {
+            if !model.matches.is_empty() && resolved {
                 match seen_responses.get(&model) {
                     Some(&first) => self.push(
                         Diagnostic::new(Code::DuplicateResponse, at, "this response is the same as an earlier one")
@@ -189,7 +216,8 @@ impl SectionChecker<'_, '_> {
                 .names
                 .get(name.text.as_str())
                 .is_some_and(|&i| section.selectors.get(i).is_some_and(|s| std::ptr::eq(s, selector)));
-            if !used && is_definition {
+            let suggested = self.suggested.contains(name.text.as_str());
+            if !used && is_definition && !suggested && section.responses_complete {
                 self.push(
                     Diagnostic::new(
                         Code::UnusedSelector,
@@ -246,19 +274,28 @@ impl SectionChecker<'_, '_> {
             }
         }
         conditions.sort_by_key(|(k, _)| *k);
-        if selector.conditions.is_empty() && !selector.had_unreadable_keys {
+        // `ignoreVolumeMounts: false` and `ignoreVolumeFiles: false` are
+        // written conditions that restrict nothing.
+        let restricts_nothing = selector
+            .conditions
+            .iter()
+            .all(|c| matches!(c.value, ConditionValue::Bool(false)) && c.key != ConditionKey::SessionLeaderInteractive);
+        if restricts_nothing && !selector.had_unreadable_keys {
             let at = selector.name.as_ref().map_or(Span::point(selector.span.start), |n| n.span);
+            let example = match self.kind {
+                PolicyKind::File => "`operation` or `targetFilePath`",
+                PolicyKind::Process => "`operation` or `processExecutable`",
+            };
+            let what =
+                if selector.conditions.is_empty() { "has no condition" } else { "has only conditions set to `false`" };
             self.push(
                 Diagnostic::new(
                     Code::NoConditions,
                     at,
-                    format!(
-                        "the selector `{name}` has no condition, so it would match every {} operation",
-                        self.kind.as_str()
-                    ),
+                    format!("the selector `{name}` {what}, so it would match every {} operation", self.kind.as_str()),
                 )
-                .label("no conditions")
-                .help("add a condition such as `operation` or `targetFilePath`"),
+                .label("matches everything")
+                .help(format!("add a condition such as {example}")),
             );
         }
         self.exclusive(selector);
@@ -302,26 +339,49 @@ impl SectionChecker<'_, '_> {
         }
     }
 
-    /// Selectors that no operation can match: a `processName` longer than
-    /// the kernel's comm.
+    /// `processName` values longer than the kernel's comm can never match:
+    /// each is reported (`D4C0020`); when no value can match, the selector
+    /// can never match (`D4C0022`), which is reported instead.
     fn unsatisfiable(&mut self, selector: &Selector) {
-        let Some(Condition { value: ConditionValue::List(values), .. }) = selector.condition(ConditionKey::ProcessName)
+        let Some(Condition { value: ConditionValue::List(values), key_span, .. }) =
+            selector.condition(ConditionKey::ProcessName)
         else {
             return;
         };
-        for value in values {
-            let len = value.text.strip_suffix('*').unwrap_or(&value.text).len();
-            if len > MAX_PROCESS_NAME_BYTES {
-                self.push(
-                    Diagnostic::new(
-                        Code::UnsatisfiableSelector,
-                        value.sub_span(MAX_PROCESS_NAME_BYTES..len),
-                        format!("`{}` is {len} bytes, but the kernel keeps only the first {MAX_PROCESS_NAME_BYTES} bytes of a process name", value.text),
-                    )
-                    .label("no process name is this long")
-                    .help("match the full path with `processExecutable` instead"),
-                );
+        let name_len = |v: &Value| v.text.strip_suffix('*').unwrap_or(&v.text).len();
+        let too_long: Vec<&Value> = values.iter().filter(|v| name_len(v) > MAX_PROCESS_NAME_BYTES).collect();
+        if !too_long.is_empty() && too_long.len() == values.len() {
+            let name = selector.name.as_ref().map_or("", |n| n.text.as_str());
+            let mut diagnostic = Diagnostic::new(
+                Code::UnsatisfiableSelector,
+                *key_span,
+                format!(
+                    "the selector `{name}` can never match: every `processName` is longer than the kernel's {MAX_PROCESS_NAME_BYTES}-byte process name"
+                ),
+            )
+            .label("no process has such a name")
+            .help("match the full path with `processExecutable` instead");
+            for value in too_long {
+                let len = name_len(value);
+                diagnostic = diagnostic.secondary(value.sub_span(MAX_PROCESS_NAME_BYTES..len), format!("{len} bytes"));
             }
+            self.push(diagnostic);
+            return;
+        }
+        for value in too_long {
+            let len = name_len(value);
+            self.push(
+                Diagnostic::new(
+                    Code::ValueTooLong,
+                    value.sub_span(MAX_PROCESS_NAME_BYTES..len),
+                    format!(
+                        "`{}` is {len} bytes, but the kernel keeps only the first {MAX_PROCESS_NAME_BYTES} bytes of a process name",
+                        value.text
+                    ),
+                )
+                .label("never matches")
+                .help("match the full path with `processExecutable` instead"),
+            );
         }
     }
 
@@ -338,9 +398,9 @@ impl SectionChecker<'_, '_> {
         self.duplicate_values(values, &format!("`{}`", condition.key.key()));
         let parsed = match condition.key.syntax() {
             ValueSyntax::Operation => Values::Operations(self.operations(values)),
-            ValueSyntax::Path => Values::Paths(self.parse_all(values, MAX_PATH_BYTES, Code::InvalidPathPattern, |v| {
-                PathPattern::parse(v).and_then(|p| path_depth(v).map(|()| p))
-            })),
+            ValueSyntax::Path => {
+                Values::Paths(self.parse_all(values, MAX_PATH_BYTES, Code::InvalidPathPattern, PathPattern::parse))
+            }
             ValueSyntax::Label => {
                 Values::Labels(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidLabelPattern, LabelPattern::parse))
             }
@@ -503,9 +563,12 @@ impl SectionChecker<'_, '_> {
                         .label(format!("a {other} selector"))
                         .help(format!("file and process events are decided apart: write a {} selector, or move this response under `{other}:`", self.kind.as_str())),
                 );
-            } else {
+            } else if self.selectors_complete {
                 let help = match did_you_mean(&value.text, self.names.keys().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
+                    Some(s) => {
+                        self.suggested.insert(s);
+                        format!("did you mean `{s}`?")
+                    }
                     None => format!("define a {} selector named `{}`", self.kind.as_str(), value.text),
                 };
                 self.push(
@@ -536,8 +599,12 @@ impl SectionChecker<'_, '_> {
                     actions = actions.union(a);
                 }
                 None => {
+                    let blocking = ["deny", "drop", "kill", "prevent", "refuse", "reject", "stop"];
                     let help = match did_you_mean(&value.text, ["log", "alert", "block"]) {
                         Some(s) => format!("did you mean `{s}`?"),
+                        None if blocking.contains(&value.text.to_lowercase().as_str()) => {
+                            "to refuse the operation, write `actions: [alert, block]`".to_string()
+                        }
                         None => "the actions are `log`, `alert` and `block`".to_string(),
                     };
                     self.push(
@@ -629,18 +696,18 @@ impl SectionChecker<'_, '_> {
         if matches.is_empty() || excludes.is_empty() {
             return;
         }
-        let mut covering: Vec<Span> = Vec::new();
+        // Each covering exclude, with the names of the matches it covers.
+        let mut covering: Vec<(Span, Vec<&str>)> = Vec::new();
         for m in matches {
             let Some(matched) = models.get(m.index) else { return };
             let cover = excludes
                 .iter()
                 .find(|e| models.get(e.index).is_some_and(|ex| e.index == m.index || ex.covers(matched)));
             match cover {
-                Some(e) => {
-                    if !covering.contains(&e.value.span) {
-                        covering.push(e.value.span);
-                    }
-                }
+                Some(e) => match covering.iter_mut().find(|(span, _)| *span == e.value.span) {
+                    Some((_, names)) => names.push(&m.value.text),
+                    None => covering.push((e.value.span, vec![&m.value.text])),
+                },
                 None => return,
             }
         }
@@ -652,8 +719,8 @@ impl SectionChecker<'_, '_> {
         )
         .label("never fires")
         .help("narrow the excludes, or remove the response");
-        for span in covering {
-            diagnostic = diagnostic.secondary(span, "excludes everything its matches select");
+        for (span, names) in covering {
+            diagnostic = diagnostic.secondary(span, format!("excludes all of {}", backticked(&names)));
         }
         self.push(diagnostic);
     }
@@ -684,26 +751,6 @@ fn text_syntax(syntax: ValueSyntax) -> TextSyntax {
     }
 }
 
-/// Paths deeper than [`MAX_PATH_COMPONENTS`] are refused like over-long ones.
-fn path_depth(text: &str) -> Result<(), PatternError> {
-    let mut depth = 0;
-    for (i, c) in text.char_indices() {
-        if c == '/' {
-            depth += 1;
-            if depth > MAX_PATH_COMPONENTS {
-                return Err(PatternError {
-                    at: i..text.len(),
-                    message: format!(
-                        "the path has more than {MAX_PATH_COMPONENTS} components; the limit is {MAX_PATH_COMPONENTS}"
-                    ),
-                    help: Some("use a `/dir/**` pattern for deep trees".to_string()),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A fix that adds `alert` before the `block` at `block`: in a flow list
 /// (`[block]`) as `alert, block`; in a block list (`- block`) as a new item.
 fn insert_alert_before(text: &str, block: Span) -> Option<Fix> {
@@ -713,7 +760,9 @@ fn insert_alert_before(text: &str, block: Span) -> Option<Fix> {
     let replacement = if before.trim_end().ends_with(['[', ',']) {
         "alert, block".to_string()
     } else if prefix.trim_start().starts_with("- ") && prefix.trim_start().trim_start_matches("- ").trim().is_empty() {
-        format!("alert\n{prefix}block")
+        // Keep the file's line ending (CRLF files stay CRLF).
+        let newline = if text.get(block.end..).is_some_and(|rest| rest.starts_with("\r\n")) { "\r\n" } else { "\n" };
+        format!("alert{newline}{prefix}block")
     } else {
         return None;
     };

@@ -28,12 +28,9 @@ pub const MAX_RESPONSES_PER_TYPE: usize = 16_384;
 /// policy, counted after duplicates are removed.
 pub const MAX_PATH_PATTERNS: usize = 65_536;
 
-/// Longest path pattern, in bytes: `PATH_MAX` (4096) less the NUL.
+/// Longest path pattern, in bytes: `PATH_MAX` (4096) less the NUL. This also
+/// bounds depth: no path within it has more than 2,047 components.
 pub const MAX_PATH_BYTES: usize = 4_095;
-
-/// Deepest path pattern, in components. The kernel resolves paths of up to
-/// `MAX_PATH_BYTES`, so no path has more than half that many components.
-pub const MAX_PATH_COMPONENTS: usize = 2_048;
 
 /// Longest non-path condition value (image names, labels, pod names ...), in
 /// bytes. Kubernetes' own longest name is a 253-byte DNS subdomain plus a

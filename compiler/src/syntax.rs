@@ -54,6 +54,7 @@ impl Reader<'_> {
 
     fn policy(&mut self, root: &Node) -> Policy {
         let mut policy = Policy::default();
+        let mut unknown_top_key = false;
         let Some(entries) = self.map(root, "a policy", "a policy is a map with `file:` and/or `process:` sections")
         else {
             return policy;
@@ -71,10 +72,15 @@ impl Reader<'_> {
                         policy.version = Some(Spanned::new(value.text, value.span));
                     }
                 }
-                other => self.unknown_key(other, entry.key_span, TOP_KEYS.iter().copied(), "at the top of a policy"),
+                other => {
+                    unknown_top_key = true;
+                    self.unknown_key(other, entry.key_span, TOP_KEYS.iter().copied(), "at the top of a policy");
+                }
             }
         }
-        if policy.sections.is_empty() && !entries_have_any(root, &["file", "process"]) {
+        // After an unknown top-level key (`proces:`), "no section" would only
+        // repeat that diagnostic.
+        if policy.sections.is_empty() && !unknown_top_key && !entries_have_any(root, &["file", "process"]) {
             self.push(
                 Diagnostic::new(
                     Code::MissingKey,
@@ -90,29 +96,46 @@ impl Reader<'_> {
     fn section(&mut self, kind: PolicyKind, entry: &Entry) -> Option<Section> {
         let what = format!("the `{}` section", kind.as_str());
         let entries = self.map(entry.value, &what, "a section is a map with `selectors:` and `responses:` lists")?;
-        let mut section = Section { kind, key_span: entry.key_span, selectors: Vec::new(), responses: Vec::new() };
+        let mut section = Section {
+            kind,
+            key_span: entry.key_span,
+            selectors: Vec::new(),
+            responses: Vec::new(),
+            selectors_complete: true,
+            responses_complete: true,
+        };
         let (mut saw_selectors, mut saw_responses) = (false, false);
         for item in entries {
             match item.key {
                 "selectors" => {
                     saw_selectors = true;
-                    for node in self.list(item.value, "`selectors`") {
-                        if let Some(selector) = self.selector(kind, node) {
-                            section.selectors.push(selector);
+                    let (nodes, complete) = self.list(item.value, "`selectors`");
+                    section.selectors_complete = complete;
+                    for node in nodes {
+                        match self.selector(kind, node) {
+                            Some(selector) => section.selectors.push(selector),
+                            None => section.selectors_complete = false,
                         }
                     }
                 }
                 "responses" => {
                     saw_responses = true;
-                    for node in self.list(item.value, "`responses`") {
-                        if let Some(response) = self.response(node) {
-                            section.responses.push(response);
+                    let (nodes, complete) = self.list(item.value, "`responses`");
+                    section.responses_complete = complete;
+                    for node in nodes {
+                        match self.response(node) {
+                            Some(response) => section.responses.push(response),
+                            None => section.responses_complete = false,
                         }
                     }
                 }
                 other => self.unknown_key(other, item.key_span, SECTION_KEYS.iter().copied(), &format!("in {what}")),
             }
         }
+        // A missing list cannot have been read whole (`selector:` for
+        // `selectors:`): later rules must not treat its names as absent.
+        section.selectors_complete &= saw_selectors;
+        section.responses_complete &= saw_responses;
         for (seen, key) in [(saw_selectors, "selectors"), (saw_responses, "responses")] {
             if !seen {
                 self.push(
@@ -184,7 +207,7 @@ impl Reader<'_> {
             let value = if key.syntax() == ValueSyntax::Flag {
                 self.flag(entry.value, key).map(ConditionValue::Bool)
             } else {
-                let values = self.string_list(entry.value, &format!("`{}`", entry.key));
+                let values = self.string_list(entry.value, &format!("`{}`", entry.key), true);
                 (!values.is_empty()).then_some(ConditionValue::List(values))
             };
             if let Some(value) = value {
@@ -235,7 +258,7 @@ impl Reader<'_> {
 
     /// `orchestratorType: [kubernetes]` always holds under d4c; anything else never does.
     fn orchestrator_type(&mut self, entry: &Entry) {
-        let values = self.string_list(entry.value, "`orchestratorType`");
+        let values = self.string_list(entry.value, "`orchestratorType`", true);
         if let Some(bad) = values.iter().find(|v| v.text != "kubernetes") {
             self.push(
                 Diagnostic::new(
@@ -266,11 +289,13 @@ impl Reader<'_> {
         for entry in &entries {
             match entry.key {
                 "match" => {
-                    response.matches = Some(Spanned::new(self.string_list(entry.value, "`match`"), entry.key_span));
+                    response.matches =
+                        Some(Spanned::new(self.string_list(entry.value, "`match`", false), entry.key_span));
                 }
-                "exclude" => response.excludes = self.string_list(entry.value, "`exclude`"),
+                "exclude" => response.excludes = self.string_list(entry.value, "`exclude`", true),
                 "actions" => {
-                    response.actions = Some(Spanned::new(self.string_list(entry.value, "`actions`"), entry.key_span));
+                    response.actions =
+                        Some(Spanned::new(self.string_list(entry.value, "`actions`", false), entry.key_span));
                 }
                 other => self.unknown_key(other, entry.key_span, RESPONSE_KEYS.iter().copied(), "in a response"),
             }
@@ -334,7 +359,7 @@ impl Reader<'_> {
                     )
                     .label("second time")
                     .secondary(first, "first time")
-                    .help("keep one; YAML keeps only the last, silently"),
+                    .help("remove one, or merge them: YAML tools disagree on which one counts (d4cc reads the first)"),
                 );
                 continue;
             }
@@ -344,17 +369,19 @@ impl Reader<'_> {
         Some(entries)
     }
 
-    /// The items of a non-empty list.
-    fn list<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
+    /// The items of a list, and whether it was one (an empty list is
+    /// reported but is a list).
+    fn list<'n>(&mut self, node: &'n Node, what: &str) -> (&'n [Node], bool) {
         match &node.kind {
-            NodeKind::Seq(items) if !items.is_empty() => items,
-            NodeKind::Seq(_) => {
-                self.push(
-                    Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is an empty list"))
-                        .label("empty")
-                        .help("list at least one item"),
-                );
-                &[]
+            NodeKind::Seq(items) => {
+                if items.is_empty() {
+                    self.push(
+                        Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is an empty list"))
+                            .label("empty")
+                            .help("list at least one item"),
+                    );
+                }
+                (items, true)
             }
             _ => {
                 let code = if is_null(node) { Code::EmptyValue } else { Code::WrongType };
@@ -367,7 +394,7 @@ impl Reader<'_> {
                     .label("expected a list")
                     .help("write the items one per line, each after `- `"),
                 );
-                &[]
+                (&[], false)
             }
         }
     }
@@ -375,14 +402,16 @@ impl Reader<'_> {
     /// A list of strings. A lone string stands for a list of one (reported,
     /// with a fix); numbers and booleans stand for their text (reported,
     /// with a fix). Empty lists and empty strings are reported.
-    fn string_list(&mut self, node: &Node, what: &str) -> Vec<Value> {
+    fn string_list(&mut self, node: &Node, what: &str, optional: bool) -> Vec<Value> {
         match &node.kind {
             NodeKind::Seq(items) => {
                 if items.is_empty() {
+                    let help =
+                        if optional { "list at least one value, or remove the key" } else { "list at least one value" };
                     self.push(
                         Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is an empty list"))
                             .label("empty")
-                            .help("list at least one value, or remove the key"),
+                            .help(help),
                     );
                 }
                 items.iter().filter_map(|item| self.string(item, &format!("an item of {what}"))).collect()
@@ -444,7 +473,7 @@ impl Reader<'_> {
                 self.push(
                     Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is an empty string"))
                         .label("empty")
-                        .help("write a value, or remove it"),
+                        .help(empty_help(what)),
                 );
                 None
             }
@@ -453,7 +482,7 @@ impl Reader<'_> {
                 self.push(
                     Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is empty"))
                         .label("no value")
-                        .help("write a value, or remove it"),
+                        .help(empty_help(what)),
                 );
                 None
             }
@@ -489,11 +518,18 @@ impl Reader<'_> {
         )
         .label("expected a boolean");
         if let Some(s) = node.as_scalar().filter(|s| s.ty == ScalarType::Str) {
-            if let Some(b) = ["true", "false"].into_iter().find(|b| s.value.eq_ignore_ascii_case(b)) {
-                diagnostic = diagnostic.help(format!("write `{b}` without quotes")).fix(Fix {
-                    description: format!("unquote `{b}`"),
-                    edits: vec![Edit { span: node.span, replacement: b.to_string() }],
-                });
+            let meant = match s.value.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "y" | "on" => Some("true"),
+                "false" | "no" | "n" | "off" => Some("false"),
+                _ => None,
+            };
+            if let Some(b) = meant {
+                // YAML 1.1 read `yes`/`on` as booleans; YAML 1.2 reads them as strings.
+                diagnostic =
+                    diagnostic.help(format!("write `{b}` (YAML 1.2 reads `{}` as a string)", s.value)).fix(Fix {
+                        description: format!("write `{b}`"),
+                        edits: vec![Edit { span: node.span, replacement: b.to_string() }],
+                    });
             }
         }
         self.push(diagnostic);
@@ -501,6 +537,14 @@ impl Reader<'_> {
     }
 
     fn unknown_key<'k>(&mut self, key: &str, span: Span, candidates: impl IntoIterator<Item = &'k str>, place: &str) {
+        if key == "<<" {
+            self.push(
+                Diagnostic::new(Code::UnknownKey, span, "YAML merge keys (`<<`) are not part of YAML 1.2")
+                    .label("merge key")
+                    .help("write the keys out; an alias (`*name`) can still repeat a whole list"),
+            );
+            return;
+        }
         let candidates: Vec<&str> = candidates.into_iter().collect();
         let mut diagnostic =
             Diagnostic::new(Code::UnknownKey, span, format!("unknown key `{key}` {place}")).label("unknown key");
@@ -533,6 +577,15 @@ fn wrong_kind(kind: PolicyKind, key: ConditionKey, span: Span) -> Diagnostic {
     )
     .label(format!("not a {} condition", kind.as_str()))
     .help(help)
+}
+
+/// The fix for an empty string: list items can go, required values cannot.
+fn empty_help(what: &str) -> &'static str {
+    if what.starts_with("an item of") {
+        "write a value, or remove the item"
+    } else {
+        "write a value"
+    }
 }
 
 fn value_of(node: &Node, scalar: &Scalar) -> Value {

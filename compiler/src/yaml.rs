@@ -120,6 +120,7 @@ pub fn parse(source: &SourceFile, diagnostics: &mut Diagnostics) -> Option<Node>
         too_deep_at: None,
         too_many_at: None,
         second_document: None,
+        first_document: None,
     };
     let mut parser = Parser::new_from_str(text);
     let result = parser.load(&mut builder, true);
@@ -151,10 +152,7 @@ pub fn parse(source: &SourceFile, diagnostics: &mut Diagnostics) -> Option<Node>
             diagnostics.push(too_deep(Span::new(at, end)));
             return None;
         }
-        diagnostics.push(
-            Diagnostic::new(Code::InvalidYaml, Span::new(at, end), format!("invalid YAML: {}", err.info()))
-                .label("the YAML parser stopped here"),
-        );
+        diagnostics.push(syntax_error(text, at, end, err.info()));
         return None;
     }
     if let Some(at) = builder.second_document {
@@ -166,12 +164,39 @@ pub fn parse(source: &SourceFile, diagnostics: &mut Diagnostics) -> Option<Node>
     }
     let root = builder.root.filter(|n| !is_null(n));
     if root.is_none() {
+        // Point at an explicit `---` when there is one: it is what the user wrote.
+        let at = builder.first_document.filter(|s| s.end > s.start).unwrap_or(Span::point(0));
         diagnostics.push(
-            Diagnostic::new(Code::DocumentCount, Span::point(0), "the file holds no policy")
+            Diagnostic::new(Code::DocumentCount, at, "the file holds no policy")
                 .help("a policy has a `file:` or `process:` section, or both"),
         );
     }
     root
+}
+
+/// The diagnostic for a YAML syntax error at byte `at..end`, with a help
+/// line for the mistakes people make most.
+fn syntax_error(text: &str, at: usize, end: usize, info: &str) -> Diagnostic {
+    let mut span = Span::new(at, end);
+    let help = if info.contains("tab") {
+        // saphyr reports where the scalar it was reading began; the tab that
+        // broke it is further on. Point at it.
+        if let Some(offset) = text.get(at..).and_then(|rest| rest.find('\t')) {
+            span = Span::new(at + offset, at + offset + 1);
+        }
+        "YAML indents with spaces, never tabs: replace the tab with spaces"
+    } else if info.contains("quoted scalar") {
+        "a quoted string is not closed: add the closing quote"
+    } else if info.contains("flow sequence") || info.contains("flow mapping") {
+        "a `[` or `{` list is not closed, or an item in it is missing a comma"
+    } else if info.contains("mapping values are not allowed") {
+        "a `key: value` line is inside a value: check the indentation, or quote a value that contains `: `"
+    } else {
+        "check the indentation and quoting at and just before this point"
+    };
+    Diagnostic::new(Code::InvalidYaml, span, format!("invalid YAML: {info}"))
+        .label("the YAML parser stopped here")
+        .help(help)
 }
 
 fn too_deep(at: Span) -> Diagnostic {
@@ -203,6 +228,8 @@ struct Builder<'a> {
     too_deep_at: Option<Span>,
     too_many_at: Option<Span>,
     second_document: Option<Span>,
+    /// Where the first document starts (its `---` when explicit).
+    first_document: Option<Span>,
 }
 
 impl Builder<'_> {
@@ -321,6 +348,9 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
         let at = self.span(span);
         if let Event::DocumentStart(_) = event {
             self.documents += 1;
+            if self.documents == 1 {
+                self.first_document = Some(at);
+            }
             if self.documents == 2 {
                 self.second_document = Some(at);
             }

@@ -25,6 +25,7 @@ fn corpus_dir() -> PathBuf {
 /// The expected `(code, line)` pairs named in a file's header, sorted.
 fn expectations(bytes: &[u8], path: &Path) -> Vec<(String, usize)> {
     let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut expected = Vec::new();
     let mut saw_expect = false;
     for line in text.lines().take_while(|l| l.starts_with('#')) {
@@ -87,6 +88,13 @@ fn no_orphaned_snapshots() {
     assert!(orphans.is_empty(), "snapshots without a corpus file (delete them): {orphans:?}");
 }
 
+/// Codes whose cases are too large for a corpus file, and the test that
+/// covers each instead.
+const COVERED_ELSEWHERE: &[(&str, &str)] = &[(
+    "D4C0033",
+    "tests/hostile.rs: over_the_selector_limit_names_the_figure, over_the_path_pattern_limit_names_the_figure",
+)];
+
 /// The corpus covers every code with at least one file that expects it.
 #[test]
 fn every_code_has_a_corpus_case() {
@@ -104,6 +112,10 @@ fn every_code_has_a_corpus_case() {
             }
         }
     }
-    let missing: Vec<&str> = d4cc::codes::Code::ALL.iter().map(|c| c.id()).filter(|id| !seen.contains(*id)).collect();
+    let missing: Vec<&str> = d4cc::codes::Code::ALL
+        .iter()
+        .map(|c| c.id())
+        .filter(|id| !seen.contains(*id) && !COVERED_ELSEWHERE.iter().any(|(code, _)| code == id))
+        .collect();
     assert!(missing.is_empty(), "codes without a corpus case: {missing:?}");
 }
