@@ -6,32 +6,8 @@
 
 use crate::span::{Span, Spanned};
 
-/// The two types of selector and response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PolicyKind {
-    /// `file:` selectors and responses.
-    File,
-    /// `process:` selectors and responses.
-    Process,
-}
-
-impl PolicyKind {
-    /// `file` or `process`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyKind::File => "file",
-            PolicyKind::Process => "process",
-        }
-    }
-
-    /// The other kind.
-    pub fn other(self) -> PolicyKind {
-        match self {
-            PolicyKind::File => PolicyKind::Process,
-            PolicyKind::Process => PolicyKind::File,
-        }
-    }
-}
+/// The two types of selector and response (`file`, `process`).
+pub use d4c_artifact::ops::Kind as PolicyKind;
 
 /// A whole policy.
 #[derive(Clone, Debug, Default)]

@@ -20,9 +20,9 @@ use crate::limits::{
     MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES,
 };
 use crate::model::{Actions, CheckedPolicy, Operation, ResponseModel, RuleSet, SelectorModel, Values};
-use crate::patterns::{LabelPattern, PathPattern, PatternError, TextPattern, TextSyntax};
 use crate::span::Span;
 use crate::suggest::did_you_mean;
+use d4c_artifact::patterns::{LabelPattern, PathPattern, PatternError, TextPattern, TextSyntax};
 use std::collections::{HashMap, HashSet};
 
 /// Checks `policy`. `text` is the source its spans point into (for fixes).

@@ -106,9 +106,18 @@ codes! {
     ResponseNeverFires   = "D4C0031", "response-never-fires",  Warning, "a response whose excludes cover all of its matches";
     DuplicateResponse    = "D4C0032", "duplicate-response",    Warning, "a response identical to an earlier one";
     LimitExceeded        = "D4C0033", "limit-exceeded",        Error,   "a policy larger than d4c's decision tables hold";
+    ScenarioSyntax       = "D4C0034", "scenario-syntax",       Error,   "a scenario file that the scenario language does not accept";
+    ScenarioState        = "D4C0035", "scenario-state",        Error,   "a scenario step that cannot be performed as written";
+    ScenarioFailed       = "D4C0036", "scenario-failed",       Error,   "a scenario step whose expected verdict differs from the policy's decision";
 }
 
 impl Code {
+    /// Whether the code is about scenario files (`*.d4ct`) rather than
+    /// policies: its explanation's examples are scenarios.
+    pub fn is_scenario(self) -> bool {
+        matches!(self, Code::ScenarioSyntax | Code::ScenarioState | Code::ScenarioFailed)
+    }
+
     /// Looks a code up by id (`D4C0007`, any case) or name (`duplicate-key`).
     pub fn lookup(text: &str) -> Option<Code> {
         let text = text.trim();

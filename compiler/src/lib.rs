@@ -7,7 +7,13 @@
 //! 3. [`syntax`]: YAML nodes to the policy [`ast`], with structural diagnostics
 //!    (types, unknown, duplicate, missing and legacy keys);
 //! 4. [`check`]: the AST to a checked [`model`] plus semantic diagnostics
-//!    (names, references, patterns, responses, limits).
+//!    (names, references, patterns, responses, limits);
+//! 5. [`lower`]: the checked model to decision tables, and [`compile`]: the
+//!    tables to artifact bytes.
+//!
+//! Beside the pipeline: [`direct`] evaluates a policy's meaning straight
+//! from the model (the reference the tables are tested against), and
+//! [`scenario`] runs scenario files (`d4cc test`).
 //!
 //! Every stage returns its best result together with every diagnostic it
 //! found: one lint run shows all problems.
@@ -15,13 +21,18 @@
 pub mod ast;
 pub mod check;
 pub mod codes;
+pub mod compile;
 pub mod diag;
+pub mod diff;
+pub mod direct;
 pub mod fix;
+pub mod inspect;
 pub mod limits;
 pub mod lint;
+pub mod lower;
 pub mod model;
-pub mod patterns;
 pub mod render;
+pub mod scenario;
 pub mod schema;
 pub mod source;
 pub mod span;
@@ -29,3 +40,8 @@ pub mod suggest;
 pub mod syntax;
 pub mod testgen;
 pub mod yaml;
+
+/// Containers and events (shared with the runtime).
+pub use d4c_artifact::event;
+/// The pattern syntaxes (they live with the tables, which the runtime reads).
+pub use d4c_artifact::patterns;

@@ -34,6 +34,93 @@ enum Command {
     },
     /// Print the JSON Schema of the policy format (for yaml-language-server).
     Schema,
+    /// Lint a policy and compile it to an artifact (`*.d4c`).
+    Compile(CompileArgs),
+    /// Show what an artifact holds: header, sections, limits used, tables.
+    Inspect {
+        /// The artifact.
+        artifact: PathBuf,
+        /// Output format (`json` includes every table in full).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
+    },
+    /// Show what promoting NEW over OLD changes: selectors, responses, and
+    /// example operations whose verdict changes.
+    Diff {
+        /// The artifact in force.
+        old: PathBuf,
+        /// The artifact to promote.
+        new: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
+        /// Most example operations to show.
+        #[arg(long, default_value_t = 20)]
+        examples: usize,
+    },
+    /// Run scenario files (`*.d4ct`) against their compiled policies.
+    Test {
+        /// Scenario files, or directories walked for `*.d4ct`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// When to colour the output.
+        #[arg(long, value_enum, default_value_t = Color::Auto)]
+        color: Color,
+    },
+    /// Make an Ed25519 key pair for signing artifacts (PKCS#8 / SPKI PEM).
+    Keygen {
+        /// Where to write the secret key (mode 0600; never overwritten).
+        #[arg(long)]
+        secret: PathBuf,
+        /// Where to write the public key.
+        #[arg(long)]
+        public: PathBuf,
+    },
+    /// Sign an artifact (in place, or to `--output`).
+    Sign {
+        /// The artifact.
+        artifact: PathBuf,
+        /// The secret key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// Write the signed artifact here instead of in place.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Check an artifact's integrity and its signature by a public key.
+    Verify {
+        /// The artifact.
+        artifact: PathBuf,
+        /// The public key (PEM) whose signature is required.
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct CompileArgs {
+    /// The policy.
+    policy: PathBuf,
+    /// Where to write the artifact (default: the policy's path with `.d4c`).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The policy name recorded in the artifact (default: the file's stem).
+    #[arg(long)]
+    name: Option<String>,
+    /// The policy revision recorded in the artifact.
+    #[arg(long, default_value_t = 1)]
+    revision: u64,
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    /// Text for people.
+    Human,
+    /// JSON for scripts.
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -85,6 +172,13 @@ fn main() -> ExitCode {
         Command::Fix(args) => lint(&args, true),
         Command::Explain { code } => explain(code.as_deref()),
         Command::Schema => print(&format!("{:#}\n", d4cc::schema::policy_schema())).map(|()| ExitCode::SUCCESS),
+        Command::Compile(args) => compile(&args),
+        Command::Inspect { artifact, format } => inspect(&artifact, format),
+        Command::Diff { old, new, format, examples } => diff(&old, &new, format, examples),
+        Command::Test { paths, color } => test(&paths, color),
+        Command::Keygen { secret, public } => keygen(&secret, &public),
+        Command::Sign { artifact, key, output } => sign(&artifact, &key, output.as_deref()),
+        Command::Verify { artifact, key } => verify(&artifact, &key),
     };
     match result {
         Ok(code) => code,
@@ -160,11 +254,7 @@ fn lint(args: &LintArgs, fix: bool) -> Result<ExitCode, Fatal> {
     });
     match args.format {
         Format::Human => {
-            let color = match args.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-            };
+            let color = use_color(args.color);
             let mut text = String::new();
             for report in reports.iter().filter(|r| !r.diagnostics.is_empty()) {
                 text.push_str(&render::human::render(report, color));
@@ -253,5 +343,201 @@ fn display_name(path: &Path) -> String {
         "<stdin>".to_string()
     } else {
         path.display().to_string()
+    }
+}
+
+fn use_color(color: Color) -> bool {
+    match color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, Fatal> {
+    std::fs::read(path).map_err(|e| Fatal(format!("cannot read `{}`: {e}", path.display())))
+}
+
+/// Reads and checks an artifact; a bad one is a finding (exit 1), said plainly.
+fn load_artifact(path: &Path) -> Result<d4c_artifact::AlignedBytes, Fatal> {
+    Ok(d4c_artifact::aligned_copy(&read_file(path)?))
+}
+
+fn parse_artifact<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<(d4c_artifact::Artifact<'a>, d4c_artifact::eval::Tables), String> {
+    let artifact = d4c_artifact::Artifact::parse(bytes)
+        .map_err(|e| format!("`{}` is not a valid artifact: {e}", path.display()))?;
+    let tables = d4c_artifact::eval::Tables::read(&artifact)
+        .map_err(|e| format!("`{}` holds unusable tables: {e}", path.display()))?;
+    Ok((artifact, tables))
+}
+
+fn refuse(message: String) -> Result<ExitCode, Fatal> {
+    let _ = writeln!(std::io::stderr(), "d4cc: {message}");
+    Ok(ExitCode::from(1))
+}
+
+fn compile(args: &CompileArgs) -> Result<ExitCode, Fatal> {
+    let bytes = read(&args.policy)?;
+    let name = display_name(&args.policy);
+    let (source, output) = lint_bytes(name, bytes.clone());
+    if !output.diagnostics.is_empty() {
+        let report = FileReport { source: &source, diagnostics: &output.diagnostics };
+        // Diagnostics go to standard error: standard output stays clean for scripts.
+        let _ = write!(std::io::stderr(), "{}", render::human::render(&report, use_color(args.color)));
+    }
+    let has_errors = output.has_errors();
+    let Some(checked) = output.checked.filter(|_| !has_errors) else {
+        return refuse(format!("`{}` has errors: nothing was written", args.policy.display()));
+    };
+    let policy_name = args.name.clone().unwrap_or_else(|| {
+        args.policy.file_stem().map_or_else(|| "policy".to_string(), |s| s.to_string_lossy().into_owned())
+    });
+    // Reproducible unless the build asks for a time stamp.
+    let created_unix = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| Fatal(format!("SOURCE_DATE_EPOCH `{v}` is not a number of seconds")))?,
+        ),
+        Err(_) => None,
+    };
+    let options = d4cc::compile::CompileOptions { policy_name, revision: args.revision, created_unix };
+    let artifact = match d4cc::compile::compile(&bytes, &checked, &options) {
+        Ok(a) => a,
+        Err(e) => return refuse(format!("`{}` cannot be compiled: {e}", args.policy.display())),
+    };
+    let out = args.output.clone().unwrap_or_else(|| args.policy.with_extension("d4c"));
+    std::fs::write(&out, &artifact).map_err(|e| Fatal(format!("cannot write `{}`: {e}", out.display())))?;
+    let _ = writeln!(std::io::stderr(), "wrote {} ({} bytes)", out.display(), artifact.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(path: &Path, format: ReportFormat) -> Result<ExitCode, Fatal> {
+    let bytes = load_artifact(path)?;
+    let (artifact, tables) = match parse_artifact(path, &bytes) {
+        Ok(x) => x,
+        Err(message) => return refuse(message),
+    };
+    let text = match format {
+        ReportFormat::Human => d4cc::inspect::render_human(&path.display().to_string(), &artifact, &tables),
+        ReportFormat::Json => format!("{:#}\n", d4cc::inspect::report(&artifact, &tables)),
+    };
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(old: &Path, new: &Path, format: ReportFormat, examples: usize) -> Result<ExitCode, Fatal> {
+    let (old_bytes, new_bytes) = (load_artifact(old)?, load_artifact(new)?);
+    let (old_artifact, old_tables) = match parse_artifact(old, &old_bytes) {
+        Ok(x) => x,
+        Err(message) => return refuse(message),
+    };
+    let (new_artifact, new_tables) = match parse_artifact(new, &new_bytes) {
+        Ok(x) => x,
+        Err(message) => return refuse(message),
+    };
+    let _ = (old_artifact, old_tables, new_artifact, new_tables, format, examples); // TEMP until diff.rs lands
+    let text = String::new();
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(paths: &[PathBuf], color: Color) -> Result<ExitCode, Fatal> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| Fatal(format!("cannot read `{}`: {e}", path.display())))?;
+        if meta.is_dir() {
+            walk_ext(path, "d4ct", &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let color = use_color(color);
+    let (mut steps, mut failed, mut broken) = (0, 0, 0);
+    let mut text = String::new();
+    for path in &files {
+        let name = path.display().to_string();
+        let outcome = d4cc::scenario::test_file(path, &name).map_err(Fatal)?;
+        steps += outcome.steps;
+        failed += outcome.failed;
+        let problems = outcome.diagnostics.len() - outcome.failed;
+        broken += problems;
+        let status = if outcome.diagnostics.is_empty() { "ok" } else { "FAILED" };
+        text.push_str(&format!("{status:<6} {name} ({} steps)\n", outcome.steps));
+        if !outcome.diagnostics.is_empty() {
+            let report = FileReport { source: &outcome.source, diagnostics: &outcome.diagnostics };
+            text.push_str(&render::human::render(&report, color));
+        }
+    }
+    text.push_str(&format!(
+        "{} passed, {failed} failed; {broken} scenario problem(s) in {} file(s)\n",
+        steps - failed,
+        files.len()
+    ));
+    print(&text)?;
+    Ok(if failed > 0 || broken > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn walk_ext(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<(), Fatal> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Fatal(format!("cannot read directory `{}`: {e}", dir.display())))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if meta.is_dir() {
+            walk_ext(&path, ext, out)?;
+        } else if path.extension().is_some_and(|e| e == ext) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn keygen(secret: &Path, public: &Path) -> Result<ExitCode, Fatal> {
+    let key = d4c_artifact::keys::generate().map_err(|e| Fatal(e.to_string()))?;
+    d4c_artifact::keys::write_secret_key(secret, &key).map_err(|e| Fatal(e.to_string()))?;
+    d4c_artifact::keys::write_public_key(public, &key.verifying_key()).map_err(|e| Fatal(e.to_string()))?;
+    let id = d4c_artifact::to_hex(&d4c_artifact::keys::key_id(&key.verifying_key()));
+    let _ = writeln!(std::io::stderr(), "wrote {} and {} (key {id})", secret.display(), public.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(path: &Path, key: &Path, output: Option<&Path>) -> Result<ExitCode, Fatal> {
+    let key = d4c_artifact::keys::read_secret_key(key).map_err(|e| Fatal(e.to_string()))?;
+    let bytes = read_file(path)?;
+    let signed = match d4c_artifact::sign(&bytes, &key) {
+        Ok(s) => s,
+        Err(e) => return refuse(format!("`{}` cannot be signed: {e}", path.display())),
+    };
+    let out = output.unwrap_or(path);
+    std::fs::write(out, &signed).map_err(|e| Fatal(format!("cannot write `{}`: {e}", out.display())))?;
+    let id = d4c_artifact::to_hex(&d4c_artifact::keys::key_id(&key.verifying_key()));
+    let _ = writeln!(std::io::stderr(), "signed {} with key {id}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(path: &Path, key: &Path) -> Result<ExitCode, Fatal> {
+    let key = d4c_artifact::keys::read_public_key(key).map_err(|e| Fatal(e.to_string()))?;
+    let bytes = read_file(path)?;
+    let artifact = match d4c_artifact::Artifact::parse(&bytes) {
+        Ok(a) => a,
+        Err(e) => return refuse(format!("`{}` is not a valid artifact: {e}", path.display())),
+    };
+    let id = d4c_artifact::to_hex(&d4c_artifact::keys::key_id(&key));
+    match artifact.verify_signature(&key) {
+        Ok(()) => {
+            print(&format!(
+                "ok: `{}` is intact and signed by key {id} (policy `{}`, revision {})\n",
+                path.display(),
+                artifact.policy_name(),
+                artifact.header().revision
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refuse(format!("`{}`: {e}", path.display())),
     }
 }

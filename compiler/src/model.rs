@@ -2,133 +2,13 @@
 //!
 //! Produced by [`crate::check`]; consumed by the lowering to decision tables
 //! and by the direct evaluator. Names are resolved to indices, vocabularies
-//! to enums, patterns to [`crate::patterns`] values. No spans: diagnostics
+//! to enums, patterns to [`d4c_artifact::patterns`] values. No spans: diagnostics
 //! are the check stage's business, meaning is this one's.
 
 use crate::ast::{ConditionKey, PolicyKind};
-use crate::patterns::{LabelPattern, PathPattern, TextPattern};
+use d4c_artifact::patterns::{LabelPattern, PathPattern, TextPattern};
 
-/// An operation a selector can match.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Operation {
-    /// A new file with an execute bit (created so, or chmod +x of a new file).
-    CreateExecutable,
-    /// A change to a file that has or gains an execute bit.
-    ModifyExecutable,
-    /// A new file.
-    CreateFile,
-    /// A change to an existing file.
-    ModifyFile,
-    /// A file removed.
-    DeleteFile,
-    /// An exec of a memfd or other fileless file.
-    ExecMemFd,
-    /// A process forked.
-    Fork,
-    /// A program executed.
-    Exec,
-}
-
-impl Operation {
-    /// Every operation.
-    pub const ALL: &'static [Operation] = &[
-        Operation::CreateExecutable,
-        Operation::ModifyExecutable,
-        Operation::CreateFile,
-        Operation::ModifyFile,
-        Operation::DeleteFile,
-        Operation::ExecMemFd,
-        Operation::Fork,
-        Operation::Exec,
-    ];
-
-    /// The name written in policies.
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::CreateExecutable => "createExecutable",
-            Operation::ModifyExecutable => "modifyExecutable",
-            Operation::CreateFile => "createFile",
-            Operation::ModifyFile => "modifyFile",
-            Operation::DeleteFile => "deleteFile",
-            Operation::ExecMemFd => "execMemFd",
-            Operation::Fork => "fork",
-            Operation::Exec => "exec",
-        }
-    }
-
-    /// The type of selector it belongs to.
-    pub fn kind(self) -> PolicyKind {
-        match self {
-            Operation::Fork | Operation::Exec => PolicyKind::Process,
-            _ => PolicyKind::File,
-        }
-    }
-
-    /// The operation named `name` (exact case).
-    pub fn from_name(name: &str) -> Option<Operation> {
-        Operation::ALL.iter().copied().find(|o| o.name() == name)
-    }
-
-    /// Whether it is a file-integrity operation on any file (not only
-    /// executables): blocking these needs a `targetFilePath` (`D4C0029`).
-    pub fn is_file_integrity(self) -> bool {
-        matches!(self, Operation::CreateFile | Operation::ModifyFile | Operation::DeleteFile)
-    }
-}
-
-/// A set of actions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Actions(u8);
-
-impl Actions {
-    /// No action.
-    pub const NONE: Actions = Actions(0);
-    /// `log`: a document to the file or process data stream.
-    pub const LOG: Actions = Actions(1);
-    /// `alert`: a document to the alerts data stream.
-    pub const ALERT: Actions = Actions(2);
-    /// `block`: the operation is refused.
-    pub const BLOCK: Actions = Actions(4);
-
-    /// The action named `name`, as written in policies.
-    pub fn from_name(name: &str) -> Option<Actions> {
-        match name {
-            "log" => Some(Actions::LOG),
-            "alert" => Some(Actions::ALERT),
-            "block" => Some(Actions::BLOCK),
-            _ => None,
-        }
-    }
-
-    /// Both sets.
-    pub fn union(self, other: Actions) -> Actions {
-        Actions(self.0 | other.0)
-    }
-
-    /// Whether every action of `other` is in `self`.
-    pub fn contains(self, other: Actions) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether empty.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The raw bits (log = 1, alert = 2, block = 4).
-    pub fn bits(self) -> u8 {
-        self.0
-    }
-
-    /// The names, in `log`, `alert`, `block` order.
-    pub fn names(self) -> Vec<&'static str> {
-        [(Actions::LOG, "log"), (Actions::ALERT, "alert"), (Actions::BLOCK, "block")]
-            .into_iter()
-            .filter(|(a, _)| self.contains(*a))
-            .map(|(_, n)| n)
-            .collect()
-    }
-}
+pub use d4c_artifact::ops::{Actions, Operation};
 
 /// A checked policy: both rule sets (empty when a section is absent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -104,7 +104,7 @@ fn split_star<'t>(text: &'t str, start: usize, what: &str) -> Result<(&'t str, T
 const PATH_WILDCARD_HELP: &str = "a wildcard may only end a pattern: `/dir/*`, `/dir/**` or `/prefix*`";
 
 /// A `targetFilePath` / `processExecutable` pattern.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum PathPattern {
     /// `/usr/bin/echo`: that path only.
     Exact(String),
@@ -312,7 +312,7 @@ impl TextSyntax {
 
 /// A pattern for a plain text value (image names, tags, namespaces, pod
 /// names, cluster ids and names, process names).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum TextPattern {
     /// That value only.
     Exact(String),
@@ -560,7 +560,7 @@ fn check_image_tag(text: &str) -> Result<(), PatternError> {
 const LABEL_HELP: &str = "write `key:value`; `key:` matches the empty value and `key:*` any value";
 
 /// A `kubernetesPodLabel` pattern `key:value`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct LabelPattern {
     /// The label key, with its optional `prefix/`.
     pub key: String,

@@ -1,0 +1,500 @@
+//! The table evaluator: decides an event from an artifact's tables exactly
+//! as the kernel will, and explains the decision as the runtime will.
+//!
+//! [`Tables`] is the in-memory form of an artifact's decision sections. The
+//! compiler builds one and writes it ([`Tables::write_sections`]); the runtime
+//! and `d4cc test` read one back ([`Tables::read`]), which checks every index
+//! so that no lookup can go out of bounds, whatever the artifact holds.
+
+use crate::event::{Container, Event, Volume};
+use crate::ops::{Actions, Kind, Operation};
+use crate::tables::{
+    kind, ComponentKeyLong, ComponentKeyShort, ContainerConditions, DfaState, EdgeKey, KindMeta, Meta, Roots, FILE_OPS,
+    LONG_COMPONENT_BYTES, PROCESS_OPS, SHORT_COMPONENT_BYTES, VOLUMES,
+};
+use std::collections::{BTreeSet, HashMap};
+use zerocopy::IntoBytes;
+
+/// The outcome of one decision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// The union of the fired responses' actions (empty: nothing happens).
+    pub actions: Actions,
+    /// Indices (into the kind's selectors) of the matched selectors of the
+    /// fired responses.
+    pub matched: BTreeSet<usize>,
+}
+
+impl Verdict {
+    /// Unites two verdicts (an operation that makes two events).
+    pub fn union(mut self, other: Verdict) -> Verdict {
+        self.actions = self.actions.union(other.actions);
+        self.matched.extend(other.matched);
+        self
+    }
+}
+
+/// An artifact's decision tables, in memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tables {
+    /// Roots and dimensions.
+    pub roots: Roots,
+    /// Automaton states.
+    pub states: Vec<DfaState>,
+    /// Component strings, by id.
+    pub components: Vec<String>,
+    /// Exact edges.
+    pub edges: Vec<(EdgeKey, u32)>,
+    /// Prefix edges.
+    pub prefix_edges: Vec<(EdgeKey, u32)>,
+    /// `file_path_classes * 18` file dynamic classes.
+    pub file_classes: Vec<u32>,
+    /// `exe_classes * 4` process intermediate classes.
+    pub process_classes_a: Vec<u32>,
+    /// `process_a_classes * name_classes` process dynamic classes.
+    pub process_classes_d: Vec<u32>,
+    /// Userspace metadata.
+    pub meta: Meta,
+    /// Lookup indices built by [`Tables::index`]: not serialized.
+    index: Index,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Index {
+    components: HashMap<String, u32>,
+    edges: HashMap<(u32, u32), u32>,
+    prefix_edges: HashMap<(u32, u32), u32>,
+}
+
+/// Why an artifact's tables cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TablesError(pub String);
+
+impl std::fmt::Display for TablesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TablesError {}
+
+fn bad(message: impl Into<String>) -> TablesError {
+    TablesError(message.into())
+}
+
+impl Tables {
+    /// Assembles tables from their parts and builds the lookup indices.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        roots: Roots,
+        states: Vec<DfaState>,
+        components: Vec<String>,
+        edges: Vec<(EdgeKey, u32)>,
+        prefix_edges: Vec<(EdgeKey, u32)>,
+        file_classes: Vec<u32>,
+        process_classes_a: Vec<u32>,
+        process_classes_d: Vec<u32>,
+        meta: Meta,
+    ) -> Result<Tables, TablesError> {
+        let mut tables = Tables {
+            roots,
+            states,
+            components,
+            edges,
+            prefix_edges,
+            file_classes,
+            process_classes_a,
+            process_classes_d,
+            meta,
+            index: Index::default(),
+        };
+        tables.validate()?;
+        tables.index = Index {
+            components: tables.components.iter().enumerate().map(|(i, c)| (c.clone(), i as u32)).collect(),
+            edges: tables.edges.iter().map(|(k, v)| ((k.state, k.component), *v)).collect(),
+            prefix_edges: tables.prefix_edges.iter().map(|(k, v)| ((k.state, k.component), *v)).collect(),
+        };
+        Ok(tables)
+    }
+
+    /// Checks every index against what it indexes, so that evaluation can
+    /// never go out of bounds.
+    fn validate(&self) -> Result<(), TablesError> {
+        let r = &self.roots;
+        let states = self.states.len() as u64;
+        let m = &self.meta;
+        for (name, root) in [("file path", r.file_path_root), ("executable", r.exe_root), ("name", r.name_root)] {
+            if u64::from(root) >= states {
+                return Err(bad(format!("the {name} root state {root} is past the {states} states")));
+            }
+        }
+        let counts = [
+            ("file path classes", r.file_path_classes, m.file_path_classes.len()),
+            ("executable classes", r.exe_classes, m.exe_classes.len()),
+            ("name classes", r.name_classes, m.name_classes.len()),
+            ("process intermediate classes", r.process_a_classes, m.process_a_reps.len()),
+            ("file dynamic classes", r.file_dyn_classes, m.file_dyn_reps.len()),
+            ("process dynamic classes", r.process_dyn_classes, m.process_dyn_reps.len()),
+        ];
+        for (name, declared, actual) in counts {
+            if declared as usize != actual {
+                return Err(bad(format!("the roots declare {declared} {name}, the metadata has {actual}")));
+            }
+        }
+        let max_class = r.file_path_classes.max(r.exe_classes).max(r.name_classes);
+        for (i, s) in self.states.iter().enumerate() {
+            if u64::from(s.default_next) >= states || s.accept_class >= max_class.max(1) {
+                return Err(bad(format!("state {i} points past the tables")));
+            }
+        }
+        for (k, v) in self.edges.iter().chain(&self.prefix_edges) {
+            if u64::from(k.state) >= states || u64::from(*v) >= states || k.component as usize >= self.components.len()
+            {
+                return Err(bad(format!("edge {} --{}--> {} points past the tables", k.state, k.component, v)));
+            }
+        }
+        let sizes = [
+            ("file classes", self.file_classes.len(), r.file_path_classes as usize * FILE_OPS * VOLUMES),
+            ("process classes a", self.process_classes_a.len(), r.exe_classes as usize * PROCESS_OPS * 2),
+            ("process classes d", self.process_classes_d.len(), r.process_a_classes as usize * r.name_classes as usize),
+        ];
+        for (name, len, want) in sizes {
+            if len != want {
+                return Err(bad(format!("the {name} table has {len} entries, the dimensions say {want}")));
+            }
+        }
+        if self.file_classes.iter().any(|&d| d >= r.file_dyn_classes)
+            || self.process_classes_a.iter().any(|&a| a >= r.process_a_classes)
+            || self.process_classes_d.iter().any(|&d| d >= r.process_dyn_classes)
+        {
+            return Err(bad("a class table holds a class past its count"));
+        }
+        for (kind_meta, classes) in
+            [(&m.file, &m.file_path_classes), (&m.process, &m.exe_classes), (&m.process, &m.name_classes)]
+        {
+            let n = kind_meta.selectors.len() as u32;
+            if classes.iter().flatten().any(|&s| s >= n) {
+                return Err(bad("a class lists a selector past the selectors"));
+            }
+        }
+        for kind_meta in [&m.file, &m.process] {
+            let n = kind_meta.selectors.len() as u32;
+            if kind_meta.responses.iter().flat_map(|r| r.matches.iter().chain(&r.excludes)).any(|&s| s >= n) {
+                return Err(bad("a response names a selector past the selectors"));
+            }
+        }
+        let reps_ok = m
+            .file_dyn_reps
+            .iter()
+            .all(|[p, o, v]| *p < r.file_path_classes && (*o as usize) < FILE_OPS && (*v as usize) < VOLUMES)
+            && m.process_a_reps.iter().all(|[e, o, t]| *e < r.exe_classes && (*o as usize) < PROCESS_OPS && *t < 2)
+            && m.process_dyn_reps.iter().all(|[a, n]| *a < r.process_a_classes && *n < r.name_classes);
+        if !reps_ok {
+            return Err(bad("a class representative points past the tables"));
+        }
+        Ok(())
+    }
+
+    /// The component id of `text`, as the kernel's component maps give it.
+    pub fn component_id(&self, text: &str) -> Option<u32> {
+        if text.len() > LONG_COMPONENT_BYTES {
+            return None;
+        }
+        self.index.components.get(text).copied()
+    }
+
+    /// One automaton step from `state` along `component`: the exact edge,
+    /// else the longest prefix edge, else the default.
+    pub fn step(&self, state: u32, component: &str) -> u32 {
+        let Some(record) = self.states.get(state as usize) else { return state };
+        if let Some(next) = self.component_id(component).and_then(|c| self.index.edges.get(&(state, c))) {
+            return *next;
+        }
+        for &len in record.prefix_lens.iter().take_while(|&&l| l != 0) {
+            let Some(prefix) = component.get(..usize::from(len)) else { continue };
+            if let Some(next) = self.component_id(prefix).and_then(|c| self.index.prefix_edges.get(&(state, c))) {
+                return *next;
+            }
+        }
+        record.default_next
+    }
+
+    /// The class of an absolute path from `root` (0 for a path that is not
+    /// absolute, which no path pattern matches).
+    pub fn path_class(&self, root: u32, path: &str) -> u32 {
+        if !path.starts_with('/') {
+            return 0;
+        }
+        let end = path.split('/').filter(|c| !c.is_empty()).fold(root, |state, c| self.step(state, c));
+        self.states.get(end as usize).map_or(0, |s| s.accept_class)
+    }
+
+    /// The class of a process name: one step from the name root.
+    pub fn name_class(&self, name: &str) -> u32 {
+        let end = self.step(self.roots.name_root, name);
+        self.states.get(end as usize).map_or(0, |s| s.accept_class)
+    }
+
+    /// The file dynamic class of a path class, operation and volume.
+    pub fn file_dyn_class(&self, path_class: u32, op: usize, volume: usize) -> u32 {
+        let at = path_class as usize * FILE_OPS * VOLUMES + op * VOLUMES + volume;
+        self.file_classes.get(at).copied().unwrap_or(0)
+    }
+
+    /// The process dynamic class of an executable class, operation,
+    /// terminal state and name class.
+    pub fn process_dyn_class(&self, exe_class: u32, op: usize, interactive: bool, name_class: u32) -> u32 {
+        let a_at = exe_class as usize * PROCESS_OPS * 2 + op * 2 + usize::from(interactive);
+        let a = self.process_classes_a.get(a_at).copied().unwrap_or(0);
+        let d_at = a as usize * self.roots.name_classes as usize + name_class as usize;
+        self.process_classes_d.get(d_at).copied().unwrap_or(0)
+    }
+
+    /// The metadata of `kind`.
+    pub fn kind(&self, kind: Kind) -> &KindMeta {
+        match kind {
+            Kind::File => &self.meta.file,
+            Kind::Process => &self.meta.process,
+        }
+    }
+
+    /// Which selectors of `kind` hold for `container` (what the runtime
+    /// computes once per container).
+    pub fn container_selectors(&self, kind: Kind, container: &Container) -> Vec<bool> {
+        self.kind(kind).selectors.iter().map(|s| container_holds(&s.container, container)).collect()
+    }
+
+    /// Which selectors of a file dynamic class hold their per-event
+    /// conditions, from its representative.
+    pub fn file_dyn_members(&self, class: u32) -> Vec<bool> {
+        let Some(&[p, o, v]) = self.meta.file_dyn_reps.get(class as usize) else { return Vec::new() };
+        let on_path: BTreeSet<u32> =
+            self.meta.file_path_classes.get(p as usize).into_iter().flatten().copied().collect();
+        (0u32..)
+            .zip(&self.meta.file.selectors)
+            .map(|(i, s)| {
+                s.dynamic.holds(o as usize, v as usize, false) && (!s.dynamic.has_path || on_path.contains(&i))
+            })
+            .collect()
+    }
+
+    /// Which selectors of a process dynamic class hold their per-event
+    /// conditions, from its representative.
+    pub fn process_dyn_members(&self, class: u32) -> Vec<bool> {
+        let Some(&[a, n]) = self.meta.process_dyn_reps.get(class as usize) else { return Vec::new() };
+        let Some(&[e, o, t]) = self.meta.process_a_reps.get(a as usize) else { return Vec::new() };
+        let exe: BTreeSet<u32> = self.meta.exe_classes.get(e as usize).into_iter().flatten().copied().collect();
+        let name: BTreeSet<u32> = self.meta.name_classes.get(n as usize).into_iter().flatten().copied().collect();
+        (0u32..)
+            .zip(&self.meta.process.selectors)
+            .map(|(i, s)| {
+                s.dynamic.holds(o as usize, 0, t == 1)
+                    && (!s.dynamic.has_path || exe.contains(&i))
+                    && (!s.dynamic.has_name || name.contains(&i))
+            })
+            .collect()
+    }
+
+    /// One row entry: the verdict for the selectors that hold both their
+    /// per-event conditions (`members`) and their container conditions
+    /// (`in_container`). This is what the runtime writes into a row.
+    pub fn row_entry(&self, kind: Kind, members: &[bool], in_container: &[bool]) -> Verdict {
+        let hit = |i: &u32| {
+            let i = *i as usize;
+            members.get(i).copied().unwrap_or(false) && in_container.get(i).copied().unwrap_or(false)
+        };
+        let mut verdict = Verdict::default();
+        for response in &self.kind(kind).responses {
+            let matched: Vec<usize> = response.matches.iter().filter(|i| hit(i)).map(|&i| i as usize).collect();
+            if !matched.is_empty() && !response.excludes.iter().any(hit) {
+                verdict.actions = verdict.actions.union(response.actions);
+                verdict.matched.extend(matched);
+            }
+        }
+        verdict
+    }
+
+    /// Decides `event` in `container`: the kernel's lookups, then the row
+    /// entry the runtime would have written for the container.
+    pub fn decide(&self, container: &Container, event: &Event) -> Verdict {
+        match event {
+            Event::File(f) => {
+                let path_class = f.path.as_deref().map_or(0, |p| self.path_class(self.roots.file_path_root, p));
+                let class = self.file_dyn_class(path_class, f.operation.table_index(), volume_index(f.volume));
+                let members = self.file_dyn_members(class);
+                self.row_entry(Kind::File, &members, &self.container_selectors(Kind::File, container))
+            }
+            Event::Process(p) => {
+                let exe_class = self.path_class(self.roots.exe_root, &p.executable);
+                let name_class = self.name_class(&p.name);
+                let class = self.process_dyn_class(exe_class, p.operation.table_index(), p.interactive, name_class);
+                let members = self.process_dyn_members(class);
+                self.row_entry(Kind::Process, &members, &self.container_selectors(Kind::Process, container))
+            }
+        }
+    }
+
+    /// The operation of `kind` with table index `index`.
+    pub fn operation(kind: Kind, index: usize) -> Option<Operation> {
+        Operation::of_kind(kind).get(index).copied()
+    }
+}
+
+fn volume_index(volume: Volume) -> usize {
+    volume.table_index()
+}
+
+/// Whether every container condition holds.
+pub fn container_holds(conditions: &ContainerConditions, container: &Container) -> bool {
+    let text = |patterns: &Option<Vec<crate::patterns::TextPattern>>, value: &Option<String>| match patterns {
+        None => true,
+        Some(patterns) => value.as_deref().is_some_and(|v| patterns.iter().any(|p| p.matches(v))),
+    };
+    text(&conditions.image_full_name, &container.image_full_name)
+        && text(&conditions.image_name, &container.image_name)
+        && text(&conditions.image_tag, &container.image_tag)
+        && text(&conditions.cluster_id, &container.cluster_id)
+        && text(&conditions.cluster_name, &container.cluster_name)
+        && text(&conditions.namespace, &container.namespace)
+        && text(&conditions.pod_name, &container.pod_name)
+        && conditions.pod_labels.as_ref().is_none_or(|patterns| {
+            patterns.iter().any(|p| p.matches(container.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        })
+}
+
+/// Splits components into the short and long key records, with their ids.
+pub fn component_records(components: &[String]) -> (Vec<ComponentKeyShort>, Vec<u32>, Vec<ComponentKeyLong>, Vec<u32>) {
+    let mut short = (Vec::new(), Vec::new());
+    let mut long = (Vec::new(), Vec::new());
+    for (id, text) in (0u32..).zip(components) {
+        let bytes = text.as_bytes();
+        if bytes.len() <= SHORT_COMPONENT_BYTES {
+            let mut key = ComponentKeyShort { len: bytes.len() as u32, bytes: [0; SHORT_COMPONENT_BYTES] };
+            key.bytes.iter_mut().zip(bytes).for_each(|(d, s)| *d = *s);
+            short.0.push(key);
+            short.1.push(id);
+        } else {
+            let mut key = ComponentKeyLong { len: bytes.len() as u32, bytes: [0; LONG_COMPONENT_BYTES + 1] };
+            key.bytes.iter_mut().zip(bytes).for_each(|(d, s)| *d = *s);
+            long.0.push(key);
+            long.1.push(id);
+        }
+    }
+    (short.0, short.1, long.0, long.1)
+}
+
+/// The sections of `tables`, in artifact order: `(kind, record size, bytes)`
+/// (record size 0 for the metadata blob).
+pub fn sections(tables: &Tables) -> Result<Vec<(u32, u32, Vec<u8>)>, TablesError> {
+    let meta = postcard::to_allocvec(&tables.meta).map_err(|e| bad(format!("cannot encode the metadata: {e}")))?;
+    let (short_keys, short_ids, long_keys, long_ids) = component_records(&tables.components);
+    let keys = |edges: &[(EdgeKey, u32)]| edges.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+    let values = |edges: &[(EdgeKey, u32)]| edges.iter().map(|(_, v)| *v).collect::<Vec<_>>();
+    let size = |n: usize| n as u32;
+    Ok(vec![
+        (kind::META, 0, meta),
+        (kind::ROOTS, size(std::mem::size_of::<Roots>()), tables.roots.as_bytes().to_vec()),
+        (kind::COMPONENT_SHORT_KEYS, size(std::mem::size_of::<ComponentKeyShort>()), short_keys.as_bytes().to_vec()),
+        (kind::COMPONENT_SHORT_VALUES, 4, short_ids.as_bytes().to_vec()),
+        (kind::COMPONENT_LONG_KEYS, size(std::mem::size_of::<ComponentKeyLong>()), long_keys.as_bytes().to_vec()),
+        (kind::COMPONENT_LONG_VALUES, 4, long_ids.as_bytes().to_vec()),
+        (kind::DFA_STATES, size(std::mem::size_of::<DfaState>()), tables.states.as_bytes().to_vec()),
+        (kind::EDGE_KEYS, size(std::mem::size_of::<EdgeKey>()), keys(&tables.edges).as_bytes().to_vec()),
+        (kind::EDGE_VALUES, 4, values(&tables.edges).as_bytes().to_vec()),
+        (kind::PREFIX_EDGE_KEYS, size(std::mem::size_of::<EdgeKey>()), keys(&tables.prefix_edges).as_bytes().to_vec()),
+        (kind::PREFIX_EDGE_VALUES, 4, values(&tables.prefix_edges).as_bytes().to_vec()),
+        (kind::FILE_CLASSES, 4, tables.file_classes.as_bytes().to_vec()),
+        (kind::PROCESS_CLASSES_A, 4, tables.process_classes_a.as_bytes().to_vec()),
+        (kind::PROCESS_CLASSES_D, 4, tables.process_classes_d.as_bytes().to_vec()),
+    ])
+}
+
+impl Tables {
+    /// Writes the tables' sections into `writer`.
+    pub fn write_into(&self, writer: &mut crate::ArtifactWriter) -> Result<(), TablesError> {
+        for (kind, record_size, bytes) in sections(self)? {
+            writer
+                .add_section(crate::SectionKind(kind), crate::SectionFlags::NONE, record_size, bytes)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the tables of a parsed artifact, checking every index. The
+    /// artifact must be aligned in memory (a memory map, or
+    /// [`crate::aligned_copy`]).
+    pub fn read(artifact: &crate::Artifact<'_>) -> Result<Tables, TablesError> {
+        fn section<'a>(artifact: &crate::Artifact<'a>, kind: u32) -> Result<crate::SectionRef<'a>, TablesError> {
+            artifact.section(crate::SectionKind(kind)).ok_or_else(|| {
+                bad(format!("the artifact has no `{}` section", crate::section_name(kind).unwrap_or("unknown")))
+            })
+        }
+        fn records<'a, T: zerocopy::FromBytes + zerocopy::KnownLayout + zerocopy::Immutable>(
+            artifact: &crate::Artifact<'a>,
+            kind: u32,
+        ) -> Result<&'a [T], TablesError> {
+            section(artifact, kind)?.records::<T>().map_err(|e| bad(e.to_string()))
+        }
+        let meta: Meta = postcard::from_bytes(section(artifact, kind::META)?.bytes())
+            .map_err(|e| bad(format!("the metadata section cannot be decoded: {e}")))?;
+        let roots = records::<Roots>(artifact, kind::ROOTS)?
+            .first()
+            .copied()
+            .ok_or_else(|| bad("the roots section is empty"))?;
+        let mut components: Vec<Option<String>> = Vec::new();
+        let mut place = |id: u32, bytes: &[u8], len: u32| -> Result<(), TablesError> {
+            let text = bytes
+                .get(..len as usize)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or_else(|| bad(format!("component {id} is not a UTF-8 string of its length")))?;
+            let slot = id as usize;
+            if slot >= components.len() {
+                components.resize(slot + 1, None);
+            }
+            if let Some(entry) = components.get_mut(slot) {
+                if entry.is_some() {
+                    return Err(bad(format!("component id {id} is given twice")));
+                }
+                *entry = Some(text.to_string());
+            }
+            Ok(())
+        };
+        let short_keys = records::<ComponentKeyShort>(artifact, kind::COMPONENT_SHORT_KEYS)?;
+        let short_ids = records::<u32>(artifact, kind::COMPONENT_SHORT_VALUES)?;
+        let long_keys = records::<ComponentKeyLong>(artifact, kind::COMPONENT_LONG_KEYS)?;
+        let long_ids = records::<u32>(artifact, kind::COMPONENT_LONG_VALUES)?;
+        if short_keys.len() != short_ids.len() || long_keys.len() != long_ids.len() {
+            return Err(bad("the component keys and ids differ in number"));
+        }
+        for (key, &id) in short_keys.iter().zip(short_ids) {
+            place(id, &key.bytes, key.len)?;
+        }
+        for (key, &id) in long_keys.iter().zip(long_ids) {
+            place(id, &key.bytes, key.len)?;
+        }
+        let components = components
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| c.ok_or_else(|| bad(format!("component id {i} is missing"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let edges = |keys: u32, values: u32| -> Result<Vec<(EdgeKey, u32)>, TablesError> {
+            let k = records::<EdgeKey>(artifact, keys)?;
+            let v = records::<u32>(artifact, values)?;
+            if k.len() != v.len() {
+                return Err(bad("edge keys and values differ in number"));
+            }
+            Ok(k.iter().copied().zip(v.iter().copied()).collect())
+        };
+        Tables::new(
+            roots,
+            records::<DfaState>(artifact, kind::DFA_STATES)?.to_vec(),
+            components,
+            edges(kind::EDGE_KEYS, kind::EDGE_VALUES)?,
+            edges(kind::PREFIX_EDGE_KEYS, kind::PREFIX_EDGE_VALUES)?,
+            records::<u32>(artifact, kind::FILE_CLASSES)?.to_vec(),
+            records::<u32>(artifact, kind::PROCESS_CLASSES_A)?.to_vec(),
+            records::<u32>(artifact, kind::PROCESS_CLASSES_D)?.to_vec(),
+            meta,
+        )
+    }
+}

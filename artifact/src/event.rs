@@ -1,0 +1,89 @@
+//! What a decision is about: a container and one event in it.
+//!
+//! Events are what the kernel observes after classifying a syscall (see
+//! `docs/scenarios.md` for the classification rules): a file operation on
+//! a path, or a process operation. Container metadata is what the runtime
+//! knows of the container the event happened in.
+
+use crate::ops::Operation;
+
+/// Where a file event's file lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Volume {
+    /// The container's root file system.
+    RootFs,
+    /// A directory volume mount.
+    Volume,
+    /// A single-file mount (ConfigMap, Secret, mounted file).
+    VolumeFile,
+}
+
+impl Volume {
+    /// Every state, in table order.
+    pub const ALL: [Volume; 3] = [Volume::RootFs, Volume::Volume, Volume::VolumeFile];
+
+    /// Its index in the file tables.
+    pub fn table_index(self) -> usize {
+        match self {
+            Volume::RootFs => 0,
+            Volume::Volume => 1,
+            Volume::VolumeFile => 2,
+        }
+    }
+}
+
+/// A file event.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FileEvent {
+    /// One of the file operations.
+    pub operation: Operation,
+    /// The path as seen inside the container; `None` for `execMemFd`, whose
+    /// file has no path.
+    pub path: Option<String>,
+    /// Where the file lives.
+    pub volume: Volume,
+}
+
+/// A process event.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProcessEvent {
+    /// `fork` or `exec`.
+    pub operation: Operation,
+    /// The executable's path (`memfd:NAME` for a fileless exec).
+    pub executable: String,
+    /// The process name (the kernel's comm, at most 15 bytes).
+    pub name: String,
+    /// Whether the session leader has a controlling terminal.
+    pub interactive: bool,
+}
+
+/// An event of either kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A file event.
+    File(FileEvent),
+    /// A process event.
+    Process(ProcessEvent),
+}
+
+/// What the runtime knows of a container. A field the runtime could not
+/// learn is `None`, and no condition on it matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Container {
+    /// `registry/repository`, e.g. `docker.io/library/nginx`.
+    pub image_full_name: Option<String>,
+    /// The repository's last component, e.g. `nginx`.
+    pub image_name: Option<String>,
+    /// The tag, e.g. `1.25`.
+    pub image_tag: Option<String>,
+    /// The `kube-system` namespace UID.
+    pub cluster_id: Option<String>,
+    /// The configured cluster name.
+    pub cluster_name: Option<String>,
+    /// The pod's namespace.
+    pub namespace: Option<String>,
+    /// The pod's name.
+    pub pod_name: Option<String>,
+    /// The pod's labels.
+    pub labels: Vec<(String, String)>,
+}

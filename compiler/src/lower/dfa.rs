@@ -1,0 +1,310 @@
+//! Path patterns to a deterministic automaton over path components.
+//!
+//! Input: the distinct patterns of one dimension, each with the selectors
+//! that use it. Output: states and edges appended to a shared [`Automaton`]
+//! (one per artifact, three roots), and the dimension's classes: class `k`
+//! is the sorted set of selectors whose pattern condition holds for a path
+//! ending in a state whose `accept_class` is `k`. Class 0 is the empty set.
+//!
+//! Construction. The patterns' directories form a trie. Walking a path,
+//! the automaton is either on the trie (at the node of the path so far) or
+//! off it. What it must remember besides the node is:
+//! - *sticky* patterns, already satisfied by the path so far whatever
+//!   follows: `Recursive(d)` once at or below `d`, `Prefix` once its partial
+//!   component matched;
+//! - *pending* patterns, satisfied if the path ends right now:
+//!   `Children(d)` one component below `d`.
+//!
+//! On the trie both are fixed by the node (one path reaches it). Off the
+//! trie the state is the pair (sticky, pending), interned; one more
+//! component empties `pending`. So states number at most the trie's nodes
+//! plus two per node, and the walk is one lookup per component.
+
+use d4c_artifact::patterns::PathPattern;
+use d4c_artifact::tables::{DfaState, MAX_PREFIX_LENS, STATE_HAS_EDGES};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Why an automaton cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DfaError {
+    /// More distinct prefix-pattern lengths in one directory than a state
+    /// can try.
+    TooManyPrefixLengths {
+        /// The directory, as a path.
+        directory: String,
+        /// How many distinct lengths.
+        lengths: usize,
+    },
+    /// A component longer than `NAME_MAX`: no path has it.
+    ComponentTooLong {
+        /// The component.
+        component: String,
+    },
+}
+
+/// States, edges and interned components shared by every dimension.
+#[derive(Debug, Default)]
+pub struct Automaton {
+    /// States, by id.
+    pub states: Vec<DfaState>,
+    /// Component strings, by id.
+    pub components: Vec<String>,
+    component_ids: HashMap<String, u32>,
+    /// `(state, component) -> next` along exact edges.
+    pub edges: BTreeMap<(u32, u32), u32>,
+    /// `(state, component) -> next` along prefix edges.
+    pub prefix_edges: BTreeMap<(u32, u32), u32>,
+}
+
+impl Automaton {
+    fn component(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.component_ids.get(text) {
+            return id;
+        }
+        let id = self.components.len() as u32;
+        self.components.push(text.to_string());
+        self.component_ids.insert(text.to_string(), id);
+        id
+    }
+}
+
+/// A trie node: one directory prefix of some pattern.
+#[derive(Default)]
+struct Node {
+    children: BTreeMap<String, usize>,
+    exact: Vec<usize>,
+    children_patterns: Vec<usize>,
+    recursive: Vec<usize>,
+    /// `(partial component, pattern)` of `Prefix` patterns in this directory.
+    prefixes: Vec<(String, usize)>,
+}
+
+/// What a state remembers, for interning.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Context {
+    node: Option<usize>,
+    sticky: BTreeSet<usize>,
+    pending: BTreeSet<usize>,
+}
+
+/// Builds one dimension into `automaton`. `patterns` are distinct, each with
+/// its selectors. Returns the root state and the classes.
+pub fn build(
+    automaton: &mut Automaton,
+    patterns: &[(PathPattern, Vec<u32>)],
+) -> Result<(u32, Vec<Vec<u32>>), DfaError> {
+    let mut trie = vec![Node::default()];
+    for (index, (pattern, _)) in patterns.iter().enumerate() {
+        let (dir, slot) = match pattern {
+            PathPattern::Exact(p) => (p.as_str(), Slot::Exact),
+            PathPattern::Children(d) => (d.as_str(), Slot::Children),
+            PathPattern::Recursive(d) => (d.as_str(), Slot::Recursive),
+            PathPattern::Prefix(p) => match p.rsplit_once('/') {
+                // `/*`-like prefixes of the root with nothing after the slash
+                // match every path: the same as `/**`.
+                Some(("", "")) | None => ("", Slot::Recursive),
+                Some((dir, "")) => (dir, Slot::Recursive),
+                Some((dir, partial)) => (dir, Slot::Prefix(partial.to_string())),
+            },
+        };
+        let node = walk_or_insert(&mut trie, dir)?;
+        let Some(node) = trie.get_mut(node) else { continue };
+        match slot {
+            Slot::Exact => node.exact.push(index),
+            Slot::Children => node.children_patterns.push(index),
+            Slot::Recursive => node.recursive.push(index),
+            Slot::Prefix(partial) => {
+                if partial.len() > d4c_artifact::tables::LONG_COMPONENT_BYTES {
+                    return Err(DfaError::ComponentTooLong { component: partial });
+                }
+                node.prefixes.push((partial, index));
+            }
+        }
+    }
+
+    let mut builder = Builder {
+        trie: &trie,
+        patterns,
+        automaton,
+        states: HashMap::new(),
+        classes: ClassTable::default(),
+        paths: vec![String::new()],
+    };
+    let root = builder.state(Context { node: Some(0), sticky: BTreeSet::new(), pending: BTreeSet::new() })?;
+    Ok((root, builder.classes.sets))
+}
+
+enum Slot {
+    Exact,
+    Children,
+    Recursive,
+    Prefix(String),
+}
+
+fn walk_or_insert(trie: &mut Vec<Node>, dir: &str) -> Result<usize, DfaError> {
+    let mut at = 0;
+    for component in dir.split('/').filter(|c| !c.is_empty()) {
+        if component.len() > d4c_artifact::tables::LONG_COMPONENT_BYTES {
+            return Err(DfaError::ComponentTooLong { component: component.to_string() });
+        }
+        let next = trie.get(at).and_then(|n| n.children.get(component)).copied();
+        at = match next {
+            Some(next) => next,
+            None => {
+                let id = trie.len();
+                trie.push(Node::default());
+                if let Some(node) = trie.get_mut(at) {
+                    node.children.insert(component.to_string(), id);
+                }
+                id
+            }
+        };
+    }
+    Ok(at)
+}
+
+/// Interns selector sets; class 0 is the empty set.
+struct ClassTable {
+    sets: Vec<Vec<u32>>,
+    ids: HashMap<Vec<u32>, u32>,
+}
+
+impl Default for ClassTable {
+    fn default() -> Self {
+        let mut ids = HashMap::new();
+        ids.insert(Vec::new(), 0);
+        ClassTable { sets: vec![Vec::new()], ids }
+    }
+}
+
+impl ClassTable {
+    fn intern(&mut self, set: Vec<u32>) -> u32 {
+        if let Some(&id) = self.ids.get(&set) {
+            return id;
+        }
+        let id = self.sets.len() as u32;
+        self.sets.push(set.clone());
+        self.ids.insert(set, id);
+        id
+    }
+}
+
+struct Builder<'a> {
+    trie: &'a [Node],
+    patterns: &'a [(PathPattern, Vec<u32>)],
+    automaton: &'a mut Automaton,
+    states: HashMap<Context, u32>,
+    classes: ClassTable,
+    /// Path of each trie node, for messages (filled as nodes are visited).
+    paths: Vec<String>,
+}
+
+impl Builder<'_> {
+    /// The state of `context`, built with everything reachable from it.
+    /// Iterative (an explicit work list), so deep trees cannot overflow the stack.
+    fn state(&mut self, context: Context) -> Result<u32, DfaError> {
+        let root = self.allocate(&context);
+        let mut work = vec![(context, root)];
+        while let Some((context, id)) = work.pop() {
+            let record = self.fill(&context, &mut work)?;
+            if let Some(slot) = self.automaton.states.get_mut(id as usize) {
+                *slot = record;
+            }
+        }
+        Ok(root)
+    }
+
+    fn allocate(&mut self, context: &Context) -> u32 {
+        let id = self.automaton.states.len() as u32;
+        self.automaton.states.push(DfaState::default());
+        self.states.insert(context.clone(), id);
+        id
+    }
+
+    /// The id of `context`'s state, queueing it for filling when new.
+    fn target(&mut self, context: Context, work: &mut Vec<(Context, u32)>) -> u32 {
+        if let Some(&id) = self.states.get(&context) {
+            return id;
+        }
+        let id = self.allocate(&context);
+        work.push((context, id));
+        id
+    }
+
+    fn fill(&mut self, context: &Context, work: &mut Vec<(Context, u32)>) -> Result<DfaState, DfaError> {
+        let Some(node_id) = context.node else {
+            // Off the trie: accept what is sticky or pending; any component
+            // keeps the sticky patterns and drops the pending ones.
+            let accept = self.accept(context.sticky.iter().chain(&context.pending));
+            let next = Context { node: None, sticky: context.sticky.clone(), pending: BTreeSet::new() };
+            let default_next = self.target(next, work);
+            return Ok(DfaState { accept_class: accept, default_next, ..DfaState::default() });
+        };
+        let trie = self.trie;
+        let Some(node) = trie.get(node_id) else { return Ok(DfaState::default()) };
+        let accept =
+            self.accept(context.sticky.iter().chain(&context.pending).chain(&node.exact).chain(&node.recursive));
+        let mut sticky = context.sticky.clone();
+        sticky.extend(node.recursive.iter().copied());
+        let pending: BTreeSet<usize> = node.children_patterns.iter().copied().collect();
+        let prefixes_of = |text: &str| -> Vec<usize> {
+            node.prefixes.iter().filter(|(p, _)| text.starts_with(p.as_str())).map(|(_, i)| *i).collect()
+        };
+
+        let mut has_edges = false;
+        for (component, &child) in &node.children {
+            let mut child_sticky = sticky.clone();
+            child_sticky.extend(prefixes_of(component));
+            let next = self.target(Context { node: Some(child), sticky: child_sticky, pending: pending.clone() }, work);
+            let from = self.states.get(context).copied().unwrap_or_default();
+            let component_id = self.automaton.component(component);
+            self.automaton.edges.insert((from, component_id), next);
+            has_edges = true;
+            if self.paths.len() <= child {
+                self.paths.resize(child + 1, String::new());
+            }
+            let path = format!("{}/{component}", self.paths.get(node_id).map_or("", String::as_str));
+            if let Some(slot) = self.paths.get_mut(child) {
+                *slot = path;
+            }
+        }
+        let partials: BTreeSet<&str> = node.prefixes.iter().map(|(p, _)| p.as_str()).collect();
+        let lengths: BTreeSet<usize> = partials.iter().map(|p| p.len()).collect();
+        if lengths.len() > MAX_PREFIX_LENS {
+            let directory = self.paths.get(node_id).cloned().unwrap_or_default();
+            return Err(DfaError::TooManyPrefixLengths { directory: format!("{directory}/"), lengths: lengths.len() });
+        }
+        for partial in &partials {
+            let mut prefix_sticky = sticky.clone();
+            prefix_sticky.extend(prefixes_of(partial));
+            let next = self.target(Context { node: None, sticky: prefix_sticky, pending: pending.clone() }, work);
+            let from = self.states.get(context).copied().unwrap_or_default();
+            let component_id = self.automaton.component(partial);
+            self.automaton.prefix_edges.insert((from, component_id), next);
+            has_edges = true;
+        }
+        let mut prefix_lens = [0u8; MAX_PREFIX_LENS];
+        for (slot, len) in prefix_lens.iter_mut().zip(lengths.iter().rev()) {
+            *slot = u8::try_from(*len).unwrap_or(u8::MAX);
+        }
+        let default_next = self.target(Context { node: None, sticky, pending }, work);
+        Ok(DfaState {
+            accept_class: accept,
+            default_next,
+            prefix_lens,
+            flags: if has_edges { STATE_HAS_EDGES } else { 0 },
+            reserved: 0,
+        })
+    }
+
+    /// The class of a set of satisfied patterns: the union of their selectors.
+    fn accept<'p>(&mut self, patterns: impl Iterator<Item = &'p usize>) -> u32 {
+        let mut selectors: BTreeSet<u32> = BTreeSet::new();
+        for &p in patterns {
+            if let Some((_, sel)) = self.patterns.get(p) {
+                selectors.extend(sel.iter().copied());
+            }
+        }
+        self.classes.intern(selectors.into_iter().collect())
+    }
+}

@@ -1,0 +1,632 @@
+//! `d4cc test`: runs scenario files (`*.d4ct`, see `docs/scenarios.md`)
+//! against a compiled policy.
+//!
+//! Input: a parsed scenario and a decision function (the table evaluator
+//! over the compiled artifact, or the direct evaluator). Output: one
+//! [`StepResult`] per operation: the verdict expected, the verdict got, and
+//! the events the operation made. The file system each container starts
+//! with is simulated, operations that are allowed change it, and the
+//! classification rules of `docs/scenarios.md` turn each syscall into
+//! events. Problems in the scenario itself (a file that does not exist, a
+//! selector name the policy lacks) are [`ScenarioProblem`]s with spans.
+
+use d4c_artifact::eval::Verdict;
+use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, Volume};
+use d4c_artifact::ops::{Actions, Operation};
+use d4c_grammar::{Action, ContainerField, Op, ScenarioFile, Span, Step, Verdict as Expected};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A problem in a scenario: where, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioProblem {
+    /// Byte span in the scenario file.
+    pub span: Span,
+    /// Lowercase, the user's text in backticks.
+    pub message: String,
+    /// The fix, when there is one to suggest.
+    pub help: Option<String>,
+}
+
+/// The outcome of one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepResult {
+    /// The step's span in the scenario file.
+    pub span: Span,
+    /// The expected actions.
+    pub expected_actions: Actions,
+    /// The expected matched selectors, when the step names them.
+    pub expected_selectors: Option<BTreeSet<String>>,
+    /// What the policy decided.
+    pub actual_actions: Actions,
+    /// The matched selectors, by name.
+    pub actual_selectors: BTreeSet<String>,
+    /// The events the operation made.
+    pub events: Vec<Event>,
+}
+
+impl StepResult {
+    /// Whether the decision is what the step expects.
+    pub fn passed(&self) -> bool {
+        self.expected_actions == self.actual_actions
+            && self.expected_selectors.as_ref().is_none_or(|s| *s == self.actual_selectors)
+    }
+}
+
+/// What decides: `(container, event) -> verdict`, plus selector names for
+/// reporting (`kind_of_event`, index) -> name.
+pub trait Decider {
+    /// Decides one event.
+    fn decide(&self, container: &Container, event: &Event) -> Verdict;
+    /// The name of selector `index` of the event's kind.
+    fn selector_name(&self, event: &Event, index: usize) -> Option<String>;
+    /// Whether the policy has a selector of that name (either kind).
+    fn has_selector(&self, name: &str) -> bool;
+}
+
+/// A simulated file in a container.
+#[derive(Clone, Copy, Debug)]
+struct FileState {
+    mode: u32,
+}
+
+struct Sandbox {
+    container: Container,
+    files: BTreeMap<String, FileState>,
+    volumes: Vec<String>,
+    volume_files: Vec<String>,
+}
+
+const DEFAULT_MODE: u32 = 0o644;
+const EXECUTABLE_BITS: u32 = 0o111;
+const COMM_BYTES: usize = 15;
+
+/// Runs every step of `file`. Returns the results of the steps that could
+/// run, and the problems of those that could not.
+pub fn run(file: &ScenarioFile, decider: &dyn Decider) -> (Vec<StepResult>, Vec<ScenarioProblem>) {
+    let mut problems = Vec::new();
+    let mut sandboxes: HashMap<String, Sandbox> = HashMap::new();
+    for decl in &file.containers {
+        sandboxes.insert(
+            decl.name.value.clone(),
+            sandbox(decl.fields.iter().map(|f| &f.value), &mut problems, decl.span.clone()),
+        );
+    }
+    let mut results = Vec::new();
+    for step in &file.steps {
+        if let Some(names) = expected_selectors(&step.verdict.value) {
+            for name in names {
+                if !decider.has_selector(&name.value) {
+                    problems.push(ScenarioProblem {
+                        span: name.span.clone(),
+                        message: format!("the policy has no selector named `{}`", name.value),
+                        help: Some("list the names of the policy's selectors that should match".into()),
+                    });
+                }
+            }
+        }
+        let host = step.container.value == "host";
+        let Some(sandbox) = (if host { None } else { sandboxes.get_mut(&step.container.value) }) else {
+            if host {
+                results.push(host_step(step));
+            }
+            continue;
+        };
+        match perform(sandbox, step) {
+            Ok((events, changes)) => {
+                let mut verdict = Verdict::default();
+                let mut names = BTreeSet::new();
+                for event in &events {
+                    let v = decider.decide(&sandbox.container, event);
+                    for &i in &v.matched {
+                        if let Some(n) = decider.selector_name(event, i) {
+                            names.insert(n);
+                        }
+                    }
+                    verdict = verdict.union(v);
+                }
+                if !verdict.actions.contains(Actions::BLOCK) {
+                    changes(sandbox);
+                }
+                results.push(StepResult {
+                    span: step.span.clone(),
+                    expected_actions: expected_actions(&step.verdict.value),
+                    expected_selectors: expected_selectors(&step.verdict.value)
+                        .map(|names| names.iter().map(|n| n.value.clone()).collect()),
+                    actual_actions: verdict.actions,
+                    actual_selectors: names,
+                    events,
+                });
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    (results, problems)
+}
+
+/// Operations on the host are not decided: the verdict is always `allow`.
+fn host_step(step: &Step) -> StepResult {
+    StepResult {
+        span: step.span.clone(),
+        expected_actions: expected_actions(&step.verdict.value),
+        expected_selectors: expected_selectors(&step.verdict.value)
+            .map(|n| n.iter().map(|n| n.value.clone()).collect()),
+        actual_actions: Actions::NONE,
+        actual_selectors: BTreeSet::new(),
+        events: Vec::new(),
+    }
+}
+
+fn expected_actions(verdict: &Expected) -> Actions {
+    match verdict {
+        Expected::Allow => Actions::NONE,
+        Expected::Actions { actions, .. } => actions.iter().fold(Actions::NONE, |all, a| {
+            all.union(match a.value {
+                Action::Log => Actions::LOG,
+                Action::Alert => Actions::ALERT,
+                Action::Block => Actions::BLOCK,
+            })
+        }),
+    }
+}
+
+fn expected_selectors(verdict: &Expected) -> Option<&Vec<d4c_grammar::Spanned<String>>> {
+    match verdict {
+        Expected::Allow => None,
+        Expected::Actions { selectors, .. } => selectors.as_ref(),
+    }
+}
+
+fn sandbox<'a>(
+    fields: impl Iterator<Item = &'a ContainerField>,
+    problems: &mut Vec<ScenarioProblem>,
+    span: Span,
+) -> Sandbox {
+    let mut sandbox = Sandbox {
+        container: Container::default(),
+        files: BTreeMap::new(),
+        volumes: Vec::new(),
+        volume_files: Vec::new(),
+    };
+    for field in fields {
+        match field {
+            ContainerField::Image(reference) => {
+                let (full, name, tag) = split_image(reference);
+                sandbox.container.image_full_name = Some(full);
+                sandbox.container.image_name = Some(name);
+                sandbox.container.image_tag = Some(tag);
+            }
+            ContainerField::Namespace(v) => sandbox.container.namespace = Some(v.clone()),
+            ContainerField::Pod(v) => sandbox.container.pod_name = Some(v.clone()),
+            ContainerField::Label { key, value } => sandbox.container.labels.push((key.clone(), value.clone())),
+            ContainerField::ClusterId(v) => sandbox.container.cluster_id = Some(v.clone()),
+            ContainerField::ClusterName(v) => sandbox.container.cluster_name = Some(v.clone()),
+            ContainerField::Volume(p) => sandbox.volumes.push(p.clone()),
+            ContainerField::VolumeFile(p) => sandbox.volume_files.push(p.clone()),
+            ContainerField::File { path, mode } => {
+                if !is_canonical(path) {
+                    problems.push(not_canonical(path, span.clone()));
+                }
+                sandbox.files.insert(path.clone(), FileState { mode: mode.unwrap_or(DEFAULT_MODE) });
+            }
+        }
+    }
+    sandbox
+}
+
+/// Splits an image reference into full name, name and tag, reading a
+/// reference without a registry as Docker Hub's.
+pub fn split_image(reference: &str) -> (String, String, String) {
+    let (without_digest, _) = reference.split_once('@').unwrap_or((reference, ""));
+    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+    let (repo, tag) = match without_digest.get(last_slash..).and_then(|tail| tail.rfind(':')) {
+        Some(colon) => {
+            let at = last_slash + colon;
+            (without_digest.get(..at).unwrap_or(without_digest), without_digest.get(at + 1..).unwrap_or("latest"))
+        }
+        None => (without_digest, "latest"),
+    };
+    let first = repo.split('/').next().unwrap_or("");
+    let has_registry = repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let full = if has_registry {
+        repo.to_string()
+    } else if repo.contains('/') {
+        format!("docker.io/{repo}")
+    } else {
+        format!("docker.io/library/{repo}")
+    };
+    let name = full.rsplit('/').next().unwrap_or(&full).to_string();
+    (full, name, tag.to_string())
+}
+
+fn is_canonical(path: &str) -> bool {
+    path.starts_with('/')
+        && (path == "/" || !path.ends_with('/'))
+        && path.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+fn not_canonical(path: &str, span: Span) -> ScenarioProblem {
+    ScenarioProblem {
+        span,
+        message: format!("`{path}` is not a canonical absolute path"),
+        help: Some("the kernel reports paths without `//`, `.`, `..` or a trailing `/`".into()),
+    }
+}
+
+type Change = Box<dyn FnOnce(&mut Sandbox)>;
+
+impl Sandbox {
+    fn volume(&self, path: &str) -> Volume {
+        if self.volume_files.iter().any(|f| f == path) {
+            Volume::VolumeFile
+        } else if self
+            .volumes
+            .iter()
+            .any(|v| path == v || path.strip_prefix(v.as_str()).is_some_and(|r| r.starts_with('/')))
+        {
+            Volume::Volume
+        } else {
+            Volume::RootFs
+        }
+    }
+
+    fn file_event(&self, operation: Operation, path: &str) -> Event {
+        Event::File(FileEvent { operation, path: Some(path.to_string()), volume: self.volume(path) })
+    }
+}
+
+fn comm(executable: &str) -> String {
+    let base = executable.rsplit('/').next().unwrap_or(executable);
+    let mut end = base.len().min(COMM_BYTES);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    base.get(..end).unwrap_or(base).to_string()
+}
+
+/// The events of one step, and the change to the file system if allowed.
+fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), ScenarioProblem> {
+    let actor = step.actor.as_ref().map_or("/bin/sh", |a| a.value.as_str()).to_string();
+    let actor_name = step.actor_name.as_ref().map_or_else(|| comm(&actor), |n| n.value.clone());
+    let interactive = step.interactive;
+    let problem = |span: &Span, message: String, help: &str| ScenarioProblem {
+        span: span.clone(),
+        message,
+        help: Some(help.to_string()),
+    };
+    let exists = |p: &d4c_grammar::Spanned<String>| -> Result<FileState, ScenarioProblem> {
+        if !is_canonical(&p.value) {
+            return Err(not_canonical(&p.value, p.span.clone()));
+        }
+        sandbox.files.get(&p.value).copied().ok_or_else(|| {
+            problem(
+                &p.span,
+                format!("`{}` does not exist in this container", p.value),
+                "declare it with `file \"PATH\"` in the container",
+            )
+        })
+    };
+    let absent = |p: &d4c_grammar::Spanned<String>| -> Result<(), ScenarioProblem> {
+        if !is_canonical(&p.value) {
+            return Err(not_canonical(&p.value, p.span.clone()));
+        }
+        match sandbox.files.contains_key(&p.value) {
+            true => Err(problem(
+                &p.span,
+                format!("`{}` already exists in this container", p.value),
+                "use `write`, or a new path",
+            )),
+            false => Ok(()),
+        }
+    };
+    let executable = |mode: u32| mode & EXECUTABLE_BITS != 0;
+    let created = |mode: u32| if executable(mode) { Operation::CreateExecutable } else { Operation::CreateFile };
+    let modified = |mode: u32| if executable(mode) { Operation::ModifyExecutable } else { Operation::ModifyFile };
+    Ok(match &step.op.value {
+        Op::Create { path, mode } | Op::Mknod { path, mode } => {
+            absent(path)?;
+            let mode = mode.as_ref().map_or(DEFAULT_MODE, |m| m.value);
+            let p = path.value.clone();
+            (
+                vec![sandbox.file_event(created(mode), &path.value)],
+                Box::new(move |s: &mut Sandbox| {
+                    s.files.insert(p, FileState { mode });
+                }),
+            )
+        }
+        Op::Write(path) | Op::Truncate(path) => {
+            let state = exists(path)?;
+            (vec![sandbox.file_event(modified(state.mode), &path.value)], Box::new(|_: &mut Sandbox| {}))
+        }
+        Op::Chmod { path, mode } => {
+            let state = exists(path)?;
+            let new = mode.value;
+            let operation = if !executable(state.mode) && executable(new) {
+                Operation::CreateExecutable
+            } else if executable(state.mode) {
+                Operation::ModifyExecutable
+            } else {
+                Operation::ModifyFile
+            };
+            let p = path.value.clone();
+            (
+                vec![sandbox.file_event(operation, &path.value)],
+                Box::new(move |s: &mut Sandbox| {
+                    s.files.insert(p, FileState { mode: new });
+                }),
+            )
+        }
+        Op::Link { from, to } => {
+            let state = exists(from)?;
+            absent(to)?;
+            let p = to.value.clone();
+            (
+                vec![sandbox.file_event(created(state.mode), &to.value)],
+                Box::new(move |s: &mut Sandbox| {
+                    s.files.insert(p, state);
+                }),
+            )
+        }
+        Op::Rename { from, to } => {
+            let state = exists(from)?;
+            if !is_canonical(&to.value) {
+                return Err(not_canonical(&to.value, to.span.clone()));
+            }
+            let at_destination = match sandbox.files.get(&to.value) {
+                None => created(state.mode),
+                Some(old) if executable(old.mode) || executable(state.mode) => Operation::ModifyExecutable,
+                Some(_) => Operation::ModifyFile,
+            };
+            let events = vec![
+                sandbox.file_event(Operation::DeleteFile, &from.value),
+                sandbox.file_event(at_destination, &to.value),
+            ];
+            let (a, b) = (from.value.clone(), to.value.clone());
+            (
+                events,
+                Box::new(move |s: &mut Sandbox| {
+                    s.files.remove(&a);
+                    s.files.insert(b, state);
+                }),
+            )
+        }
+        Op::Unlink(path) => {
+            exists(path)?;
+            let p = path.value.clone();
+            (
+                vec![sandbox.file_event(Operation::DeleteFile, &path.value)],
+                Box::new(move |s: &mut Sandbox| {
+                    s.files.remove(&p);
+                }),
+            )
+        }
+        Op::Exec(path) => {
+            let state = exists(path)?;
+            if !executable(state.mode) {
+                return Err(problem(
+                    &path.span,
+                    format!("`{}` is not executable (mode {:04o})", path.value, state.mode),
+                    "give it an execute bit with `file \"PATH\" mode 0755`",
+                ));
+            }
+            let event = Event::Process(ProcessEvent {
+                operation: Operation::Exec,
+                executable: path.value.clone(),
+                name: comm(&path.value),
+                interactive,
+            });
+            (vec![event], Box::new(|_: &mut Sandbox| {}))
+        }
+        Op::Fork => {
+            let event = Event::Process(ProcessEvent {
+                operation: Operation::Fork,
+                executable: actor,
+                name: actor_name,
+                interactive,
+            });
+            (vec![event], Box::new(|_: &mut Sandbox| {}))
+        }
+        Op::MemfdExec(name) => {
+            let file = Event::File(FileEvent { operation: Operation::ExecMemFd, path: None, volume: Volume::RootFs });
+            let process = Event::Process(ProcessEvent {
+                operation: Operation::Exec,
+                executable: format!("memfd:{}", name.value),
+                name: comm(&name.value),
+                interactive,
+            });
+            (vec![file, process], Box::new(|_: &mut Sandbox| {}))
+        }
+    })
+}
+
+/// The table evaluator over a compiled artifact, as a [`Decider`].
+pub struct TablesDecider<'a> {
+    /// The artifact's tables.
+    pub tables: &'a d4c_artifact::eval::Tables,
+}
+
+impl Decider for TablesDecider<'_> {
+    fn decide(&self, container: &Container, event: &Event) -> Verdict {
+        self.tables.decide(container, event)
+    }
+
+    fn selector_name(&self, event: &Event, index: usize) -> Option<String> {
+        let kind = match event {
+            Event::File(_) => d4c_artifact::ops::Kind::File,
+            Event::Process(_) => d4c_artifact::ops::Kind::Process,
+        };
+        self.tables.kind(kind).selectors.get(index).map(|s| s.name.clone())
+    }
+
+    fn has_selector(&self, name: &str) -> bool {
+        [&self.tables.meta.file, &self.tables.meta.process].iter().any(|k| k.selectors.iter().any(|s| s.name == name))
+    }
+}
+
+/// What `d4cc test` found in one scenario file.
+pub struct FileOutcome {
+    /// The scenario file (diagnostics point into it).
+    pub source: crate::source::SourceFile,
+    /// Problems and failed steps, as diagnostics.
+    pub diagnostics: Vec<crate::diag::Diagnostic>,
+    /// Steps run.
+    pub steps: usize,
+    /// Steps whose verdict differed.
+    pub failed: usize,
+}
+
+/// An event in words: `createExecutable /usr/bin/x (volume)`.
+pub fn describe_event(event: &Event) -> String {
+    match event {
+        Event::File(f) => {
+            let volume = match f.volume {
+                Volume::RootFs => "",
+                Volume::Volume => " (on a volume)",
+                Volume::VolumeFile => " (a mounted file)",
+            };
+            format!("{} {}{volume}", f.operation.name(), f.path.as_deref().unwrap_or("(no path)"))
+        }
+        Event::Process(p) => {
+            let tty = if p.interactive { ", interactive" } else { "" };
+            format!("{} {} (name `{}`{tty})", p.operation.name(), p.executable, p.name)
+        }
+    }
+}
+
+fn describe_verdict(actions: Actions, selectors: &BTreeSet<String>) -> String {
+    if selectors.is_empty() {
+        actions.to_string()
+    } else {
+        format!("{actions} [{}]", selectors.iter().cloned().collect::<Vec<_>>().join(", "))
+    }
+}
+
+/// Runs the scenario file at `path`: parses it, compiles its policy (in
+/// memory), runs every step with the table evaluator. I/O errors on the
+/// scenario itself are `Err`; everything else is a diagnostic.
+pub fn test_file(path: &std::path::Path, name: &str) -> Result<FileOutcome, String> {
+    use crate::codes::Code;
+    use crate::diag::Diagnostic;
+    use crate::span::Span;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let source = match crate::source::SourceFile::from_bytes(name, bytes) {
+        Ok(source) => source,
+        Err(err) => {
+            let (source, mut diagnostic) = *err;
+            diagnostic.code = Code::ScenarioSyntax;
+            return Ok(FileOutcome { source, diagnostics: vec![diagnostic], steps: 0, failed: 0 });
+        }
+    };
+    let to_span = |s: &Span2| Span::new(s.start, s.end);
+    type Span2 = std::ops::Range<usize>;
+    let mut diagnostics = Vec::new();
+    let (file, errors) = d4c_grammar::parse(&source.text);
+    for e in errors {
+        let mut d = Diagnostic::new(Code::ScenarioSyntax, to_span(&e.span), e.message).label("here");
+        if let Some(help) = e.help {
+            d = d.help(help);
+        }
+        diagnostics.push(d);
+    }
+    let Some(policy) = &file.policy else {
+        return Ok(FileOutcome { source, diagnostics, steps: 0, failed: 0 });
+    };
+    let policy_path = path.parent().unwrap_or(std::path::Path::new(".")).join(&policy.value);
+    let problem = |message: String, help: &str| {
+        Diagnostic::new(Code::ScenarioState, to_span(&policy.span), message).label("this policy").help(help)
+    };
+    let policy_bytes = match std::fs::read(&policy_path) {
+        Ok(b) => b,
+        Err(e) => {
+            diagnostics.push(problem(
+                format!("cannot read the policy `{}`: {e}", policy_path.display()),
+                "the path is relative to the scenario file",
+            ));
+            return Ok(FileOutcome { source, diagnostics, steps: 0, failed: 0 });
+        }
+    };
+    let (_, lint) = crate::lint::lint_bytes(policy_path.display().to_string(), policy_bytes.clone());
+    let errors = lint.diagnostics.iter().filter(|d| d.severity == crate::codes::Severity::Error).count();
+    let Some(checked) = lint.checked.filter(|_| errors == 0) else {
+        diagnostics.push(problem(
+            format!("the policy `{}` has {errors} error(s)", policy_path.display()),
+            &format!("run `d4cc lint {}`", policy_path.display()),
+        ));
+        return Ok(FileOutcome { source, diagnostics, steps: 0, failed: 0 });
+    };
+    let options = crate::compile::CompileOptions { policy_name: "scenario".into(), revision: 0, created_unix: None };
+    let compiled =
+        crate::compile::compile(&policy_bytes, &checked, &options).map_err(|e| e.to_string()).and_then(|bytes| {
+            let aligned = d4c_artifact::aligned_copy(&bytes);
+            let artifact = d4c_artifact::Artifact::parse(&aligned).map_err(|e| e.to_string())?;
+            d4c_artifact::eval::Tables::read(&artifact).map_err(|e| e.to_string())
+        });
+    let tables = match compiled {
+        Ok(t) => t,
+        Err(e) => {
+            diagnostics
+                .push(problem(format!("the policy does not compile: {e}"), "run `d4cc compile` on it for details"));
+            return Ok(FileOutcome { source, diagnostics, steps: 0, failed: 0 });
+        }
+    };
+    let (results, problems) = run(&file, &TablesDecider { tables: &tables });
+    for p in problems {
+        let mut d = Diagnostic::new(Code::ScenarioState, to_span(&p.span), p.message).label("here");
+        if let Some(help) = p.help {
+            d = d.help(help);
+        }
+        diagnostics.push(d);
+    }
+    let mut failed = 0;
+    for r in &results {
+        if r.passed() {
+            continue;
+        }
+        failed += 1;
+        let expected = describe_verdict(r.expected_actions, r.expected_selectors.as_ref().unwrap_or(&BTreeSet::new()));
+        let shown = if r.expected_selectors.is_some() { r.actual_selectors.clone() } else { BTreeSet::new() };
+        let actual = describe_verdict(r.actual_actions, &shown);
+        let events: Vec<String> = r.events.iter().map(describe_event).collect();
+        let mut d = Diagnostic::new(
+            Code::ScenarioFailed,
+            to_span(&r.span),
+            format!("expected `{expected}`, the policy decided `{actual}`"),
+        )
+        .label("this step");
+        let matched = if r.actual_selectors.is_empty() {
+            "no selector of a fired response matched".to_string()
+        } else {
+            format!("matched: {}", r.actual_selectors.iter().cloned().collect::<Vec<_>>().join(", "))
+        };
+        let events = if events.is_empty() { "no events (not in a container)".to_string() } else { events.join("; ") };
+        d = d.help(format!("events: {events}; {matched}"));
+        diagnostics.push(d);
+    }
+    diagnostics.sort_by_key(|d| d.primary.span.start);
+    Ok(FileOutcome { source, diagnostics, steps: results.len(), failed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_split_like_docker() {
+        let cases = [
+            ("nginx", ("docker.io/library/nginx", "nginx", "latest")),
+            ("nginx:1.25", ("docker.io/library/nginx", "nginx", "1.25")),
+            ("bitnami/redis:7", ("docker.io/bitnami/redis", "redis", "7")),
+            ("gcr.io/proj/app:v1", ("gcr.io/proj/app", "app", "v1")),
+            ("localhost:5000/app", ("localhost:5000/app", "app", "latest")),
+            ("quay.io/x/y@sha256:abc", ("quay.io/x/y", "y", "latest")),
+        ];
+        for (reference, (full, name, tag)) in cases {
+            assert_eq!(split_image(reference), (full.to_string(), name.to_string(), tag.to_string()), "{reference}");
+        }
+    }
+
+    #[test]
+    fn comm_is_the_basename_cut_to_15_bytes() {
+        assert_eq!(comm("/usr/bin/averyveryverylongname"), "averyveryverylo");
+        assert_eq!(comm("/bin/sh"), "sh");
+    }
+}
