@@ -16,6 +16,7 @@ use crate::ast::{
 use crate::codes::Code;
 use crate::diag::{Diagnostic, Diagnostics, Edit, Fix};
 use crate::limits::{
+    MAX_COMPONENT_BYTES, MAX_PREFIX_LENS,
     MAX_PATH_BYTES, MAX_PATH_PATTERNS, MAX_PROCESS_NAME_BYTES, MAX_RESPONSES_PER_TYPE, MAX_SELECTORS_PER_TYPE,
     MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES,
 };
@@ -48,6 +49,7 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
             other_names: other,
         };
         let rules = checker.section(section);
+        prefix_lengths(section, &rules, diagnostics);
         for (selector, model) in section.selectors.iter().zip(&rules.selectors) {
             for (key, values) in &model.conditions {
                 if let Values::Paths(paths) = values {
@@ -79,6 +81,61 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
         );
     }
     checked
+}
+
+/// `D4C0033`: the decision tables try at most [`MAX_PREFIX_LENS`] distinct
+/// lengths of `prefix*` patterns per directory (per dimension: file paths,
+/// executables, process names, which all live in the root "directory").
+fn prefix_lengths(section: &Section, rules: &RuleSet, diagnostics: &mut Diagnostics) {
+    let mut lengths: HashMap<(ConditionKey, String), (Vec<usize>, bool)> = HashMap::new();
+    for (selector, model) in section.selectors.iter().zip(&rules.selectors) {
+        for (key, values) in &model.conditions {
+            let prefixes: Vec<(String, usize)> = match values {
+                Values::Paths(paths) => paths
+                    .iter()
+                    .filter_map(|p| match p {
+                        PathPattern::Prefix(text) => {
+                            text.rsplit_once('/').map(|(dir, partial)| (dir.to_string(), partial.len()))
+                        }
+                        _ => None,
+                    })
+                    .filter(|(_, len)| *len > 0)
+                    .collect(),
+                Values::Text(names) if *key == ConditionKey::ProcessName => names
+                    .iter()
+                    .filter_map(|n| match n {
+                        TextPattern::Prefix(p) if !p.is_empty() => Some((String::new(), p.len())),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (dir, len) in prefixes {
+                let (seen, reported) = lengths.entry((*key, dir.clone())).or_default();
+                if !seen.contains(&len) {
+                    seen.push(len);
+                }
+                if seen.len() > MAX_PREFIX_LENS && !*reported {
+                    *reported = true;
+                    let Some(at) = selector.condition(*key).map(|c| c.key_span) else { continue };
+                    let place = if *key == ConditionKey::ProcessName { "process names".to_string() } else { format!("`{dir}/`") };
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::LimitExceeded,
+                            at,
+                            format!(
+                                "the `{}` patterns ending in `*` in {place} have {} different lengths; d4c's tables try at most {MAX_PREFIX_LENS} per directory",
+                                key.key(),
+                                seen.len()
+                            ),
+                        )
+                        .label("the next length is added here")
+                        .help("use `/dir/*` or `/dir/**`, or fewer distinct prefix lengths"),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Maps each selector name of `section` to the index of its first
@@ -399,7 +456,8 @@ impl SectionChecker<'_, '_> {
         let parsed = match condition.key.syntax() {
             ValueSyntax::Operation => Values::Operations(self.operations(values)),
             ValueSyntax::Path => {
-                Values::Paths(self.parse_all(values, MAX_PATH_BYTES, Code::InvalidPathPattern, PathPattern::parse))
+                let fitting: Vec<Value> = values.iter().filter(|v| self.components_fit(v)).cloned().collect();
+                Values::Paths(self.parse_all(&fitting, MAX_PATH_BYTES, Code::InvalidPathPattern, PathPattern::parse))
             }
             ValueSyntax::Label => {
                 Values::Labels(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidLabelPattern, LabelPattern::parse))
@@ -419,6 +477,29 @@ impl SectionChecker<'_, '_> {
             Values::Flag(_) => false,
         };
         (!empty).then_some(parsed)
+    }
+
+    /// Whether every component of a path value fits `NAME_MAX`; reports the
+    /// first that does not (`D4C0020`): no path has such a component.
+    fn components_fit(&mut self, value: &Value) -> bool {
+        let mut at = 0;
+        for component in value.text.split('/') {
+            let len = component.trim_end_matches('*').len();
+            if len > MAX_COMPONENT_BYTES {
+                self.push(
+                    Diagnostic::new(
+                        Code::ValueTooLong,
+                        value.sub_span(at..at + component.len()),
+                        format!("this path component is {len} bytes; a file name is at most {MAX_COMPONENT_BYTES} bytes"),
+                    )
+                    .label("no file has a name this long")
+                    .help("check the path: Linux file names are at most 255 bytes (`NAME_MAX`)"),
+                );
+                return false;
+            }
+            at += component.len() + 1;
+        }
+        true
     }
 
     /// Parses each value with `parse`, reporting over-long values

@@ -32,6 +32,14 @@ pub const MAX_PATH_PATTERNS: usize = 65_536;
 /// bounds depth: no path within it has more than 2,047 components.
 pub const MAX_PATH_BYTES: usize = 4_095;
 
+/// Longest path component, in bytes: `NAME_MAX`. The tables key components
+/// by their bytes; a longer one names no file.
+pub const MAX_COMPONENT_BYTES: usize = d4c_artifact::tables::LONG_COMPONENT_BYTES;
+
+/// Distinct lengths of `prefix*` patterns in one directory (and of
+/// `processName` prefixes): each is one more lookup per path component.
+pub const MAX_PREFIX_LENS: usize = d4c_artifact::tables::MAX_PREFIX_LENS;
+
 /// Longest non-path condition value (image names, labels, pod names ...), in
 /// bytes. Kubernetes' own longest name is a 253-byte DNS subdomain plus a
 /// 63-byte label name; this leaves room.
