@@ -350,7 +350,12 @@ pub fn container_holds(conditions: &ContainerConditions, container: &Container) 
         None => true,
         Some(patterns) => value.as_deref().is_some_and(|v| patterns.iter().any(|p| p.matches(v))),
     };
-    text(&conditions.image_full_name, &container.image_full_name)
+    let full_name = conditions.image_full_name.as_ref().is_none_or(|patterns| {
+        container.image_full_name.as_deref().is_some_and(|name| {
+            crate::event::image_full_name_forms(name).iter().any(|form| patterns.iter().any(|p| p.matches(form)))
+        })
+    });
+    full_name
         && text(&conditions.image_name, &container.image_name)
         && text(&conditions.image_tag, &container.image_tag)
         && text(&conditions.cluster_id, &container.cluster_id)

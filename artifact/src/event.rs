@@ -66,6 +66,24 @@ pub enum Event {
     Process(ProcessEvent),
 }
 
+/// The spellings of a full image name that name the same image: Docker Hub's
+/// official images are `docker.io/library/NAME`, also written
+/// `docker.io/NAME`. A `containerImageFullName` pattern matches when it
+/// matches any of them.
+pub fn image_full_name_forms(name: &str) -> Vec<String> {
+    let mut forms = vec![name.to_string()];
+    if let Some(rest) = name.strip_prefix("docker.io/library/") {
+        if !rest.contains('/') {
+            forms.push(format!("docker.io/{rest}"));
+        }
+    } else if let Some(rest) = name.strip_prefix("docker.io/") {
+        if !rest.contains('/') {
+            forms.push(format!("docker.io/library/{rest}"));
+        }
+    }
+    forms
+}
+
 /// What the runtime knows of a container. A field the runtime could not
 /// learn is `None`, and no condition on it matches.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

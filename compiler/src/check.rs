@@ -16,9 +16,8 @@ use crate::ast::{
 use crate::codes::Code;
 use crate::diag::{Diagnostic, Diagnostics, Edit, Fix};
 use crate::limits::{
-    MAX_COMPONENT_BYTES, MAX_PREFIX_LENS,
-    MAX_PATH_BYTES, MAX_PATH_PATTERNS, MAX_PROCESS_NAME_BYTES, MAX_RESPONSES_PER_TYPE, MAX_SELECTORS_PER_TYPE,
-    MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES,
+    MAX_COMPONENT_BYTES, MAX_PATH_BYTES, MAX_PATH_PATTERNS, MAX_PREFIX_LENS, MAX_PROCESS_NAME_BYTES,
+    MAX_RESPONSES_PER_TYPE, MAX_SELECTORS_PER_TYPE, MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES,
 };
 use crate::model::{Actions, CheckedPolicy, Operation, ResponseModel, RuleSet, SelectorModel, Values};
 use crate::span::Span;
@@ -118,7 +117,11 @@ fn prefix_lengths(section: &Section, rules: &RuleSet, diagnostics: &mut Diagnost
                 if seen.len() > MAX_PREFIX_LENS && !*reported {
                     *reported = true;
                     let Some(at) = selector.condition(*key).map(|c| c.key_span) else { continue };
-                    let place = if *key == ConditionKey::ProcessName { "process names".to_string() } else { format!("`{dir}/`") };
+                    let place = if *key == ConditionKey::ProcessName {
+                        "process names".to_string()
+                    } else {
+                        format!("`{dir}/`")
+                    };
                     diagnostics.push(
                         Diagnostic::new(
                             Code::LimitExceeded,
@@ -490,7 +493,9 @@ impl SectionChecker<'_, '_> {
                     Diagnostic::new(
                         Code::ValueTooLong,
                         value.sub_span(at..at + component.len()),
-                        format!("this path component is {len} bytes; a file name is at most {MAX_COMPONENT_BYTES} bytes"),
+                        format!(
+                            "this path component is {len} bytes; a file name is at most {MAX_COMPONENT_BYTES} bytes"
+                        ),
                     )
                     .label("no file has a name this long")
                     .help("check the path: Linux file names are at most 255 bytes (`NAME_MAX`)"),

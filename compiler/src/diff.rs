@@ -45,7 +45,8 @@
 //! Examples are taken round-robin over the classes (the first decision of
 //! every class, then the second, ...), so that `max_examples` shows as many
 //! different changes as it can; the kept examples are then listed in a
-//! fixed order (kind, operation, event, container).
+//! fixed order: kind, operation (table order), path or executable (sorted),
+//! volume or name and terminal, container ("any container" first).
 //!
 //! # Cost
 //!
@@ -171,9 +172,12 @@ pub struct ExampleChange {
 
 impl DiffReport {
     /// Whether nothing changes in meaning: no selector, response or
-    /// decision changes.
+    /// decision changes (among the decisions checked).
     pub fn is_empty(&self) -> bool {
-        self.selectors.is_empty() && self.responses.is_empty() && self.examples.is_empty()
+        self.selectors.is_empty()
+            && self.responses.is_empty()
+            && self.examples.is_empty()
+            && self.changed_decisions == 0
     }
 }
 
@@ -475,8 +479,11 @@ impl Events {
             let slots = names.len().saturating_add(usize::from(own.is_some()));
             process_count = process_count.saturating_add(slots.saturating_mul(per_name));
         }
-        let file_count =
-            paths.len().saturating_mul(file_ops.len()).saturating_mul(volumes.len()).saturating_add(usize::from(mem_fd));
+        let file_count = paths
+            .len()
+            .saturating_mul(file_ops.len())
+            .saturating_mul(volumes.len())
+            .saturating_add(usize::from(mem_fd));
         Events {
             paths: paths.into_iter().collect(),
             file_ops,
@@ -497,21 +504,25 @@ impl Events {
         self.file_count.saturating_add(self.process_count)
     }
 
-    /// The event of index `i` (`None` past the end).
-    fn get(&self, i: usize) -> Option<Event> {
+    /// The event of index `i` (`None` past the end), with its place in the
+    /// display order.
+    fn get(&self, i: usize) -> Option<(Event, Order)> {
         if i < self.file_count {
             let per_path = self.file_ops.len().saturating_mul(self.volumes.len());
             let on_paths = self.paths.len().saturating_mul(per_path);
             if i >= on_paths {
-                return self.mem_fd.then(|| {
-                    Event::File(FileEvent { operation: Operation::ExecMemFd, path: None, volume: Volume::RootFs })
-                });
+                let operation = Operation::ExecMemFd;
+                let order = (Kind::File, operation.table_index(), 0, 0);
+                return self
+                    .mem_fd
+                    .then_some((Event::File(FileEvent { operation, path: None, volume: Volume::RootFs }), order));
             }
-            let path = self.paths.get(i.checked_div(per_path)?)?;
+            let p = i.checked_div(per_path)?;
             let rest = i.checked_rem(per_path)?;
             let operation = *self.file_ops.get(rest.checked_div(self.volumes.len())?)?;
-            let volume = *self.volumes.get(rest.checked_rem(self.volumes.len())?)?;
-            return Some(Event::File(FileEvent { operation, path: Some(path.clone()), volume }));
+            let v = rest.checked_rem(self.volumes.len())?;
+            let event = FileEvent { operation, path: Some(self.paths.get(p)?.clone()), volume: *self.volumes.get(v)? };
+            return Some((Event::File(event), (Kind::File, operation.table_index(), p, v)));
         }
         let j = i - self.file_count;
         if j >= self.process_count {
@@ -529,8 +540,11 @@ impl Events {
             (None, _) => self.names.get(slot)?.clone(),
         };
         let operation = *self.process_ops.get(rest.checked_div(self.ttys.len())?)?;
-        let interactive = *self.ttys.get(rest.checked_rem(self.ttys.len())?)?;
-        Some(Event::Process(ProcessEvent { operation, executable: self.exes.get(e)?.clone(), name, interactive }))
+        let t = rest.checked_rem(self.ttys.len())?;
+        let interactive = *self.ttys.get(t)?;
+        let event = ProcessEvent { operation, executable: self.exes.get(e)?.clone(), name, interactive };
+        let order = (Kind::Process, operation.table_index(), e, slot.saturating_mul(2).saturating_add(t));
+        Some((Event::Process(event), order))
     }
 }
 
@@ -560,12 +574,13 @@ fn kind_of(event: &Event) -> Kind {
 
 /// A verdict with the matched selectors by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Named {
+struct Named<'t> {
     actions: Actions,
-    names: Vec<String>,
+    /// Sorted, distinct.
+    names: Vec<&'t str>,
 }
 
-impl Named {
+impl Named<'_> {
     fn text(&self) -> String {
         if self.names.is_empty() {
             self.actions.to_string()
@@ -585,28 +600,39 @@ struct Side<'t> {
     /// Per kind: row id -> which selectors hold for the container.
     file_row_sets: Vec<Vec<bool>>,
     process_row_sets: Vec<Vec<bool>>,
-    verdicts: HashMap<(Kind, usize, u32), Named>,
+    /// Per dynamic class: which selectors hold their per-event conditions.
+    members: HashMap<(Kind, u32), Vec<bool>>,
+    verdicts: HashMap<(Kind, usize, u32), Named<'t>>,
 }
 
 impl<'t> Side<'t> {
     fn new(tables: &'t Tables, containers: &[Container]) -> Side<'t> {
         let rows = |kind: Kind| {
             let mut ids: BTreeMap<Vec<bool>, usize> = BTreeMap::new();
-            let mut sets = Vec::new();
             let mut rows = Vec::with_capacity(containers.len());
             for container in containers {
-                let set = tables.container_selectors(kind, container);
-                let id = *ids.entry(set.clone()).or_insert_with(|| {
-                    sets.push(set);
-                    sets.len() - 1
-                });
-                rows.push(id);
+                let next = ids.len();
+                rows.push(*ids.entry(tables.container_selectors(kind, container)).or_insert(next));
+            }
+            let mut sets = vec![Vec::new(); ids.len()];
+            for (set, id) in ids {
+                if let Some(slot) = sets.get_mut(id) {
+                    *slot = set;
+                }
             }
             (rows, sets)
         };
         let (file_rows, file_row_sets) = rows(Kind::File);
         let (process_rows, process_row_sets) = rows(Kind::Process);
-        Side { tables, file_rows, process_rows, file_row_sets, process_row_sets, verdicts: HashMap::new() }
+        Side {
+            tables,
+            file_rows,
+            process_rows,
+            file_row_sets,
+            process_row_sets,
+            members: HashMap::new(),
+            verdicts: HashMap::new(),
+        }
     }
 
     /// The event's dynamic class: the kernel's lookups.
@@ -634,35 +660,44 @@ impl<'t> Side<'t> {
     }
 
     /// The row entry of `class` in row `row`: what the kernel reads.
-    fn verdict(&mut self, kind: Kind, row: usize, class: u32) -> &Named {
+    fn verdict(&mut self, kind: Kind, row: usize, class: u32) -> &Named<'t> {
         let tables = self.tables;
         let sets = match kind {
             Kind::File => &self.file_row_sets,
             Kind::Process => &self.process_row_sets,
         };
         let in_container = sets.get(row).map_or(&[][..], Vec::as_slice);
+        let members = &mut self.members;
         self.verdicts.entry((kind, row, class)).or_insert_with(|| {
-            let members = match kind {
+            let members = members.entry((kind, class)).or_insert_with(|| match kind {
                 Kind::File => tables.file_dyn_members(class),
                 Kind::Process => tables.process_dyn_members(class),
-            };
-            named(tables, kind, &tables.row_entry(kind, &members, in_container))
+            });
+            named(tables, kind, &tables.row_entry(kind, members, in_container))
         })
     }
 }
 
-fn named(tables: &Tables, kind: Kind, verdict: &Verdict) -> Named {
+fn named<'t>(tables: &'t Tables, kind: Kind, verdict: &Verdict) -> Named<'t> {
     let meta = tables.kind(kind);
-    let names: BTreeSet<String> = verdict.matched.iter().map(|&i| selector_name(meta, i as u32)).collect();
-    Named { actions: verdict.actions, names: names.into_iter().collect() }
+    let mut names: Vec<&str> =
+        verdict.matched.iter().map(|&i| meta.selectors.get(i).map_or("#unknown", |s| s.name.as_str())).collect();
+    names.sort_unstable();
+    names.dedup();
+    Named { actions: verdict.actions, names }
 }
+
+/// An event's place in the display order: kind, operation, subject (the
+/// path or executable, in sorted order), detail (volume; name and terminal).
+type Order = (Kind, usize, usize, usize);
 
 /// Decisions in one class differ for the same reason: the same dynamic
 /// class and container row on each side.
 type ClassKey = (Kind, usize, u32, usize, u32);
 
-/// How examples are ordered: kind, operation, event text, container.
-type SortKey = (Kind, usize, String, usize);
+/// A decision whose verdict changes: its class, its place in the display
+/// order (with the container), and the event's index.
+type Changed = (ClassKey, (Order, usize), usize);
 
 struct Examples {
     kept: Vec<ExampleChange>,
@@ -674,7 +709,6 @@ struct Examples {
 fn examples(old: &Tables, new: &Tables, max_examples: usize) -> Examples {
     let events = Events::new(old, new);
     let containers = containers(old, new);
-    let container_texts: Vec<String> = containers.iter().map(container_text).collect();
     let (mut before, mut after) = (Side::new(old, &containers), Side::new(new, &containers));
 
     let width = containers.len().max(1);
@@ -694,56 +728,50 @@ fn examples(old: &Tables, new: &Tables, max_examples: usize) -> Examples {
         }
     };
 
-    let mut classes: BTreeMap<ClassKey, BTreeMap<SortKey, ExampleChange>> = BTreeMap::new();
-    let mut changed = 0usize;
-    let mut current: Option<(usize, Event, u32, u32)> = None;
+    let mut changed: Vec<Changed> = Vec::new();
+    let mut current: Option<(usize, Kind, Order, u32, u32)> = None;
     for i in 0..evaluations {
         let (e, c) = pair(index(i));
-        if current.as_ref().is_none_or(|(at, ..)| *at != e) {
-            current = events.get(e).map(|event| {
-                let (a, b) = (before.dyn_class(&event), after.dyn_class(&event));
-                (e, event, a, b)
-            });
+        if current.is_none_or(|(at, ..)| at != e) {
+            current = events
+                .get(e)
+                .map(|(event, order)| (e, kind_of(&event), order, before.dyn_class(&event), after.dyn_class(&event)));
         }
-        let Some((_, event, old_class, new_class)) = &current else { continue };
-        let kind = kind_of(event);
+        let Some((_, kind, order, old_class, new_class)) = current else { continue };
         let (old_row, new_row) = (before.row(kind, c), after.row(kind, c));
-        let old_verdict = before.verdict(kind, old_row, *old_class).clone();
-        let new_verdict = after.verdict(kind, new_row, *new_class);
-        if old_verdict == *new_verdict {
-            continue;
-        }
-        changed += 1;
-        let examples = classes.entry((kind, old_row, *old_class, new_row, *new_class)).or_default();
-        let op = match event {
-            Event::File(f) => f.operation.table_index(),
-            Event::Process(p) => p.operation.table_index(),
-        };
-        let key: SortKey = (kind, op, event_text(event), c);
-        if examples.len() >= max_examples && examples.last_key_value().is_none_or(|(last, _)| key >= *last) {
-            continue;
-        }
-        let example = ExampleChange {
-            event: key.2.clone(),
-            container: container_texts.get(c).cloned().unwrap_or_default(),
-            old: old_verdict.text(),
-            new: new_verdict.text(),
-        };
-        examples.insert(key, example);
-        if examples.len() > max_examples {
-            examples.pop_last();
+        if before.verdict(kind, old_row, old_class) != after.verdict(kind, new_row, new_class) {
+            changed.push(((kind, old_row, old_class, new_row, new_class), (order, c), e));
         }
     }
 
-    // Round-robin over the classes, then in display order.
-    let mut ranked: Vec<(usize, SortKey, ExampleChange)> = classes
-        .into_values()
-        .flat_map(|examples| examples.into_iter().enumerate().map(|(rank, (key, example))| (rank, key, example)))
-        .collect();
-    ranked.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    // Round-robin over the classes (rank within the class first), then in
+    // display order.
+    changed.sort_unstable();
+    let mut ranked: Vec<(usize, (Order, usize), usize, ClassKey)> = Vec::with_capacity(changed.len());
+    let mut rank = 0;
+    let mut previous: Option<ClassKey> = None;
+    for (class, order, e) in &changed {
+        rank = if previous == Some(*class) { rank + 1 } else { 0 };
+        previous = Some(*class);
+        ranked.push((rank, *order, *e, *class));
+    }
+    ranked.sort_unstable();
     ranked.truncate(max_examples);
-    ranked.sort_by(|a, b| a.1.cmp(&b.1));
-    Examples { kept: ranked.into_iter().map(|(_, _, example)| example).collect(), changed, evaluations, candidates }
+    ranked.sort_unstable_by_key(|(_, order, ..)| *order);
+
+    let kept = ranked
+        .into_iter()
+        .filter_map(|(_, (_, c), e, (kind, old_row, old_class, new_row, new_class))| {
+            let (event, _) = events.get(e)?;
+            Some(ExampleChange {
+                event: event_text(&event),
+                container: containers.get(c).map(container_text).unwrap_or_default(),
+                old: before.verdict(kind, old_row, old_class).text(),
+                new: after.verdict(kind, new_row, new_class).text(),
+            })
+        })
+        .collect();
+    Examples { kept, changed: changed.len(), evaluations, candidates }
 }
 
 // ---------------------------------------------------------------------------
@@ -794,7 +822,9 @@ fn condition_lines(old: &[String], new: &[String], out: &mut String) {
 /// The report as plain text, for a reviewer.
 pub fn render_human(report: &DiffReport) -> String {
     let mut out = String::new();
-    let side = |s: &ArtifactSummary| format!("{} revision {} (content {})", s.policy_name, s.revision, s.content_digest);
+    let side = |s: &ArtifactSummary| {
+        format!("{} revision {} (content sha256 {})", s.policy_name, s.revision, s.content_digest)
+    };
     out.push_str(&format!("old: {}\nnew: {}\n", side(&report.old), side(&report.new)));
     if report.is_empty() {
         out.push_str(&format!("\nno change in meaning ({})\n", checked_text(report)));
@@ -829,7 +859,7 @@ pub fn render_human(report: &DiffReport) -> String {
     }
 
     out.push_str("\ndecisions that change\n");
-    if report.examples.is_empty() {
+    if report.changed_decisions == 0 {
         out.push_str(&format!("  none ({})\n", checked_text(report)));
         return out;
     }
@@ -853,5 +883,82 @@ fn checked_text(report: &DiffReport) -> String {
         )
     } else {
         format!("checked {} candidate decisions", report.evaluations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{compile, CompileOptions};
+    use crate::lint::lint_bytes;
+    use crate::testgen::generate_policy;
+    use d4c_artifact::{aligned_copy, AlignedBytes};
+
+    fn compiled(text: &str, revision: u64) -> AlignedBytes {
+        let (_, output) = lint_bytes("p.yaml", text.as_bytes().to_vec());
+        assert!(!output.has_errors(), "{:?}", output.diagnostics);
+        let options = CompileOptions { policy_name: "p".into(), revision, created_unix: None };
+        aligned_copy(&compile(text.as_bytes(), &output.checked.unwrap(), &options).unwrap())
+    }
+
+    fn tables(bytes: &AlignedBytes) -> Tables {
+        Tables::read(&Artifact::parse(bytes).unwrap()).unwrap()
+    }
+
+    /// The cached decisions are `Tables::decide`'s, for every candidate
+    /// pair, and the candidates are distinct.
+    #[test]
+    fn cached_decisions_are_the_tables_decisions() {
+        for seed in 0..12 {
+            let (a, b) = (compiled(&generate_policy(12, seed), 1), compiled(&generate_policy(12, seed + 100), 2));
+            let (old, new) = (tables(&a), tables(&b));
+            let events = Events::new(&old, &new);
+            let containers = containers(&old, &new);
+            assert!(events.len() * containers.len() <= MAX_EVALUATIONS, "seed {seed}: the test wants every pair");
+            let (mut before, mut after) = (Side::new(&old, &containers), Side::new(&new, &containers));
+            let mut seen = BTreeSet::new();
+            for e in 0..events.len() {
+                let (event, _) = events.get(e).unwrap();
+                assert!(seen.insert(event_text(&event)), "seed {seed}: {} twice", event_text(&event));
+                let kind = kind_of(&event);
+                for (c, container) in containers.iter().enumerate() {
+                    for (side, tables) in [(&mut before, &old), (&mut after, &new)] {
+                        let (row, class) = (side.row(kind, c), side.dyn_class(&event));
+                        let want = named(tables, kind, &tables.decide(container, &event));
+                        assert_eq!(*side.verdict(kind, row, class), want, "seed {seed}: {event:?} in {container:?}");
+                    }
+                }
+            }
+            assert!(events.get(events.len()).is_none());
+        }
+    }
+
+    /// Large policies: the check is capped, spread over every container,
+    /// and still fast.
+    #[test]
+    fn large_policies_are_capped() {
+        const N: usize = 100;
+        let (a, b) = (compiled(&generate_policy(N, 1), 1), compiled(&generate_policy(N, 2), 2));
+        let (old, new) = (tables(&a), tables(&b));
+        let (old_artifact, new_artifact) = (Artifact::parse(&a).unwrap(), Artifact::parse(&b).unwrap());
+        let started = std::time::Instant::now();
+        let report = diff(&old_artifact, &old, &new_artifact, &new, 20);
+        let took = started.elapsed();
+        assert!(report.capped && report.evaluations == MAX_EVALUATIONS && report.candidates > MAX_EVALUATIONS);
+        assert!(report.examples.len() == 20 && report.examples_truncated);
+        assert!(render_human(&report).contains(&format!("checked {MAX_EVALUATIONS} of {}", report.candidates)));
+        let containers: BTreeSet<&str> = report.examples.iter().map(|e| e.container.as_str()).collect();
+        assert!(containers.len() > 1, "{containers:?}");
+        eprintln!(
+            "{N} selectors: {} candidates, {} evaluated, {} changed, {took:?}",
+            report.candidates, report.evaluations, report.changed_decisions
+        );
+    }
+
+    #[test]
+    fn names_are_cut_on_character_boundaries() {
+        assert_eq!(cut("abcdefghijklmnopq", COMM_BYTES), "abcdefghijklmno");
+        assert_eq!(cut("ééééééééé", COMM_BYTES), "ééééééé");
+        assert_eq!(cut("sh", COMM_BYTES), "sh");
     }
 }

@@ -58,7 +58,12 @@ fn condition_holds(key: ConditionKey, values: &Values, container: &Container, ev
             (Values::Operations(ops), Event::Process(p)) => ops.contains(&p.operation),
             _ => false,
         },
-        ConditionKey::ContainerImageFullName => text(&container.image_full_name),
+        ConditionKey::ContainerImageFullName => match (values, &container.image_full_name) {
+            (Values::Text(patterns), Some(name)) => d4c_artifact::event::image_full_name_forms(name)
+                .iter()
+                .any(|form| patterns.iter().any(|p| p.matches(form))),
+            _ => false,
+        },
         ConditionKey::ContainerImageName => text(&container.image_name),
         ConditionKey::ContainerImageTag => text(&container.image_tag),
         ConditionKey::KubernetesClusterId => text(&container.cluster_id),

@@ -439,8 +439,11 @@ fn diff(old: &Path, new: &Path, format: ReportFormat, examples: usize) -> Result
         Ok(x) => x,
         Err(message) => return refuse(message),
     };
-    let _ = (old_artifact, old_tables, new_artifact, new_tables, format, examples); // TEMP until diff.rs lands
-    let text = String::new();
+    let report = d4cc::diff::diff(&old_artifact, &old_tables, &new_artifact, &new_tables, examples);
+    let text = match format {
+        ReportFormat::Human => d4cc::diff::render_human(&report),
+        ReportFormat::Json => format!("{:#}\n", serde_json::to_value(&report).map_err(|e| Fatal(e.to_string()))?),
+    };
     print(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -86,10 +86,7 @@ pub fn run(file: &ScenarioFile, decider: &dyn Decider) -> (Vec<StepResult>, Vec<
     let mut problems = Vec::new();
     let mut sandboxes: HashMap<String, Sandbox> = HashMap::new();
     for decl in &file.containers {
-        sandboxes.insert(
-            decl.name.value.clone(),
-            sandbox(decl.fields.iter().map(|f| &f.value), &mut problems, decl.span.clone()),
-        );
+        sandboxes.insert(decl.name.value.clone(), sandbox(&decl.fields, &mut problems));
     }
     let mut results = Vec::new();
     for step in &file.steps {
@@ -176,11 +173,7 @@ fn expected_selectors(verdict: &Expected) -> Option<&Vec<d4c_grammar::Spanned<St
     }
 }
 
-fn sandbox<'a>(
-    fields: impl Iterator<Item = &'a ContainerField>,
-    problems: &mut Vec<ScenarioProblem>,
-    span: Span,
-) -> Sandbox {
+fn sandbox(fields: &[d4c_grammar::Spanned<ContainerField>], problems: &mut Vec<ScenarioProblem>) -> Sandbox {
     let mut sandbox = Sandbox {
         container: Container::default(),
         files: BTreeMap::new(),
@@ -188,12 +181,20 @@ fn sandbox<'a>(
         volume_files: Vec::new(),
     };
     for field in fields {
-        match field {
+        let span = field.span.clone();
+        let path = match &field.value {
+            ContainerField::Volume(p) | ContainerField::VolumeFile(p) | ContainerField::File { path: p, .. } => Some(p),
+            _ => None,
+        };
+        if let Some(path) = path.filter(|p| !is_canonical(p)) {
+            problems.push(not_canonical(path, span));
+        }
+        match &field.value {
             ContainerField::Image(reference) => {
                 let (full, name, tag) = split_image(reference);
                 sandbox.container.image_full_name = Some(full);
                 sandbox.container.image_name = Some(name);
-                sandbox.container.image_tag = Some(tag);
+                sandbox.container.image_tag = tag;
             }
             ContainerField::Namespace(v) => sandbox.container.namespace = Some(v.clone()),
             ContainerField::Pod(v) => sandbox.container.pod_name = Some(v.clone()),
@@ -203,9 +204,6 @@ fn sandbox<'a>(
             ContainerField::Volume(p) => sandbox.volumes.push(p.clone()),
             ContainerField::VolumeFile(p) => sandbox.volume_files.push(p.clone()),
             ContainerField::File { path, mode } => {
-                if !is_canonical(path) {
-                    problems.push(not_canonical(path, span.clone()));
-                }
                 sandbox.files.insert(path.clone(), FileState { mode: mode.unwrap_or(DEFAULT_MODE) });
             }
         }
@@ -214,9 +212,10 @@ fn sandbox<'a>(
 }
 
 /// Splits an image reference into full name, name and tag, reading a
-/// reference without a registry as Docker Hub's.
-pub fn split_image(reference: &str) -> (String, String, String) {
-    let (without_digest, _) = reference.split_once('@').unwrap_or((reference, ""));
+/// reference without a registry as Docker Hub's. The tag is `latest` when
+/// none is written, and none when the reference is pinned by digest only.
+pub fn split_image(reference: &str) -> (String, String, Option<String>) {
+    let (without_digest, digest) = reference.split_once('@').unwrap_or((reference, ""));
     let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
     let (repo, tag) = match without_digest.get(last_slash..).and_then(|tail| tail.rfind(':')) {
         Some(colon) => {
@@ -235,7 +234,9 @@ pub fn split_image(reference: &str) -> (String, String, String) {
         format!("docker.io/library/{repo}")
     };
     let name = full.rsplit('/').next().unwrap_or(&full).to_string();
-    (full, name, tag.to_string())
+    let written_tag = without_digest.get(last_slash..).is_some_and(|tail| tail.contains(':'));
+    let tag = (written_tag || digest.is_empty()).then(|| tag.to_string());
+    (full, name, tag)
 }
 
 fn is_canonical(path: &str) -> bool {
@@ -255,23 +256,31 @@ fn not_canonical(path: &str, span: Span) -> ScenarioProblem {
 type Change = Box<dyn FnOnce(&mut Sandbox)>;
 
 impl Sandbox {
+    /// The mount `path` is on: a single-file mount, else the deepest volume
+    /// directory at or above it, else the root file system (`None`).
+    fn mount(&self, path: &str) -> Option<&str> {
+        if let Some(file) = self.volume_files.iter().find(|f| *f == path) {
+            return Some(file);
+        }
+        self.volumes.iter().filter(|v| below(path, v)).max_by_key(|v| v.len()).map(String::as_str)
+    }
+
     fn volume(&self, path: &str) -> Volume {
-        if self.volume_files.iter().any(|f| f == path) {
-            Volume::VolumeFile
-        } else if self
-            .volumes
-            .iter()
-            .any(|v| path == v || path.strip_prefix(v.as_str()).is_some_and(|r| r.starts_with('/')))
-        {
-            Volume::Volume
-        } else {
-            Volume::RootFs
+        match self.mount(path) {
+            Some(m) if self.volume_files.iter().any(|f| f == m) => Volume::VolumeFile,
+            Some(_) => Volume::Volume,
+            None => Volume::RootFs,
         }
     }
 
     fn file_event(&self, operation: Operation, path: &str) -> Event {
         Event::File(FileEvent { operation, path: Some(path.to_string()), volume: self.volume(path) })
     }
+}
+
+/// Whether `path` is `dir` or below it.
+fn below(path: &str, dir: &str) -> bool {
+    dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn comm(executable: &str) -> String {
@@ -283,10 +292,38 @@ fn comm(executable: &str) -> String {
     base.get(..end).unwrap_or(base).to_string()
 }
 
+/// `rename` and `link` cannot cross mounts: the kernel fails them with
+/// `EXDEV` before any security hook runs, so there is nothing to decide.
+fn same_mount(
+    sandbox: &Sandbox,
+    from: &d4c_grammar::Spanned<String>,
+    to: &d4c_grammar::Spanned<String>,
+    what: &str,
+) -> Result<(), ScenarioProblem> {
+    if sandbox.mount(&from.value) == sandbox.mount(&to.value) {
+        return Ok(());
+    }
+    Err(ScenarioProblem {
+        span: from.span.start..to.span.end,
+        message: format!(
+            "`{what}` from `{}` to `{}` crosses a mount: the kernel fails it with `EXDEV`",
+            from.value, to.value
+        ),
+        help: Some(
+            "a program moves files across mounts by copying and unlinking: write `create` and `unlink` steps".into(),
+        ),
+    })
+}
+
 /// The events of one step, and the change to the file system if allowed.
 fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), ScenarioProblem> {
     let actor = step.actor.as_ref().map_or("/bin/sh", |a| a.value.as_str()).to_string();
-    let actor_name = step.actor_name.as_ref().map_or_else(|| comm(&actor), |n| n.value.clone());
+    if let Some(a) = step.actor.as_ref().filter(|a| !is_canonical(&a.value)) {
+        return Err(not_canonical(&a.value, a.span.clone()));
+    }
+    // A process name is the kernel's comm: what `prctl(PR_SET_NAME)` keeps
+    // of a longer name is its first 15 bytes.
+    let actor_name = step.actor_name.as_ref().map_or_else(|| comm(&actor), |n| comm(&n.value));
     let interactive = step.interactive;
     let problem = |span: &Span, message: String, help: &str| ScenarioProblem {
         span: span.clone(),
@@ -358,6 +395,7 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
         Op::Link { from, to } => {
             let state = exists(from)?;
             absent(to)?;
+            same_mount(sandbox, from, to, "link")?;
             let p = to.value.clone();
             (
                 vec![sandbox.file_event(created(state.mode), &to.value)],
@@ -371,6 +409,7 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
             if !is_canonical(&to.value) {
                 return Err(not_canonical(&to.value, to.span.clone()));
             }
+            same_mount(sandbox, from, to, "rename")?;
             let at_destination = match sandbox.files.get(&to.value) {
                 None => created(state.mode),
                 Some(old) if executable(old.mode) || executable(state.mode) => Operation::ModifyExecutable,
@@ -612,15 +651,17 @@ mod tests {
     #[test]
     fn image_references_split_like_docker() {
         let cases = [
-            ("nginx", ("docker.io/library/nginx", "nginx", "latest")),
-            ("nginx:1.25", ("docker.io/library/nginx", "nginx", "1.25")),
-            ("bitnami/redis:7", ("docker.io/bitnami/redis", "redis", "7")),
-            ("gcr.io/proj/app:v1", ("gcr.io/proj/app", "app", "v1")),
-            ("localhost:5000/app", ("localhost:5000/app", "app", "latest")),
-            ("quay.io/x/y@sha256:abc", ("quay.io/x/y", "y", "latest")),
+            ("nginx", ("docker.io/library/nginx", "nginx", Some("latest"))),
+            ("nginx:1.25", ("docker.io/library/nginx", "nginx", Some("1.25"))),
+            ("bitnami/redis:7", ("docker.io/bitnami/redis", "redis", Some("7"))),
+            ("gcr.io/proj/app:v1", ("gcr.io/proj/app", "app", Some("v1"))),
+            ("localhost:5000/app", ("localhost:5000/app", "app", Some("latest"))),
+            ("quay.io/x/y@sha256:abc", ("quay.io/x/y", "y", None)),
+            ("quay.io/x/y:1@sha256:abc", ("quay.io/x/y", "y", Some("1"))),
         ];
         for (reference, (full, name, tag)) in cases {
-            assert_eq!(split_image(reference), (full.to_string(), name.to_string(), tag.to_string()), "{reference}");
+            let want = (full.to_string(), name.to_string(), tag.map(str::to_string));
+            assert_eq!(split_image(reference), want, "{reference}");
         }
     }
 

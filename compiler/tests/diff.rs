@@ -70,14 +70,20 @@ fn drift_alert_turned_into_block() {
     assert!(report.selectors.is_empty());
     assert_eq!(report.responses.len(), 1);
     let r = &report.responses[0];
-    assert_eq!((r.kind.as_str(), r.change, &r.matches[..]), ("file", Change::Altered, &["executableChanges".to_string()][..]));
+    assert_eq!(
+        (r.kind.as_str(), r.change, &r.matches[..]),
+        ("file", Change::Altered, &["executableChanges".to_string()][..])
+    );
     assert_eq!((r.old_actions.as_deref(), r.new_actions.as_deref()), (Some("alert"), Some("alert, block")));
     for op in ["createExecutable", "modifyExecutable"] {
         let example = report.examples.iter().find(|e| e.event.starts_with(op)).unwrap_or_else(|| panic!("no {op}"));
         assert_eq!(example.old, "alert [executableChanges]");
         assert_eq!(example.new, "alert, block [executableChanges]");
     }
-    assert!(report.examples.iter().all(|e| e.event.starts_with("createExecutable") || e.event.starts_with("modifyExecutable")));
+    assert!(report
+        .examples
+        .iter()
+        .all(|e| e.event.starts_with("createExecutable") || e.event.starts_with("modifyExecutable")));
 }
 
 #[test]
@@ -139,6 +145,7 @@ fn examples_are_truncated_to_the_maximum() {
     assert!(render_human(&few).contains(&format!("2 of {} changed decisions shown", full.changed_decisions)));
     let none = diff_files(&dir.join("old.yaml"), &dir.join("new.yaml"), "p", 0);
     assert!(none.examples.is_empty() && none.examples_truncated);
+    assert!(render_human(&none).contains(&format!("0 of {} changed decisions shown", full.changed_decisions)));
     assert!(!none.is_empty(), "the selector change remains");
 }
 
