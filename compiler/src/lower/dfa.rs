@@ -22,7 +22,8 @@
 
 use d4c_artifact::patterns::PathPattern;
 use d4c_artifact::tables::{DfaState, MAX_PREFIX_LENS, STATE_HAS_EDGES};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why an automaton cannot be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +127,7 @@ pub fn build(
         trie: &trie,
         patterns,
         automaton,
-        states: HashMap::new(),
+        states: HashMap::default(),
         classes: ClassTable::default(),
         paths: vec![String::new()],
     };
@@ -171,7 +172,7 @@ struct ClassTable {
 
 impl Default for ClassTable {
     fn default() -> Self {
-        let mut ids = HashMap::new();
+        let mut ids = HashMap::default();
         ids.insert(Vec::new(), 0);
         ClassTable { sets: vec![Vec::new()], ids }
     }

@@ -24,7 +24,8 @@ use d4c_artifact::tables::{
     PROCESS_OPS, VOLUMES,
 };
 use dfa::{Automaton, DfaError};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 /// Most entries the class tables (file, process intermediate, process
 /// dynamic) may hold together: 16 MiB of kernel memory at 4 bytes each.
@@ -308,13 +309,13 @@ fn written_conditions(selector: &SelectorModel) -> Vec<String> {
 
 /// Interns keys to dense ids, remembering a representative for each.
 struct Interner<K, R> {
-    ids: HashMap<K, u32>,
+    ids: FxHashMap<K, u32>,
     reps: Vec<R>,
 }
 
 impl<K: std::hash::Hash + Eq, R> Interner<K, R> {
     fn new() -> Self {
-        Interner { ids: HashMap::new(), reps: Vec::new() }
+        Interner { ids: FxHashMap::default(), reps: Vec::new() }
     }
 
     fn intern(&mut self, key: K, rep: impl FnOnce() -> R) -> u32 {
@@ -377,6 +378,10 @@ fn process_class_tables(
     // Selectors without `processExecutable` that hold, per (op, tty).
     let mut groups: Interner<Vec<u32>, ()> = Interner::new();
     let mut group_of = [[0u32; 2]; PROCESS_OPS];
+    // The same without the selectors that have a `processName`.
+    let mut nameless_groups: Interner<Vec<u32>, ()> = Interner::new();
+    let mut nameless_group_of = [[0u32; 2]; PROCESS_OPS];
+    let has_name = |s: &u32| selectors.get(*s as usize).is_some_and(|m| m.dynamic.has_name);
     for (op, row) in group_of.iter_mut().enumerate() {
         for (tty, slot) in row.iter_mut().enumerate() {
             let set: Vec<u32> = (0u32..)
@@ -384,16 +389,28 @@ fn process_class_tables(
                 .filter(|(i, s)| !s.dynamic.has_path && holds(*i, op, tty == 1))
                 .map(|(i, _)| i)
                 .collect();
+            let nameless: Vec<u32> = set.iter().copied().filter(|s| !has_name(s)).collect();
+            if let Some(n) = nameless_group_of.get_mut(op).and_then(|row| row.get_mut(tty)) {
+                *n = nameless_groups.intern(nameless, || ());
+            }
             *slot = groups.intern(set, || ());
         }
     }
     let mut a_classes: Interner<(u32, Vec<u32>), [u32; 3]> = Interner::new();
+    // The key of each intermediate class, by id (`on_exe` is sorted, so each
+    // holding list is too).
+    let mut a_keys: Vec<(u32, Vec<u32>)> = Vec::new();
     let mut a_table = Vec::with_capacity(exe_classes.len() * PROCESS_OPS * 2);
     for (e, on_exe) in (0u32..).zip(exe_classes) {
         for (op, row) in group_of.iter().enumerate() {
             for (tty, &group) in row.iter().enumerate() {
                 let holding: Vec<u32> = on_exe.iter().copied().filter(|&s| holds(s, op, tty == 1)).collect();
-                a_table.push(a_classes.intern((group, holding), || [e, count(op), count(tty)]));
+                let before = a_classes.reps.len();
+                let a = a_classes.intern((group, holding.clone()), || [e, count(op), count(tty)]);
+                if a_classes.reps.len() > before {
+                    a_keys.push((group, holding));
+                }
+                a_table.push(a);
             }
         }
     }
@@ -401,23 +418,29 @@ fn process_class_tables(
     if a_count.saturating_mul(name_classes.len()) > room {
         return Err(a_count);
     }
-    // Within an intermediate class, the selectors without `processName` are
-    // fixed; those with one hold when the name class lists them.
-    let has_name = |s: u32| selectors.get(s as usize).is_some_and(|s| s.dynamic.has_name);
+    // An intermediate class fixes which selectors hold, except those with a
+    // `processName`: its name-independent part is keyed by its group and
+    // its holding executable selectors that have no name condition. Those
+    // with a name hold when the name class lists them and they hold here:
+    // with `processExecutable`, when among the holding ones; without, when
+    // their operation and terminal conditions hold.
+    let has = |s: u32, f: fn(&DynamicConditions) -> bool| selectors.get(s as usize).is_some_and(|m| f(&m.dynamic));
     let mut d_classes: Interner<(u32, Vec<u32>), [u32; 2]> = Interner::new();
-    let mut nameless: Interner<BTreeSet<u32>, ()> = Interner::new();
+    let mut nameless: Interner<(u32, Vec<u32>), ()> = Interner::new();
     let mut d_table = Vec::with_capacity(a_count * name_classes.len());
-    for (a, &[e, op, tty]) in (0u32..).zip(&a_classes.reps) {
-        let on_exe: BTreeSet<u32> = exe_classes.get(e as usize).into_iter().flatten().copied().collect();
+    for (a, ((_, holding), &[_, op, tty])) in (0u32..).zip(a_keys.iter().zip(&a_classes.reps)) {
+        let unnamed: Vec<u32> = holding.iter().copied().filter(|s| !has_name(s)).collect();
+        let group = nameless_group_of.get(op as usize).and_then(|row| row.get(tty as usize)).copied().unwrap_or(0);
+        let fixed_id = nameless.intern((group, unnamed), || ());
         let member = |s: u32| {
-            let has_exe = selectors.get(s as usize).is_some_and(|m| m.dynamic.has_path);
-            holds(s, op as usize, tty == 1) && (!has_exe || on_exe.contains(&s))
+            if has(s, |d| d.has_path) {
+                holding.binary_search(&s).is_ok()
+            } else {
+                holds(s, op as usize, tty == 1)
+            }
         };
-        let fixed: BTreeSet<u32> =
-            (0u32..).zip(selectors).map(|(i, _)| i).filter(|&s| !has_name(s) && member(s)).collect();
-        let fixed_id = nameless.intern(fixed, || ());
         for (n, on_name) in (0u32..).zip(name_classes) {
-            let named: Vec<u32> = on_name.iter().copied().filter(|&s| has_name(s) && member(s)).collect();
+            let named: Vec<u32> = on_name.iter().copied().filter(|s| has_name(s) && member(*s)).collect();
             d_table.push(d_classes.intern((fixed_id, named), || [a, n]));
         }
     }
