@@ -314,24 +314,52 @@ impl Tables {
         verdict
     }
 
-    /// Decides `event` in `container`: the kernel's lookups, then the row
-    /// entry the runtime would have written for the container.
-    pub fn decide(&self, container: &Container, event: &Event) -> Verdict {
+    /// The kernel's part of a decision: the event's kind and dynamic class,
+    /// from the automaton walks and the class arrays. Its cost is one step
+    /// per path component plus a fixed number of lookups.
+    pub fn dynamic_class(&self, event: &Event) -> (Kind, u32) {
         match event {
             Event::File(f) => {
                 let path_class = f.path.as_deref().map_or(0, |p| self.path_class(self.roots.file_path_root, p));
-                let class = self.file_dyn_class(path_class, f.operation.table_index(), volume_index(f.volume));
-                let members = self.file_dyn_members(class);
-                self.row_entry(Kind::File, &members, &self.container_selectors(Kind::File, container))
+                (Kind::File, self.file_dyn_class(path_class, f.operation.table_index(), volume_index(f.volume)))
             }
             Event::Process(p) => {
                 let exe_class = self.path_class(self.roots.exe_root, &p.executable);
                 let name_class = self.name_class(&p.name);
-                let class = self.process_dyn_class(exe_class, p.operation.table_index(), p.interactive, name_class);
-                let members = self.process_dyn_members(class);
-                self.row_entry(Kind::Process, &members, &self.container_selectors(Kind::Process, container))
+                (Kind::Process, self.process_dyn_class(exe_class, p.operation.table_index(), p.interactive, name_class))
             }
         }
+    }
+
+    /// A container's row for `kind`: the actions of every dynamic class, for
+    /// the selectors whose container conditions `in_container` says hold.
+    /// The runtime writes this once per distinct container class; the kernel
+    /// then reads `row[dynamic_class]`.
+    pub fn row(&self, kind: Kind, in_container: &[bool]) -> Vec<Actions> {
+        let classes = match kind {
+            Kind::File => self.roots.file_dyn_classes,
+            Kind::Process => self.roots.process_dyn_classes,
+        };
+        (0..classes)
+            .map(|class| {
+                let members = match kind {
+                    Kind::File => self.file_dyn_members(class),
+                    Kind::Process => self.process_dyn_members(class),
+                };
+                self.row_entry(kind, &members, in_container).actions
+            })
+            .collect()
+    }
+
+    /// Decides `event` in `container`: the kernel's lookups, then the row
+    /// entry the runtime would have written for the container.
+    pub fn decide(&self, container: &Container, event: &Event) -> Verdict {
+        let (kind, class) = self.dynamic_class(event);
+        let members = match kind {
+            Kind::File => self.file_dyn_members(class),
+            Kind::Process => self.process_dyn_members(class),
+        };
+        self.row_entry(kind, &members, &self.container_selectors(kind, container))
     }
 
     /// The operation of `kind` with table index `index`.

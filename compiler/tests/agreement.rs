@@ -189,7 +189,7 @@ fn tables_of(policy: &CheckedPolicy) -> Tables {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
     #[test]
     fn table_and_direct_evaluators_agree(
@@ -199,8 +199,13 @@ proptest! {
         let tables = tables_of(&policy);
         for (container, event) in &cases {
             let direct = direct::evaluate(&policy, container, event);
-            let table = tables.decide(container, event);
+                        let table = tables.decide(container, event);
             prop_assert_eq!(&table, &direct, "event {:?} in {:?}", event, container);
+            // What the kernel will do: the dynamic class, then the
+            // container's row, filled by the runtime.
+            let (kind, class) = tables.dynamic_class(event);
+            let row = tables.row(kind, &tables.container_selectors(kind, container));
+            prop_assert_eq!(row.get(class as usize).copied(), Some(direct.actions), "row entry for {:?}", event);
         }
     }
 }
