@@ -384,16 +384,7 @@ impl Reader<'_> {
                 (items, true)
             }
             _ => {
-                let code = if is_null(node) { Code::EmptyValue } else { Code::WrongType };
-                self.push(
-                    Diagnostic::new(
-                        code,
-                        node.span,
-                        format!("expected {what} to be a list, found {}", node.describe()),
-                    )
-                    .label("expected a list")
-                    .help("write the items one per line, each after `- `"),
-                );
+                self.not_a_list(node, &format!("{what} to be a list"), "write the items one per line, each after `- `");
                 (&[], false)
             }
         }
@@ -436,15 +427,10 @@ impl Reader<'_> {
                 self.string(node, what).into_iter().collect()
             }
             _ => {
-                let code = if is_null(node) { Code::EmptyValue } else { Code::WrongType };
-                self.push(
-                    Diagnostic::new(
-                        code,
-                        node.span,
-                        format!("expected {what} to be a list of strings, found {}", node.describe()),
-                    )
-                    .label("expected a list")
-                    .help("write `[value, ...]` or one `- value` per line"),
+                self.not_a_list(
+                    node,
+                    &format!("{what} to be a list of strings"),
+                    "write `[value, ...]` or one `- value` per line",
                 );
                 Vec::new()
             }
@@ -504,6 +490,17 @@ impl Reader<'_> {
                 Some(value_of(node, scalar))
             }
         }
+    }
+
+    /// Reports a node that should be a list: empty (`D4C0009`) or of
+    /// another type (`D4C0005`). `expected` completes "expected ...".
+    fn not_a_list(&mut self, node: &Node, expected: &str, help: &str) {
+        let code = if is_null(node) { Code::EmptyValue } else { Code::WrongType };
+        self.push(
+            Diagnostic::new(code, node.span, format!("expected {expected}, found {}", node.describe()))
+                .label("expected a list")
+                .help(help),
+        );
     }
 
     /// A boolean flag.
