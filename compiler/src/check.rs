@@ -20,6 +20,7 @@ use crate::limits::{
     MAX_RESPONSES_PER_TYPE, MAX_SELECTORS_PER_TYPE, MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES,
 };
 use crate::model::{Actions, CheckedPolicy, Operation, ResponseModel, RuleSet, SelectorModel, Values};
+use crate::seen::FirstSeen;
 use crate::span::Span;
 use crate::suggest::did_you_mean;
 use d4c_artifact::patterns::{LabelPattern, PathPattern, PatternError, TextPattern, TextSyntax};
@@ -455,7 +456,7 @@ impl SectionChecker<'_, '_> {
             }
             ConditionValue::List(values) => values,
         };
-        self.duplicate_values(values, &format!("`{}`", condition.key.key()));
+        self.duplicate_values(values, &format_args!("`{}`", condition.key.key()));
         let parsed = match condition.key.syntax() {
             ValueSyntax::Operation => Values::Operations(self.operations(values)),
             ValueSyntax::Path => {
@@ -596,11 +597,11 @@ impl SectionChecker<'_, '_> {
         out
     }
 
-    fn duplicate_values(&mut self, values: &[Value], what: &str) {
-        let mut first: HashMap<&str, Span> = HashMap::with_capacity(values.len());
+    fn duplicate_values(&mut self, values: &[Value], what: &dyn std::fmt::Display) {
+        let mut first: FirstSeen<&str> = FirstSeen::new();
         for value in values {
-            match first.get(value.text.as_str()) {
-                Some(&at) => self.push(
+            if let Some(at) = first.first(value.text.as_str(), value.span) {
+                self.push(
                     Diagnostic::new(
                         Code::DuplicateValue,
                         value.span,
@@ -609,10 +610,7 @@ impl SectionChecker<'_, '_> {
                     .label("listed again")
                     .secondary(at, "first listed here")
                     .help("remove one"),
-                ),
-                None => {
-                    first.insert(&value.text, value.span);
-                }
+                );
             }
         }
     }
@@ -622,8 +620,8 @@ impl SectionChecker<'_, '_> {
     fn response(&mut self, response: &Response, asts: &[Selector], models: &[SelectorModel]) -> ResponseModel {
         let empty = Vec::new();
         let match_values = response.matches.as_ref().map_or(&empty, |m| &m.value);
-        self.duplicate_values(match_values, "`match`");
-        self.duplicate_values(&response.excludes, "`exclude`");
+        self.duplicate_values(match_values, &"`match`");
+        self.duplicate_values(&response.excludes, &"`exclude`");
         let matches = self.resolve(match_values);
         let excludes = self.resolve(&response.excludes);
         let actions = self.actions(response);
@@ -673,7 +671,7 @@ impl SectionChecker<'_, '_> {
 
     fn actions(&mut self, response: &Response) -> Actions {
         let Some(values) = &response.actions else { return Actions::NONE };
-        self.duplicate_values(&values.value, "`actions`");
+        self.duplicate_values(&values.value, &"`actions`");
         let mut actions = Actions::NONE;
         let mut block_at = None;
         for value in &values.value {

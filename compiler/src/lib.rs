@@ -34,6 +34,7 @@ pub mod model;
 pub mod render;
 pub mod scenario;
 pub mod schema;
+pub mod seen;
 pub mod source;
 pub mod span;
 pub mod suggest;

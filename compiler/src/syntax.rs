@@ -19,10 +19,10 @@ use crate::ast::{
 };
 use crate::codes::Code;
 use crate::diag::{Diagnostic, Diagnostics, Edit, Fix};
+use crate::seen::FirstSeen;
 use crate::span::{Span, Spanned};
 use crate::suggest::did_you_mean;
 use crate::yaml::{Node, NodeKind, Scalar, ScalarType};
-use std::collections::HashMap;
 
 /// Reads the policy in `root`, pushing every structural problem into
 /// `diagnostics`. `text` is the source the spans point into (for fixes).
@@ -68,7 +68,7 @@ impl Reader<'_> {
                     }
                 }
                 "version" => {
-                    if let Some(value) = self.string(entry.value, "`version`") {
+                    if let Some(value) = self.string(entry.value, What::key("version")) {
                         policy.version = Some(Spanned::new(value.text, value.span));
                     }
                 }
@@ -153,10 +153,10 @@ impl Reader<'_> {
         let mut selector = Selector { span: node.span, name: None, conditions: Vec::new(), had_unreadable_keys: false };
         // Where each condition was first written, to report duplicates that
         // YAML does not see (a legacy key next to its modern name).
-        let mut seen: HashMap<ConditionKey, Span> = HashMap::new();
+        let mut seen: FirstSeen<ConditionKey> = FirstSeen::new();
         for entry in &entries {
             if entry.key == "name" {
-                selector.name = self.string(entry.value, "a selector's `name`");
+                selector.name = self.string(entry.value, What::described("a selector's `name`"));
                 continue;
             }
             let key = match ConditionKey::from_key(entry.key) {
@@ -190,7 +190,7 @@ impl Reader<'_> {
                 self.push(wrong_kind(kind, key, entry.key_span));
                 continue;
             }
-            if let Some(&first) = seen.get(&key) {
+            if let Some(first) = seen.first(key, entry.key_span) {
                 self.push(
                     Diagnostic::new(
                         Code::DuplicateKey,
@@ -203,11 +203,11 @@ impl Reader<'_> {
                 );
                 continue;
             }
-            seen.insert(key, entry.key_span);
+
             let value = if key.syntax() == ValueSyntax::Flag {
                 self.flag(entry.value, key).map(ConditionValue::Bool)
             } else {
-                let values = self.string_list(entry.value, &format!("`{}`", entry.key), true);
+                let values = self.string_list(entry.value, What::key(entry.key), true);
                 (!values.is_empty()).then_some(ConditionValue::List(values))
             };
             if let Some(value) = value {
@@ -258,7 +258,7 @@ impl Reader<'_> {
 
     /// `orchestratorType: [kubernetes]` always holds under d4c; anything else never does.
     fn orchestrator_type(&mut self, entry: &Entry) {
-        let values = self.string_list(entry.value, "`orchestratorType`", true);
+        let values = self.string_list(entry.value, What::key("orchestratorType"), true);
         if let Some(bad) = values.iter().find(|v| v.text != "kubernetes") {
             self.push(
                 Diagnostic::new(
@@ -290,12 +290,12 @@ impl Reader<'_> {
             match entry.key {
                 "match" => {
                     response.matches =
-                        Some(Spanned::new(self.string_list(entry.value, "`match`", false), entry.key_span));
+                        Some(Spanned::new(self.string_list(entry.value, What::key("match"), false), entry.key_span));
                 }
-                "exclude" => response.excludes = self.string_list(entry.value, "`exclude`", true),
+                "exclude" => response.excludes = self.string_list(entry.value, What::key("exclude"), true),
                 "actions" => {
                     response.actions =
-                        Some(Spanned::new(self.string_list(entry.value, "`actions`", false), entry.key_span));
+                        Some(Spanned::new(self.string_list(entry.value, What::key("actions"), false), entry.key_span));
                 }
                 other => self.unknown_key(other, entry.key_span, RESPONSE_KEYS.iter().copied(), "in a response"),
             }
@@ -337,7 +337,7 @@ impl Reader<'_> {
             }
         };
         let mut entries = Vec::with_capacity(pairs.len());
-        let mut first_at: HashMap<&str, Span> = HashMap::new();
+        let mut first_at: FirstSeen<&str> = FirstSeen::new();
         for (key, value) in pairs {
             let Some(scalar) = key.as_scalar().filter(|s| s.ty != ScalarType::Null) else {
                 self.push(
@@ -350,7 +350,7 @@ impl Reader<'_> {
                 );
                 continue;
             };
-            if let Some(&first) = first_at.get(scalar.value.as_str()) {
+            if let Some(first) = first_at.first(scalar.value.as_str(), key.span) {
                 self.push(
                     Diagnostic::new(
                         Code::DuplicateKey,
@@ -363,7 +363,7 @@ impl Reader<'_> {
                 );
                 continue;
             }
-            first_at.insert(&scalar.value, key.span);
+
             entries.push(Entry { key: &scalar.value, key_span: key.span, value });
         }
         Some(entries)
@@ -393,7 +393,7 @@ impl Reader<'_> {
     /// A list of strings. A lone string stands for a list of one (reported,
     /// with a fix); numbers and booleans stand for their text (reported,
     /// with a fix). Empty lists and empty strings are reported.
-    fn string_list(&mut self, node: &Node, what: &str, optional: bool) -> Vec<Value> {
+    fn string_list(&mut self, node: &Node, what: What<'_>, optional: bool) -> Vec<Value> {
         match &node.kind {
             NodeKind::Seq(items) => {
                 if items.is_empty() {
@@ -405,7 +405,7 @@ impl Reader<'_> {
                             .help(help),
                     );
                 }
-                items.iter().filter_map(|item| self.string(item, &format!("an item of {what}"))).collect()
+                items.iter().filter_map(|item| self.string(item, What { item: true, ..what })).collect()
             }
             NodeKind::Scalar(scalar) if scalar.ty != ScalarType::Null => {
                 let source = self.text.get(node.span.range()).unwrap_or_default();
@@ -439,7 +439,7 @@ impl Reader<'_> {
 
     /// A string. Numbers and booleans are taken as their text, with a
     /// diagnostic and a fix that quotes them.
-    fn string(&mut self, node: &Node, what: &str) -> Option<Value> {
+    fn string(&mut self, node: &Node, what: What<'_>) -> Option<Value> {
         let scalar = match &node.kind {
             NodeKind::Scalar(s) => s,
             _ => {
@@ -459,7 +459,7 @@ impl Reader<'_> {
                 self.push(
                     Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is an empty string"))
                         .label("empty")
-                        .help(empty_help(what)),
+                        .help(empty_help(what.item)),
                 );
                 None
             }
@@ -468,7 +468,7 @@ impl Reader<'_> {
                 self.push(
                     Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is empty"))
                         .label("no value")
-                        .help(empty_help(what)),
+                        .help(empty_help(what.item)),
                 );
                 None
             }
@@ -576,9 +576,46 @@ fn wrong_kind(kind: PolicyKind, key: ConditionKey, span: Span) -> Diagnostic {
     .help(help)
 }
 
+/// What a value is, for messages: formatted only when a diagnostic is made,
+/// so that reading a clean policy allocates no message text.
+#[derive(Clone, Copy)]
+struct What<'a> {
+    /// The name (`version`, `match`, a condition key) or a description.
+    text: &'a str,
+    /// Whether `text` is a key, shown in backticks.
+    key: bool,
+    /// Whether the value is an item of that list.
+    item: bool,
+}
+
+impl<'a> What<'a> {
+    /// A key, shown in backticks.
+    fn key(text: &'a str) -> Self {
+        What { text, key: true, item: false }
+    }
+
+    /// A description, shown as written.
+    fn described(text: &'a str) -> Self {
+        What { text, key: false, item: false }
+    }
+}
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.item {
+            f.write_str("an item of ")?;
+        }
+        if self.key {
+            write!(f, "`{}`", self.text)
+        } else {
+            f.write_str(self.text)
+        }
+    }
+}
+
 /// The fix for an empty string: list items can go, required values cannot.
-fn empty_help(what: &str) -> &'static str {
-    if what.starts_with("an item of") {
+fn empty_help(item: bool) -> &'static str {
+    if item {
         "write a value, or remove the item"
     } else {
         "write a value"
