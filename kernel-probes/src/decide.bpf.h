@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The decision function, shared by every hook: d4c_decide computes exactly
+ * what d4c_artifact::eval::Tables::dynamic_class computes, then reads the
+ * container's row entry. The spec is artifact/src/eval.rs.
+ *
+ * Cost: one automaton step per path component (a component-map lookup, an
+ * edge lookup, and at most D4C_MAX_PREFIX_LENS prefix lookups when the
+ * exact edge misses), plus a fixed number of array lookups.
+ *
+ * The path walk runs under bpf_loop (Linux 5.17, commit e6f2dd0f8067): the
+ * verifier checks the callback once, whatever the path's length, so a
+ * 4096-byte path of 2048 components costs no more verifier work than a
+ * short one.
+ */
+#ifndef D4C_DECIDE_BPF_H
+#define D4C_DECIDE_BPF_H
+
+#include "d4c_abi.h"
+#include <bpf/bpf_helpers.h>
+#include <linux/bpf.h>
+
+#ifndef D4C_MAX_ENTRIES
+/* Placeholder sizes: userspace sets every map's size before loading. */
+#define D4C_MAX_ENTRIES 1
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct d4c_roots);
+} d4c_roots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct d4c_dfa_state);
+} d4c_states SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, struct d4c_component_key_short);
+	__type(value, __u32);
+} d4c_comp_short SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, struct d4c_component_key_long);
+	__type(value, __u32);
+} d4c_comp_long SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, struct d4c_edge_key);
+	__type(value, __u32);
+} d4c_edges SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, struct d4c_edge_key);
+	__type(value, __u32);
+} d4c_pedges SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} d4c_file_cls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} d4c_proc_a SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} d4c_proc_d SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, struct d4c_row_key);
+	__type(value, __u32);
+} d4c_rows SEC(".maps");
+
+/* The path walk's state. It lives in the per-CPU scratch, not on the
+ * stack: the verifier (6.7+) simulates bpf_loop callbacks until their
+ * states converge, and a counter on the stack that indexes memory is
+ * tracked exactly, so it never would. A map value's bytes are unknown. */
+struct d4c_walk {
+	__u32 state;
+	__u32 len;  /* bytes of the path, at most D4C_PATH_MAX */
+	__u32 clen; /* bytes of the component read so far */
+	__u32 steps;
+	__u32 error;
+	__u32 reserved;
+};
+
+/* Per-CPU scratch: the keys are too large for the 512-byte stack. */
+struct d4c_scratch {
+	struct d4c_component_key_long comp;   /* the component, NUL padded */
+	struct d4c_component_key_long prefix; /* a prefix of it, NUL padded */
+	struct d4c_component_key_short short_key;
+	struct d4c_walk walk;
+	struct d4c_result result;
+	struct d4c_test_event event; /* its path is the one walked */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct d4c_scratch);
+} d4c_scratch SEC(".maps");
+
+static __always_inline struct d4c_scratch *d4c_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&d4c_scratch, &zero);
+}
+
+/* The id of the component `key` holds (its first `len` bytes, the rest
+ * NUL), or NULL: Tables::component_id. */
+static __always_inline __u32 *
+d4c_component_id(struct d4c_scratch *s, struct d4c_component_key_long *key,
+		 __u32 len)
+{
+	if (len <= D4C_SHORT_COMPONENT_BYTES) {
+		s->short_key.len = len;
+		__builtin_memcpy(s->short_key.bytes, key->bytes,
+				 D4C_SHORT_COMPONENT_BYTES);
+		return bpf_map_lookup_elem(&d4c_comp_short, &s->short_key);
+	}
+	if (len <= D4C_LONG_COMPONENT_BYTES) {
+		key->len = len;
+		return bpf_map_lookup_elem(&d4c_comp_long, key);
+	}
+	return NULL;
+}
+
+/* Shortening the prefix key to `plen` bytes, one 4-byte word per
+ * bpf_loop iteration from word `first`: a callback keeps the verifier's
+ * work flat (a nested bounded loop exceeded its jump history). */
+struct d4c_truncate {
+	__u32 plen;
+	__u32 first;
+};
+
+static long d4c_truncate_word(__u64 index, void *ctx)
+{
+	struct d4c_truncate *t = ctx;
+	struct d4c_scratch *s = d4c_scratch_get();
+	__u32 w = t->first + (__u32)index, lo;
+	__u32 *word;
+
+	if (!s || w >= (D4C_LONG_COMPONENT_BYTES + 1) / 4)
+		return 1;
+	lo = w * 4;
+	word = (__u32 *)&s->prefix.bytes[lo & 0xfc];
+	if (lo >= t->plen)
+		*word = 0;
+	else if (lo + 4 > t->plen)
+		*word &= (1u << ((t->plen - lo) * 8)) - 1;
+	return 0;
+}
+
+/* One automaton step from `state` along the component in s->comp of
+ * `len` bytes (len > 255: a longer component whose first 256 bytes are
+ * in s->comp): Tables::step. Returns the next state. */
+static __always_inline __u32 d4c_step(struct d4c_scratch *s, __u32 state,
+				      __u32 len, __u32 *error)
+{
+	struct d4c_dfa_state *st = bpf_map_lookup_elem(&d4c_states, &state);
+	struct d4c_edge_key edge;
+	struct d4c_truncate trunc = {};
+	__u32 *id, *next, top;
+
+	if (!st) {
+		*error = 1;
+		return state;
+	}
+	if (!(st->flags & D4C_STATE_HAS_EDGES))
+		return st->default_next;
+
+	edge.state = state;
+	id = d4c_component_id(s, &s->comp, len);
+	if (id) {
+		edge.component = *id;
+		next = bpf_map_lookup_elem(&d4c_edges, &edge);
+		if (next)
+			return *next;
+	}
+
+	/* Prefix edges, longest first. Each try shortens the prefix key in
+	 * place: the lengths decrease, so the bytes past each are zero. */
+	__builtin_memcpy(s->prefix.bytes, s->comp.bytes,
+			 D4C_LONG_COMPONENT_BYTES + 1);
+	top = (D4C_LONG_COMPONENT_BYTES + 1) / 4;
+	for (__u32 k = 0; k < D4C_MAX_PREFIX_LENS; k++) {
+		__u32 plen = st->prefix_lens[k];
+
+		if (plen == 0)
+			break;
+		if (plen > len)
+			continue;
+		/* `component.get(..plen)` is None off a UTF-8 boundary. */
+		if (plen < len && (s->comp.bytes[plen & 0xff] & 0xc0) == 0x80)
+			continue;
+		trunc.plen = plen;
+		trunc.first = plen / 4;
+		if (top > trunc.first)
+			bpf_loop(top - trunc.first, d4c_truncate_word, &trunc,
+				 0);
+		top = (plen + 3) / 4;
+		id = d4c_component_id(s, &s->prefix, plen);
+		if (!id)
+			continue;
+		edge.component = *id;
+		next = bpf_map_lookup_elem(&d4c_pedges, &edge);
+		if (next)
+			return *next;
+	}
+	return st->default_next;
+}
+
+/* One bpf_loop iteration per path byte, plus one past the end: a byte
+ * other than '/' joins the component (its first 256 bytes are kept: no
+ * component id is longer than 255, no prefix length either); a '/' or the
+ * end takes one automaton step over the component, if any. The step reads
+ * the component's length from the walk state, so the verifier checks it
+ * once, not once per length. */
+static long d4c_walk_one(__u64 index, void *ctx)
+{
+	struct d4c_scratch *s = d4c_scratch_get();
+	struct d4c_walk *w;
+	__u32 at = (__u32)index, clen;
+
+	if (!s)
+		return 1;
+	w = &s->walk;
+	clen = w->clen;
+	if (at < w->len && at < D4C_PATH_MAX) {
+		__u8 c = s->event.path[at & (D4C_PATH_MAX - 1)];
+
+		if (c != '/') {
+			if (clen <= D4C_LONG_COMPONENT_BYTES)
+				s->comp.bytes[clen & 0xff] = c;
+			w->clen = clen + 1;
+			return 0;
+		}
+	}
+	if (clen == 0)
+		return at >= w->len ? 1 : 0;
+	w->state = d4c_step(s, w->state, clen, &w->error);
+	w->steps++;
+	w->clen = 0;
+	__builtin_memset(s->comp.bytes, 0, D4C_LONG_COMPONENT_BYTES + 1);
+	return (w->error || at >= w->len) ? 1 : 0;
+}
+
+/* The accept class of `path` (in s->event.path, `len` bytes) from `root`:
+ * Tables::path_class. */
+static __always_inline __u32 d4c_path_class(struct d4c_scratch *s, __u32 root,
+					    __u32 len, struct d4c_result *out)
+{
+	struct d4c_dfa_state *st;
+	long iterations;
+	__u32 state;
+
+	if (len == 0 || s->event.path[0] != '/')
+		return 0;
+	__builtin_memset(s->comp.bytes, 0, D4C_LONG_COMPONENT_BYTES + 1);
+	__builtin_memset(&s->walk, 0, sizeof(s->walk));
+	s->walk.state = root;
+	s->walk.len = len;
+	iterations = bpf_loop(len + 1, d4c_walk_one, NULL, 0);
+	out->steps = s->walk.steps;
+	state = s->walk.state;
+	if (s->walk.error || iterations < 0 || s->walk.clen != 0) {
+		out->flags |= D4C_RESULT_ERROR;
+		return 0;
+	}
+	st = bpf_map_lookup_elem(&d4c_states, &state);
+	if (!st) {
+		out->flags |= D4C_RESULT_ERROR;
+		return 0;
+	}
+	return st->accept_class;
+}
+
+/* The class of a process name, walked as one component: Tables::name_class. */
+static __always_inline __u32 d4c_name_class(struct d4c_scratch *s, __u32 root,
+					    const struct d4c_event_head *head,
+					    struct d4c_result *out)
+{
+	__u32 error = 0, state;
+	struct d4c_dfa_state *st;
+
+	__builtin_memset(s->comp.bytes, 0, D4C_LONG_COMPONENT_BYTES + 1);
+	for (__u32 i = 0; i < D4C_NAME_BYTES; i++)
+		if (i < head->name_len)
+			s->comp.bytes[i] = head->name[i];
+	state = d4c_step(s, root,
+			 head->name_len > D4C_NAME_BYTES ? D4C_NAME_BYTES
+							 : head->name_len,
+			 &error);
+	st = bpf_map_lookup_elem(&d4c_states, &state);
+	if (error || !st) {
+		out->flags |= D4C_RESULT_ERROR;
+		return 0;
+	}
+	return st->accept_class;
+}
+
+static __always_inline __u32 d4c_array_u32(void *map, __u64 at, __u64 count)
+{
+	__u32 key = (__u32)at;
+	__u32 *value;
+
+	if (at >= count)
+		return 0;
+	value = bpf_map_lookup_elem(map, &key);
+	return value ? *value : 0;
+}
+
+/*
+ * Decides one event: the dynamic class of Tables::dynamic_class, then the
+ * container's row entry. The path (file path or executable) is in
+ * s->event.path, head->path_len bytes of it (more than D4C_PATH_MAX: walked up
+ * to D4C_PATH_MAX and flagged D4C_RESULT_TRUNCATED).
+ */
+static __always_inline void d4c_decide(struct d4c_scratch *s,
+				       const struct d4c_event_head *head,
+				       struct d4c_result *out)
+{
+	__u32 zero = 0, len = head->path_len, path_class = 0, name_class;
+	struct d4c_roots *roots = bpf_map_lookup_elem(&d4c_roots, &zero);
+	struct d4c_row_key row;
+	__u32 *actions;
+
+	out->kind = head->kind;
+	if (!roots) {
+		out->flags |= D4C_RESULT_ERROR;
+		return;
+	}
+	if (len > D4C_PATH_MAX) {
+		out->flags |= D4C_RESULT_TRUNCATED;
+		len = D4C_PATH_MAX;
+	}
+	if (head->name_len > D4C_NAME_BYTES)
+		out->flags |= D4C_RESULT_NAME_TRUNCATED;
+
+	if (head->kind == D4C_KIND_FILE) {
+		if (head->flags & D4C_EVENT_HAS_PATH)
+			path_class =
+			    d4c_path_class(s, roots->file_path_root, len, out);
+		out->path_class = path_class;
+		out->dyn_class = d4c_array_u32(
+		    &d4c_file_cls,
+		    (__u64)path_class * D4C_FILE_OPS * D4C_VOLUMES +
+			(__u64)head->op * D4C_VOLUMES + head->volume,
+		    (__u64)roots->file_path_classes * D4C_FILE_OPS *
+			D4C_VOLUMES);
+	} else {
+		__u32 a;
+
+		path_class = d4c_path_class(s, roots->exe_root, len, out);
+		name_class = d4c_name_class(s, roots->name_root, head, out);
+		out->path_class = path_class;
+		out->name_class = name_class;
+		a = d4c_array_u32(
+		    &d4c_proc_a,
+		    (__u64)path_class * D4C_PROCESS_OPS * 2 +
+			(__u64)head->op * 2 + (head->interactive ? 1 : 0),
+		    (__u64)roots->exe_classes * D4C_PROCESS_OPS * 2);
+		out->dyn_class = d4c_array_u32(
+		    &d4c_proc_d, (__u64)a * roots->name_classes + name_class,
+		    (__u64)roots->process_a_classes * roots->name_classes);
+	}
+
+	row.row = head->row;
+	row.kind = head->kind;
+	row.dyn_class = out->dyn_class;
+	actions = bpf_map_lookup_elem(&d4c_rows, &row);
+	if (actions)
+		out->actions = *actions;
+	else
+		out->flags |= D4C_RESULT_NO_ROW;
+}
+
+#endif /* D4C_DECIDE_BPF_H */

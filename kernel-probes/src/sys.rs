@@ -1,0 +1,77 @@
+//! The one raw system call the harness needs: `bpf(BPF_PROG_TEST_RUN)`,
+//! which aya 0.13 does not wrap. `unsafe` is confined here: the call
+//! passes the kernel pointers to buffers this function owns for the
+//! duration of the call.
+#![allow(unsafe_code)]
+
+use std::os::fd::RawFd;
+
+/// `BPF_PROG_TEST_RUN` (include/uapi/linux/bpf.h).
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+
+/// The `test` member of `union bpf_attr` (Linux 5.10 layout and later).
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    reserved: u32,
+}
+
+/// What one test run returned.
+pub(crate) struct TestRun {
+    /// The program's return value.
+    pub(crate) retval: u32,
+    /// The kernel's mean duration of one run, in ns.
+    pub(crate) duration_ns: u32,
+    /// The bytes of the packet the program left.
+    pub(crate) data_out_len: usize,
+}
+
+/// Runs the program `prog_fd` `repeat` times on `data_in`; the packet it
+/// leaves is written into `data_out`.
+pub(crate) fn test_run(
+    prog_fd: RawFd,
+    data_in: &[u8],
+    data_out: &mut [u8],
+    repeat: u32,
+) -> Result<TestRun, std::io::Error> {
+    let size = |n: usize| u32::try_from(n).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    let mut attr = TestRunAttr {
+        prog_fd: u32::try_from(prog_fd).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?,
+        data_size_in: size(data_in.len())?,
+        data_size_out: size(data_out.len())?,
+        data_in: data_in.as_ptr() as u64,
+        data_out: data_out.as_mut_ptr() as u64,
+        repeat,
+        ..TestRunAttr::default()
+    };
+    // SAFETY: `attr` points at two live buffers of the sizes it states; the
+    // kernel reads `data_in` and writes at most `data_size_out` bytes of
+    // `data_out`, then returns. Nothing else is shared.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestRunAttr,
+            std::mem::size_of::<TestRunAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(TestRun { retval: attr.retval, duration_ns: attr.duration, data_out_len: attr.data_size_out as usize })
+}
