@@ -118,7 +118,7 @@ fn corpus_clean_policies_validate_and_marked_ones_are_rejected() {
     let files = yaml_files(&dir);
     assert!(
         !files.is_empty(),
-        "{} holds no policies yet: the corpus is being written; this test needs at least one `# expect: clean` \
+        "{} holds no policies; this test needs at least one `# expect: clean` \
          file and one `# schema: reject` file",
         dir.display()
     );
