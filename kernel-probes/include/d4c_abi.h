@@ -116,7 +116,8 @@ struct d4c_test_event {
 	__u8 path[D4C_PATH_MAX];
 };
 
-/* A decision. The harness writes it over the packet's first bytes. */
+/* A decision. The harness writes it over the packet's last bytes (room the
+ * caller appends after the path), never over the event it reads. */
 struct d4c_result {
 	__u32 kind;
 	__u32 dyn_class;

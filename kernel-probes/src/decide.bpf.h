@@ -105,7 +105,7 @@ struct d4c_walk {
 	__u32 clen; /* bytes of the component read so far */
 	__u32 steps;
 	__u32 error;
-	__u32 reserved;
+	__u32 pos; /* the next byte of the path to read */
 };
 
 /* Per-CPU scratch: the keys are too large for the 512-byte stack. */
@@ -116,6 +116,7 @@ struct d4c_scratch {
 	struct d4c_walk walk;
 	struct d4c_result result;
 	struct d4c_test_event event; /* its path is the one walked */
+	__u8 tail[8]; /* a word read at the path's last byte stays inside */
 };
 
 struct {
@@ -204,11 +205,20 @@ static __always_inline __u32 d4c_step(struct d4c_scratch *s, __u32 state,
 			return *next;
 	}
 
+	/* No prefix edge this component can take: skip the copy below. */
+	if (st->prefix_lens[0] == 0 ||
+	    (st->prefix_lens[0] > len && st->prefix_lens[1] == 0))
+		return st->default_next;
+
 	/* Prefix edges, longest first. Each try shortens the prefix key in
 	 * place: the lengths decrease, so the bytes past each are zero. */
 	__builtin_memcpy(s->prefix.bytes, s->comp.bytes,
 			 D4C_LONG_COMPONENT_BYTES + 1);
-	top = (D4C_LONG_COMPONENT_BYTES + 1) / 4;
+	/* The component's bytes past `len` are zero already: the truncation
+	 * only clears the words from a prefix's end up to `len`. */
+	top = len > D4C_LONG_COMPONENT_BYTES
+		  ? (D4C_LONG_COMPONENT_BYTES + 1) / 4
+		  : (len + 3) / 4;
 	for (__u32 k = 0; k < D4C_MAX_PREFIX_LENS; k++) {
 		__u32 plen = st->prefix_lens[k];
 
@@ -236,39 +246,108 @@ static __always_inline __u32 d4c_step(struct d4c_scratch *s, __u32 state,
 	return st->default_next;
 }
 
-/* One bpf_loop iteration per path byte, plus one past the end: a byte
- * other than '/' joins the component (its first 256 bytes are kept: no
- * component id is longer than 255, no prefix length either); a '/' or the
- * end takes one automaton step over the component, if any. The step reads
- * the component's length from the walk state, so the verifier checks it
- * once, not once per length. */
+/* The word-at-a-time scan: a word's bytes equal to '/' (the lowest set bit
+ * of D4C_SLASH_HITS is the first '/': a false hit only follows a true one). */
+#define D4C_ONES 0x0101010101010101ULL
+#define D4C_SLASHES (0x2fULL * D4C_ONES)
+#define D4C_HIGHS (0x80ULL * D4C_ONES)
+/* Words read per bpf_loop iteration: a component of up to 255 bytes (every
+ * component that can have an id) is read whole in one iteration; a longer
+ * one continues in the next. */
+#define D4C_SCAN_WORDS 32
+
+/* The scan reads and writes words at any byte offset of the scratch (a map
+ * value: unaligned access is allowed where the architecture has it cheap,
+ * as x86-64 and arm64 do). __builtin_assume_aligned makes clang emit one
+ * 8-byte access, not eight byte accesses. */
+
+/* Reads the next word of the component at s->walk.pos into s->comp (its
+ * first 256 bytes are kept: no component id is longer than 255, no prefix
+ * length either). Returns 1 when the component ended (a '/' or the end of
+ * the path), else 0. The position and length live in the scratch and are
+ * read back at each word (volatile): the verifier sees the same unknown
+ * state at every word, so its branches converge. */
+static __always_inline int d4c_scan_word(struct d4c_scratch *s)
+{
+	struct d4c_walk *w = &s->walk;
+	__u32 pos = *(volatile __u32 *)&w->pos;
+	__u32 clen = *(volatile __u32 *)&w->clen;
+	__u32 len = w->len, n, avail;
+	__u64 word, x, low;
+
+	if (pos >= len || pos >= D4C_PATH_MAX)
+		return 1;
+	/* The scratch has 8 bytes past the path: the read stays inside. */
+	word = *(__u64 *)__builtin_assume_aligned(
+	    &s->event.path[pos & (D4C_PATH_MAX - 1)], 8);
+	x = word ^ D4C_SLASHES;
+	low = (x - D4C_ONES) & ~x & D4C_HIGHS;
+	low &= -low;
+	/* Bytes before the first '/' (8 when none): the whole bytes of
+	 * (low >> 7) - 1, summed by the multiplication into the top byte. */
+	n = (__u32)(((((low >> 7) - 1) & D4C_ONES) * D4C_ONES) >> 56);
+	avail = len - pos;
+	if (n > avail)
+		n = avail;
+	if (n > 0 && clen <= D4C_LONG_COMPONENT_BYTES) {
+		__u64 keep = n >= 8 ? ~0ULL : (1ULL << (n * 8)) - 1;
+
+		/* Past comp.bytes[255] this spills into s->prefix, which
+		 * d4c_step overwrites before reading. */
+		*(__u64 *)__builtin_assume_aligned(&s->comp.bytes[clen & 0xff],
+						   8) = word & keep;
+	}
+	clen += n;
+	pos += n;
+	w->clen = clen;
+	if (n == 8) {
+		w->pos = pos;
+		return 0;
+	}
+	if (pos < len) {
+		/* path[pos] is '/': skip it; before the component, go on. */
+		w->pos = pos + 1;
+		return clen != 0;
+	}
+	w->pos = pos;
+	return 1;
+}
+
+/* One bpf_loop iteration per path component: the component is read up to
+ * its '/' (or the end), D4C_SCAN_WORDS words at most, then takes one
+ * automaton step. Empty components ('//') are skipped inside the scan. A
+ * component longer than the scan reads continues in the next iteration.
+ * The step reads the component's length from the walk state, so the
+ * verifier checks it once, not once per length. */
 static long d4c_walk_one(__u64 index, void *ctx)
 {
 	struct d4c_scratch *s = d4c_scratch_get();
 	struct d4c_walk *w;
-	__u32 at = (__u32)index, clen;
+	__u32 clen;
+	int ended = 0;
 
 	if (!s)
 		return 1;
 	w = &s->walk;
-	clen = w->clen;
-	if (at < w->len && at < D4C_PATH_MAX) {
-		__u8 c = s->event.path[at & (D4C_PATH_MAX - 1)];
-
-		if (c != '/') {
-			if (clen <= D4C_LONG_COMPONENT_BYTES)
-				s->comp.bytes[clen & 0xff] = c;
-			w->clen = clen + 1;
-			return 0;
-		}
-	}
+	for (__u32 i = 0; i < D4C_SCAN_WORDS && !ended; i++)
+		ended = d4c_scan_word(s);
+	if (!ended)
+		return 0;
+	clen = *(volatile __u32 *)&w->clen;
 	if (clen == 0)
-		return at >= w->len ? 1 : 0;
+		return 1; /* the end, after a '/' */
 	w->state = d4c_step(s, w->state, clen, &w->error);
 	w->steps++;
 	w->clen = 0;
-	__builtin_memset(s->comp.bytes, 0, D4C_LONG_COMPONENT_BYTES + 1);
-	return (w->error || at >= w->len) ? 1 : 0;
+	/* Clear the component's bytes: the words the scan wrote. */
+	if (clen > D4C_LONG_COMPONENT_BYTES)
+		clen = D4C_LONG_COMPONENT_BYTES + 1;
+	for (__u32 i = 0; i < (D4C_LONG_COMPONENT_BYTES + 1) / 8; i++) {
+		if (i * 8 >= clen)
+			break;
+		*(__u64 *)&s->comp.bytes[(i * 8) & 0xff] = 0;
+	}
+	return (w->error || w->pos >= w->len) ? 1 : 0;
 }
 
 /* The accept class of `path` (in s->event.path, `len` bytes) from `root`:
@@ -286,10 +365,13 @@ static __always_inline __u32 d4c_path_class(struct d4c_scratch *s, __u32 root,
 	__builtin_memset(&s->walk, 0, sizeof(s->walk));
 	s->walk.state = root;
 	s->walk.len = len;
+	s->walk.pos = 1; /* past the leading '/' */
+	/* Each iteration but the last reads at least one byte. */
 	iterations = bpf_loop(len + 1, d4c_walk_one, NULL, 0);
 	out->steps = s->walk.steps;
 	state = s->walk.state;
-	if (s->walk.error || iterations < 0 || s->walk.clen != 0) {
+	if (s->walk.error || iterations < 0 || s->walk.clen != 0 ||
+	    s->walk.pos < len) {
 		out->flags |= D4C_RESULT_ERROR;
 		return 0;
 	}

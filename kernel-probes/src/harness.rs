@@ -63,6 +63,24 @@ pub struct Decision {
     pub duration_ns: u32,
 }
 
+/// The name of the linear-scan baseline program (benchmarks only).
+pub const LINEAR_PROGRAM: &str = "d4c_xdp_linear";
+
+/// One path pattern of the linear-scan baseline: `form` is 0 exact,
+/// 1 prefix, 2 recursive, 3 children; `ops` has bit `op` set for each
+/// operation (table index) it applies to; `bytes` at most 256.
+#[derive(Clone, Debug)]
+pub struct LinearPattern {
+    /// 0 exact, 1 prefix, 2 recursive, 3 children.
+    pub form: u32,
+    /// Operations (table indices) as a bit mask.
+    pub ops: u32,
+    /// Actions bits OR-ed into the result on a match.
+    pub actions: u32,
+    /// The pattern's bytes (without its wildcard).
+    pub bytes: Vec<u8>,
+}
+
 /// A loaded harness: the program and its maps, filled from one policy.
 pub struct Harness {
     ebpf: Ebpf,
@@ -81,6 +99,17 @@ impl Harness {
     /// Loads the program with maps sized for `tables` and `max_rows` row
     /// entries, and fills the tables' maps.
     pub fn load(tables: &Tables, max_rows: usize) -> Result<Harness, HarnessError> {
+        Harness::load_with_linear(tables, max_rows, &[])
+    }
+
+    /// [`Harness::load`], and when `linear` is not empty, also the
+    /// linear-scan baseline program ([`LINEAR_PROGRAM`]) with those
+    /// patterns, for [`Harness::run_linear`].
+    pub fn load_with_linear(
+        tables: &Tables,
+        max_rows: usize,
+        linear: &[LinearPattern],
+    ) -> Result<Harness, HarnessError> {
         let (short_keys, short_ids, long_keys, long_ids) = component_records(&tables.components);
         let mut loader = EbpfLoader::new();
         loader
@@ -92,7 +121,8 @@ impl Harness {
             .set_max_entries("d4c_file_cls", count(tables.file_classes.len()))
             .set_max_entries("d4c_proc_a", count(tables.process_classes_a.len()))
             .set_max_entries("d4c_proc_d", count(tables.process_classes_d.len()))
-            .set_max_entries("d4c_rows", count(max_rows));
+            .set_max_entries("d4c_rows", count(max_rows))
+            .set_max_entries("d4c_lin_pats", count(linear.len()));
         let mut ebpf = loader.load(XDP_HARNESS_OBJECT).map_err(|e| error("cannot load the harness object", e))?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
@@ -104,6 +134,9 @@ impl Harness {
             program.info().map_err(|e| error("cannot read the program's info", e))?.verified_instruction_count();
         let mut harness = Harness { ebpf, verified_instructions };
         harness.fill(tables, (&short_keys, &short_ids), (&long_keys, &long_ids))?;
+        if !linear.is_empty() {
+            harness.fill_linear(linear)?;
+        }
         Ok(harness)
     }
 
@@ -147,6 +180,36 @@ impl Harness {
         Ok(())
     }
 
+    fn fill_linear(&mut self, linear: &[LinearPattern]) -> Result<(), HarnessError> {
+        let mut records = Vec::with_capacity(linear.len() * 272);
+        for p in linear {
+            if p.bytes.len() > 256 {
+                return Err(HarnessError(format!("a baseline pattern of {} bytes, at most 256", p.bytes.len())));
+            }
+            let len = p.bytes.len() as u32;
+            for word in [p.form, len, p.ops, p.actions] {
+                records.extend_from_slice(&word.to_ne_bytes());
+            }
+            records.extend_from_slice(&p.bytes);
+            records.resize(records.len() + 256 - p.bytes.len(), 0);
+        }
+        self.array::<272>("d4c_lin_pats", &records)?;
+        self.array::<4>("d4c_lin_count", &count(linear.len()).to_ne_bytes())?;
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(LINEAR_PROGRAM)
+            .ok_or_else(|| HarnessError(format!("the object has no program `{LINEAR_PROGRAM}`")))?
+            .try_into()
+            .map_err(|e| error("the baseline program is not XDP", e))?;
+        program.load().map_err(|e| error("the verifier refused the baseline program", e))
+    }
+
+    /// Runs the linear-scan baseline on `event`, `repeat` times: its
+    /// `dyn_class` is the number of matching patterns.
+    pub fn run_linear(&self, event: &Event, row: u32, repeat: u32) -> Result<Decision, HarnessError> {
+        self.run_program(LINEAR_PROGRAM, &packet(event, row)?, repeat)
+    }
+
     /// Writes a container's row for `kind` (from [`Tables::row`]) as row `row`.
     pub fn set_row(&mut self, row: u32, kind: Kind, actions: &[Actions]) -> Result<(), HarnessError> {
         let kind = kind_code(kind);
@@ -172,23 +235,33 @@ impl Harness {
     }
 
     /// Runs the program on a raw packet: an [`EventHead`] then path bytes.
+    /// The program writes its result into room appended after the path, so
+    /// that every one of `repeat` runs decides the same event.
     pub fn run(&self, packet: &[u8], repeat: u32) -> Result<Decision, HarnessError> {
+        self.run_program(PROGRAM, packet, repeat)
+    }
+
+    fn run_program(&self, name: &str, packet: &[u8], repeat: u32) -> Result<Decision, HarnessError> {
         let program: &Xdp = self
             .ebpf
-            .program(PROGRAM)
-            .ok_or_else(|| HarnessError(format!("no program `{PROGRAM}`")))?
+            .program(name)
+            .ok_or_else(|| HarnessError(format!("no program `{name}`")))?
             .try_into()
             .map_err(|e| error("the harness program is not XDP", e))?;
         let fd = program.fd().map_err(|e| error("the program is not loaded", e))?;
-        let mut out = vec![0u8; packet.len().max(std::mem::size_of::<DecisionResult>())];
-        let run = crate::sys::test_run(fd.as_fd().as_raw_fd(), packet, &mut out, repeat.max(1))
+        let room = std::mem::size_of::<DecisionResult>();
+        let mut input = packet.to_vec();
+        input.resize(packet.len() + room, 0);
+        let mut out = vec![0u8; input.len()];
+        let run = crate::sys::test_run(fd.as_fd().as_raw_fd(), &input, &mut out, repeat.max(1))
             .map_err(|e| error("BPF_PROG_TEST_RUN failed", e))?;
         // XDP_PASS is 2; anything else means the program gave up.
         if run.retval != 2 {
             return Err(HarnessError(format!("the program returned {} (XDP_ABORTED is 0)", run.retval)));
         }
+        let end = run.data_out_len.min(out.len());
         let result = out
-            .get(..run.data_out_len.min(out.len()))
+            .get(end.saturating_sub(room)..end)
             .and_then(|b| DecisionResult::read_from_prefix(b).ok())
             .map(|(r, _)| r)
             .ok_or_else(|| HarnessError("the program left a packet shorter than a result".into()))?;
