@@ -5,6 +5,7 @@
 //! Every key, list item and scalar keeps its byte span.
 
 use crate::span::{Span, Spanned};
+use d4c_artifact::patterns::TextSyntax;
 
 /// The two types of selector and response (`file`, `process`).
 pub use d4c_artifact::ops::Kind as PolicyKind;
@@ -155,24 +156,13 @@ pub enum ValueSyntax {
     Path,
     /// `key:value` label patterns.
     Label,
-    /// Image `registry/repository`, no tag.
-    ImageFullName,
-    /// Image repository name.
-    ImageName,
-    /// Image tag.
-    ImageTag,
-    /// Kubernetes pod name (DNS subdomain).
-    PodName,
-    /// Kubernetes namespace (DNS label).
-    Namespace,
-    /// Cluster id (the `kube-system` namespace UID) or name: free text.
-    Cluster,
-    /// A task's comm: a file name of at most 15 bytes.
-    ProcessName,
+    /// Plain text patterns (exact, or a trailing `*`), with the character
+    /// rules of their kind.
+    Text(TextSyntax),
 }
 
 macro_rules! conditions {
-    ($( $variant:ident = $key:literal, $applies:ident, $syntax:ident, $doc:literal; )*) => {
+    ($( $variant:ident = $key:literal, $applies:ident, $syntax:expr, $doc:literal; )*) => {
         /// A selector condition. See [`ConditionKey::ALL`] for the table.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum ConditionKey {
@@ -195,7 +185,9 @@ macro_rules! conditions {
 
             /// The syntax of its values.
             pub fn syntax(self) -> ValueSyntax {
-                match self { $(ConditionKey::$variant => ValueSyntax::$syntax,)* }
+                use TextSyntax::*;
+                use ValueSyntax::*;
+                match self { $(ConditionKey::$variant => $syntax,)* }
             }
 
             /// What it matches, for documentation and the JSON schema.
@@ -208,19 +200,19 @@ macro_rules! conditions {
 
 conditions! {
     Operation              = "operation",                Both,    Operation,     "Operations to match (file: createExecutable, modifyExecutable, createFile, modifyFile, deleteFile, execMemFd; process: fork, exec).";
-    ContainerImageFullName = "containerImageFullName",   Both,    ImageFullName, "Full image names, registry and repository without tag, e.g. docker.io/nginx. A trailing * matches any suffix.";
-    ContainerImageName     = "containerImageName",       Both,    ImageName,     "Image repository names, e.g. nginx. A trailing * matches any suffix.";
-    ContainerImageTag      = "containerImageTag",        Both,    ImageTag,      "Image tags, e.g. latest. A trailing * matches any suffix.";
-    KubernetesClusterId    = "kubernetesClusterId",      Both,    Cluster,       "Cluster ids: the UID of the kube-system namespace.";
-    KubernetesClusterName  = "kubernetesClusterName",    Both,    Cluster,       "Cluster names, as configured on the runtime.";
-    KubernetesNamespace    = "kubernetesNamespace",      Both,    Namespace,     "Kubernetes namespaces. A trailing * matches any suffix.";
-    KubernetesPodName      = "kubernetesPodName",        Both,    PodName,       "Pod names. A trailing * matches any suffix.";
+    ContainerImageFullName = "containerImageFullName",   Both,    Text(ImageFullName), "Full image names, registry and repository without tag, e.g. docker.io/nginx. A trailing * matches any suffix.";
+    ContainerImageName     = "containerImageName",       Both,    Text(ImageName),     "Image repository names, e.g. nginx. A trailing * matches any suffix.";
+    ContainerImageTag      = "containerImageTag",        Both,    Text(ImageTag),      "Image tags, e.g. latest. A trailing * matches any suffix.";
+    KubernetesClusterId    = "kubernetesClusterId",      Both,    Text(Cluster),       "Cluster ids: the UID of the kube-system namespace.";
+    KubernetesClusterName  = "kubernetesClusterName",    Both,    Text(Cluster),       "Cluster names, as configured on the runtime.";
+    KubernetesNamespace    = "kubernetesNamespace",      Both,    Text(Namespace),     "Kubernetes namespaces. A trailing * matches any suffix.";
+    KubernetesPodName      = "kubernetesPodName",        Both,    Text(PodName),       "Pod names. A trailing * matches any suffix.";
     KubernetesPodLabel     = "kubernetesPodLabel",       Both,    Label,         "Pod labels as key:value; key: is the empty value; a trailing * on the value matches any suffix.";
     TargetFilePath         = "targetFilePath",           File,    Path,          "Absolute paths of the file operated on: /exact, /dir/* (direct children), /dir/** (the directory and everything below), /prefix*.";
     IgnoreVolumeMounts     = "ignoreVolumeMounts",       File,    Flag,          "When true, operations on files in any volume mount do not match.";
     IgnoreVolumeFiles      = "ignoreVolumeFiles",        File,    Flag,          "When true, operations on single-file mounts (ConfigMaps, Secrets, mounted files) do not match.";
     ProcessExecutable      = "processExecutable",        Process, Path,          "Absolute paths of the executable, with the same patterns as targetFilePath.";
-    ProcessName            = "processName",              Process, ProcessName,   "Process names (the kernel's comm, at most 15 bytes). A trailing * matches any suffix.";
+    ProcessName            = "processName",              Process, Text(ProcessName),   "Process names (the kernel's comm, at most 15 bytes). A trailing * matches any suffix.";
     SessionLeaderInteractive = "sessionLeaderInteractive", Process, Flag,        "true: only sessions whose leader has a controlling TTY; false: only sessions whose leader has none.";
 }
 

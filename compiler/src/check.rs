@@ -23,7 +23,7 @@ use crate::model::{Actions, CheckedPolicy, Operation, ResponseModel, RuleSet, Se
 use crate::seen::FirstSeen;
 use crate::span::Span;
 use crate::suggest::did_you_mean;
-use d4c_artifact::patterns::{LabelPattern, PathPattern, PatternError, TextPattern, TextSyntax};
+use d4c_artifact::patterns::{LabelPattern, PathPattern, PatternError, TextPattern};
 use std::collections::{HashMap, HashSet};
 
 /// Checks `policy`. `text` is the source its spans point into (for fixes).
@@ -466,8 +466,9 @@ impl SectionChecker<'_, '_> {
             ValueSyntax::Label => {
                 Values::Labels(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidLabelPattern, LabelPattern::parse))
             }
-            syntax => {
-                let text_syntax = text_syntax(syntax);
+            // Flags are read as booleans by the syntax stage, never as lists.
+            ValueSyntax::Flag => return None,
+            ValueSyntax::Text(text_syntax) => {
                 Values::Text(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidValuePattern, |v| {
                     TextPattern::parse(v, text_syntax)
                 }))
@@ -819,20 +820,6 @@ fn sorted_indices(references: &[Reference]) -> Vec<usize> {
 
 fn backticked(names: &[&str]) -> String {
     names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-}
-
-fn text_syntax(syntax: ValueSyntax) -> TextSyntax {
-    match syntax {
-        ValueSyntax::ImageFullName => TextSyntax::ImageFullName,
-        ValueSyntax::ImageName => TextSyntax::ImageName,
-        ValueSyntax::ImageTag => TextSyntax::ImageTag,
-        ValueSyntax::PodName => TextSyntax::PodName,
-        ValueSyntax::Namespace => TextSyntax::Namespace,
-        ValueSyntax::ProcessName => TextSyntax::ProcessName,
-        ValueSyntax::Cluster | ValueSyntax::Flag | ValueSyntax::Operation | ValueSyntax::Path | ValueSyntax::Label => {
-            TextSyntax::Cluster
-        }
-    }
 }
 
 /// A fix that adds `alert` before the `block` at `block`: in a flow list

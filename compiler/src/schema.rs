@@ -165,14 +165,9 @@ fn condition_schema(kind: PolicyKind, key: ConditionKey) -> Value {
         // Character counts never exceed byte counts, so these bounds accept
         // everything the linter's byte limits do.
         ValueSyntax::Path => json!({ "type": "string", "minLength": 1, "maxLength": MAX_PATH_BYTES, "pattern": "^/" }),
-        ValueSyntax::Label
-        | ValueSyntax::ImageFullName
-        | ValueSyntax::ImageName
-        | ValueSyntax::ImageTag
-        | ValueSyntax::PodName
-        | ValueSyntax::Namespace
-        | ValueSyntax::Cluster
-        | ValueSyntax::ProcessName => json!({ "type": "string", "minLength": 1, "maxLength": MAX_VALUE_BYTES }),
+        ValueSyntax::Label | ValueSyntax::Text(_) => {
+            json!({ "type": "string", "minLength": 1, "maxLength": MAX_VALUE_BYTES })
+        }
     };
     // No `uniqueItems`: a value listed twice is only a warning (`D4C0023`).
     json!({ "type": "array", "minItems": 1, "items": item })
