@@ -14,28 +14,61 @@
  */
 #include "decide.bpf.h"
 
+/*
+ * Reads the test event: its head into *head, its path into the scratch.
+ * *len is the path length, at most D4C_PATH_MAX. Returns 0, or -1 when the
+ * packet is too short.
+ */
+static __always_inline int d4c_load_event(struct xdp_md *ctx,
+					  struct d4c_scratch *s,
+					  struct d4c_event_head *head,
+					  __u32 *len)
+{
+	__u32 n;
+
+	if (bpf_xdp_load_bytes(ctx, 0, head, sizeof(*head)))
+		return -1;
+	n = head->path_len;
+	if (n > D4C_PATH_MAX)
+		n = D4C_PATH_MAX;
+	if (n > 0 && n <= D4C_PATH_MAX &&
+	    bpf_xdp_load_bytes(ctx, sizeof(*head), s->event.path, n))
+		return -1;
+	*len = n;
+	return 0;
+}
+
+/*
+ * Writes the result over the packet's last bytes, never over the event.
+ * Returns 0, or -1 when the packet has no room for it.
+ */
+static __always_inline int d4c_store_result(struct xdp_md *ctx,
+					    struct d4c_result *result)
+{
+	__u32 total = bpf_xdp_get_buff_len(ctx);
+
+	if (total < sizeof(struct d4c_event_head) + sizeof(*result))
+		return -1;
+	return bpf_xdp_store_bytes(ctx, total - sizeof(*result), result,
+				   sizeof(*result))
+		   ? -1
+		   : 0;
+}
+
 SEC("xdp.frags")
 int d4c_xdp_decide(struct xdp_md *ctx)
 {
 	struct d4c_scratch *s = d4c_scratch_get();
 	struct d4c_event_head head;
 	struct d4c_result result = {};
-	__u32 n, total = bpf_xdp_get_buff_len(ctx);
+	__u32 n;
 
 	if (!s)
 		return XDP_ABORTED;
-	if (bpf_xdp_load_bytes(ctx, 0, &head, sizeof(head)))
-		return XDP_ABORTED;
-	n = head.path_len;
-	if (n > D4C_PATH_MAX)
-		n = D4C_PATH_MAX;
-	if (n > 0 && n <= D4C_PATH_MAX &&
-	    bpf_xdp_load_bytes(ctx, sizeof(head), s->event.path, n))
+	if (d4c_load_event(ctx, s, &head, &n))
 		return XDP_ABORTED;
 	d4c_decide(s, &head, &result);
-	if (total < sizeof(head) + sizeof(result) ||
-	    bpf_xdp_store_bytes(ctx, total - sizeof(result), &result,
-				sizeof(result)))
+	if (d4c_store_result(ctx, &result))
 		return XDP_ABORTED;
 	return XDP_PASS;
 }
@@ -144,18 +177,12 @@ int d4c_xdp_linear(struct xdp_md *ctx)
 	struct d4c_event_head head;
 	struct d4c_result result = {};
 	struct d4c_lin_ctx c = {};
-	__u32 n, total = bpf_xdp_get_buff_len(ctx), zero = 0;
+	__u32 n, zero = 0;
 	__u32 *count = bpf_map_lookup_elem(&d4c_lin_count, &zero);
 
 	if (!s || !count)
 		return XDP_ABORTED;
-	if (bpf_xdp_load_bytes(ctx, 0, &head, sizeof(head)))
-		return XDP_ABORTED;
-	n = head.path_len;
-	if (n > D4C_PATH_MAX)
-		n = D4C_PATH_MAX;
-	if (n > 0 && n <= D4C_PATH_MAX &&
-	    bpf_xdp_load_bytes(ctx, sizeof(head), s->event.path, n))
+	if (d4c_load_event(ctx, s, &head, &n))
 		return XDP_ABORTED;
 	c.op = head.op;
 	c.len = n;
@@ -163,9 +190,7 @@ int d4c_xdp_linear(struct xdp_md *ctx)
 	result.kind = head.kind;
 	result.dyn_class = c.matches;
 	result.actions = c.actions;
-	if (total < sizeof(head) + sizeof(result) ||
-	    bpf_xdp_store_bytes(ctx, total - sizeof(result), &result,
-				sizeof(result)))
+	if (d4c_store_result(ctx, &result))
 		return XDP_ABORTED;
 	return XDP_PASS;
 }
