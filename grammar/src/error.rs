@@ -56,8 +56,9 @@ const OPERATIONS: [&str; 11] =
 /// The container fields' keywords.
 const FIELDS: [&str; 8] = ["image", "namespace", "pod", "label", "cluster-id", "cluster-name", "volume", "file"];
 
-/// Every keyword, each of which is also a valid selector name.
-const KEYWORDS: [&str; 31] = [
+/// Every keyword of the scenario language, each of which is also a valid
+/// selector name in a verdict's list.
+pub const KEYWORDS: [&str; 31] = [
     "policy",
     "container",
     "in",

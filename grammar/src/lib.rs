@@ -42,7 +42,7 @@ lalrpop_util::lalrpop_mod!(
 
 pub use ast::{Action, ContainerDecl, ContainerField, Op, ScenarioFile, Span, Spanned, Step, Verdict};
 pub use check::{HOST, MAX_MODE};
-pub use error::ScenarioError;
+pub use error::{ScenarioError, KEYWORDS};
 
 /// Parses a whole file. Never panics, never stops at the first error where
 /// recovery is possible: returns the best file it could read plus every

@@ -5,7 +5,7 @@
 // Test helpers may panic: a failed assumption is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use d4c_grammar::{parse, Op, ScenarioFile, Span, Verdict};
+use d4c_grammar::{parse, Op, ScenarioFile, Span, Verdict, KEYWORDS};
 use proptest::prelude::*;
 
 const VALID: &str = r#"# A valid file, the seed of the mutations.
@@ -35,39 +35,8 @@ in web: memfd-exec "x" => block
 in host: exec "/usr/bin/ls" => allow
 "#;
 
-/// Pieces that make the parser go deep: tokens, near-tokens and junk.
-const PIECES: &[&str] = &[
-    "policy",
-    "container",
-    "in",
-    "as",
-    "name",
-    "interactive",
-    "image",
-    "namespace",
-    "pod",
-    "label",
-    "cluster-id",
-    "cluster-name",
-    "volume",
-    "file",
-    "mode",
-    "create",
-    "write",
-    "truncate",
-    "chmod",
-    "mknod",
-    "rename",
-    "link",
-    "to",
-    "unlink",
-    "exec",
-    "fork",
-    "memfd-exec",
-    "allow",
-    "log",
-    "alert",
-    "block",
+/// Pieces besides the keywords ([`KEYWORDS`]) that make the parser go deep.
+const EXTRA_PIECES: &[&str] = &[
     "host",
     "web",
     "_x",
@@ -103,6 +72,12 @@ const PIECES: &[&str] = &[
     "\0",
     "\r\n",
 ];
+
+/// Pieces that make the parser go deep: every keyword, then tokens,
+/// near-tokens and junk.
+fn pieces() -> Vec<&'static str> {
+    KEYWORDS.iter().chain(EXTRA_PIECES).copied().collect()
+}
 
 fn check_span(text: &str, span: &Span, what: &str) -> Result<(), TestCaseError> {
     prop_assert!(span.start <= span.end && span.end <= text.len(), "{what} span {span:?} outside {}", text.len());
@@ -183,7 +158,7 @@ enum Edit {
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), 0usize..20).prop_map(|(at, len)| Edit::Delete(at, len)),
-        (any::<usize>(), prop::sample::select(PIECES)).prop_map(|(at, p)| Edit::Insert(at, p.to_owned())),
+        (any::<usize>(), prop::sample::select(pieces())).prop_map(|(at, p)| Edit::Insert(at, p.to_owned())),
         (any::<usize>(), any::<String>()).prop_map(|(at, s)| Edit::Insert(at, s)),
         (any::<usize>(), 0usize..200).prop_map(|(at, len)| Edit::Duplicate(at, len)),
     ]
@@ -223,7 +198,7 @@ proptest! {
     }
 
     #[test]
-    fn any_sequence_of_pieces(pieces in prop::collection::vec(prop::sample::select(PIECES), 0..60)) {
+    fn any_sequence_of_pieces(pieces in prop::collection::vec(prop::sample::select(pieces()), 0..60)) {
         check(&pieces.join(" "))?;
         check(&pieces.concat())?;
     }
