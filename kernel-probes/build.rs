@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["xdp_harness"];
+const PROGRAMS: &[&str] = &["xdp_harness", "probes"];
 
 fn main() {
     if let Err(message) = build() {
@@ -19,13 +19,21 @@ fn build() -> Result<(), String> {
     let clang = std::env::var("D4C_CLANG").unwrap_or_else(|_| "clang".to_string());
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".to_string());
     let multiarch = format!("/usr/include/{arch}-linux-gnu");
+    // bpf_tracing.h's PT_REGS/BPF_PROG macros need the target architecture.
+    let target_arch = match arch.as_str() {
+        "x86_64" => "x86",
+        "aarch64" => "arm64",
+        other => other,
+    };
     if !PathBuf::from("/usr/include/bpf/bpf_helpers.h").exists() {
         return Err("libbpf's headers (/usr/include/bpf/bpf_helpers.h) are missing: run scripts/setup \
                     (it installs `clang libbpf-dev`)"
             .to_string());
     }
     println!("cargo:rerun-if-changed=include");
-    println!("cargo:rerun-if-changed=src/decide.bpf.h");
+    for header in ["src/decide.bpf.h", "src/path.bpf.h", "src/task.bpf.h"] {
+        println!("cargo:rerun-if-changed={header}");
+    }
     println!("cargo:rerun-if-env-changed=D4C_CLANG");
     for program in PROGRAMS {
         let source = manifest.join("src").join(format!("{program}.bpf.c"));
@@ -33,8 +41,11 @@ fn build() -> Result<(), String> {
         println!("cargo:rerun-if-changed={}", source.display());
         let status = Command::new(&clang)
             .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"])
+            .arg(format!("-D__TARGET_ARCH_{target_arch}"))
             .arg("-I")
             .arg(manifest.join("include"))
+            .arg("-I")
+            .arg(manifest.join("include").join("vmlinux"))
             .arg("-I")
             .arg(&multiarch)
             .arg("-c")

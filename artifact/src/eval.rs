@@ -336,19 +336,47 @@ impl Tables {
     /// The runtime writes this once per distinct container class; the kernel
     /// then reads `row[dynamic_class]`.
     pub fn row(&self, kind: Kind, in_container: &[bool]) -> Vec<Actions> {
+        self.each_class(kind, |members| self.row_entry(kind, members, in_container).actions)
+    }
+
+    /// `f(members)` for every dynamic class of `kind`, in class order.
+    fn each_class<T>(&self, kind: Kind, f: impl Fn(&[bool]) -> T) -> Vec<T> {
         let classes = match kind {
             Kind::File => self.roots.file_dyn_classes,
             Kind::Process => self.roots.process_dyn_classes,
         };
         (0..classes)
-            .map(|class| {
-                let members = match kind {
-                    Kind::File => self.file_dyn_members(class),
-                    Kind::Process => self.process_dyn_members(class),
-                };
-                self.row_entry(kind, &members, in_container).actions
+            .map(|class| match kind {
+                Kind::File => f(&self.file_dyn_members(class)),
+                Kind::Process => f(&self.process_dyn_members(class)),
             })
             .collect()
+    }
+
+    /// Which selectors of `kind` have no container condition: they hold in
+    /// every container.
+    pub fn unconditional_selectors(&self, kind: Kind) -> Vec<bool> {
+        self.kind(kind).selectors.iter().map(|s| s.container == ContainerConditions::default()).collect()
+    }
+
+    /// The row of a container whose metadata is not known yet: for every
+    /// dynamic class, the union of the actions of every response that
+    /// fires in *some* container. Each response is taken on its own, with
+    /// its `match` selectors holding in the container and its `exclude`
+    /// selectors holding only when they have no container condition (those
+    /// hold in every container). So no container's row has an action this
+    /// row lacks: deciding by it fails closed.
+    pub fn row_for_unknown_container(&self, kind: Kind) -> Vec<Actions> {
+        let everywhere = self.unconditional_selectors(kind);
+        self.each_class(kind, |members| {
+            let member = |i: &u32| members.get(*i as usize).copied().unwrap_or(false);
+            let excluded = |i: &u32| member(i) && everywhere.get(*i as usize).copied().unwrap_or(false);
+            self.kind(kind)
+                .responses
+                .iter()
+                .filter(|r| r.matches.iter().any(member) && !r.excludes.iter().any(excluded))
+                .fold(Actions::NONE, |all, r| all.union(r.actions))
+        })
     }
 
     /// Decides `event` in `container`: the kernel's lookups, then the row

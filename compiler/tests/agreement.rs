@@ -12,7 +12,7 @@
 
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, Volume};
-use d4c_artifact::ops::{Actions, Operation};
+use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_artifact::patterns::{LabelPattern, PathPattern, TextPattern};
 use d4c_artifact::{aligned_copy, Artifact};
 use d4cc::ast::ConditionKey;
@@ -50,6 +50,26 @@ proptest! {
             let (kind, class) = tables.dynamic_class(event);
             let row = tables.row(kind, &tables.container_selectors(kind, container));
             prop_assert_eq!(row.get(class as usize).copied(), Some(direct.actions), "row entry for {:?}", event);
+        }
+    }
+
+    /// The row of a container whose metadata is pending fails closed: it
+    /// has every action any container's row has, class by class.
+    #[test]
+    fn the_unknown_container_row_covers_every_container(
+        policy in policy(),
+        containers in prop::collection::vec(container(), 1..12),
+    ) {
+        let tables = tables_of(&policy);
+        for kind in [Kind::File, Kind::Process] {
+            let unknown = tables.row_for_unknown_container(kind);
+            for container in &containers {
+                let row = tables.row(kind, &tables.container_selectors(kind, container));
+                prop_assert_eq!(row.len(), unknown.len());
+                for (class, (a, u)) in row.iter().zip(&unknown).enumerate() {
+                    prop_assert_eq!(a.union(*u), *u, "class {} of {:?} in {:?}", class, kind, container);
+                }
+            }
         }
     }
 }

@@ -11,7 +11,10 @@
 #ifndef D4C_ABI_H
 #define D4C_ABI_H
 
+/* With vmlinux.h (the probes), the kernel's own types are already there. */
+#ifndef __VMLINUX_H__
 #include <linux/types.h>
+#endif
 
 /* Table dimensions and limits (d4c_artifact::tables). */
 #define D4C_FILE_OPS 6
@@ -31,6 +34,26 @@
 /* Event kinds (d4c_artifact::ops::Kind). */
 #define D4C_KIND_FILE 0
 #define D4C_KIND_PROCESS 1
+
+/* Operation table indices (d4c_artifact::ops::Operation::table_index). */
+#define D4C_OP_CREATE_EXECUTABLE 0
+#define D4C_OP_MODIFY_EXECUTABLE 1
+#define D4C_OP_CREATE_FILE 2
+#define D4C_OP_MODIFY_FILE 3
+#define D4C_OP_DELETE_FILE 4
+#define D4C_OP_EXEC_MEMFD 5
+#define D4C_OP_FORK 0
+#define D4C_OP_EXEC 1
+
+/* Volume table indices (d4c_artifact::event::Volume::table_index). */
+#define D4C_VOLUME_ROOTFS 0
+#define D4C_VOLUME_DIR 1
+#define D4C_VOLUME_FILE 2
+
+/* Action bits (d4c_artifact::ops::Actions). */
+#define D4C_ACTION_LOG 1
+#define D4C_ACTION_ALERT 2
+#define D4C_ACTION_BLOCK 4
 
 /* d4c_event_head.flags */
 #define D4C_EVENT_HAS_PATH 1
@@ -127,6 +150,103 @@ struct d4c_result {
 	__u32 name_class; /* process: the name class */
 	__u32 steps;	  /* automaton steps taken over the path */
 	__u32 reserved;
+};
+
+/* ---- The probes: containers, configuration, events, counters ---- */
+
+/* A row no container has: the row of containers whose metadata userspace
+ * has not delivered yet. Userspace fills it with the configured treatment
+ * (by default the union of every row's actions: fail closed). */
+#define D4C_ROW_PENDING 4294967294
+/* A dynamic class no event has: the key of a row's summary entry, the
+ * union of the row's actions over every class. A hook that cannot decide
+ * (a path too long to resolve) refuses when the summary holds block. */
+#define D4C_DYN_ANY 4294967295
+
+/* d4c_cgroup.flags */
+/* The cgroup is a container's: its row is `row`. Descendant cgroups (a
+ * container that made cgroups of its own) belong to it too. */
+#define D4C_CGROUP_CONTAINER 1
+/* The cgroup is a kubepods root: a descendant not registered as a
+ * container is a container whose metadata is pending. */
+#define D4C_CGROUP_KUBEPODS 2
+/* Cgroup levels looked at above the task's own, at most. */
+#define D4C_CGROUP_DEPTH 16
+
+/* d4c_config.cgroup_mode */
+#define D4C_CGROUP_UNIFIED 0 /* the task's cgroup v2 (unified) cgroup */
+#define D4C_CGROUP_LEGACY 1  /* the task's cgroup v1 memory cgroup */
+
+/* d4c_event.record */
+#define D4C_RECORD_DECISION 1 /* a decided operation */
+/* A container process forked, exec'd, exited, or began a session. */
+#define D4C_RECORD_LIFECYCLE 2
+
+/* d4c_event.op for lifecycle records */
+#define D4C_LIFE_FORK 0
+#define D4C_LIFE_EXEC 1
+#define D4C_LIFE_EXIT 2
+#define D4C_LIFE_SETSID 3
+
+/* d4c_event.flags */
+#define D4C_EV_HAS_PATH 1
+#define D4C_EV_INTERACTIVE 2
+#define D4C_EV_PENDING 4    /* the container's metadata was pending */
+#define D4C_EV_DENIED 8	    /* the hook refused the operation */
+#define D4C_EV_TRUNCATED 16 /* the path could not be resolved whole */
+#define D4C_EV_FIRST 32	    /* the first of a syscall's two events */
+#define D4C_EV_SECOND 64    /* the second of them */
+#define D4C_EV_FILELESS 128 /* exec of a file with no name (memfd) */
+
+/* Counters (d4c_counters, per CPU), by index. */
+#define D4C_COUNT_DECISIONS 0 /* operations decided in containers */
+#define D4C_COUNT_DENIED 1    /* operations refused */
+#define D4C_COUNT_EVENTS 2    /* records written to the ring buffer */
+#define D4C_COUNT_DROPPED 3   /* records lost: the ring buffer was full */
+#define D4C_COUNT_TRUNCATED 4 /* paths not resolved whole */
+#define D4C_COUNT_PENDING 5   /* decisions for pending containers */
+#define D4C_COUNT_ERRORS 6    /* decisions with D4C_RESULT_ERROR or NO_ROW */
+#define D4C_COUNTERS 8
+
+/* A registered cgroup (d4c_cgroups value; the key is the cgroup id). */
+struct d4c_cgroup {
+	__u32 row;
+	__u32 flags; /* D4C_CGROUP_* */
+};
+
+/* The probes' settings (d4c_config, one entry). */
+struct d4c_config {
+	__u32 enforce;	   /* 1: blocking responses refuse; 0: report only */
+	__u32 cgroup_mode; /* D4C_CGROUP_UNIFIED or D4C_CGROUP_LEGACY */
+	__u32 reserved[2];
+};
+
+/* A ring buffer record: the fixed part, then path_len bytes of path (at
+ * most D4C_PATH_MAX; the record is cut after them). */
+struct d4c_event {
+	__u32 record; /* D4C_RECORD_* */
+	__u32 kind;   /* D4C_KIND_* (decisions) */
+	__u32 op;     /* table index (decisions), D4C_LIFE_* (lifecycle) */
+	__u32 volume;
+	__u32 flags; /* D4C_EV_* */
+	__u32 actions;
+	__u32 dyn_class;
+	__u32 result_flags; /* D4C_RESULT_* */
+	__u32 row;
+	__u32 pid;  /* the acting thread */
+	__u32 tgid; /* its process */
+	__u32 ppid; /* its parent process */
+	__u32 uid;
+	__u32 gid;
+	__u32 sid; /* its session (the leader's pid), in the initial pid ns */
+	__u32 child_tgid; /* fork: the new process; exit: the exit code */
+	__u32 path_len;	  /* bytes of path; more than D4C_PATH_MAX: cut */
+	__u32 name_len;
+	__u64 cgroup_id;
+	__u64 ktime_ns;		   /* bpf_ktime_get_boot_ns */
+	__u8 comm[D4C_NAME_BYTES]; /* the acting task's comm */
+	__u8 name[D4C_NAME_BYTES]; /* the event's process name */
+	__u8 path[D4C_PATH_MAX];
 };
 
 #endif /* D4C_ABI_H */

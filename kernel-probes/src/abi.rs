@@ -35,6 +35,99 @@ pub const RESULT_ERROR: u32 = 4;
 /// `D4C_RESULT_NAME_TRUNCATED`: the name was longer than [`NAME_BYTES`].
 pub const RESULT_NAME_TRUNCATED: u32 = 8;
 
+/// Operation table indices (`D4C_OP_*`), as
+/// [`Operation::table_index`](d4c_artifact::ops::Operation::table_index).
+pub const OP_CREATE_EXECUTABLE: u32 = 0;
+/// `D4C_OP_MODIFY_EXECUTABLE`.
+pub const OP_MODIFY_EXECUTABLE: u32 = 1;
+/// `D4C_OP_CREATE_FILE`.
+pub const OP_CREATE_FILE: u32 = 2;
+/// `D4C_OP_MODIFY_FILE`.
+pub const OP_MODIFY_FILE: u32 = 3;
+/// `D4C_OP_DELETE_FILE`.
+pub const OP_DELETE_FILE: u32 = 4;
+/// `D4C_OP_EXEC_MEMFD`.
+pub const OP_EXEC_MEMFD: u32 = 5;
+/// `D4C_OP_FORK`.
+pub const OP_FORK: u32 = 0;
+/// `D4C_OP_EXEC`.
+pub const OP_EXEC: u32 = 1;
+/// Volume table indices (`D4C_VOLUME_*`), as
+/// [`Volume::table_index`](d4c_artifact::event::Volume::table_index).
+pub const VOLUME_ROOTFS: u32 = 0;
+/// `D4C_VOLUME_DIR`.
+pub const VOLUME_DIR: u32 = 1;
+/// `D4C_VOLUME_FILE`.
+pub const VOLUME_FILE: u32 = 2;
+/// Action bits (`D4C_ACTION_*`), as [`Actions`](d4c_artifact::ops::Actions).
+pub const ACTION_LOG: u32 = 1;
+/// `D4C_ACTION_ALERT`.
+pub const ACTION_ALERT: u32 = 2;
+/// `D4C_ACTION_BLOCK`.
+pub const ACTION_BLOCK: u32 = 4;
+/// `D4C_ROW_PENDING`: the row of containers whose metadata is pending.
+pub const ROW_PENDING: u32 = 4_294_967_294;
+/// `D4C_DYN_ANY`: the dynamic class of a row's summary entry (the union of
+/// its actions).
+pub const DYN_ANY: u32 = 4_294_967_295;
+/// `D4C_CGROUP_CONTAINER`: a registered cgroup is a container's.
+pub const CGROUP_CONTAINER: u32 = 1;
+/// `D4C_CGROUP_KUBEPODS`: a registered cgroup is a kubepods root.
+pub const CGROUP_KUBEPODS: u32 = 2;
+/// `D4C_CGROUP_DEPTH`: cgroup levels the probes look up, at most.
+pub const CGROUP_DEPTH: u32 = 16;
+/// `D4C_CGROUP_UNIFIED`: the probes read the cgroup v2 cgroup.
+pub const CGROUP_UNIFIED: u32 = 0;
+/// `D4C_CGROUP_LEGACY`: the probes read the cgroup v1 memory cgroup.
+pub const CGROUP_LEGACY: u32 = 1;
+/// `D4C_RECORD_DECISION`: a decided operation.
+pub const RECORD_DECISION: u32 = 1;
+/// `D4C_RECORD_LIFECYCLE`: a container process forked, exec'd, exited or
+/// began a session.
+pub const RECORD_LIFECYCLE: u32 = 2;
+/// `D4C_LIFE_FORK`.
+pub const LIFE_FORK: u32 = 0;
+/// `D4C_LIFE_EXEC`.
+pub const LIFE_EXEC: u32 = 1;
+/// `D4C_LIFE_EXIT`.
+pub const LIFE_EXIT: u32 = 2;
+/// `D4C_LIFE_SETSID`.
+pub const LIFE_SETSID: u32 = 3;
+/// `D4C_EV_HAS_PATH`: the record has a path.
+pub const EV_HAS_PATH: u32 = 1;
+/// `D4C_EV_INTERACTIVE`: the session has a controlling terminal.
+pub const EV_INTERACTIVE: u32 = 2;
+/// `D4C_EV_PENDING`: the container's metadata was pending.
+pub const EV_PENDING: u32 = 4;
+/// `D4C_EV_DENIED`: the hook refused the operation.
+pub const EV_DENIED: u32 = 8;
+/// `D4C_EV_TRUNCATED`: the path could not be resolved whole.
+pub const EV_TRUNCATED: u32 = 16;
+/// `D4C_EV_FIRST`: the first of a syscall's two events.
+pub const EV_FIRST: u32 = 32;
+/// `D4C_EV_SECOND`: the second of them.
+pub const EV_SECOND: u32 = 64;
+/// `D4C_EV_FILELESS`: the exec of a file with no name (a memfd).
+pub const EV_FILELESS: u32 = 128;
+/// Counter indices (`D4C_COUNT_*`).
+pub const COUNT_DECISIONS: u32 = 0;
+/// `D4C_COUNT_DENIED`.
+pub const COUNT_DENIED: u32 = 1;
+/// `D4C_COUNT_EVENTS`.
+pub const COUNT_EVENTS: u32 = 2;
+/// `D4C_COUNT_DROPPED`: records lost to a full ring buffer.
+pub const COUNT_DROPPED: u32 = 3;
+/// `D4C_COUNT_TRUNCATED`.
+pub const COUNT_TRUNCATED: u32 = 4;
+/// `D4C_COUNT_PENDING`.
+pub const COUNT_PENDING: u32 = 5;
+/// `D4C_COUNT_ERRORS`.
+pub const COUNT_ERRORS: u32 = 6;
+/// `D4C_COUNTERS`: the counter array's length.
+pub const COUNTERS: u32 = 8;
+/// The counters' names, by index (for metrics and reports).
+pub const COUNTER_NAMES: [&str; 7] = ["decisions", "denied", "events", "dropped", "truncated", "pending", "errors"];
+
 /// The constants of `include/d4c_abi.h`, by their C names, with the Rust
 /// values they must equal.
 pub const CONSTANTS: &[(&str, u64)] = &[
@@ -54,6 +147,49 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_RESULT_NO_ROW", RESULT_NO_ROW as u64),
     ("D4C_RESULT_ERROR", RESULT_ERROR as u64),
     ("D4C_RESULT_NAME_TRUNCATED", RESULT_NAME_TRUNCATED as u64),
+    ("D4C_OP_CREATE_EXECUTABLE", OP_CREATE_EXECUTABLE as u64),
+    ("D4C_OP_MODIFY_EXECUTABLE", OP_MODIFY_EXECUTABLE as u64),
+    ("D4C_OP_CREATE_FILE", OP_CREATE_FILE as u64),
+    ("D4C_OP_MODIFY_FILE", OP_MODIFY_FILE as u64),
+    ("D4C_OP_DELETE_FILE", OP_DELETE_FILE as u64),
+    ("D4C_OP_EXEC_MEMFD", OP_EXEC_MEMFD as u64),
+    ("D4C_OP_FORK", OP_FORK as u64),
+    ("D4C_OP_EXEC", OP_EXEC as u64),
+    ("D4C_VOLUME_ROOTFS", VOLUME_ROOTFS as u64),
+    ("D4C_VOLUME_DIR", VOLUME_DIR as u64),
+    ("D4C_VOLUME_FILE", VOLUME_FILE as u64),
+    ("D4C_ACTION_LOG", ACTION_LOG as u64),
+    ("D4C_ACTION_ALERT", ACTION_ALERT as u64),
+    ("D4C_ACTION_BLOCK", ACTION_BLOCK as u64),
+    ("D4C_ROW_PENDING", ROW_PENDING as u64),
+    ("D4C_DYN_ANY", DYN_ANY as u64),
+    ("D4C_CGROUP_CONTAINER", CGROUP_CONTAINER as u64),
+    ("D4C_CGROUP_KUBEPODS", CGROUP_KUBEPODS as u64),
+    ("D4C_CGROUP_DEPTH", CGROUP_DEPTH as u64),
+    ("D4C_CGROUP_UNIFIED", CGROUP_UNIFIED as u64),
+    ("D4C_CGROUP_LEGACY", CGROUP_LEGACY as u64),
+    ("D4C_RECORD_DECISION", RECORD_DECISION as u64),
+    ("D4C_RECORD_LIFECYCLE", RECORD_LIFECYCLE as u64),
+    ("D4C_LIFE_FORK", LIFE_FORK as u64),
+    ("D4C_LIFE_EXEC", LIFE_EXEC as u64),
+    ("D4C_LIFE_EXIT", LIFE_EXIT as u64),
+    ("D4C_LIFE_SETSID", LIFE_SETSID as u64),
+    ("D4C_EV_HAS_PATH", EV_HAS_PATH as u64),
+    ("D4C_EV_INTERACTIVE", EV_INTERACTIVE as u64),
+    ("D4C_EV_PENDING", EV_PENDING as u64),
+    ("D4C_EV_DENIED", EV_DENIED as u64),
+    ("D4C_EV_TRUNCATED", EV_TRUNCATED as u64),
+    ("D4C_EV_FIRST", EV_FIRST as u64),
+    ("D4C_EV_SECOND", EV_SECOND as u64),
+    ("D4C_EV_FILELESS", EV_FILELESS as u64),
+    ("D4C_COUNT_DECISIONS", COUNT_DECISIONS as u64),
+    ("D4C_COUNT_DENIED", COUNT_DENIED as u64),
+    ("D4C_COUNT_EVENTS", COUNT_EVENTS as u64),
+    ("D4C_COUNT_DROPPED", COUNT_DROPPED as u64),
+    ("D4C_COUNT_TRUNCATED", COUNT_TRUNCATED as u64),
+    ("D4C_COUNT_PENDING", COUNT_PENDING as u64),
+    ("D4C_COUNT_ERRORS", COUNT_ERRORS as u64),
+    ("D4C_COUNTERS", COUNTERS as u64),
 ];
 
 /// The C header itself, for the constants test.
@@ -127,6 +263,83 @@ pub struct DecisionResult {
     /// Explicit padding.
     pub reserved: u32,
 }
+
+/// A registered cgroup (`struct d4c_cgroup`, the value of `d4c_cgroups`;
+/// the key is the cgroup id).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct CgroupEntry {
+    /// The container's row (when [`CGROUP_CONTAINER`]).
+    pub row: u32,
+    /// `CGROUP_*` bits.
+    pub flags: u32,
+}
+
+/// The probes' settings (`struct d4c_config`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct Config {
+    /// 1: blocking responses refuse the operation; 0: report only.
+    pub enforce: u32,
+    /// [`CGROUP_UNIFIED`] or [`CGROUP_LEGACY`].
+    pub cgroup_mode: u32,
+    /// Zero.
+    pub reserved: [u32; 2],
+}
+
+/// A ring buffer record (`struct d4c_event`): this fixed part, then
+/// `path_len` bytes of path (at most [`PATH_MAX`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct EventRecord {
+    /// `RECORD_*`.
+    pub record: u32,
+    /// `KIND_*` (decisions).
+    pub kind: u32,
+    /// The operation's table index (decisions), or `LIFE_*`.
+    pub op: u32,
+    /// The volume's table index.
+    pub volume: u32,
+    /// `EV_*` bits.
+    pub flags: u32,
+    /// The actions decided (`ACTION_*` bits).
+    pub actions: u32,
+    /// The dynamic class.
+    pub dyn_class: u32,
+    /// `RESULT_*` bits.
+    pub result_flags: u32,
+    /// The container's row.
+    pub row: u32,
+    /// The acting thread's id.
+    pub pid: u32,
+    /// Its process id.
+    pub tgid: u32,
+    /// Its parent process id.
+    pub ppid: u32,
+    /// Its user id.
+    pub uid: u32,
+    /// Its group id.
+    pub gid: u32,
+    /// Its session id (the leader's pid).
+    pub sid: u32,
+    /// Fork: the new process's id; exit: the exit code.
+    pub child_tgid: u32,
+    /// Bytes of path; more than [`PATH_MAX`]: cut.
+    pub path_len: u32,
+    /// Bytes of `name`.
+    pub name_len: u32,
+    /// The acting task's cgroup id.
+    pub cgroup_id: u64,
+    /// `bpf_ktime_get_boot_ns`.
+    pub ktime_ns: u64,
+    /// The acting task's comm, NUL padded.
+    pub comm: [u8; NAME_BYTES],
+    /// The event's process name (exec: the new one), NUL padded.
+    pub name: [u8; NAME_BYTES],
+}
+
+/// Bytes of [`EventRecord`]: where the path starts in a record.
+pub const EVENT_RECORD_BYTES: usize = size_of::<EventRecord>();
 
 /// A shared struct's C name, size, and fields with their offsets.
 pub type Layout = (&'static str, usize, Vec<(&'static str, usize)>);
@@ -220,6 +433,49 @@ pub fn layouts() -> Vec<Layout> {
                 ("reserved", offset_of!(DecisionResult, reserved)),
             ],
         ),
+        (
+            "d4c_cgroup",
+            size_of::<CgroupEntry>(),
+            vec![("row", offset_of!(CgroupEntry, row)), ("flags", offset_of!(CgroupEntry, flags))],
+        ),
+        (
+            "d4c_config",
+            size_of::<Config>(),
+            vec![
+                ("enforce", offset_of!(Config, enforce)),
+                ("cgroup_mode", offset_of!(Config, cgroup_mode)),
+                ("reserved", offset_of!(Config, reserved)),
+            ],
+        ),
+        (
+            "d4c_event",
+            size_of::<EventRecord>() + PATH_MAX,
+            vec![
+                ("record", offset_of!(EventRecord, record)),
+                ("kind", offset_of!(EventRecord, kind)),
+                ("op", offset_of!(EventRecord, op)),
+                ("volume", offset_of!(EventRecord, volume)),
+                ("flags", offset_of!(EventRecord, flags)),
+                ("actions", offset_of!(EventRecord, actions)),
+                ("dyn_class", offset_of!(EventRecord, dyn_class)),
+                ("result_flags", offset_of!(EventRecord, result_flags)),
+                ("row", offset_of!(EventRecord, row)),
+                ("pid", offset_of!(EventRecord, pid)),
+                ("tgid", offset_of!(EventRecord, tgid)),
+                ("ppid", offset_of!(EventRecord, ppid)),
+                ("uid", offset_of!(EventRecord, uid)),
+                ("gid", offset_of!(EventRecord, gid)),
+                ("sid", offset_of!(EventRecord, sid)),
+                ("child_tgid", offset_of!(EventRecord, child_tgid)),
+                ("path_len", offset_of!(EventRecord, path_len)),
+                ("name_len", offset_of!(EventRecord, name_len)),
+                ("cgroup_id", offset_of!(EventRecord, cgroup_id)),
+                ("ktime_ns", offset_of!(EventRecord, ktime_ns)),
+                ("comm", offset_of!(EventRecord, comm)),
+                ("name", offset_of!(EventRecord, name)),
+                ("path", size_of::<EventRecord>()),
+            ],
+        ),
     ]
 }
 
@@ -240,4 +496,8 @@ const _: () = {
     assert!(offset_of!(TestEvent, path) == 48);
     assert!(size_of::<DecisionResult>() == 32);
     assert!(offset_of!(DecisionResult, steps) == 24);
+    assert!(size_of::<CgroupEntry>() == 8);
+    assert!(size_of::<Config>() == 16);
+    assert!(offset_of!(EventRecord, cgroup_id) == 72);
+    assert!(size_of::<EventRecord>() == 120);
 };

@@ -17,8 +17,10 @@
 #define D4C_DECIDE_BPF_H
 
 #include "d4c_abi.h"
-#include <bpf/bpf_helpers.h>
+#ifndef __VMLINUX_H__
 #include <linux/bpf.h>
+#endif
+#include <bpf/bpf_helpers.h>
 
 #ifndef D4C_MAX_ENTRIES
 /* Placeholder sizes: userspace sets every map's size before loading. */

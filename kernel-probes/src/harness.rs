@@ -6,12 +6,12 @@
 //! and XDP frags (Linux 5.18 or later). A refused `bpf()` call is an
 //! error that says so: callers (tests) fail on it, never skip.
 
-use crate::abi::{DecisionResult, EventHead, RowKey, EVENT_HAS_PATH, KIND_FILE, KIND_PROCESS, NAME_BYTES, PATH_MAX};
+use crate::abi::{DecisionResult, EventHead, EVENT_HAS_PATH, KIND_FILE, KIND_PROCESS, NAME_BYTES, PATH_MAX};
+use crate::maps::{self, MapError};
 use crate::XDP_HARNESS_OBJECT;
-use aya::maps::{Array, HashMap, MapData};
 use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
-use d4c_artifact::eval::{component_records, Tables};
+use d4c_artifact::eval::Tables;
 use d4c_artifact::event::Event;
 use d4c_artifact::ops::{Actions, Kind};
 use std::os::fd::{AsFd, AsRawFd};
@@ -32,14 +32,14 @@ impl std::fmt::Display for HarnessError {
 
 impl std::error::Error for HarnessError {}
 
-fn error(context: &str, e: impl std::fmt::Display) -> HarnessError {
-    let text = e.to_string();
-    let hint = if text.contains("Operation not permitted") || text.contains("EPERM") || text.contains("os error 1)") {
-        " (the bpf() system call was refused: the harness needs root, or CAP_BPF and CAP_PERFMON)"
-    } else {
-        ""
-    };
-    HarnessError(format!("{context}: {text}{hint}"))
+impl From<MapError> for HarnessError {
+    fn from(e: MapError) -> HarnessError {
+        HarnessError(e.0)
+    }
+}
+
+fn error(context: &str, e: impl std::error::Error) -> HarnessError {
+    maps::error(context, e).into()
 }
 
 /// The kernel's verdict on one event.
@@ -87,14 +87,6 @@ pub struct Harness {
     verified_instructions: Option<u32>,
 }
 
-fn bytes<const N: usize>(record: &[u8]) -> Result<[u8; N], HarnessError> {
-    <[u8; N]>::try_from(record).map_err(|_| HarnessError(format!("a record of {} bytes, want {N}", record.len())))
-}
-
-fn count(n: usize) -> u32 {
-    u32::try_from(n.max(1)).unwrap_or(u32::MAX)
-}
-
 impl Harness {
     /// Loads the program with maps sized for `tables` and `max_rows` row
     /// entries, and fills the tables' maps.
@@ -110,19 +102,9 @@ impl Harness {
         max_rows: usize,
         linear: &[LinearPattern],
     ) -> Result<Harness, HarnessError> {
-        let (short_keys, short_ids, long_keys, long_ids) = component_records(&tables.components);
         let mut loader = EbpfLoader::new();
-        loader
-            .set_max_entries("d4c_states", count(tables.states.len()))
-            .set_max_entries("d4c_comp_short", count(short_keys.len()))
-            .set_max_entries("d4c_comp_long", count(long_keys.len()))
-            .set_max_entries("d4c_edges", count(tables.edges.len()))
-            .set_max_entries("d4c_pedges", count(tables.prefix_edges.len()))
-            .set_max_entries("d4c_file_cls", count(tables.file_classes.len()))
-            .set_max_entries("d4c_proc_a", count(tables.process_classes_a.len()))
-            .set_max_entries("d4c_proc_d", count(tables.process_classes_d.len()))
-            .set_max_entries("d4c_rows", count(max_rows))
-            .set_max_entries("d4c_lin_pats", count(linear.len()));
+        maps::size(&mut loader, tables, max_rows);
+        loader.set_max_entries("d4c_lin_pats", maps::entries(linear.len()));
         let mut ebpf = loader.load(XDP_HARNESS_OBJECT).map_err(|e| error("cannot load the harness object", e))?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
@@ -133,51 +115,11 @@ impl Harness {
         let verified_instructions =
             program.info().map_err(|e| error("cannot read the program's info", e))?.verified_instruction_count();
         let mut harness = Harness { ebpf, verified_instructions };
-        harness.fill(tables, (&short_keys, &short_ids), (&long_keys, &long_ids))?;
+        maps::fill(&mut harness.ebpf, tables)?;
         if !linear.is_empty() {
             harness.fill_linear(linear)?;
         }
         Ok(harness)
-    }
-
-    fn array<const N: usize>(&mut self, name: &str, records: &[u8]) -> Result<(), HarnessError> {
-        let map: &mut aya::maps::Map =
-            self.ebpf.map_mut(name).ok_or_else(|| HarnessError(format!("no map `{name}`")))?;
-        let mut array: Array<&mut MapData, [u8; N]> = Array::try_from(map).map_err(|e| error(name, e))?;
-        for (i, record) in (0u32..).zip(records.chunks_exact(N)) {
-            array.set(i, bytes::<N>(record)?, 0).map_err(|e| error(name, e))?;
-        }
-        Ok(())
-    }
-
-    fn hash<const N: usize>(&mut self, name: &str, keys: &[u8], values: &[u32]) -> Result<(), HarnessError> {
-        let map: &mut aya::maps::Map =
-            self.ebpf.map_mut(name).ok_or_else(|| HarnessError(format!("no map `{name}`")))?;
-        let mut hash: HashMap<&mut MapData, [u8; N], u32> = HashMap::try_from(map).map_err(|e| error(name, e))?;
-        for (key, value) in keys.chunks_exact(N).zip(values) {
-            hash.insert(bytes::<N>(key)?, value, 0).map_err(|e| error(name, e))?;
-        }
-        Ok(())
-    }
-
-    fn fill(
-        &mut self,
-        tables: &Tables,
-        short: (&[d4c_artifact::tables::ComponentKeyShort], &[u32]),
-        long: (&[d4c_artifact::tables::ComponentKeyLong], &[u32]),
-    ) -> Result<(), HarnessError> {
-        self.array::<40>("d4c_roots", tables.roots.as_bytes())?;
-        self.array::<24>("d4c_states", tables.states.as_bytes())?;
-        self.hash::<32>("d4c_comp_short", short.0.as_bytes(), short.1)?;
-        self.hash::<260>("d4c_comp_long", long.0.as_bytes(), long.1)?;
-        let keys = |edges: &[(d4c_artifact::tables::EdgeKey, u32)]| edges.iter().map(|(k, _)| *k).collect::<Vec<_>>();
-        let values = |edges: &[(d4c_artifact::tables::EdgeKey, u32)]| edges.iter().map(|(_, v)| *v).collect::<Vec<_>>();
-        self.hash::<8>("d4c_edges", keys(&tables.edges).as_bytes(), &values(&tables.edges))?;
-        self.hash::<8>("d4c_pedges", keys(&tables.prefix_edges).as_bytes(), &values(&tables.prefix_edges))?;
-        self.array::<4>("d4c_file_cls", tables.file_classes.as_bytes())?;
-        self.array::<4>("d4c_proc_a", tables.process_classes_a.as_bytes())?;
-        self.array::<4>("d4c_proc_d", tables.process_classes_d.as_bytes())?;
-        Ok(())
     }
 
     fn fill_linear(&mut self, linear: &[LinearPattern]) -> Result<(), HarnessError> {
@@ -193,8 +135,8 @@ impl Harness {
             records.extend_from_slice(&p.bytes);
             records.resize(records.len() + 256 - p.bytes.len(), 0);
         }
-        self.array::<272>("d4c_lin_pats", &records)?;
-        self.array::<4>("d4c_lin_count", &count(linear.len()).to_ne_bytes())?;
+        maps::array::<272>(&mut self.ebpf, "d4c_lin_pats", &records)?;
+        maps::array::<4>(&mut self.ebpf, "d4c_lin_count", &maps::entries(linear.len()).to_ne_bytes())?;
         let program: &mut Xdp = self
             .ebpf
             .program_mut(LINEAR_PROGRAM)
@@ -210,12 +152,10 @@ impl Harness {
         self.run_program(LINEAR_PROGRAM, &packet(event, row)?, repeat)
     }
 
-    /// Writes a container's row for `kind` (from [`Tables::row`]) as row `row`.
+    /// Writes a container's row for `kind` (from [`Tables::row`]) as row
+    /// `row`, with its summary entry ([`maps::write_row`]).
     pub fn set_row(&mut self, row: u32, kind: Kind, actions: &[Actions]) -> Result<(), HarnessError> {
-        let kind = kind_code(kind);
-        let keys: Vec<RowKey> = (0u32..).zip(actions).map(|(dyn_class, _)| RowKey { row, kind, dyn_class }).collect();
-        let values: Vec<u32> = actions.iter().map(|a| u32::from(a.bits())).collect();
-        self.hash::<12>("d4c_rows", keys.as_bytes(), &values)
+        Ok(maps::write_row(&mut self.ebpf, row, kind, actions)?)
     }
 
     /// The verifier's count of instructions processed for the program.
@@ -275,13 +215,6 @@ impl Harness {
             steps: result.steps,
             duration_ns: run.duration_ns,
         })
-    }
-}
-
-fn kind_code(kind: Kind) -> u32 {
-    match kind {
-        Kind::File => KIND_FILE,
-        Kind::Process => KIND_PROCESS,
     }
 }
 

@@ -17,9 +17,17 @@
 //! evaluator's for every event (the agreement tests).
 
 pub mod abi;
+/// Container identity from cgroup paths, kubepods roots and cgroup hierarchies.
+pub mod cgroup;
 pub mod harness;
+pub mod maps;
+pub mod probes;
 mod sys;
 
 /// The compiled XDP harness object (`src/xdp_harness.bpf.c`), aligned so
 /// that its ELF headers can be read in place.
 pub static XDP_HARNESS_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp_harness.bpf.o"));
+
+/// The compiled probes object (`src/probes.bpf.c`): the LSM hooks and
+/// tracepoints, CO-RE, relocated against the running kernel's BTF at load.
+pub static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probes.bpf.o"));

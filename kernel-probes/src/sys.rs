@@ -1,7 +1,7 @@
-//! The one raw system call the harness needs: `bpf(BPF_PROG_TEST_RUN)`,
-//! which aya 0.13 does not wrap. `unsafe` is confined here: the call
-//! passes the kernel pointers to buffers this function owns for the
-//! duration of the call.
+//! The raw system calls aya 0.13 does not wrap: `bpf(BPF_PROG_TEST_RUN)`
+//! for the harness, and `mount` of tracefs for the probes. `unsafe` is
+//! confined here: each call passes the kernel pointers to buffers this
+//! module owns for the duration of the call.
 #![allow(unsafe_code)]
 
 use std::os::fd::RawFd;
@@ -74,4 +74,25 @@ pub(crate) fn test_run(
         return Err(std::io::Error::last_os_error());
     }
     Ok(TestRun { retval: attr.retval, duration_ns: attr.duration, data_out_len: attr.data_size_out as usize })
+}
+
+/// Mounts tracefs at `/sys/kernel/tracing` (the classic tracepoints attach
+/// through it) unless it is there already.
+pub fn ensure_tracefs() -> std::io::Result<()> {
+    let target = "/sys/kernel/tracing";
+    if std::path::Path::new(target).join("events").is_dir()
+        || std::path::Path::new("/sys/kernel/debug/tracing/events").is_dir()
+    {
+        return Ok(());
+    }
+    let source = c"tracefs";
+    let dir = c"/sys/kernel/tracing";
+    // SAFETY: the strings are NUL-terminated constants that outlive the
+    // call; no data argument.
+    let r = unsafe { libc::mount(source.as_ptr(), dir.as_ptr(), source.as_ptr(), 0, std::ptr::null()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }

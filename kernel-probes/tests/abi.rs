@@ -81,15 +81,21 @@ fn btf_structs(btf: &[u8]) -> HashMap<String, BtfStruct> {
 
 #[test]
 fn object_btf_matches_rust_layout() {
-    let file = object::File::parse(d4c_kernel_probes::XDP_HARNESS_OBJECT).unwrap();
-    let section = file.section_by_name(".BTF").expect("the object has no .BTF section: compile with -g");
-    let structs = btf_structs(section.data().unwrap());
+    // Each shared struct must be in one of the objects, and equal in each
+    // object that has it.
+    let mut structs: Vec<HashMap<String, BtfStruct>> = Vec::new();
+    for object in [d4c_kernel_probes::XDP_HARNESS_OBJECT, d4c_kernel_probes::PROBES_OBJECT] {
+        let file = object::File::parse(object).unwrap();
+        let section = file.section_by_name(".BTF").expect("the object has no .BTF section: compile with -g");
+        structs.push(btf_structs(section.data().unwrap()));
+    }
     for (name, size, fields) in abi::layouts() {
-        let Some(s) = structs.get(name) else {
-            panic!("struct {name} is not in the object's BTF (is it used by a program or map?)");
-        };
-        assert_eq!(s.size, size, "struct {name}: {} bytes in C, {size} in Rust", s.size);
-        let c: Vec<(&str, usize)> = s.members.iter().map(|(n, o)| (n.as_str(), *o)).collect();
-        assert_eq!(c, fields, "struct {name}: the fields differ between C and Rust");
+        let found: Vec<&BtfStruct> = structs.iter().filter_map(|s| s.get(name)).collect();
+        assert!(!found.is_empty(), "struct {name} is in no object's BTF (is it used by a program or map?)");
+        for s in found {
+            assert_eq!(s.size, size, "struct {name}: {} bytes in C, {size} in Rust", s.size);
+            let c: Vec<(&str, usize)> = s.members.iter().map(|(n, o)| (n.as_str(), *o)).collect();
+            assert_eq!(c, fields, "struct {name}: the fields differ between C and Rust");
+        }
     }
 }

@@ -177,7 +177,7 @@ fn edge_paths_agree() {
     check(&tables, &[Container::default()], &cases);
 
     // Longer than PATH_MAX: walked up to PATH_MAX and flagged.
-    let mut harness = Harness::load(&tables, 16).unwrap();
+    let mut harness = Harness::load(&tables, 64).unwrap();
     harness.set_row(0, Kind::File, &tables.row(Kind::File, &[true])).unwrap();
     let got = harness.decide(&file(format!("/deep{}", "/a".repeat(3000))), 0).unwrap();
     assert_eq!(got.flags & abi::RESULT_TRUNCATED, abi::RESULT_TRUNCATED, "{got:?}");

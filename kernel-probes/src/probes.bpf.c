@@ -1,0 +1,630 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The d4c probes: BPF LSM hooks that decide file and process operations of
+ * container tasks (and refuse blocked ones with EPERM), and tracepoints
+ * that report the container processes' lifecycle. Every decision is
+ * d4c_decide (decide.bpf.h), the function the XDP harness checks against
+ * the Rust table evaluator.
+ *
+ * Classification (docs/kernel-probes.md has the full table):
+ * - path_mknod (open with O_CREAT creating a file, and mknod):
+ *   createExecutable when the new mode has an execute bit, else createFile;
+ * - file_open for writing a file that existed, and path_truncate:
+ *   modifyExecutable when the file is executable, else modifyFile;
+ * - path_chmod: createExecutable when it gives a non-executable file an
+ *   execute bit, modifyExecutable when the file was executable, else
+ *   modifyFile;
+ * - path_link: at the new name, createExecutable when the file is
+ *   executable, else createFile;
+ * - path_rename: deleteFile at the old name, and at the new one a creation
+ *   (executable if the file is) or, over an existing file, a modification
+ *   (executable if either is); refused when either event is blocked;
+ * - path_unlink: deleteFile;
+ * - bprm_check_security: exec; a file with no name (a memfd, or any file
+ *   whose last link is gone) is also execMemFd;
+ * - task_alloc: fork (not new threads).
+ *
+ * A path that cannot be resolved whole (longer than D4C_PATH_MAX, or
+ * outside the task's root) fails closed: the operation gets the union of
+ * its container row's actions, so it is refused whenever anything in that
+ * container could be.
+ */
+#include "vmlinux.h"
+
+#include "path.bpf.h"
+#include "task.bpf.h"
+#include <bpf/bpf_tracing.h>
+
+#define D4C_EPERM 1
+#define D4C_FMODE_WRITE 0x2
+#define D4C_FMODE_CREATED 0x100000
+#define D4C_S_IFMT 00170000
+#define D4C_S_IFREG 0100000
+#define D4C_S_IFDIR 0040000
+#define D4C_EXEC_BITS 0111
+#define D4C_CLONE_THREAD 0x00010000
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} d4c_events SEC(".maps");
+
+/* The record being built (too large for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct d4c_event);
+} d4c_record SEC(".maps");
+
+/* A decision in progress: the operation, then what d4c_decide said. */
+struct d4c_op {
+	struct d4c_event_head head;
+	struct d4c_result result;
+	struct d4c_where where;
+	__u32 event_flags; /* D4C_EV_* */
+};
+
+static __always_inline int d4c_is_exec(umode_t mode)
+{
+	return (mode & D4C_EXEC_BITS) != 0;
+}
+
+static __always_inline int d4c_is_dir(umode_t mode)
+{
+	return (mode & D4C_S_IFMT) == D4C_S_IFDIR;
+}
+
+static __always_inline umode_t d4c_dentry_mode(struct dentry *dentry)
+{
+	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
+
+	return inode ? BPF_CORE_READ(inode, i_mode) : 0;
+}
+
+/* The task's session id in the initial pid namespace: pid_nr() of its
+ * session's struct pid, numbers[0].nr. The flexible array is reached by
+ * offsets: aya refuses a CO-RE access string that indexes an array the BTF
+ * says has no elements. */
+static __always_inline __u32 d4c_session_id(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, signal, pids[PIDTYPE_SID]);
+	int nr = 0;
+
+	if (pid)
+		bpf_core_read(&nr, sizeof(nr),
+			      (void *)pid +
+				  bpf_core_field_offset(struct pid, numbers) +
+				  bpf_core_field_offset(struct upid, nr));
+	return (__u32)nr;
+}
+
+/* Bytes of a NUL-padded comm. */
+static __always_inline __u32 d4c_name_len(const __u8 *name)
+{
+	__u32 len = 0;
+
+	for (__u32 i = 0; i < D4C_NAME_BYTES; i++) {
+		if (name[i] == 0)
+			break;
+		len = i + 1;
+	}
+	return len;
+}
+
+/* The fixed part of a record for the current task. */
+static __always_inline struct d4c_event *d4c_record_start(__u32 record)
+{
+	__u32 zero = 0;
+	struct d4c_event *r = bpf_map_lookup_elem(&d4c_record, &zero);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	if (!r)
+		return NULL;
+	__builtin_memset(r, 0, offsetof(struct d4c_event, path));
+	r->record = record;
+	r->pid = (__u32)pid_tgid;
+	r->tgid = pid_tgid >> 32;
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->uid = (__u32)uid_gid;
+	r->gid = uid_gid >> 32;
+	r->sid = d4c_session_id(task);
+	r->ktime_ns = bpf_ktime_get_boot_ns();
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	return r;
+}
+
+/* Writes the record, whose first `len` path bytes are in place. */
+static __always_inline void d4c_record_output(struct d4c_event *r, __u32 len)
+{
+	__u64 size = offsetof(struct d4c_event, path) + len;
+
+	if (size > sizeof(*r))
+		size = sizeof(*r);
+	if (bpf_ringbuf_output(&d4c_events, r, size, 0))
+		d4c_count(D4C_COUNT_DROPPED);
+	else
+		d4c_count(D4C_COUNT_EVENTS);
+}
+
+/* Writes the record with `len` bytes of path from `path`. */
+static __always_inline void d4c_record_send(struct d4c_event *r,
+					    const void *path, __u32 len)
+{
+	if (len > D4C_PATH_MAX)
+		len = D4C_PATH_MAX;
+	if (len > 0)
+		bpf_probe_read_kernel(r->path, len, path);
+	d4c_record_output(r, len);
+}
+
+/* The union of a row's actions (its D4C_DYN_ANY entry); none means the
+ * row was never written: fail closed. */
+static __always_inline __u32 d4c_row_summary(__u32 row, __u32 kind)
+{
+	struct d4c_row_key key = {
+	    .row = row, .kind = kind, .dyn_class = D4C_DYN_ANY};
+	__u32 *actions = bpf_map_lookup_elem(&d4c_rows, &key);
+
+	return actions ? *actions
+		       : D4C_ACTION_LOG | D4C_ACTION_ALERT | D4C_ACTION_BLOCK;
+}
+
+/* Decides op->head (its path in s->event.path), reports it, and returns
+ * the actions. `unresolved`: the path is not the file's whole path. */
+static __always_inline __u32 d4c_decide_and_report(struct d4c_scratch *s,
+						   struct d4c_op *op,
+						   int unresolved)
+{
+	struct d4c_event *r;
+	__u32 actions;
+
+	__builtin_memset(&op->result, 0, sizeof(op->result));
+	op->head.row = op->where.row;
+	if (unresolved) {
+		/* Flag it for d4c_decide too (D4C_RESULT_TRUNCATED). */
+		op->head.path_len = D4C_PATH_MAX + 1;
+		op->event_flags |= D4C_EV_TRUNCATED;
+		d4c_count(D4C_COUNT_TRUNCATED);
+	}
+	d4c_decide(s, &op->head, &op->result);
+	actions = op->result.actions;
+	if (op->result.flags & (D4C_RESULT_NO_ROW | D4C_RESULT_ERROR)) {
+		d4c_count(D4C_COUNT_ERRORS);
+		actions |= d4c_row_summary(op->where.row, op->head.kind);
+	}
+	if (unresolved)
+		actions |= d4c_row_summary(op->where.row, op->head.kind);
+	if (op->where.pending) {
+		op->event_flags |= D4C_EV_PENDING;
+		d4c_count(D4C_COUNT_PENDING);
+	}
+	d4c_count(D4C_COUNT_DECISIONS);
+	op->result.actions = actions;
+	if (actions == 0 && !(op->event_flags & D4C_EV_TRUNCATED))
+		return 0;
+
+	r = d4c_record_start(D4C_RECORD_DECISION);
+	if (!r)
+		return actions;
+	r->kind = op->head.kind;
+	r->op = op->head.op;
+	r->volume = op->head.volume;
+	r->flags = op->event_flags;
+	r->actions = actions;
+	r->dyn_class = op->result.dyn_class;
+	r->result_flags = op->result.flags;
+	r->row = op->where.row;
+	r->cgroup_id = op->where.cgroup_id;
+	r->path_len = op->head.path_len;
+	r->name_len = op->head.name_len;
+	__builtin_memcpy(r->name, op->head.name, D4C_NAME_BYTES);
+	if (op->head.flags & D4C_EVENT_HAS_PATH)
+		d4c_record_send(r, s->event.path,
+				op->head.path_len > D4C_PATH_MAX
+				    ? D4C_PATH_MAX
+				    : op->head.path_len);
+	else
+		d4c_record_send(r, s->event.path, 0);
+	return actions;
+}
+
+/* 0, or -EPERM when `actions` block and d4c enforces. */
+static __always_inline int d4c_verdict(__u32 actions)
+{
+	struct d4c_config *config = d4c_config_get();
+
+	if (!(actions & D4C_ACTION_BLOCK) || !config || !config->enforce)
+		return 0;
+	d4c_count(D4C_COUNT_DENIED);
+	return -D4C_EPERM;
+}
+
+/* The current task's container, or 0: then nothing is decided. */
+static __always_inline int d4c_begin(struct d4c_op *op)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	__builtin_memset(op, 0, sizeof(*op));
+	return d4c_container_of(task, &op->where);
+}
+
+/* Decides one file event at (mnt, dentry). */
+static __always_inline __u32 d4c_file_event(struct d4c_op *op,
+					    struct vfsmount *mnt,
+					    struct dentry *dentry, __u32 opcode,
+					    __u32 part)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct d4c_scratch *s = d4c_scratch_get();
+	struct d4c_place place = {};
+
+	if (!s)
+		return 0;
+	if (d4c_resolve(s, task, mnt, dentry, &place))
+		return 0;
+	op->head.kind = D4C_KIND_FILE;
+	op->head.op = opcode;
+	op->head.volume = place.volume;
+	op->head.flags = D4C_EVENT_HAS_PATH;
+	op->head.path_len = place.len;
+	op->event_flags = D4C_EV_HAS_PATH | part;
+	return d4c_decide_and_report(s, op, place.truncated || place.outside);
+}
+
+static __always_inline __u32 d4c_created(umode_t mode)
+{
+	return d4c_is_exec(mode) ? D4C_OP_CREATE_EXECUTABLE
+				 : D4C_OP_CREATE_FILE;
+}
+
+static __always_inline __u32 d4c_modified(umode_t mode)
+{
+	return d4c_is_exec(mode) ? D4C_OP_MODIFY_EXECUTABLE
+				 : D4C_OP_MODIFY_FILE;
+}
+
+SEC("lsm/path_mknod")
+int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry,
+	     umode_t mode)
+{
+	struct d4c_op op;
+
+	/* mknod of a regular file (type 0 is one), and every open that
+	 * creates a file (may_o_create passes S_IFREG | mode). */
+	if ((mode & D4C_S_IFMT) != 0 && (mode & D4C_S_IFMT) != D4C_S_IFREG)
+		return 0;
+	if (!d4c_begin(&op))
+		return 0;
+	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(dir, mnt), dentry,
+					  d4c_created(mode), 0));
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(d4c_file_open, struct file *file)
+{
+	unsigned int fmode = BPF_CORE_READ(file, f_mode);
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	struct d4c_op op;
+
+	/* A file just created was decided at path_mknod. */
+	if (!(fmode & D4C_FMODE_WRITE) || (fmode & D4C_FMODE_CREATED))
+		return 0;
+	if ((mode & D4C_S_IFMT) != D4C_S_IFREG)
+		return 0;
+	if (!d4c_begin(&op))
+		return 0;
+	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(file, f_path.mnt),
+					  BPF_CORE_READ(file, f_path.dentry),
+					  d4c_modified(mode), 0));
+}
+
+SEC("lsm/path_truncate")
+int BPF_PROG(d4c_path_truncate, const struct path *path)
+{
+	struct dentry *dentry = BPF_CORE_READ(path, dentry);
+	umode_t mode = d4c_dentry_mode(dentry);
+	struct d4c_op op;
+
+	if ((mode & D4C_S_IFMT) != D4C_S_IFREG || !d4c_begin(&op))
+		return 0;
+	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(path, mnt), dentry,
+					  d4c_modified(mode), 0));
+}
+
+SEC("lsm/path_chmod")
+int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode)
+{
+	struct dentry *dentry = BPF_CORE_READ(path, dentry);
+	umode_t old = d4c_dentry_mode(dentry);
+	struct d4c_op op;
+	__u32 opcode;
+
+	if ((old & D4C_S_IFMT) != D4C_S_IFREG || !d4c_begin(&op))
+		return 0;
+	if (d4c_is_exec(old))
+		opcode = D4C_OP_MODIFY_EXECUTABLE;
+	else if (d4c_is_exec(mode))
+		opcode = D4C_OP_CREATE_EXECUTABLE;
+	else
+		opcode = D4C_OP_MODIFY_FILE;
+	return d4c_verdict(
+	    d4c_file_event(&op, BPF_CORE_READ(path, mnt), dentry, opcode, 0));
+}
+
+SEC("lsm/path_link")
+int BPF_PROG(d4c_path_link, struct dentry *old_dentry,
+	     const struct path *new_dir, struct dentry *new_dentry)
+{
+	umode_t mode = d4c_dentry_mode(old_dentry);
+	struct d4c_op op;
+
+	if (d4c_is_dir(mode) || !d4c_begin(&op))
+		return 0;
+	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(new_dir, mnt),
+					  new_dentry, d4c_created(mode), 0));
+}
+
+SEC("lsm/path_unlink")
+int BPF_PROG(d4c_path_unlink, const struct path *dir, struct dentry *dentry)
+{
+	struct d4c_op op;
+
+	if (!d4c_begin(&op))
+		return 0;
+	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(dir, mnt), dentry,
+					  D4C_OP_DELETE_FILE, 0));
+}
+
+SEC("lsm/path_rename")
+int BPF_PROG(d4c_path_rename, const struct path *old_dir,
+	     struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry)
+{
+	umode_t mode = d4c_dentry_mode(old_dentry);
+	umode_t over = d4c_dentry_mode(new_dentry);
+	struct d4c_where where;
+	struct d4c_op op;
+	__u32 actions, opcode;
+
+	if (d4c_is_dir(mode) || !d4c_begin(&op))
+		return 0;
+	where = op.where;
+	actions = d4c_file_event(&op, BPF_CORE_READ(old_dir, mnt), old_dentry,
+				 D4C_OP_DELETE_FILE, D4C_EV_FIRST);
+	if (over)
+		opcode = d4c_is_exec(mode) || d4c_is_exec(over)
+			     ? D4C_OP_MODIFY_EXECUTABLE
+			     : D4C_OP_MODIFY_FILE;
+	else
+		opcode = d4c_created(mode);
+	__builtin_memset(&op, 0, sizeof(op));
+	op.where = where;
+	actions |= d4c_file_event(&op, BPF_CORE_READ(new_dir, mnt), new_dentry,
+				  opcode, D4C_EV_SECOND);
+	return d4c_verdict(actions);
+}
+
+/* The process name an exec gives: the basename of the file name exec was
+ * given (not of the resolved path: /bin/sh -> busybox runs as "sh"), cut
+ * to 15 bytes, as begin_new_exec sets comm (kbasename(bprm->filename)). */
+struct d4c_basename {
+	__u32 len;  /* bytes of the file name */
+	__u32 last; /* the byte after its last '/' */
+};
+
+static long d4c_basename_byte(__u64 index, void *ctx)
+{
+	struct d4c_basename *b = ctx;
+	struct d4c_scratch *s = d4c_scratch_get();
+
+	if (!s || index >= b->len)
+		return 1;
+	if (s->event.path[index & (D4C_PATH_MAX - 1)] == '/')
+		b->last = (__u32)index + 1;
+	return 0;
+}
+
+static __always_inline void d4c_exec_name(struct d4c_scratch *s,
+					  const char *filename,
+					  struct d4c_event_head *head)
+{
+	struct d4c_basename b = {};
+	long n;
+
+	/* The file name goes through s->event.path, before the path does. */
+	n = bpf_probe_read_kernel_str(s->event.path, D4C_PATH_MAX, filename);
+	if (n <= 1)
+		return;
+	b.len = (__u32)n - 1;
+	bpf_loop(b.len, d4c_basename_byte, &b, 0);
+	head->name_len = b.len - b.last;
+	if (head->name_len > D4C_NAME_BYTES - 1)
+		head->name_len = D4C_NAME_BYTES - 1;
+	bpf_probe_read_kernel(head->name, D4C_NAME_BYTES - 1,
+			      &s->event.path[b.last & (D4C_PATH_MAX - 1)]);
+	for (__u32 i = 0; i < D4C_NAME_BYTES; i++)
+		if (i >= head->name_len)
+			head->name[i] = 0;
+}
+
+SEC("lsm/bprm_check_security")
+int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct d4c_scratch *s = d4c_scratch_get();
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	struct d4c_place place = {};
+	struct d4c_where where;
+	struct d4c_op op;
+	__u32 actions = 0, nlink;
+	__u8 name[D4C_NAME_BYTES];
+	__u32 name_len;
+
+	if (!s || !d4c_begin(&op))
+		return 0;
+	where = op.where;
+	d4c_exec_name(s, BPF_CORE_READ(bprm, filename), &op.head);
+	__builtin_memcpy(name, op.head.name, D4C_NAME_BYTES);
+	name_len = op.head.name_len;
+	if (d4c_resolve(s, task, BPF_CORE_READ(file, f_path.mnt), dentry,
+			&place))
+		return 0;
+	nlink = BPF_CORE_READ(dentry, d_inode, __i_nlink);
+	if (place.outside && nlink == 0) {
+		/* Fileless: an execMemFd file event, no path; then the exec
+		 * of an executable named by its dentry ("memfd:NAME"), not
+		 * absolute, so no path selector matches it. */
+		op.head.kind = D4C_KIND_FILE;
+		op.head.op = D4C_OP_EXEC_MEMFD;
+		op.head.volume = D4C_VOLUME_ROOTFS;
+		op.event_flags = D4C_EV_FILELESS | D4C_EV_FIRST;
+		actions = d4c_decide_and_report(s, &op, 0);
+		__builtin_memset(&op, 0, sizeof(op));
+		op.where = where;
+		__builtin_memcpy(op.head.name, name, D4C_NAME_BYTES);
+		op.head.name_len = name_len;
+		place.len = bpf_probe_read_kernel_str(
+		    s->event.path, D4C_LONG_COMPONENT_BYTES + 1,
+		    BPF_CORE_READ(dentry, d_name.name));
+		place.len = place.len > 0 ? place.len - 1 : 0;
+		place.outside = 0;
+		op.event_flags = D4C_EV_FILELESS | D4C_EV_SECOND;
+	}
+	op.head.kind = D4C_KIND_PROCESS;
+	op.head.op = D4C_OP_EXEC;
+	op.head.flags = D4C_EVENT_HAS_PATH;
+	op.head.path_len = place.len;
+	op.head.interactive = d4c_interactive(task);
+	op.event_flags |=
+	    D4C_EV_HAS_PATH | (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
+	actions |=
+	    d4c_decide_and_report(s, &op, place.truncated || place.outside);
+	return d4c_verdict(actions);
+}
+
+SEC("lsm/task_alloc")
+int BPF_PROG(d4c_task_alloc, struct task_struct *child,
+	     unsigned long clone_flags)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct d4c_scratch *s = d4c_scratch_get();
+	struct file *exe;
+	struct d4c_place place = {};
+	struct d4c_op op;
+
+	if (clone_flags & D4C_CLONE_THREAD)
+		return 0;
+	if (!s || !d4c_begin(&op))
+		return 0;
+	exe = BPF_CORE_READ(task, mm, exe_file);
+	if (!exe)
+		return 0; /* a kernel thread */
+	if (d4c_resolve(s, task, BPF_CORE_READ(exe, f_path.mnt),
+			BPF_CORE_READ(exe, f_path.dentry), &place))
+		return 0;
+	op.head.kind = D4C_KIND_PROCESS;
+	op.head.op = D4C_OP_FORK;
+	op.head.flags = D4C_EVENT_HAS_PATH;
+	op.head.path_len = place.len;
+	op.head.interactive = d4c_interactive(task);
+	bpf_get_current_comm(op.head.name, sizeof(op.head.name));
+	op.head.name_len = d4c_name_len(op.head.name);
+	op.event_flags =
+	    D4C_EV_HAS_PATH | (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
+	return d4c_verdict(
+	    d4c_decide_and_report(s, &op, place.truncated || place.outside));
+}
+
+/* ---- Lifecycle: reported for container tasks, never decided ---- */
+
+static __always_inline struct d4c_event *d4c_lifecycle(struct task_struct *task,
+						       __u32 what)
+{
+	struct d4c_where where = {};
+	struct d4c_event *r;
+
+	if (!d4c_container_of(task, &where))
+		return NULL;
+	r = d4c_record_start(D4C_RECORD_LIFECYCLE);
+	if (!r)
+		return NULL;
+	r->op = what;
+	r->row = where.row;
+	r->cgroup_id = where.cgroup_id;
+	if (where.pending)
+		r->flags |= D4C_EV_PENDING;
+	if (d4c_interactive(task))
+		r->flags |= D4C_EV_INTERACTIVE;
+	return r;
+}
+
+/* Reports a lifecycle record with no path; `value` in child_tgid. */
+static __always_inline void d4c_lifecycle_report(struct task_struct *task,
+						 __u32 what, __u32 value)
+{
+	struct d4c_event *r = d4c_lifecycle(task, what);
+
+	if (r) {
+		r->child_tgid = value;
+		d4c_record_send(r, NULL, 0);
+	}
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(d4c_fork, struct task_struct *parent, struct task_struct *child)
+{
+	/* A new thread is not a new process. */
+	if (BPF_CORE_READ(child, pid) == BPF_CORE_READ(child, tgid))
+		d4c_lifecycle_report(parent, D4C_LIFE_FORK,
+				     BPF_CORE_READ(child, tgid));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
+	     struct linux_binprm *bprm)
+{
+	struct d4c_event *r = d4c_lifecycle(task, D4C_LIFE_EXEC);
+	long n;
+
+	if (!r)
+		return 0;
+	/* The comm exec gave, and the file name exec was given. */
+	BPF_CORE_READ_INTO(&r->name, task, comm);
+	r->name_len = d4c_name_len(r->name);
+	n = bpf_probe_read_kernel_str(r->path, D4C_PATH_MAX,
+				      BPF_CORE_READ(bprm, filename));
+	r->path_len = n > 1 ? (__u32)n - 1 : 0;
+	if (r->path_len)
+		r->flags |= D4C_EV_HAS_PATH;
+	d4c_record_output(r, r->path_len);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(d4c_exit, struct task_struct *task)
+{
+	/* The process ends when its last thread does; the leader is the
+	 * last to be reaped, but group_dead is not in every kernel's
+	 * tracepoint (6.1 lacks it): report the leader's exit. */
+	if (BPF_CORE_READ(task, pid) == BPF_CORE_READ(task, tgid))
+		d4c_lifecycle_report(task, D4C_LIFE_EXIT,
+				     BPF_CORE_READ(task, exit_code));
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_setsid")
+int d4c_setsid(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret >= 0)
+		d4c_lifecycle_report(
+		    (struct task_struct *)bpf_get_current_task(),
+		    D4C_LIFE_SETSID, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

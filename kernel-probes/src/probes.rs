@@ -1,0 +1,402 @@
+//! Loading and running the probes (`src/probes.bpf.c`): the LSM hooks that
+//! decide, the tracepoints that report, their tables, containers and
+//! events. Used by the runtime and by the VM suite.
+//!
+//! In: a policy's [`Tables`], [`Settings`]; then containers (cgroup id →
+//! the container's metadata). Out: attached programs, and [`Record`]s read
+//! from the ring buffer, and counters.
+//!
+//! Invariants:
+//! - the tables, the pending row and the settings are in the maps before
+//!   any program is attached: no hook ever runs on empty maps;
+//! - a container's row is written before its cgroup is registered, so a
+//!   registered container always has its row;
+//! - containers with equal container-condition verdicts share one row.
+//!
+//! Enforcement needs the BPF LSM active (`bpf` in
+//! `/sys/kernel/security/lsm`): without it the LSM programs load and
+//! attach without error but never run. [`bpf_lsm_active`] tells, and
+//! [`Probes::attach`] refuses to enforce without it.
+
+use crate::abi::{
+    CgroupEntry, Config, EventRecord, CGROUP_CONTAINER, CGROUP_KUBEPODS, CGROUP_LEGACY, CGROUP_UNIFIED, COUNTERS,
+    EVENT_RECORD_BYTES, ROW_PENDING,
+};
+use crate::maps::{self, error, MapError};
+use crate::PROBES_OBJECT;
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, Lsm, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+use d4c_artifact::eval::Tables;
+use d4c_artifact::event::Container;
+use d4c_artifact::ops::{Actions, Kind};
+use zerocopy::FromBytes;
+
+/// The LSM hooks, by program name and hook.
+pub const LSM_PROGRAMS: &[(&str, &str)] = &[
+    ("d4c_path_mknod", "path_mknod"),
+    ("d4c_file_open", "file_open"),
+    ("d4c_path_truncate", "path_truncate"),
+    ("d4c_path_chmod", "path_chmod"),
+    ("d4c_path_link", "path_link"),
+    ("d4c_path_unlink", "path_unlink"),
+    ("d4c_path_rename", "path_rename"),
+    ("d4c_bprm_check", "bprm_check_security"),
+    ("d4c_task_alloc", "task_alloc"),
+];
+
+/// The BTF tracepoints, by program name and tracepoint.
+pub const BTF_TRACEPOINTS: &[(&str, &str)] =
+    &[("d4c_fork", "sched_process_fork"), ("d4c_exec", "sched_process_exec"), ("d4c_exit", "sched_process_exit")];
+
+/// The classic tracepoints, by program name, category and name.
+pub const TRACEPOINTS: &[(&str, &str, &str)] = &[("d4c_setsid", "syscalls", "sys_exit_setsid")];
+
+/// Which cgroup hierarchy identifies containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// cgroup v2: the unified hierarchy.
+    Unified,
+    /// cgroup v1: the memory controller's hierarchy.
+    Legacy,
+}
+
+/// What containers whose metadata has not arrived get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// Every action any container could get
+    /// ([`Tables::row_for_unknown_container`]): fail closed.
+    FailClosed,
+    /// Only what selectors without container conditions give: fail open
+    /// for container-specific responses.
+    NoContainerConditions,
+}
+
+/// How the probes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Blocking responses refuse operations (else they are only reported).
+    pub enforce: bool,
+    /// The hierarchy whose cgroup ids identify containers.
+    pub cgroup_mode: CgroupMode,
+    /// Containers' rows at most (distinct container classes).
+    pub max_rows: usize,
+    /// The treatment of containers without metadata.
+    pub pending: Pending,
+    /// Load the LSM programs. `false` loads only the tracepoints: for
+    /// kernels that refuse LSM programs, where nothing can be decided but
+    /// the lifecycle can be reported (and the tracepoints verified).
+    pub lsm: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            enforce: true,
+            cgroup_mode: CgroupMode::Unified,
+            max_rows: 1024,
+            pending: Pending::FailClosed,
+            lsm: true,
+        }
+    }
+}
+
+/// One program's load statistics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// The program's name.
+    pub name: String,
+    /// Instructions the verifier processed (Linux 5.16+; None before).
+    pub verified_instructions: Option<u32>,
+    /// Times it ran (with `kernel.bpf_stats_enabled=1`).
+    pub run_count: u64,
+    /// Nanoseconds it ran in all (with `kernel.bpf_stats_enabled=1`).
+    pub run_time_ns: u64,
+}
+
+/// A ring buffer record: its fixed part and its path bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The fixed part.
+    pub head: EventRecord,
+    /// The path bytes (at most `PATH_MAX`).
+    pub path: Vec<u8>,
+}
+
+impl Record {
+    /// Parses a record as the probes write it.
+    pub fn parse(bytes: &[u8]) -> Result<Record, MapError> {
+        let (head, rest) = EventRecord::read_from_prefix(bytes)
+            .map_err(|_| MapError(format!("a ring buffer record of {} bytes, shorter than its head", bytes.len())))?;
+        let len = (head.path_len as usize).min(rest.len());
+        Ok(Record { head, path: rest.get(..len).unwrap_or_default().to_vec() })
+    }
+
+    /// The path as text (lossy: paths are bytes).
+    pub fn path_text(&self) -> String {
+        String::from_utf8_lossy(&self.path).into_owned()
+    }
+
+    /// The process name as text.
+    pub fn name_text(&self) -> String {
+        let n = (self.head.name_len as usize).min(self.head.name.len());
+        String::from_utf8_lossy(self.head.name.get(..n).unwrap_or_default()).into_owned()
+    }
+
+    /// The acting task's comm as text.
+    pub fn comm_text(&self) -> String {
+        let end = self.head.comm.iter().position(|&b| b == 0).unwrap_or(self.head.comm.len());
+        String::from_utf8_lossy(self.head.comm.get(..end).unwrap_or_default()).into_owned()
+    }
+}
+
+/// Whether the BPF LSM is active: `bpf` in `/sys/kernel/security/lsm`.
+pub fn bpf_lsm_active() -> Result<bool, MapError> {
+    let path = "/sys/kernel/security/lsm";
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        MapError(format!(
+            "cannot read `{path}` ({e}): is securityfs mounted (`mount -t securityfs none /sys/kernel/security`)?"
+        ))
+    })?;
+    Ok(text.trim().split(',').any(|lsm| lsm == "bpf"))
+}
+
+/// Loaded probes: the object, its tables, and the container rows.
+pub struct Probes {
+    ebpf: Ebpf,
+    tables: Tables,
+    settings: Settings,
+    /// The container classes with a row: the selectors' container verdicts
+    /// of each kind, by row.
+    rows: Vec<(Vec<bool>, Vec<bool>)>,
+    attached: bool,
+}
+
+impl Probes {
+    /// Loads the object with maps sized for `tables`, fills the tables,
+    /// the settings and the pending row, and loads (verifies) every
+    /// program, without attaching any.
+    pub fn load(tables: Tables, settings: Settings) -> Result<Probes, MapError> {
+        let btf = Btf::from_sys_fs().map_err(|e| error("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux)", e))?;
+        let mut loader = EbpfLoader::new();
+        loader.btf(Some(&btf));
+        maps::size(&mut loader, &tables, maps::row_entries(&tables, settings.max_rows));
+        let mut ebpf = loader.load(PROBES_OBJECT).map_err(|e| error("cannot load the probes object", e))?;
+        maps::fill(&mut ebpf, &tables)?;
+        let mut probes = Probes { ebpf, tables, settings, rows: Vec::new(), attached: false };
+        probes.write_config()?;
+        probes.write_pending_row()?;
+        for (name, hook) in LSM_PROGRAMS.iter().filter(|_| settings.lsm) {
+            let program: &mut Lsm = program_mut(&mut probes.ebpf, name)?;
+            program.load(hook, &btf).map_err(|e| error(&format!("the verifier refused `{name}` (lsm/{hook})"), e))?;
+        }
+        for (name, point) in BTF_TRACEPOINTS {
+            let program: &mut BtfTracePoint = program_mut(&mut probes.ebpf, name)?;
+            program
+                .load(point, &btf)
+                .map_err(|e| error(&format!("the verifier refused `{name}` (tp_btf/{point})"), e))?;
+        }
+        for (name, category, point) in TRACEPOINTS {
+            let program: &mut TracePoint = program_mut(&mut probes.ebpf, name)?;
+            program
+                .load()
+                .map_err(|e| error(&format!("the verifier refused `{name}` (tracepoint/{category}/{point})"), e))?;
+        }
+        Ok(probes)
+    }
+
+    fn write_config(&mut self) -> Result<(), MapError> {
+        let config = Config {
+            enforce: u32::from(self.settings.enforce),
+            cgroup_mode: match self.settings.cgroup_mode {
+                CgroupMode::Unified => CGROUP_UNIFIED,
+                CgroupMode::Legacy => CGROUP_LEGACY,
+            },
+            reserved: [0; 2],
+        };
+        let map = self.ebpf.map_mut("d4c_config").ok_or_else(|| MapError("no map `d4c_config`".into()))?;
+        // aya's Pod is an unsafe trait: records go in as zerocopy bytes.
+        let mut array: Array<&mut MapData, [u8; 16]> = Array::try_from(map).map_err(|e| error("d4c_config", e))?;
+        let bytes: [u8; 16] = zerocopy::transmute!(config);
+        array.set(0, bytes, 0).map_err(|e| error("d4c_config", e))
+    }
+
+    fn write_pending_row(&mut self) -> Result<(), MapError> {
+        for kind in [Kind::File, Kind::Process] {
+            let row = match self.settings.pending {
+                Pending::FailClosed => self.tables.row_for_unknown_container(kind),
+                Pending::NoContainerConditions => self.tables.row(kind, &self.tables.unconditional_selectors(kind)),
+            };
+            maps::write_row(&mut self.ebpf, ROW_PENDING, kind, &row)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches every program. Refuses to when the settings enforce and
+    /// the BPF LSM is not active, as enforcement would then silently not
+    /// happen.
+    pub fn attach(&mut self) -> Result<(), MapError> {
+        if self.settings.lsm && self.settings.enforce && !bpf_lsm_active()? {
+            return Err(MapError(
+                "the BPF LSM is not active (`bpf` is not in /sys/kernel/security/lsm): nothing would be enforced; \
+                 boot with `lsm=...,bpf`, or run with enforcement off"
+                    .into(),
+            ));
+        }
+        for (name, _) in LSM_PROGRAMS.iter().filter(|_| self.settings.lsm) {
+            let program: &mut Lsm = program_mut(&mut self.ebpf, name)?;
+            program.attach().map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+        }
+        for (name, _) in BTF_TRACEPOINTS {
+            let program: &mut BtfTracePoint = program_mut(&mut self.ebpf, name)?;
+            program.attach().map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+        }
+        if !TRACEPOINTS.is_empty() {
+            crate::sys::ensure_tracefs().map_err(|e| {
+                error("tracefs is not mounted and cannot be (mount -t tracefs none /sys/kernel/tracing)", e)
+            })?;
+        }
+        for (name, category, point) in TRACEPOINTS {
+            let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?;
+            program.attach(category, point).map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+        }
+        self.attached = true;
+        Ok(())
+    }
+
+    /// The row of `container`: an existing one when a container with the
+    /// same container verdicts has one, else a new one, written.
+    pub fn row_for(&mut self, container: &Container) -> Result<u32, MapError> {
+        let file = self.tables.container_selectors(Kind::File, container);
+        let process = self.tables.container_selectors(Kind::Process, container);
+        if let Some(row) = self.rows.iter().position(|(f, p)| *f == file && *p == process) {
+            return u32::try_from(row).map_err(|_| MapError("too many rows".into()));
+        }
+        if self.rows.len() >= self.settings.max_rows {
+            return Err(MapError(format!(
+                "more than {} distinct container classes: raise the row limit",
+                self.settings.max_rows
+            )));
+        }
+        let row = u32::try_from(self.rows.len()).map_err(|_| MapError("too many rows".into()))?;
+        let file_row = self.tables.row(Kind::File, &file);
+        let process_row = self.tables.row(Kind::Process, &process);
+        maps::write_row(&mut self.ebpf, row, Kind::File, &file_row)?;
+        maps::write_row(&mut self.ebpf, row, Kind::Process, &process_row)?;
+        self.rows.push((file, process));
+        Ok(row)
+    }
+
+    /// The selectors' container verdicts of row `row`, of `kind`.
+    pub fn row_verdicts(&self, row: u32, kind: Kind) -> Option<&[bool]> {
+        let (file, process) = self.rows.get(row as usize)?;
+        Some(match kind {
+            Kind::File => file,
+            Kind::Process => process,
+        })
+    }
+
+    /// The tables the probes decide by.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    fn cgroups(&mut self) -> Result<HashMap<&mut MapData, u64, [u8; 8]>, MapError> {
+        let map = self.ebpf.map_mut("d4c_cgroups").ok_or_else(|| MapError("no map `d4c_cgroups`".into()))?;
+        HashMap::try_from(map).map_err(|e| error("d4c_cgroups", e))
+    }
+
+    /// Registers the cgroup `cgroup_id` as `container`'s. Returns its row.
+    pub fn add_container(&mut self, cgroup_id: u64, container: &Container) -> Result<u32, MapError> {
+        let row = self.row_for(container)?;
+        self.cgroups()?
+            .insert(cgroup_id, entry(CgroupEntry { row, flags: CGROUP_CONTAINER }), 0)
+            .map_err(|e| error("cannot register a container's cgroup", e))?;
+        Ok(row)
+    }
+
+    /// Registers a kubepods root: tasks below it whose cgroup is not a
+    /// registered container's are decided by the pending row.
+    pub fn add_kubepods_root(&mut self, cgroup_id: u64) -> Result<(), MapError> {
+        self.cgroups()?
+            .insert(cgroup_id, entry(CgroupEntry { row: 0, flags: CGROUP_KUBEPODS }), 0)
+            .map_err(|e| error("cannot register a kubepods root", e))
+    }
+
+    /// Forgets a cgroup (its container ended).
+    pub fn remove_cgroup(&mut self, cgroup_id: u64) -> Result<(), MapError> {
+        self.cgroups()?.remove(&cgroup_id).map_err(|e| error("cannot forget a cgroup", e))
+    }
+
+    /// The ring buffer, to read records from (poll its fd for readiness).
+    pub fn events(&mut self) -> Result<RingBuf<&mut MapData>, MapError> {
+        let map = self.ebpf.map_mut("d4c_events").ok_or_else(|| MapError("no map `d4c_events`".into()))?;
+        RingBuf::try_from(map).map_err(|e| error("d4c_events", e))
+    }
+
+    /// Reads every record waiting in the ring buffer.
+    pub fn drain(&mut self) -> Result<Vec<Record>, MapError> {
+        let mut ring = self.events()?;
+        let mut out = Vec::new();
+        while let Some(item) = ring.next() {
+            if item.len() >= EVENT_RECORD_BYTES {
+                out.push(Record::parse(&item)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The counters, summed over CPUs, by index (`COUNT_*`).
+    pub fn counters(&self) -> Result<Vec<u64>, MapError> {
+        let map = self.ebpf.map("d4c_counters").ok_or_else(|| MapError("no map `d4c_counters`".into()))?;
+        let array: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(|e| error("d4c_counters", e))?;
+        (0..COUNTERS).map(|i| Ok(array.get(&i, 0).map_err(|e| error("d4c_counters", e))?.iter().sum())).collect()
+    }
+
+    /// Every program's load and run statistics.
+    pub fn stats(&self) -> Vec<ProgramStats> {
+        self.ebpf
+            .programs()
+            .map(|(name, program)| {
+                let info = program.info().ok();
+                ProgramStats {
+                    name: name.to_string(),
+                    verified_instructions: info.as_ref().and_then(|i| i.verified_instruction_count()),
+                    run_count: info.as_ref().map_or(0, |i| i.run_count()),
+                    run_time_ns: info.as_ref().map_or(0, |i| i.run_time().as_nanos() as u64),
+                }
+            })
+            .collect()
+    }
+
+    /// Whether [`Probes::attach`] succeeded.
+    pub fn attached(&self) -> bool {
+        self.attached
+    }
+
+    /// The actions `row` has for (`kind`, `dyn_class`): what the kernel
+    /// reads. For explaining a record.
+    pub fn row_actions(&self, row: u32, kind: Kind, dyn_class: u32) -> Actions {
+        let verdicts = if row == ROW_PENDING { None } else { self.row_verdicts(row, kind) };
+        match verdicts {
+            Some(v) => self.tables.row(kind, v).get(dyn_class as usize).copied().unwrap_or(Actions::NONE),
+            None => {
+                self.tables.row_for_unknown_container(kind).get(dyn_class as usize).copied().unwrap_or(Actions::NONE)
+            }
+        }
+    }
+}
+
+fn entry(entry: CgroupEntry) -> [u8; 8] {
+    zerocopy::transmute!(entry)
+}
+
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, MapError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| MapError(format!("the probes object has no program `{name}`")))?
+        .try_into()
+        .map_err(|e| error(&format!("program `{name}`"), e))
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Which container a task is in, from its cgroup. Needs vmlinux.h (CO-RE).
+ *
+ * Userspace registers cgroup ids (the kernfs node id of the cgroup
+ * directory, its inode number) in d4c_cgroups: each container's cgroup with
+ * its row, and the kubepods roots. A task's cgroup, then its ancestors up
+ * to D4C_CGROUP_DEPTH levels, are looked up; the first registered one
+ * decides:
+ * - a container's cgroup: the task is in that container (a descendant
+ *   cgroup is one the container made itself);
+ * - a kubepods root: the task is in a container whose metadata has not
+ *   been delivered yet, decided by the row D4C_ROW_PENDING;
+ * - none: a host process, which d4c neither decides nor reports.
+ *
+ * The cgroup is the unified (v2) one, or on cgroup v1 hosts the memory
+ * controller's (d4c_config.cgroup_mode): kubelet creates a pod's and its
+ * containers' cgroups in every v1 hierarchy, and memory is always mounted
+ * where kubelet runs.
+ */
+#ifndef D4C_TASK_BPF_H
+#define D4C_TASK_BPF_H
+
+#include "decide.bpf.h"
+#include <bpf/bpf_core_read.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct d4c_cgroup);
+} d4c_cgroups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct d4c_config);
+} d4c_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, D4C_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} d4c_counters SEC(".maps");
+
+static __always_inline void d4c_count(__u32 counter)
+{
+	__u64 *value = bpf_map_lookup_elem(&d4c_counters, &counter);
+
+	if (value)
+		*value += 1;
+}
+
+static __always_inline struct d4c_config *d4c_config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&d4c_config, &zero);
+}
+
+/* The cgroup whose `self` css is `css` (struct cgroup embeds it). */
+static __always_inline struct cgroup *
+d4c_css_cgroup(struct cgroup_subsys_state *css)
+{
+	if (!css)
+		return NULL;
+	return (struct cgroup *)((void *)css -
+				 bpf_core_field_offset(struct cgroup, self));
+}
+
+/* The task's cgroup in the hierarchy d4c watches. */
+static __always_inline struct cgroup *d4c_task_cgroup(struct task_struct *task,
+						      __u32 mode)
+{
+	struct css_set *cset = BPF_CORE_READ(task, cgroups);
+	struct cgroup_subsys_state *css = NULL;
+	int memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+
+	if (!cset)
+		return NULL;
+	if (mode == D4C_CGROUP_UNIFIED)
+		return BPF_CORE_READ(cset, dfl_cgrp);
+	if (memory < 0 || memory >= 16)
+		return NULL;
+	bpf_core_read(&css, sizeof(css), &cset->subsys[memory & 15]);
+	return css ? BPF_CORE_READ(css, cgroup) : NULL;
+}
+
+/* Where a task is. */
+struct d4c_where {
+	__u64 cgroup_id; /* the task's own cgroup */
+	__u32 row;	 /* its container's row, or D4C_ROW_PENDING */
+	__u32 pending;	 /* 1: metadata not delivered yet */
+};
+
+/* Returns 1 and fills *where when `task` is in a container, else 0. */
+static __always_inline int d4c_container_of(struct task_struct *task,
+					    struct d4c_where *where)
+{
+	struct d4c_config *config = d4c_config_get();
+	struct cgroup *cgrp;
+
+	if (!config)
+		return 0;
+	cgrp = d4c_task_cgroup(task, config->cgroup_mode);
+	if (!cgrp)
+		return 0;
+	where->cgroup_id = BPF_CORE_READ(cgrp, kn, id);
+	for (int level = 0; level < D4C_CGROUP_DEPTH && cgrp; level++) {
+		__u64 id = BPF_CORE_READ(cgrp, kn, id);
+		struct d4c_cgroup *entry =
+		    bpf_map_lookup_elem(&d4c_cgroups, &id);
+
+		if (entry) {
+			if (entry->flags & D4C_CGROUP_CONTAINER) {
+				where->row = entry->row;
+				where->pending = 0;
+				return 1;
+			}
+			if (entry->flags & D4C_CGROUP_KUBEPODS) {
+				/* The kubepods root itself holds no
+				 * container's process. */
+				if (level == 0)
+					return 0;
+				where->row = D4C_ROW_PENDING;
+				where->pending = 1;
+				return 1;
+			}
+		}
+		cgrp = d4c_css_cgroup(BPF_CORE_READ(cgrp, self.parent));
+	}
+	return 0;
+}
+
+/* Whether the task's session has a controlling terminal: what
+ * sessionLeaderInteractive means (every process of a session shares its
+ * signal_struct's tty). */
+static __always_inline __u32 d4c_interactive(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, signal, tty) != NULL;
+}
+
+#endif /* D4C_TASK_BPF_H */

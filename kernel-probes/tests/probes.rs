@@ -1,0 +1,55 @@
+//! The probes object on this machine's kernel, which refuses LSM programs
+//! (kernel-lab.md): the tracepoints load, verify and attach here, and they
+//! report a registered container's lifecycle through the ring buffer. The
+//! LSM hooks are verified and run in the VM suite (`scripts/vmtest`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+use d4c_artifact::eval::Tables;
+use d4c_artifact::event::Container;
+use d4c_artifact::Artifact;
+use d4c_kernel_probes::abi;
+use d4c_kernel_probes::probes::{Probes, Settings};
+use d4cc::compile::{compile, CompileOptions};
+
+fn tables() -> d4c_artifact::eval::Tables {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/policies/default.yaml");
+    let bytes = std::fs::read(path).unwrap();
+    let (_, lint) = d4cc::lint::lint_bytes(path.to_string(), bytes.clone());
+    let options = CompileOptions { policy_name: "default".into(), ..Default::default() };
+    let artifact = compile(&bytes, lint.checked.as_ref().unwrap(), &options).unwrap();
+    let aligned = d4c_artifact::aligned_copy(&artifact);
+    Tables::read(&Artifact::parse(&aligned).unwrap()).unwrap()
+}
+
+#[test]
+fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
+    let settings = Settings { lsm: false, enforce: false, ..Settings::default() };
+    let mut probes = Probes::load(tables(), settings).unwrap();
+    for stats in probes.stats() {
+        println!("{}: verifier processed {:?} instructions", stats.name, stats.verified_instructions);
+    }
+    probes.attach().unwrap();
+    // This test's own cgroup stands in for a container's.
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup v2 host").to_string();
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let id = d4c_kernel_probes::cgroup::cgroup_id(&dir).unwrap();
+    let row = probes.add_container(id, &Container::default()).unwrap();
+    let child = std::process::Command::new("/bin/true").status().unwrap();
+    assert!(child.success());
+    probes.remove_cgroup(id).unwrap();
+    let records = probes.drain().unwrap();
+    let ours: Vec<_> = records.iter().filter(|r| r.head.cgroup_id == id).collect();
+    let exec = ours
+        .iter()
+        .find(|r| r.head.record == abi::RECORD_LIFECYCLE && r.head.op == abi::LIFE_EXEC && r.path_text() == "/bin/true")
+        .unwrap_or_else(|| panic!("no exec record of /bin/true in {records:#?}"));
+    assert_eq!(exec.name_text(), "true");
+    assert_eq!(exec.head.row, row);
+    assert!(ours.iter().any(|r| r.head.op == abi::LIFE_FORK && r.head.tgid == std::process::id()), "no fork record");
+    assert!(ours.iter().any(|r| r.head.op == abi::LIFE_EXIT), "no exit record");
+    let counters = probes.counters().unwrap();
+    assert_eq!(counters[abi::COUNT_DROPPED as usize], 0);
+    assert!(counters[abi::COUNT_EVENTS as usize] >= 3, "{counters:?}");
+}
