@@ -539,6 +539,66 @@ fn describe_verdict(actions: Actions, selectors: &BTreeSet<String>) -> String {
     }
 }
 
+/// The tables of the policy a scenario file at `scenario` names as
+/// `policy` (relative to the file): read, linted, compiled in memory.
+/// Errors are a message and a help line.
+fn policy_tables(scenario: &std::path::Path, policy: &str) -> Result<d4c_artifact::eval::Tables, (String, String)> {
+    let policy_path = scenario.parent().unwrap_or(std::path::Path::new(".")).join(policy);
+    let shown = policy_path.display().to_string();
+    let policy_bytes = std::fs::read(&policy_path)
+        .map_err(|e| (format!("cannot read the policy `{shown}`: {e}"), "the path is relative to the scenario file".into()))?;
+    let (_, lint) = crate::lint::lint_bytes(shown.clone(), policy_bytes.clone());
+    let errors = lint.diagnostics.iter().filter(|d| d.severity == crate::codes::Severity::Error).count();
+    let Some(checked) = lint.checked.filter(|_| errors == 0) else {
+        return Err((format!("the policy `{shown}` has {errors} error(s)"), format!("run `d4cc lint {shown}`")));
+    };
+    let options = crate::compile::CompileOptions { policy_name: "scenario".into(), revision: 0, created_unix: None };
+    crate::compile::compile(&policy_bytes, &checked, &options)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            let aligned = d4c_artifact::aligned_copy(&bytes);
+            let artifact = d4c_artifact::Artifact::parse(&aligned).map_err(|e| e.to_string())?;
+            d4c_artifact::eval::Tables::read(&artifact).map_err(|e| e.to_string())
+        })
+        .map_err(|e| (format!("the policy does not compile: {e}"), "run `d4cc compile` on it for details".into()))
+}
+
+/// A scenario file made ready for another executor (the VM suite): the
+/// parsed file, its policy's tables, each container's metadata, and what
+/// the table evaluator predicts for every step.
+pub struct Prepared {
+    /// The scenario's text (spans point into it).
+    pub text: String,
+    /// The parsed file.
+    pub file: ScenarioFile,
+    /// The policy's tables.
+    pub tables: d4c_artifact::eval::Tables,
+    /// Each container's metadata, by name.
+    pub containers: HashMap<String, Container>,
+    /// The prediction for each step that could run, `host` steps included.
+    pub results: Vec<StepResult>,
+    /// The steps that could not run, and other problems.
+    pub problems: Vec<ScenarioProblem>,
+}
+
+/// Parses the scenario file at `path`, compiles its policy, and predicts
+/// every step. Errors: the file cannot be read, does not parse, or its
+/// policy does not compile.
+pub fn prepare(path: &std::path::Path) -> Result<Prepared, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let (file, errors) = d4c_grammar::parse(&text);
+    if let Some(e) = errors.first() {
+        return Err(format!("`{}`: {} (byte {})", path.display(), e.message, e.span.start));
+    }
+    let policy = file.policy.as_ref().ok_or_else(|| format!("`{}` names no policy", path.display()))?;
+    let tables = policy_tables(path, &policy.value).map_err(|(message, _)| message)?;
+    let (results, problems) = run(&file, &TablesDecider { tables: &tables });
+    let mut ignored = Vec::new();
+    let containers =
+        file.containers.iter().map(|d| (d.name.value.clone(), sandbox(&d.fields, &mut ignored).container)).collect();
+    Ok(Prepared { text, file, tables, containers, results, problems })
+}
+
 /// Runs the scenario file at `path`: parses it, compiles its policy (in
 /// memory), runs every step with the table evaluator. I/O errors on the
 /// scenario itself are `Err`; everything else is a diagnostic.
@@ -569,41 +629,12 @@ pub fn test_file(path: &std::path::Path, name: &str) -> Result<FileOutcome, Stri
     let Some(policy) = &file.policy else {
         return Ok(FileOutcome { source, diagnostics, steps: 0, failed: 0 });
     };
-    let policy_path = path.parent().unwrap_or(std::path::Path::new(".")).join(&policy.value);
-    let problem = |message: String, help: &str| {
-        Diagnostic::new(Code::ScenarioState, to_span(&policy.span), message).label("this policy").help(help)
-    };
-    let policy_bytes = match std::fs::read(&policy_path) {
-        Ok(b) => b,
-        Err(e) => {
-            diagnostics.push(problem(
-                format!("cannot read the policy `{}`: {e}", policy_path.display()),
-                "the path is relative to the scenario file",
-            ));
-            return Ok(FileOutcome { source, diagnostics, steps: 0, failed: 0 });
-        }
-    };
-    let (_, lint) = crate::lint::lint_bytes(policy_path.display().to_string(), policy_bytes.clone());
-    let errors = lint.diagnostics.iter().filter(|d| d.severity == crate::codes::Severity::Error).count();
-    let Some(checked) = lint.checked.filter(|_| errors == 0) else {
-        diagnostics.push(problem(
-            format!("the policy `{}` has {errors} error(s)", policy_path.display()),
-            &format!("run `d4cc lint {}`", policy_path.display()),
-        ));
-        return Ok(FileOutcome { source, diagnostics, steps: 0, failed: 0 });
-    };
-    let options = crate::compile::CompileOptions { policy_name: "scenario".into(), revision: 0, created_unix: None };
-    let compiled =
-        crate::compile::compile(&policy_bytes, &checked, &options).map_err(|e| e.to_string()).and_then(|bytes| {
-            let aligned = d4c_artifact::aligned_copy(&bytes);
-            let artifact = d4c_artifact::Artifact::parse(&aligned).map_err(|e| e.to_string())?;
-            d4c_artifact::eval::Tables::read(&artifact).map_err(|e| e.to_string())
-        });
-    let tables = match compiled {
+    let tables = match policy_tables(path, &policy.value) {
         Ok(t) => t,
-        Err(e) => {
-            diagnostics
-                .push(problem(format!("the policy does not compile: {e}"), "run `d4cc compile` on it for details"));
+        Err((message, help)) => {
+            diagnostics.push(
+                Diagnostic::new(Code::ScenarioState, to_span(&policy.span), message).label("this policy").help(help),
+            );
             return Ok(FileOutcome { source, diagnostics, steps: 0, failed: 0 });
         }
     };
