@@ -469,7 +469,9 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
             let process = Event::Process(ProcessEvent {
                 operation: Operation::Exec,
                 executable: format!("memfd:{}", name.value),
-                name: comm(&name.value),
+                // The memfd's dentry name, as the kernel sets comm for an
+                // execveat of a file descriptor (docs/kernel-probes.md).
+                name: comm(&format!("memfd:{}", name.value)),
                 interactive,
             });
             (vec![file, process], Box::new(|_: &mut Sandbox| {}))

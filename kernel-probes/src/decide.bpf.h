@@ -253,11 +253,6 @@ static __always_inline __u32 d4c_step(struct d4c_scratch *s, __u32 state,
 #define D4C_ONES 0x0101010101010101ULL
 #define D4C_SLASHES (0x2fULL * D4C_ONES)
 #define D4C_HIGHS (0x80ULL * D4C_ONES)
-/* Words read per bpf_loop iteration: a component of up to 255 bytes (every
- * component that can have an id) is read whole in one iteration; a longer
- * one continues in the next. */
-#define D4C_SCAN_WORDS 32
-
 /* The scan reads and writes words at any byte offset of the scratch (a map
  * value: unaligned access is allowed where the architecture has it cheap,
  * as x86-64 and arm64 do). __builtin_assume_aligned makes clang emit one
@@ -315,12 +310,15 @@ static __always_inline int d4c_scan_word(struct d4c_scratch *s)
 	return 1;
 }
 
-/* One bpf_loop iteration per path component: the component is read up to
- * its '/' (or the end), D4C_SCAN_WORDS words at most, then takes one
- * automaton step. Empty components ('//') are skipped inside the scan. A
- * component longer than the scan reads continues in the next iteration.
- * The step reads the component's length from the walk state, so the
- * verifier checks it once, not once per length. */
+/* One bpf_loop iteration per word of the path: the word is read into the
+ * component, and when the component ends (a '/' or the end of the path)
+ * the automaton takes one step. Empty components ('//') are skipped inside
+ * the scan. The callback has no loop of its own: Linux 6.1's verifier
+ * explores a loop inside a callback once per trip with exact counters,
+ * which took a 32-word scan past its million-instruction limit; one word
+ * per callback is checked once on every kernel. The step reads the
+ * component's length from the walk state, so it is verified once, not
+ * once per length. */
 static long d4c_walk_one(__u64 index, void *ctx)
 {
 	struct d4c_scratch *s = d4c_scratch_get();
@@ -331,8 +329,7 @@ static long d4c_walk_one(__u64 index, void *ctx)
 	if (!s)
 		return 1;
 	w = &s->walk;
-	for (__u32 i = 0; i < D4C_SCAN_WORDS && !ended; i++)
-		ended = d4c_scan_word(s);
+	ended = d4c_scan_word(s);
 	if (!ended)
 		return 0;
 	clen = *(volatile __u32 *)&w->clen;

@@ -407,9 +407,14 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir,
 	return d4c_verdict(actions);
 }
 
-/* The process name an exec gives: the basename of the file name exec was
- * given (not of the resolved path: /bin/sh -> busybox runs as "sh"), cut
- * to 15 bytes, as begin_new_exec sets comm (kbasename(bprm->filename)). */
+/* The process name an exec gives, as begin_new_exec sets comm, cut to 15
+ * bytes: the basename of the file name exec was given (not of the
+ * resolved path: /bin/sh -> busybox runs as "sh"); but for an execveat of
+ * a file descriptor (bprm->fdpath set: "/dev/fd/N"), the file's dentry
+ * name, as kernels with commit 543841d18060 ("exec: fix up /proc/pid/comm
+ * in the execveat(AT_EMPTY_PATH) case", 6.14, backported to stable) set
+ * it. Older kernels set the fd number there; d4c decides and reports the
+ * dentry name on every kernel (for a memfd, its name). */
 struct d4c_basename {
 	__u32 len;  /* bytes of the file name */
 	__u32 last; /* the byte after its last '/' */
@@ -428,14 +433,21 @@ static long d4c_basename_byte(__u64 index, void *ctx)
 }
 
 static __always_inline void d4c_exec_name(struct d4c_scratch *s,
-					  const char *filename,
+					  struct linux_binprm *bprm,
+					  struct dentry *dentry,
 					  struct d4c_event_head *head)
 {
 	struct d4c_basename b = {};
 	long n;
 
-	/* The file name goes through s->event.path, before the path does. */
-	n = bpf_probe_read_kernel_str(s->event.path, D4C_PATH_MAX, filename);
+	/* The name goes through s->event.path, before the path does. */
+	if (BPF_CORE_READ(bprm, fdpath))
+		n = bpf_probe_read_kernel_str(
+		    s->event.path, D4C_LONG_COMPONENT_BYTES + 1,
+		    BPF_CORE_READ(dentry, d_name.name));
+	else
+		n = bpf_probe_read_kernel_str(s->event.path, D4C_PATH_MAX,
+					      BPF_CORE_READ(bprm, filename));
 	if (n <= 1)
 		return;
 	b.len = (__u32)n - 1;
@@ -467,7 +479,7 @@ int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
 	if (!s || !d4c_begin(&op))
 		return 0;
 	where = op.where;
-	d4c_exec_name(s, BPF_CORE_READ(bprm, filename), &op.head);
+	d4c_exec_name(s, bprm, dentry, &op.head);
 	__builtin_memcpy(name, op.head.name, D4C_NAME_BYTES);
 	name_len = op.head.name_len;
 	if (d4c_resolve(s, task, BPF_CORE_READ(file, f_path.mnt), dentry,
