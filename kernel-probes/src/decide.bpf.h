@@ -180,6 +180,59 @@ static long d4c_truncate_word(__u64 index, void *ctx)
 	return 0;
 }
 
+/* The prefix edges' search, one prefix length per bpf_loop iteration:
+ * Linux 6.1's verifier explores an inline loop's every trip, and eight
+ * trips of lookups and truncations took the hooks past its limit. */
+struct d4c_prefix_search {
+	__u32 state;
+	__u32 len; /* bytes of the component */
+	__u32 top; /* words of s->prefix that may be non-zero */
+	__u32 next;
+	__u32 found;
+};
+
+static long d4c_prefix_try(__u64 k, void *ctx)
+{
+	struct d4c_prefix_search *c = ctx;
+	struct d4c_scratch *s = d4c_scratch_get();
+	struct d4c_dfa_state *st;
+	struct d4c_truncate trunc = {};
+	struct d4c_edge_key edge;
+	__u32 *id, *next, plen;
+
+	if (!s)
+		return 1;
+	st = bpf_map_lookup_elem(&d4c_states, &c->state);
+	if (!st)
+		return 1;
+	plen = st->prefix_lens[k & (D4C_MAX_PREFIX_LENS - 1)];
+	if (plen == 0)
+		return 1;
+	if (plen > c->len)
+		return 0;
+	/* `component.get(..plen)` is None off a UTF-8 boundary. */
+	if (plen < c->len && (s->comp.bytes[plen & 0xff] & 0xc0) == 0x80)
+		return 0;
+	/* The lengths decrease: shortening the key in place leaves zeros
+	 * past each. */
+	trunc.plen = plen;
+	trunc.first = plen / 4;
+	if (c->top > trunc.first)
+		bpf_loop(c->top - trunc.first, d4c_truncate_word, &trunc, 0);
+	c->top = (plen + 3) / 4;
+	id = d4c_component_id(s, &s->prefix, plen);
+	if (!id)
+		return 0;
+	edge.state = c->state;
+	edge.component = *id;
+	next = bpf_map_lookup_elem(&d4c_pedges, &edge);
+	if (!next)
+		return 0;
+	c->next = *next;
+	c->found = 1;
+	return 1;
+}
+
 /* One automaton step from `state` along the component in s->comp of
  * `len` bytes (len > 255: a longer component whose first 256 bytes are
  * in s->comp): Tables::step. Returns the next state. */
@@ -187,9 +240,9 @@ static __always_inline __u32 d4c_step(struct d4c_scratch *s, __u32 state,
 				      __u32 len, __u32 *error)
 {
 	struct d4c_dfa_state *st = bpf_map_lookup_elem(&d4c_states, &state);
+	struct d4c_prefix_search search = {};
 	struct d4c_edge_key edge;
-	struct d4c_truncate trunc = {};
-	__u32 *id, *next, top;
+	__u32 *id, *next;
 
 	if (!st) {
 		*error = 1;
@@ -212,40 +265,19 @@ static __always_inline __u32 d4c_step(struct d4c_scratch *s, __u32 state,
 	    (st->prefix_lens[0] > len && st->prefix_lens[1] == 0))
 		return st->default_next;
 
-	/* Prefix edges, longest first. Each try shortens the prefix key in
-	 * place: the lengths decrease, so the bytes past each are zero. */
+	/* Prefix edges, longest first, each tried on a copy of the
+	 * component shortened in place. */
 	__builtin_memcpy(s->prefix.bytes, s->comp.bytes,
 			 D4C_LONG_COMPONENT_BYTES + 1);
+	search.state = state;
+	search.len = len;
 	/* The component's bytes past `len` are zero already: the truncation
 	 * only clears the words from a prefix's end up to `len`. */
-	top = len > D4C_LONG_COMPONENT_BYTES
-		  ? (D4C_LONG_COMPONENT_BYTES + 1) / 4
-		  : (len + 3) / 4;
-	for (__u32 k = 0; k < D4C_MAX_PREFIX_LENS; k++) {
-		__u32 plen = st->prefix_lens[k];
-
-		if (plen == 0)
-			break;
-		if (plen > len)
-			continue;
-		/* `component.get(..plen)` is None off a UTF-8 boundary. */
-		if (plen < len && (s->comp.bytes[plen & 0xff] & 0xc0) == 0x80)
-			continue;
-		trunc.plen = plen;
-		trunc.first = plen / 4;
-		if (top > trunc.first)
-			bpf_loop(top - trunc.first, d4c_truncate_word, &trunc,
-				 0);
-		top = (plen + 3) / 4;
-		id = d4c_component_id(s, &s->prefix, plen);
-		if (!id)
-			continue;
-		edge.component = *id;
-		next = bpf_map_lookup_elem(&d4c_pedges, &edge);
-		if (next)
-			return *next;
-	}
-	return st->default_next;
+	search.top = len > D4C_LONG_COMPONENT_BYTES
+			 ? (D4C_LONG_COMPONENT_BYTES + 1) / 4
+			 : (len + 3) / 4;
+	bpf_loop(D4C_MAX_PREFIX_LENS, d4c_prefix_try, &search, 0);
+	return search.found ? search.next : st->default_next;
 }
 
 /* The word-at-a-time scan: a word's bytes equal to '/' (the lowest set bit

@@ -1,0 +1,459 @@
+//! The scenario runner in the guest: each scenario file's containers as
+//! real runc containers, each step's actor staged in its container before
+//! any probe runs, then the probes loaded with the file's policy, then
+//! each step's operation performed as a real syscall and checked against
+//! what `d4cc test` predicts (the table evaluator):
+//!
+//! - the syscall is refused with EPERM exactly when the prediction blocks,
+//!   and succeeds otherwise;
+//! - the kernel's decision records are the predicted events that have
+//!   actions, field for field (kind, operation, path, volume; executable,
+//!   name, terminal), and their actions are the predicted ones;
+//! - the selectors each record's row entry matched are the predicted ones.
+//!
+//! Kernels differ on the comm a `fexecve` of a memfd gets (the fd number,
+//! or the memfd's name): for `memfd-exec` steps the process name is taken
+//! from the kernel, printed, and the decision is checked against the table
+//! evaluator on the kernel's event.
+//!
+//! Output: one `D4C-VMTEST-STEP:` line per failed step, one
+//! `D4C-VMTEST-FILE:` line per file, one `D4C-VMTEST-VERIFIER:` line with
+//! every program's verifier instruction count, and counters.
+
+use crate::bundle::{Actor, AgentOp, Container, ContainerSpec};
+use d4c_artifact::eval::Tables;
+use d4c_artifact::event::{Container as Meta, Event, FileEvent, ProcessEvent, Volume};
+use d4c_artifact::ops::{Actions, Kind, Operation};
+use d4c_grammar::{ContainerField, Op, Step};
+use d4c_kernel_probes::abi;
+use d4c_kernel_probes::cgroup;
+use d4c_kernel_probes::probes::{Probes, Record, Settings};
+use d4cc::scenario::{prepare, Prepared, StepResult};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Where bundles go (a tmpfs in the guest).
+const WORKDIR: &str = "/tmp/d4c-scenarios";
+/// The guest's cgroup v2 mount.
+const CGROUPFS: &str = "/sys/fs/cgroup";
+/// EPERM.
+const EPERM: i32 = 1;
+/// The default mode of `create` and `mknod` (docs/scenarios.md).
+const DEFAULT_MODE: u32 = 0o644;
+
+/// Runs every scenario file in `paths` (files, or directories searched for
+/// `*.d4ct`). Returns whether all passed; `Err` when the run could not be
+/// carried out at all.
+pub fn run(paths: &[PathBuf]) -> Result<bool, String> {
+    let files = scenario_files(paths)?;
+    if files.is_empty() {
+        return Err("no scenario files (*.d4ct) found".into());
+    }
+    let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
+    let mut all_passed = true;
+    let mut total = Totals::default();
+    for (n, file) in files.iter().enumerate() {
+        let outcome = run_file(file, n, n == 0)?;
+        println!(
+            "D4C-VMTEST-FILE: {} {} steps={} failed={} host-steps-skipped={}",
+            if outcome.failed == 0 { "ok" } else { "FAIL" },
+            file.display(),
+            outcome.steps,
+            outcome.failed,
+            outcome.host_skipped
+        );
+        all_passed &= outcome.failed == 0;
+        total.steps += outcome.steps;
+        total.failed += outcome.failed;
+        total.host_skipped += outcome.host_skipped;
+    }
+    println!(
+        "D4C-VMTEST-TOTAL: files={} steps={} failed={} host-steps-skipped={}",
+        files.len(),
+        total.steps,
+        total.failed,
+        total.host_skipped
+    );
+    Ok(all_passed)
+}
+
+#[derive(Default)]
+struct Totals {
+    steps: usize,
+    failed: usize,
+    host_skipped: usize,
+}
+
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| format!("cannot list `{}`: {e}", path.display()))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "d4ct"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A step made ready: its prediction, its actor, its op.
+struct Planned<'a> {
+    step: &'a Step,
+    prediction: &'a StepResult,
+    line: usize,
+    staged: u32,
+    pid: u32,
+}
+
+/// Runs one file. `Err` only when the file cannot be run at all.
+fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, String> {
+    let prepared = prepare(path)?;
+    for problem in &prepared.problems {
+        println!(
+            "D4C-VMTEST-STEP: FAIL {}:{} cannot be run: {}",
+            path.display(),
+            line_of(&prepared.text, problem.span.start),
+            problem.message
+        );
+    }
+    let workdir = PathBuf::from(WORKDIR).join(index.to_string());
+    std::fs::create_dir_all(&workdir).map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
+    let mut containers: HashMap<String, Container> = HashMap::new();
+    for (i, decl) in prepared.file.containers.iter().enumerate() {
+        let spec = spec_of(&decl.name.value, &decl.fields, index, i);
+        let container = Container::start(&spec, &workdir)?;
+        containers.insert(decl.name.value.clone(), container);
+    }
+
+    // Stage every actor before any probe runs: staging execs the actor's
+    // executable, which the policy must not see.
+    let mut planned = Vec::new();
+    let mut host_skipped = 0;
+    for prediction in &prepared.results {
+        let Some(step) = prepared.file.steps.iter().find(|s| s.span == prediction.span) else { continue };
+        let Some(container) = containers.get_mut(&step.container.value) else {
+            // `in host`: not a container. Its verdict is `allow` by
+            // definition; the host side is covered by the probes test
+            // (tasks outside containers are never decided).
+            host_skipped += 1;
+            continue;
+        };
+        let actor = Actor {
+            exe: step.actor.as_ref().map_or_else(|| "/bin/sh".to_string(), |a| a.value.clone()),
+            name: step.actor_name.as_ref().map(|n| n.value.clone()),
+            interactive: step.interactive,
+        };
+        // Directories are not decided: make every parent a step names.
+        for path in op_paths(&step.op.value) {
+            if let Some(parent) = Path::new(path).parent() {
+                let dir = container.host_path(&parent.to_string_lossy())?;
+                std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+            }
+        }
+        let staged = container.stage(&actor)?;
+        let pid = container.staged_pid(staged)?;
+        planned.push(Planned { step, prediction, line: line_of(&prepared.text, step.span.start), staged, pid });
+    }
+
+    let mut probes = Probes::load(prepared.tables.clone(), Settings::default())
+        .map_err(|e| format!("{}: cannot load the probes: {e}", path.display()))?;
+    let roots = cgroup::find_kubepods_roots(Path::new(CGROUPFS), cgroup::DEFAULT_MAX_DEPTH)?;
+    if roots.is_empty() {
+        return Err(format!("no kubepods cgroup under {CGROUPFS}"));
+    }
+    for root in &roots {
+        probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
+    }
+    let mut rows: HashMap<String, u32> = HashMap::new();
+    for (name, container) in &containers {
+        let id = cgroup::cgroup_id(&container.cgroup_dir())?;
+        let meta = prepared.containers.get(name).cloned().unwrap_or_default();
+        rows.insert(name.clone(), probes.add_container(id, &meta).map_err(|e| e.to_string())?);
+    }
+    probes.attach().map_err(|e| format!("{}: cannot attach the probes: {e}", path.display()))?;
+    probes.drain().map_err(|e| e.to_string())?;
+
+    let mut failed = 0;
+    for plan in &planned {
+        let container = containers
+            .get_mut(&plan.step.container.value)
+            .ok_or_else(|| format!("no container `{}`", plan.step.container.value))?;
+        let op = agent_op(&plan.step.op.value);
+        let outcome = container.perform(plan.staged, &op)?;
+        let records: Vec<Record> = probes
+            .drain()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| r.head.record == abi::RECORD_DECISION && r.head.tgid == plan.pid)
+            .collect();
+        let meta = prepared.containers.get(&plan.step.container.value).cloned().unwrap_or_default();
+        let problems = check_step(&prepared, &probes, plan, &meta, outcome.errno, &records);
+        if !problems.is_empty() {
+            failed += 1;
+            println!(
+                "D4C-VMTEST-STEP: FAIL {}:{} `{op}`: {} [errno {} ({}); records: {}]",
+                path.display(),
+                plan.line,
+                problems.join("; "),
+                outcome.errno,
+                outcome.detail,
+                describe_records(&records)
+            );
+        }
+    }
+
+    if print_stats {
+        let stats = probes.stats();
+        let counts: Vec<String> = stats
+            .iter()
+            .map(|s| format!("{}={}", s.name, s.verified_instructions.map_or("?".into(), |n| n.to_string())))
+            .collect();
+        println!("D4C-VMTEST-VERIFIER: {}", counts.join(" "));
+    }
+    let counters = probes.counters().map_err(|e| e.to_string())?;
+    let named: Vec<String> =
+        abi::COUNTER_NAMES.iter().zip(&counters).map(|(name, value)| format!("{name}={value}")).collect();
+    println!("D4C-VMTEST-COUNTERS: {} {}", path.display(), named.join(" "));
+    drop(probes);
+    for (_, container) in containers {
+        container.stop()?;
+    }
+    let _ = std::fs::remove_dir_all(&workdir);
+    Ok(Totals { steps: planned.len(), failed: failed + prepared.problems.len(), host_skipped })
+}
+
+/// The 1-based line of byte `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.get(..at).map_or(0, |t| t.matches('\n').count()) + 1
+}
+
+/// A container's spec from its scenario block: a containerd-style id and a
+/// pod UID unique to the file and the container.
+fn spec_of(name: &str, fields: &[d4c_grammar::Spanned<ContainerField>], file: usize, index: usize) -> ContainerSpec {
+    let mut spec = ContainerSpec {
+        name: name.to_string(),
+        id: format!("{:016x}", 0xd4c0_0000_0000_0000u64 | ((file as u64) << 16) | index as u64).repeat(4),
+        pod_uid: format!("d4c0{file:04x}-0000-4000-8000-{index:012x}"),
+        ..ContainerSpec::default()
+    };
+    for field in fields {
+        match &field.value {
+            ContainerField::Image(v) => spec.image = Some(v.clone()),
+            ContainerField::Namespace(v) => spec.namespace = Some(v.clone()),
+            ContainerField::Pod(v) => spec.pod = Some(v.clone()),
+            ContainerField::Label { key, value } => spec.labels.push((key.clone(), value.clone())),
+            ContainerField::Volume(p) => spec.volumes.push(p.clone()),
+            ContainerField::VolumeFile(p) => spec.volume_files.push(p.clone()),
+            ContainerField::File { path, mode } => spec.files.push((path.clone(), mode.unwrap_or(DEFAULT_MODE))),
+            ContainerField::ClusterId(_) | ContainerField::ClusterName(_) => {}
+        }
+    }
+    spec
+}
+
+/// The paths a scenario operation names.
+fn op_paths(op: &Op) -> Vec<&str> {
+    match op {
+        Op::Create { path, .. }
+        | Op::Write(path)
+        | Op::Truncate(path)
+        | Op::Chmod { path, .. }
+        | Op::Mknod { path, .. }
+        | Op::Unlink(path)
+        | Op::Exec(path) => vec![path.value.as_str()],
+        Op::Rename { from, to } | Op::Link { from, to } => vec![from.value.as_str(), to.value.as_str()],
+        Op::Fork | Op::MemfdExec(_) => Vec::new(),
+    }
+}
+
+/// The agent's form of a scenario operation.
+fn agent_op(op: &Op) -> AgentOp {
+    let mode = |m: &Option<d4c_grammar::Spanned<u32>>| m.as_ref().map_or(DEFAULT_MODE, |m| m.value);
+    match op {
+        Op::Create { path, mode: m } => AgentOp::Create { path: path.value.clone(), mode: mode(m) },
+        Op::Write(p) => AgentOp::Write(p.value.clone()),
+        Op::Truncate(p) => AgentOp::Truncate(p.value.clone()),
+        Op::Chmod { path, mode } => AgentOp::Chmod { path: path.value.clone(), mode: mode.value },
+        Op::Mknod { path, mode: m } => AgentOp::Mknod { path: path.value.clone(), mode: mode(m) },
+        Op::Rename { from, to } => AgentOp::Rename { from: from.value.clone(), to: to.value.clone() },
+        Op::Link { from, to } => AgentOp::Link { from: from.value.clone(), to: to.value.clone() },
+        Op::Unlink(p) => AgentOp::Unlink(p.value.clone()),
+        Op::Exec(p) => AgentOp::Exec(p.value.clone()),
+        Op::Fork => AgentOp::Fork,
+        Op::MemfdExec(name) => AgentOp::MemfdExec(name.value.clone()),
+    }
+}
+
+/// The event a decision record describes.
+fn record_event(record: &Record) -> Option<Event> {
+    let h = &record.head;
+    if h.kind == abi::KIND_FILE {
+        let operation = *Operation::of_kind(Kind::File).get(h.op as usize)?;
+        let volume = match h.volume {
+            abi::VOLUME_ROOTFS => Volume::RootFs,
+            abi::VOLUME_DIR => Volume::Volume,
+            abi::VOLUME_FILE => Volume::VolumeFile,
+            _ => return None,
+        };
+        let path = (h.flags & abi::EV_HAS_PATH != 0).then(|| record.path_text());
+        Some(Event::File(FileEvent { operation, path, volume }))
+    } else {
+        let operation = *Operation::of_kind(Kind::Process).get(h.op as usize)?;
+        Some(Event::Process(ProcessEvent {
+            operation,
+            executable: record.path_text(),
+            name: record.name_text(),
+            interactive: h.flags & abi::EV_INTERACTIVE != 0,
+        }))
+    }
+}
+
+fn event_kind(event: &Event) -> Kind {
+    match event {
+        Event::File(_) => Kind::File,
+        Event::Process(_) => Kind::Process,
+    }
+}
+
+/// What is wrong with a step's outcome, in words (empty: it passed).
+fn check_step(
+    prepared: &Prepared,
+    probes: &Probes,
+    plan: &Planned<'_>,
+    meta: &Meta,
+    errno: i32,
+    records: &[Record],
+) -> Vec<String> {
+    let tables: &Tables = &prepared.tables;
+    let predicted = plan.prediction;
+    let memfd = matches!(plan.step.op.value, Op::MemfdExec(_));
+    let mut problems = Vec::new();
+
+    // Refused exactly when blocked.
+    let blocks = predicted.actual_actions.contains(Actions::BLOCK);
+    if blocks && errno != EPERM {
+        problems.push(format!("predicted a block, but the syscall returned errno {errno}, not EPERM"));
+    }
+    if !blocks && errno != 0 {
+        problems.push(format!("predicted no block, but the syscall failed with errno {errno}"));
+    }
+
+    // The records: the predicted events that have actions.
+    let mut expected: Vec<Event> =
+        predicted.events.iter().filter(|e| tables.decide(meta, e).actions != Actions::NONE).cloned().collect();
+    let mut got: Vec<Event> = Vec::new();
+    let mut actions = Actions::NONE;
+    let mut names = BTreeSet::new();
+    for record in records {
+        let Some(event) = record_event(record) else {
+            problems.push(format!("a record the runner cannot read: {:?}", record.head));
+            continue;
+        };
+        let kind = event_kind(&event);
+        actions = actions.union(Actions::from_bits(u8::try_from(record.head.actions).unwrap_or(u8::MAX)));
+        // The kernel's row entry, explained: which selectors it matched.
+        let members = match kind {
+            Kind::File => tables.file_dyn_members(record.head.dyn_class),
+            Kind::Process => tables.process_dyn_members(record.head.dyn_class),
+        };
+        let in_container = probes.row_verdicts(record.head.row, kind).map(<[bool]>::to_vec).unwrap_or_default();
+        let verdict = tables.row_entry(kind, &members, &in_container);
+        for &i in &verdict.matched {
+            if let Some(selector) = tables.kind(kind).selectors.get(i) {
+                names.insert(selector.name.clone());
+            }
+        }
+        // The kernel decided its event as the table evaluator does.
+        let table = tables.decide(meta, &event);
+        if table.actions.bits() != u8::try_from(record.head.actions).unwrap_or(u8::MAX) {
+            problems.push(format!(
+                "the kernel decided {:?} for its event {event:?}, the table evaluator {:?}",
+                record.head.actions, table.actions
+            ));
+        }
+        if record.head.flags & abi::EV_PENDING != 0 {
+            problems.push("the container was treated as pending (its metadata was registered)".into());
+        }
+        if record.head.flags & abi::EV_TRUNCATED != 0 {
+            problems.push("the path was not resolved whole".into());
+        }
+        got.push(event);
+    }
+    if memfd {
+        // The comm of a fexecve'd memfd is the kernel's choice: take it.
+        for (g, e) in got.iter().zip(expected.iter_mut()) {
+            if let (Event::Process(g), Event::Process(e)) = (g, e) {
+                if g.name != e.name {
+                    println!(
+                        "D4C-VMTEST-NOTE: memfd exec comm is `{}` on this kernel (predicted `{}`)",
+                        g.name, e.name
+                    );
+                    e.name = g.name.clone();
+                }
+            }
+        }
+        expected.retain(|e| tables.decide(meta, e).actions != Actions::NONE);
+    } else {
+        if actions != predicted.actual_actions {
+            problems.push(format!(
+                "the kernel's actions {} differ from the predicted {}",
+                actions_text(actions),
+                actions_text(predicted.actual_actions)
+            ));
+        }
+        if names != predicted.actual_selectors {
+            problems.push(format!(
+                "the kernel's rows matched {:?}, the prediction {:?}",
+                names, predicted.actual_selectors
+            ));
+        }
+    }
+    if got != expected {
+        problems.push(format!("the kernel reported {got:?}, the prediction is {expected:?}"));
+    }
+    problems
+}
+
+fn actions_text(actions: Actions) -> String {
+    let mut words = Vec::new();
+    for (bit, word) in [(Actions::LOG, "log"), (Actions::ALERT, "alert"), (Actions::BLOCK, "block")] {
+        if actions.contains(bit) {
+            words.push(word);
+        }
+    }
+    if words.is_empty() {
+        "allow".into()
+    } else {
+        words.join(",")
+    }
+}
+
+fn describe_records(records: &[Record]) -> String {
+    if records.is_empty() {
+        return "none".into();
+    }
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{{kind {} op {} vol {} flags {:#x} actions {} class {} row {} path `{}` name `{}`}}",
+                r.head.kind,
+                r.head.op,
+                r.head.volume,
+                r.head.flags,
+                r.head.actions,
+                r.head.dyn_class,
+                r.head.row,
+                r.path_text(),
+                r.name_text()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

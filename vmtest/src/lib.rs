@@ -1,0 +1,21 @@
+//! The guest side of d4c's VM suite: real syscalls in real runc containers,
+//! in Debian kernels booted under qemu by `scripts/vmtest`.
+//!
+//! - [`bundle`]: OCI bundles and runc; a [`bundle::Container`] is started
+//!   as a kubelet-managed containerd would start it, with an agent as its
+//!   init process, and stages actors that each perform one syscall.
+//! - [`agent`]: the container side: the agent, the staged actors, `noop`.
+//! - [`protocol`]: the lines between the guest, the agent and the actors.
+//! - [`smoke`]: the infrastructure's own test.
+//! - [`guest`]: the scenario runner.
+//! - `sys`: the few raw system calls; the only module with `unsafe`.
+//!
+//! Everything runs as one statically linked binary (`d4c-vmtest`), copied
+//! into each container as the agent and as every executable a step needs.
+
+pub mod agent;
+pub mod bundle;
+pub mod guest;
+pub mod protocol;
+pub mod smoke;
+mod sys;

@@ -1,0 +1,298 @@
+//! Thin safe wrappers over the system calls std does not offer: poll,
+//! pipes without close-on-exec, sessions and terminals, `prctl`, `umask`,
+//! `mknod`, `truncate`, `fork`, `execve`, `memfd_create`, `sendfile`,
+//! `execveat`, `waitpid` and `kill`.
+//!
+//! Every other module is free of `unsafe`. Each wrapper keeps its `unsafe`
+//! block to the one libc call, passes the kernel only pointers to memory it
+//! owns for the duration of the call (C strings, integers on the stack,
+//! argument vectors kept alive by the caller's borrow), and turns `-1`
+//! into the `errno` as an [`io::Error`].
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+
+/// `-1` → the calling thread's errno; any other value passes through.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Waits up to `timeout_ms` (`-1`: forever) until `fd` is readable or hung
+/// up. Returns `false` on timeout. `EINTR` restarts the wait with the full
+/// timeout, which only lengthens it by the time already spent.
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: `pfd` is one valid pollfd on this stack frame; nfds is 1.
+        let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        match check(ret) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A pipe, both ends close-on-exec: `(read end, write end)`.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds: [libc::c_int; 2] = [-1, -1];
+    // SAFETY: `fds` is a writable array of two ints, as pipe2 requires.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    let [r, w] = fds;
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors nobody else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w)) })
+}
+
+/// Sets or clears `FD_CLOEXEC` on `fd`.
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flag = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: F_SETFD takes an int argument; `fd` is open for the borrow.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flag) })?;
+    Ok(())
+}
+
+/// Takes ownership of descriptor `raw`, inherited across exec and named on
+/// the command line. Fails (`EBADF`) when it is not open.
+///
+/// Callers must name each inherited descriptor once: a second call for the
+/// same number would create a second owner. `main` calls this only for the
+/// numbers of its own argument vector, each once.
+pub(crate) fn take_inherited_fd(raw: RawFd) -> io::Result<OwnedFd> {
+    if raw < 3 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: F_GETFD takes no argument and only reads the descriptor table.
+    check(unsafe { libc::fcntl(raw, libc::F_GETFD) })?;
+    // SAFETY: the descriptor is open (checked above) and, per this
+    // function's contract, owned by no other object in this process.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sets the file mode creation mask; returns the old one.
+pub(crate) fn umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail and takes an integer.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// `setsid()`: a new session and process group led by the caller, with no
+/// controlling terminal. Returns the session id.
+pub(crate) fn setsid() -> io::Result<i32> {
+    // SAFETY: no arguments.
+    let sid = unsafe { libc::setsid() };
+    check(sid)
+}
+
+/// Sets the calling thread's `comm` (`prctl(PR_SET_NAME)`); the kernel
+/// keeps the first 15 bytes.
+pub(crate) fn set_comm(name: &CStr) -> io::Result<()> {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (at most 16 bytes
+    // of it); `name` is one and lives through the call.
+    check(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) })?;
+    Ok(())
+}
+
+/// The calling thread's `comm` (`prctl(PR_GET_NAME)`), lossily decoded.
+pub(crate) fn get_comm() -> io::Result<String> {
+    let mut buf = [0u8; 17];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, into the
+    // buffer; `buf` has 17, so it also stays NUL-terminated.
+    check(unsafe { libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr() as libc::c_ulong, 0, 0, 0) })?;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned())
+}
+
+/// `ioctl(fd, request, &value)` for the tty requests that take an `int *`.
+fn ioctl_int_ptr(fd: BorrowedFd<'_>, request: libc::c_ulong, value: &mut libc::c_int) -> io::Result<()> {
+    // SAFETY: TIOCSPTLCK and TIOCGPTN take a pointer to one int, which
+    // `value` is, valid and writable for the call.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), request, value as *mut libc::c_int) })?;
+    Ok(())
+}
+
+/// Unlocks the pty master `master` (`unlockpt`) and returns its slave's
+/// number (`ptsname` is `/dev/pts/<n>`).
+pub(crate) fn pty_unlock_and_number(master: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut unlock: libc::c_int = 0;
+    ioctl_int_ptr(master, libc::TIOCSPTLCK, &mut unlock)?;
+    let mut n: libc::c_int = -1;
+    ioctl_int_ptr(master, libc::TIOCGPTN, &mut n)?;
+    u32::try_from(n).map_err(|_| io::Error::other(format!("TIOCGPTN returned {n}")))
+}
+
+/// Makes the tty `fd` the caller's controlling terminal (`TIOCSCTTY`, no
+/// stealing). Succeeds when it already is.
+pub(crate) fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument (0: do not steal).
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) })?;
+    Ok(())
+}
+
+/// `truncate(path, 0)`.
+pub(crate) fn truncate_to_zero(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated and lives through the call.
+    check(unsafe { libc::truncate(path.as_ptr(), 0) })?;
+    Ok(())
+}
+
+/// `mknod(path, S_IFREG | mode, 0)`: a regular file.
+pub(crate) fn mknod_regular(path: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated and lives through the call.
+    check(unsafe { libc::mknod(path.as_ptr(), libc::S_IFREG | mode as libc::mode_t, 0) })?;
+    Ok(())
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit status {c}"),
+            Exit::Signal(s) => write!(f, "signal {s}"),
+        }
+    }
+}
+
+fn decode_status(status: libc::c_int) -> Option<Exit> {
+    if libc::WIFEXITED(status) {
+        Some(Exit::Code(libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        Some(Exit::Signal(libc::WTERMSIG(status)))
+    } else {
+        None
+    }
+}
+
+/// `waitpid(pid, WNOHANG)`; `pid == -1` means any child. `Ok(None)`: no
+/// child has ended yet (or none is left: `ECHILD` is reported as such).
+pub(crate) fn wait_nohang(pid: i32) -> io::Result<Option<(i32, Exit)>> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a writable int on this stack frame.
+        let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        match check(ret) {
+            Ok(0) => return Ok(None),
+            Ok(p) => match decode_status(status) {
+                Some(exit) => return Ok(Some((p, exit))),
+                // Stopped or continued: not an end; WNOHANG without
+                // WUNTRACED does not report these, but be exact.
+                None => return Ok(None),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends `signal` to process `pid`.
+pub(crate) fn kill(pid: i32, signal: i32) -> io::Result<()> {
+    // SAFETY: integers only.
+    check(unsafe { libc::kill(pid, signal) })?;
+    Ok(())
+}
+
+/// The one `fork` of a staged `fork` step: the child calls `_exit(0)` at
+/// once (nothing else runs in it); the parent waits for it. Returns the
+/// child's pid and how it ended, or fork's errno.
+pub(crate) fn fork_child_that_exits() -> io::Result<(i32, Exit)> {
+    // SAFETY: the staged process is single-threaded, and the child only
+    // calls _exit, which is async-signal-safe.
+    let pid = check(unsafe { libc::fork() })?;
+    if pid == 0 {
+        // SAFETY: ends the child without running any Rust or libc exit code.
+        unsafe { libc::_exit(0) }
+    }
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a writable int on this stack frame.
+        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+        match check(ret) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io::Error::other(format!("fork succeeded (child {pid}) but waitpid failed: {e}"))),
+        }
+    }
+    let exit =
+        decode_status(status).ok_or_else(|| io::Error::other(format!("child {pid}: odd wait status {status}")))?;
+    Ok((pid, exit))
+}
+
+/// A NULL-terminated `char *` vector borrowing `args`.
+fn argv_pointers(args: &[CString]) -> Vec<*const libc::c_char> {
+    args.iter().map(|a| a.as_ptr()).chain(std::iter::once(ptr::null())).collect()
+}
+
+/// `execve(path, args, {})`: returns only on failure, with its errno.
+pub(crate) fn execve(path: &CStr, args: &[CString]) -> io::Error {
+    let argv = argv_pointers(args);
+    let envp: [*const libc::c_char; 1] = [ptr::null()];
+    // SAFETY: `path` and every `args` string are NUL-terminated and live
+    // through the call; `argv` and `envp` are NULL-terminated vectors of
+    // pointers to them, also alive for the call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// `memfd_create(name, MFD_CLOEXEC)`.
+pub(crate) fn memfd_create(name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated and lives through the call.
+    let fd = check(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Copies all of `from` (read from offset 0, whatever its file offset) to
+/// `to`'s current offset with `sendfile`. Returns the bytes copied.
+pub(crate) fn sendfile_all(to: BorrowedFd<'_>, from: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut offset: libc::off_t = 0;
+    loop {
+        // SAFETY: `offset` is a writable off_t on this stack frame; both
+        // descriptors are open for the borrows.
+        let n = unsafe { libc::sendfile(to.as_raw_fd(), from.as_raw_fd(), &mut offset, 1 << 20) };
+        match n {
+            -1 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            0 => return u64::try_from(offset).map_err(|_| io::Error::other("negative sendfile offset")),
+            _ => {}
+        }
+    }
+}
+
+/// `execveat(fd, "", args, {}, AT_EMPTY_PATH)` (what glibc's `fexecve`
+/// does): returns only on failure, with its errno.
+pub(crate) fn execveat_fd(fd: BorrowedFd<'_>, args: &[CString]) -> io::Error {
+    let argv = argv_pointers(args);
+    let envp: [*const libc::c_char; 1] = [ptr::null()];
+    let empty = c"";
+    // SAFETY: as for `execve`: every pointer is to a NUL-terminated string
+    // or a NULL-terminated vector alive for the call; `fd` is open.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}
