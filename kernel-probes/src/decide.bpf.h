@@ -422,14 +422,19 @@ static __always_inline __u32 d4c_name_class(struct d4c_scratch *s, __u32 root,
 	__u32 error = 0, state;
 	struct d4c_dfa_state *st;
 
+	__u32 len =
+	    head->name_len > D4C_NAME_BYTES ? D4C_NAME_BYTES : head->name_len;
+	__u64 *words = (__u64 *)s->comp.bytes;
+
+	/* The name's bytes, the rest zero, without a loop: a branch per
+	 * byte multiplied the verifier's states on Linux 6.1. */
 	__builtin_memset(s->comp.bytes, 0, D4C_LONG_COMPONENT_BYTES + 1);
-	for (__u32 i = 0; i < D4C_NAME_BYTES; i++)
-		if (i < head->name_len)
-			s->comp.bytes[i] = head->name[i];
-	state = d4c_step(s, root,
-			 head->name_len > D4C_NAME_BYTES ? D4C_NAME_BYTES
-							 : head->name_len,
-			 &error);
+	__builtin_memcpy(s->comp.bytes, head->name, D4C_NAME_BYTES);
+	words[0] &= len >= 8 ? ~0ULL : (1ULL << (len * 8)) - 1;
+	words[1] &= len >= 16  ? ~0ULL
+		    : len <= 8 ? 0
+			       : (1ULL << ((len - 8) * 8)) - 1;
+	state = d4c_step(s, root, len, &error);
 	st = bpf_map_lookup_elem(&d4c_states, &state);
 	if (error || !st) {
 		out->flags |= D4C_RESULT_ERROR;
@@ -449,60 +454,34 @@ static __always_inline __u32 d4c_array_u32(void *map, __u64 at, __u64 count)
 	return value ? *value : 0;
 }
 
-/*
- * Decides one event: the dynamic class of Tables::dynamic_class, then the
- * container's row entry. The path (file path or executable) is in
- * s->event.path, head->path_len bytes of it (more than D4C_PATH_MAX: walked up
- * to D4C_PATH_MAX and flagged D4C_RESULT_TRUNCATED).
- */
-static __always_inline void d4c_decide(struct d4c_scratch *s,
-				       const struct d4c_event_head *head,
-				       struct d4c_result *out)
+/* The roots, or NULL (flagged). */
+static __always_inline struct d4c_roots *d4c_roots_get(struct d4c_result *out)
 {
-	__u32 zero = 0, len = head->path_len, path_class = 0, name_class;
+	__u32 zero = 0;
 	struct d4c_roots *roots = bpf_map_lookup_elem(&d4c_roots, &zero);
+
+	if (!roots)
+		out->flags |= D4C_RESULT_ERROR;
+	return roots;
+}
+
+/* The path length to walk: at most D4C_PATH_MAX, longer flagged. */
+static __always_inline __u32 d4c_walk_len(const struct d4c_event_head *head,
+					  struct d4c_result *out)
+{
+	if (head->path_len > D4C_PATH_MAX) {
+		out->flags |= D4C_RESULT_TRUNCATED;
+		return D4C_PATH_MAX;
+	}
+	return head->path_len;
+}
+
+/* Reads the container's row entry for the dynamic class in `out`. */
+static __always_inline void d4c_row_entry(const struct d4c_event_head *head,
+					  struct d4c_result *out)
+{
 	struct d4c_row_key row;
 	__u32 *actions;
-
-	out->kind = head->kind;
-	if (!roots) {
-		out->flags |= D4C_RESULT_ERROR;
-		return;
-	}
-	if (len > D4C_PATH_MAX) {
-		out->flags |= D4C_RESULT_TRUNCATED;
-		len = D4C_PATH_MAX;
-	}
-	if (head->name_len > D4C_NAME_BYTES)
-		out->flags |= D4C_RESULT_NAME_TRUNCATED;
-
-	if (head->kind == D4C_KIND_FILE) {
-		if (head->flags & D4C_EVENT_HAS_PATH)
-			path_class =
-			    d4c_path_class(s, roots->file_path_root, len, out);
-		out->path_class = path_class;
-		out->dyn_class = d4c_array_u32(
-		    &d4c_file_cls,
-		    (__u64)path_class * D4C_FILE_OPS * D4C_VOLUMES +
-			(__u64)head->op * D4C_VOLUMES + head->volume,
-		    (__u64)roots->file_path_classes * D4C_FILE_OPS *
-			D4C_VOLUMES);
-	} else {
-		__u32 a;
-
-		path_class = d4c_path_class(s, roots->exe_root, len, out);
-		name_class = d4c_name_class(s, roots->name_root, head, out);
-		out->path_class = path_class;
-		out->name_class = name_class;
-		a = d4c_array_u32(
-		    &d4c_proc_a,
-		    (__u64)path_class * D4C_PROCESS_OPS * 2 +
-			(__u64)head->op * 2 + (head->interactive ? 1 : 0),
-		    (__u64)roots->exe_classes * D4C_PROCESS_OPS * 2);
-		out->dyn_class = d4c_array_u32(
-		    &d4c_proc_d, (__u64)a * roots->name_classes + name_class,
-		    (__u64)roots->process_a_classes * roots->name_classes);
-	}
 
 	row.row = head->row;
 	row.kind = head->kind;
@@ -512,6 +491,71 @@ static __always_inline void d4c_decide(struct d4c_scratch *s,
 		out->actions = *actions;
 	else
 		out->flags |= D4C_RESULT_NO_ROW;
+}
+
+/*
+ * Decides a file event: Tables::dynamic_class for Event::File, then the
+ * container's row entry. The path is in s->event.path, head->path_len
+ * bytes of it (more than D4C_PATH_MAX: walked up to D4C_PATH_MAX and
+ * flagged D4C_RESULT_TRUNCATED). The hooks of one kind call their kind's
+ * function, so the verifier never walks the other kind's code.
+ */
+static __always_inline void d4c_decide_file(struct d4c_scratch *s,
+					    const struct d4c_event_head *head,
+					    struct d4c_result *out)
+{
+	struct d4c_roots *roots = d4c_roots_get(out);
+	__u32 len = d4c_walk_len(head, out), path_class = 0;
+
+	out->kind = D4C_KIND_FILE;
+	if (!roots)
+		return;
+	if (head->flags & D4C_EVENT_HAS_PATH)
+		path_class = d4c_path_class(s, roots->file_path_root, len, out);
+	out->path_class = path_class;
+	out->dyn_class = d4c_array_u32(
+	    &d4c_file_cls,
+	    (__u64)path_class * D4C_FILE_OPS * D4C_VOLUMES +
+		(__u64)head->op * D4C_VOLUMES + head->volume,
+	    (__u64)roots->file_path_classes * D4C_FILE_OPS * D4C_VOLUMES);
+	d4c_row_entry(head, out);
+}
+
+/* Decides a process event (executable in s->event.path, name in the
+ * head), as d4c_decide_file does a file event. */
+static __always_inline void
+d4c_decide_process(struct d4c_scratch *s, const struct d4c_event_head *head,
+		   struct d4c_result *out)
+{
+	struct d4c_roots *roots = d4c_roots_get(out);
+	__u32 len = d4c_walk_len(head, out), a;
+
+	out->kind = D4C_KIND_PROCESS;
+	if (!roots)
+		return;
+	if (head->name_len > D4C_NAME_BYTES)
+		out->flags |= D4C_RESULT_NAME_TRUNCATED;
+	out->path_class = d4c_path_class(s, roots->exe_root, len, out);
+	out->name_class = d4c_name_class(s, roots->name_root, head, out);
+	a = d4c_array_u32(&d4c_proc_a,
+			  (__u64)out->path_class * D4C_PROCESS_OPS * 2 +
+			      (__u64)head->op * 2 + (head->interactive ? 1 : 0),
+			  (__u64)roots->exe_classes * D4C_PROCESS_OPS * 2);
+	out->dyn_class = d4c_array_u32(
+	    &d4c_proc_d, (__u64)a * roots->name_classes + out->name_class,
+	    (__u64)roots->process_a_classes * roots->name_classes);
+	d4c_row_entry(head, out);
+}
+
+/* Decides one event of either kind (the XDP harness's entry). */
+static __always_inline void d4c_decide(struct d4c_scratch *s,
+				       const struct d4c_event_head *head,
+				       struct d4c_result *out)
+{
+	if (head->kind == D4C_KIND_FILE)
+		d4c_decide_file(s, head, out);
+	else
+		d4c_decide_process(s, head, out);
 }
 
 #endif /* D4C_DECIDE_BPF_H */

@@ -139,7 +139,9 @@ static __always_inline struct d4c_event *d4c_record_start(__u32 record)
 /* Writes the record, whose first `len` path bytes are in place. */
 static __always_inline void d4c_record_output(struct d4c_event *r, __u32 len)
 {
-	__u64 size = offsetof(struct d4c_event, path) + len;
+	/* The mask gives the verifier an upper bound that survives the
+	 * compiler's 32-bit arithmetic (6.1 saw the size as unbounded). */
+	__u64 size = (offsetof(struct d4c_event, path) + (__u64)len) & 0x1fff;
 
 	if (size > sizeof(*r))
 		size = sizeof(*r);
@@ -172,15 +174,25 @@ static __always_inline __u32 d4c_row_summary(__u32 row, __u32 kind)
 		       : D4C_ACTION_LOG | D4C_ACTION_ALERT | D4C_ACTION_BLOCK;
 }
 
-/* Decides op->head (its path in s->event.path), reports it, and returns
- * the actions. `unresolved`: the path is not the file's whole path. */
-static __always_inline __u32 d4c_decide_and_report(struct d4c_scratch *s,
-						   struct d4c_op *op,
-						   int unresolved)
+/*
+ * Decides op->head (its path in the scratch's event.path), reports it, and
+ * returns the actions. `unresolved`: the path is not the file's whole
+ * path.
+ *
+ * A global function: the verifier checks it once, on its own, instead of
+ * once per call with each caller's state; inlined, the path walk and the
+ * automaton step took exec's two decisions past Linux 6.1's
+ * million-instruction limit.
+ */
+__attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
+						      __u32 unresolved)
 {
+	struct d4c_scratch *s = d4c_scratch_get();
 	struct d4c_event *r;
 	__u32 actions;
 
+	if (!op || !s)
+		return 0;
 	__builtin_memset(&op->result, 0, sizeof(op->result));
 	op->head.row = op->where.row;
 	if (unresolved) {
@@ -189,7 +201,10 @@ static __always_inline __u32 d4c_decide_and_report(struct d4c_scratch *s,
 		op->event_flags |= D4C_EV_TRUNCATED;
 		d4c_count(D4C_COUNT_TRUNCATED);
 	}
-	d4c_decide(s, &op->head, &op->result);
+	if (op->head.kind == D4C_KIND_FILE)
+		d4c_decide_file(s, &op->head, &op->result);
+	else
+		d4c_decide_process(s, &op->head, &op->result);
 	actions = op->result.actions;
 	if (op->result.flags & (D4C_RESULT_NO_ROW | D4C_RESULT_ERROR)) {
 		d4c_count(D4C_COUNT_ERRORS);
@@ -271,7 +286,7 @@ static __always_inline __u32 d4c_file_event(struct d4c_op *op,
 	op->head.flags = D4C_EVENT_HAS_PATH;
 	op->head.path_len = place.len;
 	op->event_flags = D4C_EV_HAS_PATH | part;
-	return d4c_decide_and_report(s, op, place.truncated || place.outside);
+	return d4c_decide_and_report(op, place.truncated || place.outside);
 }
 
 static __always_inline __u32 d4c_created(umode_t mode)
@@ -494,7 +509,7 @@ int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
 		op.head.op = D4C_OP_EXEC_MEMFD;
 		op.head.volume = D4C_VOLUME_ROOTFS;
 		op.event_flags = D4C_EV_FILELESS | D4C_EV_FIRST;
-		actions = d4c_decide_and_report(s, &op, 0);
+		actions = d4c_decide_and_report(&op, 0);
 		__builtin_memset(&op, 0, sizeof(op));
 		op.where = where;
 		__builtin_memcpy(op.head.name, name, D4C_NAME_BYTES);
@@ -513,8 +528,7 @@ int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
 	op.head.interactive = d4c_interactive(task);
 	op.event_flags |=
 	    D4C_EV_HAS_PATH | (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
-	actions |=
-	    d4c_decide_and_report(s, &op, place.truncated || place.outside);
+	actions |= d4c_decide_and_report(&op, place.truncated || place.outside);
 	return d4c_verdict(actions);
 }
 
@@ -548,7 +562,7 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child,
 	op.event_flags =
 	    D4C_EV_HAS_PATH | (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
 	return d4c_verdict(
-	    d4c_decide_and_report(s, &op, place.truncated || place.outside));
+	    d4c_decide_and_report(&op, place.truncated || place.outside));
 }
 
 /* ---- Lifecycle: reported for container tasks, never decided ---- */

@@ -164,6 +164,10 @@ pub fn bpf_lsm_active() -> Result<bool, MapError> {
 /// Loaded probes: the object, its tables, and the container rows.
 pub struct Probes {
     ebpf: Ebpf,
+    /// The ring buffer, made once: aya 0.13.1's `RingBuf` starts its cache
+    /// of the producer position at 0, so one made after records were
+    /// consumed takes unwritten bytes for records and loops forever.
+    ring: RingBuf<MapData>,
     tables: Tables,
     settings: Settings,
     /// The container classes with a row: the selectors' container verdicts
@@ -183,7 +187,9 @@ impl Probes {
         maps::size(&mut loader, &tables, maps::row_entries(&tables, settings.max_rows));
         let mut ebpf = loader.load(PROBES_OBJECT).map_err(|e| error("cannot load the probes object", e))?;
         maps::fill(&mut ebpf, &tables)?;
-        let mut probes = Probes { ebpf, tables, settings, rows: Vec::new(), attached: false };
+        let events = ebpf.take_map("d4c_events").ok_or_else(|| MapError("no map `d4c_events`".into()))?;
+        let ring = RingBuf::try_from(events).map_err(|e| error("d4c_events", e))?;
+        let mut probes = Probes { ebpf, ring, tables, settings, rows: Vec::new(), attached: false };
         probes.write_config()?;
         probes.write_pending_row()?;
         for (name, hook) in LSM_PROGRAMS.iter().filter(|_| settings.lsm) {
@@ -230,6 +236,13 @@ impl Probes {
             maps::write_row(&mut self.ebpf, ROW_PENDING, kind, &row)?;
         }
         Ok(())
+    }
+
+    /// Switches enforcement on or off, live: off, blocking responses are
+    /// only reported.
+    pub fn set_enforce(&mut self, enforce: bool) -> Result<(), MapError> {
+        self.settings.enforce = enforce;
+        self.write_config()
     }
 
     /// Attaches every program. Refuses to when the settings enforce and
@@ -329,16 +342,14 @@ impl Probes {
     }
 
     /// The ring buffer, to read records from (poll its fd for readiness).
-    pub fn events(&mut self) -> Result<RingBuf<&mut MapData>, MapError> {
-        let map = self.ebpf.map_mut("d4c_events").ok_or_else(|| MapError("no map `d4c_events`".into()))?;
-        RingBuf::try_from(map).map_err(|e| error("d4c_events", e))
+    pub fn events(&mut self) -> &mut RingBuf<MapData> {
+        &mut self.ring
     }
 
     /// Reads every record waiting in the ring buffer.
     pub fn drain(&mut self) -> Result<Vec<Record>, MapError> {
-        let mut ring = self.events()?;
         let mut out = Vec::new();
-        while let Some(item) = ring.next() {
+        while let Some(item) = self.ring.next() {
             if item.len() >= EVENT_RECORD_BYTES {
                 out.push(Record::parse(&item)?);
             }

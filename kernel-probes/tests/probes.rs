@@ -38,8 +38,15 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
     let row = probes.add_container(id, &Container::default()).unwrap();
     let child = std::process::Command::new("/bin/true").status().unwrap();
     assert!(child.success());
+    // Drained twice: a second drain must see only what came after the
+    // first (regression: a ring buffer reader made per drain looped).
+    let mut records = probes.drain().unwrap();
+    let second = std::process::Command::new("/bin/true").status().unwrap();
+    assert!(second.success());
     probes.remove_cgroup(id).unwrap();
-    let records = probes.drain().unwrap();
+    let later = probes.drain().unwrap();
+    assert!(later.iter().any(|r| r.head.op == abi::LIFE_EXEC && r.path_text() == "/bin/true"), "{later:#?}");
+    records.extend(later);
     let ours: Vec<_> = records.iter().filter(|r| r.head.cgroup_id == id).collect();
     let exec = ours
         .iter()

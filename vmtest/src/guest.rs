@@ -107,8 +107,9 @@ struct Planned<'a> {
     step: &'a Step,
     prediction: &'a StepResult,
     line: usize,
-    staged: u32,
-    pid: u32,
+    actor: Actor,
+    /// The staged actor and its pid, once staged.
+    staged: Option<(u32, u32)>,
 }
 
 /// Runs one file. `Err` only when the file cannot be run at all.
@@ -133,6 +134,15 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
 
     // Stage every actor before any probe runs: staging execs the actor's
     // executable, which the policy must not see.
+    let written: std::collections::HashSet<&str> = prepared
+        .file
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op.value {
+            Op::Write(p) | Op::Truncate(p) => Some(p.value.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut planned = Vec::new();
     let mut host_skipped = 0;
     for prediction in &prepared.results {
@@ -156,11 +166,24 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
                 std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
             }
         }
-        let staged = container.stage(&actor)?;
-        let pid = container.staged_pid(staged)?;
-        planned.push(Planned { step, prediction, line: line_of(&prepared.text, step.span.start), staged, pid });
+        // An actor whose executable a step opens for writing or truncates
+        // is staged just before its own step: a process running the file
+        // would make that step fail with ETXTBSY.
+        let staged = if written.contains(actor.exe.as_str()) {
+            None
+        } else {
+            let staged = container.stage(&actor)?;
+            Some((staged, container.staged_pid(staged)?))
+        };
+        planned.push(Planned { step, prediction, line: line_of(&prepared.text, step.span.start), actor, staged });
     }
 
+    println!(
+        "D4C-VMTEST-PROGRESS: {}: {} containers, {} actors staged; loading the probes",
+        path.display(),
+        containers.len(),
+        planned.len()
+    );
     let mut probes = Probes::load(prepared.tables.clone(), Settings::default())
         .map_err(|e| format!("{}: cannot load the probes: {e}", path.display()))?;
     let roots = cgroup::find_kubepods_roots(Path::new(CGROUPFS), cgroup::DEFAULT_MAX_DEPTH)?;
@@ -178,6 +201,7 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
     }
     probes.attach().map_err(|e| format!("{}: cannot attach the probes: {e}", path.display()))?;
     probes.drain().map_err(|e| e.to_string())?;
+    println!("D4C-VMTEST-PROGRESS: {}: attached; performing", path.display());
 
     let mut failed = 0;
     for plan in &planned {
@@ -185,13 +209,31 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
             .get_mut(&plan.step.container.value)
             .ok_or_else(|| format!("no container `{}`", plan.step.container.value))?;
         let op = agent_op(&plan.step.op.value);
-        let outcome = container.perform(plan.staged, &op)?;
-        let records: Vec<Record> = probes
-            .drain()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|r| r.head.record == abi::RECORD_DECISION && r.head.tgid == plan.pid)
-            .collect();
+        let (staged, pid) = match plan.staged {
+            Some(staged) => staged,
+            None => {
+                // Staged now, unseen: enforcement off, its records dropped.
+                probes.set_enforce(false).map_err(|e| e.to_string())?;
+                let staged = container.stage(&plan.actor)?;
+                let pid = container.staged_pid(staged)?;
+                probes.set_enforce(true).map_err(|e| e.to_string())?;
+                probes.drain().map_err(|e| e.to_string())?;
+                (staged, pid)
+            }
+        };
+        if verbose() {
+            println!("D4C-VMTEST-PROGRESS: {}:{} `{op}`", path.display(), plan.line);
+        }
+        let outcome = container.perform(staged, &op)?;
+        if verbose() {
+            println!("D4C-VMTEST-PROGRESS: errno {}; draining", outcome.errno);
+        }
+        let all = probes.drain().map_err(|e| e.to_string())?;
+        if verbose() {
+            println!("D4C-VMTEST-PROGRESS: {} records", all.len());
+        }
+        let records: Vec<Record> =
+            all.into_iter().filter(|r| r.head.record == abi::RECORD_DECISION && r.head.tgid == pid).collect();
         let meta = prepared.containers.get(&plan.step.container.value).cloned().unwrap_or_default();
         let problems = check_step(&prepared, &probes, plan, &meta, outcome.errno, &records);
         if !problems.is_empty() {
@@ -226,6 +268,13 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
     }
     let _ = std::fs::remove_dir_all(&workdir);
     Ok(Totals { steps: planned.len(), failed: failed + prepared.problems.len(), host_skipped })
+}
+
+/// Whether to print a line per step (`D4C_VMTEST_VERBOSE=1`, or
+/// `d4c.verbose=1` on the kernel command line).
+fn verbose() -> bool {
+    std::env::var_os("D4C_VMTEST_VERBOSE").is_some_and(|v| v == "1")
+        || std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| c.split_whitespace().any(|w| w == "d4c.verbose=1"))
 }
 
 /// The 1-based line of byte `at`.
