@@ -468,6 +468,26 @@ fn perform_op(op: &AgentOp, held: &Held, rep_raw: RawFd) -> Result<String, Failu
             let (child, exit) = sys::fork_child_that_exits().map_err(|e| io_failure("fork", &e))?;
             Ok(format!("forked pid {child}, which ended with {exit}"))
         }
+        AgentOp::Workload { dir, exe, iterations } => {
+            let start = std::time::Instant::now();
+            let exe_c = c_string(exe)?;
+            let args = vec![c_string(exe)?, c_string("noop")?];
+            for i in 0..*iterations {
+                let path = format!("{dir}/w{i}");
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o644)
+                    .open(&path)
+                    .map_err(fail_on("open(O_CREAT|O_EXCL)", &path))?;
+                std::io::Write::write_all(&mut file, b"d4c workload\n").map_err(fail_on("write", &path))?;
+                drop(file);
+                std::fs::set_permissions(&path, Permissions::from_mode(0o600)).map_err(fail_on("chmod", &path))?;
+                std::fs::remove_file(&path).map_err(fail_on("unlink", &path))?;
+                sys::fork_exec_wait(&exe_c, &args).map_err(|e| io_failure("fork and exec", &e))?;
+            }
+            Ok(format!("ns={}", start.elapsed().as_nanos()))
+        }
         AgentOp::MemfdExec(name) => {
             let memfd = sys::memfd_create(&c_string(name)?).map_err(fail_on("memfd_create", name))?;
             sys::sendfile_all(memfd.as_fd(), held.exe.as_fd())

@@ -204,6 +204,18 @@ pub enum AgentOp {
     Exec(String),
     /// `fork()`; the child `_exit(0)`s at once and the actor reaps it.
     Fork,
+    /// The benchmark's workload, not one syscall: `iterations` times, in
+    /// directory `dir`, create a file, write to it, chmod it, unlink it,
+    /// and fork a child that execs `exe` (which runs `noop`). The detail
+    /// is `ns=N`, the loop's wall time.
+    Workload {
+        /// The directory (it must exist).
+        dir: String,
+        /// The executable the children exec.
+        exe: String,
+        /// Loop count.
+        iterations: u32,
+    },
     /// `memfd_create(name, MFD_CLOEXEC)`, this binary written into it, and
     /// `execveat(fd, "", [name, "noop", fd], {}, AT_EMPTY_PATH)`.
     MemfdExec(String),
@@ -223,6 +235,7 @@ impl fmt::Display for AgentOp {
             AgentOp::Unlink(path) => write!(f, "unlink {path:?}"),
             AgentOp::Exec(path) => write!(f, "exec {path:?}"),
             AgentOp::Fork => write!(f, "fork"),
+            AgentOp::Workload { dir, exe, iterations } => write!(f, "workload {dir:?} {exe:?} {iterations}"),
             AgentOp::MemfdExec(name) => write!(f, "memfd-exec {name:?}"),
         }
     }
@@ -242,6 +255,7 @@ impl AgentOp {
             | AgentOp::MemfdExec(path) => vec![path],
             AgentOp::Rename { from, to } | AgentOp::Link { from, to } => vec![from, to],
             AgentOp::Fork => vec![],
+            AgentOp::Workload { dir, exe, .. } => vec![dir, exe],
         }
     }
 }

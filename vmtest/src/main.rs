@@ -14,6 +14,9 @@
 //! - `scenarios PATH...`: runs scenario files ([`d4c_vmtest::guest::run`]); prints
 //!   `D4C-VMTEST-SCENARIOS: ok` or `... FAIL <reason>`.
 //!
+//! - `bench [N]`: the overhead of the probes on a syscall-heavy loop in a
+//!   container, as a ratio in one boot ([`d4c_vmtest::guest::bench`]).
+//!
 //! The library ([`d4c_vmtest`]) holds the pieces; this file only dispatches.
 
 use d4c_vmtest::{agent, guest, smoke};
@@ -42,6 +45,16 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     println!("D4C-VMTEST-SMOKE: FAIL {}", one_line(&e));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        "bench" => {
+            let iterations = rest.first().and_then(|n| n.parse().ok()).unwrap_or(200);
+            match guest::bench(iterations) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    println!("D4C-VMTEST-BENCH: FAIL {}", one_line(&e));
                     ExitCode::FAILURE
                 }
             }

@@ -142,6 +142,7 @@ pub fn encode_op(op: &AgentOp) -> String {
         AgentOp::Unlink(path) => format!("unlink {}", e(path)),
         AgentOp::Exec(path) => format!("exec {}", e(path)),
         AgentOp::Fork => "fork".to_string(),
+        AgentOp::Workload { dir, exe, iterations } => format!("workload {} {} {iterations}", e(dir), e(exe)),
         AgentOp::MemfdExec(name) => format!("memfd-exec {}", e(name)),
     }
 }
@@ -160,6 +161,11 @@ pub fn parse_op(fields: &[&str]) -> Result<AgentOp, String> {
         ["unlink", path] => AgentOp::Unlink(t(path)?),
         ["exec", path] => AgentOp::Exec(t(path)?),
         ["fork"] => AgentOp::Fork,
+        ["workload", dir, exe, n] => AgentOp::Workload {
+            dir: t(dir)?,
+            exe: t(exe)?,
+            iterations: n.parse().map_err(|_| format!("bad iteration count `{n}`"))?,
+        },
         ["memfd-exec", name] => AgentOp::MemfdExec(t(name)?),
         _ => return Err(format!("unknown op `{}`", fields.join(" "))),
     };

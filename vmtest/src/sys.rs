@@ -231,6 +231,34 @@ pub(crate) fn fork_child_that_exits() -> io::Result<(i32, Exit)> {
     Ok((pid, exit))
 }
 
+/// `fork`, the child `execve(path, args, {})` (or `_exit(127)` when that
+/// fails), the parent waits. Returns how the child ended. For the
+/// benchmark's workload.
+pub(crate) fn fork_exec_wait(path: &CStr, args: &[CString]) -> io::Result<Exit> {
+    let argv = argv_pointers(args);
+    let envp: [*const libc::c_char; 1] = [ptr::null()];
+    // SAFETY: the actor is single-threaded; the child only calls execve and
+    // _exit (async-signal-safe) with vectors built before the fork.
+    let pid = check(unsafe { libc::fork() })?;
+    if pid == 0 {
+        // SAFETY: as above; `argv`/`envp` point to live NUL-terminated data.
+        unsafe {
+            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127)
+        }
+    }
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a writable int on this stack frame.
+        match check(unsafe { libc::waitpid(pid, &mut status, 0) }) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    decode_status(status).ok_or_else(|| io::Error::other(format!("child {pid}: odd wait status {status}")))
+}
+
 /// A NULL-terminated `char *` vector borrowing `args`.
 fn argv_pointers(args: &[CString]) -> Vec<*const libc::c_char> {
     args.iter().map(|a| a.as_ptr()).chain(std::iter::once(ptr::null())).collect()
