@@ -55,7 +55,15 @@ pub fn run(paths: &[PathBuf]) -> Result<bool, String> {
     let mut all_passed = true;
     let mut total = Totals::default();
     for (n, file) in files.iter().enumerate() {
-        let outcome = run_file(file, n, n == 0)?;
+        // A file that cannot be run fails, and the others still run.
+        let outcome = match run_file(file, n, n == 0) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                println!("D4C-VMTEST-FILE: FAIL {} could not be run: {}", file.display(), e.replace('\n', " | "));
+                all_passed = false;
+                continue;
+            }
+        };
         println!(
             "D4C-VMTEST-FILE: {} {} steps={} failed={} host-steps-skipped={}",
             if outcome.failed == 0 { "ok" } else { "FAIL" },
@@ -215,6 +223,10 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
             Some(staged) => staged,
             None => {
                 // Staged now, unseen: enforcement off, its records dropped.
+                // A step may have emptied the file (truncate): its content
+                // is no part of the scenario's state, so it gets an
+                // executable's again, mode and name unchanged.
+                restore_executable(container, &plan.actor.exe)?;
                 probes.set_enforce(false).map_err(|e| e.to_string())?;
                 let staged = container.stage(&plan.actor)?;
                 let pid = container.staged_pid(staged)?;
@@ -306,6 +318,23 @@ fn spec_of(name: &str, fields: &[d4c_grammar::Spanned<ContainerField>], file: us
         }
     }
     spec
+}
+
+/// Gives the file at container path `exe`, if it exists, this binary's
+/// content again (a host-side write: no probe decides it).
+fn restore_executable(container: &Container, exe: &str) -> Result<(), String> {
+    let host = container.host_path(exe)?;
+    if !host.is_file() {
+        return Ok(());
+    }
+    let mut source = std::fs::File::open("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
+    let mut target = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&host)
+        .map_err(|e| format!("cannot rewrite `{}`: {e}", host.display()))?;
+    std::io::copy(&mut source, &mut target).map_err(|e| format!("cannot rewrite `{}`: {e}", host.display()))?;
+    Ok(())
 }
 
 /// The paths a scenario operation names.
