@@ -570,7 +570,11 @@ impl Container {
             }
             // The skeleton goes through the path map, so that `volume "/"`
             // holds it too.
+            // A scenario may declare /tmp or /etc a file: then it is one.
             for (dir, mode) in [("/proc", 0o555), ("/dev", 0o755), ("/sys", 0o555), ("/tmp", 0o1777), ("/etc", 0o755)] {
+                if spec.files.iter().any(|(path, _)| path == dir) {
+                    continue;
+                }
                 let host = paths.host_path(dir)?;
                 fs::create_dir_all(&host).map_err(|e| format!("creating {}: {e}", host.display()))?;
                 fs::set_permissions(&host, Permissions::from_mode(mode))

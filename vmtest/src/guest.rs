@@ -153,8 +153,28 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
             _ => None,
         })
         .collect();
+    // A scenario's file system has files only: a path may be a file in one
+    // step and a directory above another step's file. A real one cannot
+    // have both; such steps are skipped, and said so.
+    let files: std::collections::HashSet<&str> = prepared
+        .file
+        .steps
+        .iter()
+        .flat_map(|s| op_paths(&s.op.value))
+        .chain(prepared.file.containers.iter().flat_map(|d| {
+            d.fields.iter().filter_map(|f| match &f.value {
+                ContainerField::File { path, .. } => Some(path.as_str()),
+                _ => None,
+            })
+        }))
+        .collect();
+    let ancestors = |p: &str| -> Vec<String> {
+        Path::new(p).ancestors().skip(1).map(|a| a.to_string_lossy().into_owned()).collect()
+    };
+    let dirs: std::collections::HashSet<String> = files.iter().flat_map(|p| ancestors(p)).collect();
     let mut planned = Vec::new();
     let mut host_skipped = 0;
+    let mut unreal = 0;
     for prediction in &prepared.results {
         let Some(step) = prepared.file.steps.iter().find(|s| s.span == prediction.span) else { continue };
         let Some(container) = containers.get_mut(&step.container.value) else {
@@ -169,6 +189,21 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
             name: step.actor_name.as_ref().map(|n| n.value.clone()),
             interactive: step.interactive,
         };
+        let both = op_paths(&step.op.value).into_iter().find_map(|p| {
+            if dirs.contains(p) {
+                return Some(p.to_string());
+            }
+            ancestors(p).into_iter().find(|a| files.contains(a.as_str()))
+        });
+        if let Some(both) = both {
+            println!(
+                "D4C-VMTEST-NOTE: {}:{} skipped: the scenario has `{both}` both as a file and as a directory",
+                path.display(),
+                line_of(&prepared.text, step.span.start)
+            );
+            unreal += 1;
+            continue;
+        }
         // Directories are not decided: make every parent a step names.
         for path in op_paths(&step.op.value) {
             if let Some(parent) = Path::new(path).parent() {
@@ -281,7 +316,7 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
         container.stop()?;
     }
     let _ = std::fs::remove_dir_all(&workdir);
-    Ok(Totals { steps: planned.len(), failed: failed + prepared.problems.len(), host_skipped })
+    Ok(Totals { steps: planned.len(), failed: failed + prepared.problems.len(), host_skipped: host_skipped + unreal })
 }
 
 /// Whether to print a line per step (`D4C_VMTEST_VERBOSE=1`, or
