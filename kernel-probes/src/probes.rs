@@ -79,7 +79,11 @@ pub struct Settings {
     pub enforce: bool,
     /// The hierarchy whose cgroup ids identify containers.
     pub cgroup_mode: CgroupMode,
-    /// Containers' rows at most (distinct container classes).
+    /// Containers' rows at most: distinct container classes (containers
+    /// whose selectors' container conditions all hold alike share a row).
+    /// `d4c_rows` holds (dynamic classes + 2) entries per row, for these
+    /// rows and the pending one; the default is 64 (1,024 ran a
+    /// 1,000-selector policy's rows out of memory in a 1 GiB VM).
     pub max_rows: usize,
     /// The treatment of containers without metadata.
     pub pending: Pending,
