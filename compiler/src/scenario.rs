@@ -547,8 +547,9 @@ fn describe_verdict(actions: Actions, selectors: &BTreeSet<String>) -> String {
 fn policy_tables(scenario: &std::path::Path, policy: &str) -> Result<d4c_artifact::eval::Tables, (String, String)> {
     let policy_path = scenario.parent().unwrap_or(std::path::Path::new(".")).join(policy);
     let shown = policy_path.display().to_string();
-    let policy_bytes = std::fs::read(&policy_path)
-        .map_err(|e| (format!("cannot read the policy `{shown}`: {e}"), "the path is relative to the scenario file".into()))?;
+    let policy_bytes = std::fs::read(&policy_path).map_err(|e| {
+        (format!("cannot read the policy `{shown}`: {e}"), "the path is relative to the scenario file".into())
+    })?;
     let (_, lint) = crate::lint::lint_bytes(shown.clone(), policy_bytes.clone());
     let errors = lint.diagnostics.iter().filter(|d| d.severity == crate::codes::Severity::Error).count();
     let Some(checked) = lint.checked.filter(|_| errors == 0) else {
