@@ -586,8 +586,28 @@ pub fn bench(iterations: u32) -> Result<(), String> {
     let default =
         std::fs::read("/deploy/policies/default.yaml").map_err(|e| format!("/deploy/policies/default.yaml: {e}"))?;
     let generated = d4cc::testgen::generate_policy(1000, 7).into_bytes();
+    let mut failed = Vec::new();
     for (name, policy) in [("1000-selectors", generated), ("default", default)] {
-        let tables = tables_of(&policy).map_err(|e| format!("policy {name}: {e}"))?;
+        // A policy whose run fails is said so; the other still runs.
+        match bench_policy(name, &policy, iterations) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                println!("D4C-VMTEST-NOTE: bench policy={name} failed: {}", e.replace('\n', " | "));
+                failed.push(name);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("policies {failed:?} could not be measured"))
+    }
+}
+
+/// One policy's overhead figures, as the `D4C-VMTEST-BENCH:` line.
+fn bench_policy(name: &str, policy: &[u8], iterations: u32) -> Result<String, String> {
+    {
+        let tables = tables_of(policy).map_err(|e| format!("policy {name}: {e}"))?;
         let workdir = PathBuf::from(WORKDIR).join(format!("bench-{name}"));
         std::fs::create_dir_all(&workdir).map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
         let spec = ContainerSpec {
@@ -621,7 +641,10 @@ pub fn bench(iterations: u32) -> Result<(), String> {
         for (round, pair) in staged.chunks(2).enumerate() {
             let [off, on] = pair else { return Err("staging".into()) };
             base += time(&mut container, *off)?;
-            let mut probes = Probes::load(tables.clone(), Settings::default()).map_err(|e| e.to_string())?;
+            // One container class: d4c_rows is preallocated, (classes + 2)
+            // entries a row.
+            let settings = Settings { max_rows: 1, ..Settings::default() };
+            let mut probes = Probes::load(tables.clone(), settings).map_err(|e| e.to_string())?;
             for root in cgroup::find_kubepods_roots(Path::new(CGROUPFS), cgroup::DEFAULT_MAX_DEPTH)? {
                 probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
             }
@@ -638,15 +661,14 @@ pub fn bench(iterations: u32) -> Result<(), String> {
         container.stop()?;
         let _ = std::fs::remove_dir_all(&workdir);
         let per = |ns: u64| ns as f64 / f64::from(iterations * 2) / 1000.0;
-        println!(
+        Ok(format!(
             "D4C-VMTEST-BENCH: policy={name} iterations={} without={:.1}us with={:.1}us ratio={:.3} {verified}",
             iterations * 2,
             per(base),
             per(probed),
             probed as f64 / base.max(1) as f64
-        );
+        ))
     }
-    Ok(())
 }
 
 /// The tables of a policy's YAML text.
