@@ -11,6 +11,7 @@ use aya::maps::{Array, HashMap, Map, MapData};
 use aya::{Ebpf, EbpfLoader};
 use d4c_artifact::eval::{component_records, Tables};
 use d4c_artifact::ops::{Actions, Kind};
+use d4c_artifact::tables::SHORT_COMPONENT_BYTES;
 use zerocopy::IntoBytes;
 
 /// A map operation that failed, in words.
@@ -60,11 +61,13 @@ pub fn row_entries(tables: &Tables, containers: usize) -> usize {
 /// Sizes the table maps of an object about to load, and `d4c_rows` for
 /// `max_rows` entries.
 pub fn size(loader: &mut EbpfLoader<'_>, tables: &Tables, max_rows: usize) {
-    let (short, _, long, _) = component_records(&tables.components);
+    // component_records' split, counted without building the keys.
+    let short = tables.components.iter().filter(|c| c.len() <= SHORT_COMPONENT_BYTES).count();
+    let long = tables.components.len() - short;
     loader
         .set_max_entries("d4c_states", entries(tables.states.len()))
-        .set_max_entries("d4c_comp_short", entries(short.len()))
-        .set_max_entries("d4c_comp_long", entries(long.len()))
+        .set_max_entries("d4c_comp_short", entries(short))
+        .set_max_entries("d4c_comp_long", entries(long))
         .set_max_entries("d4c_edges", entries(tables.edges.len()))
         .set_max_entries("d4c_pedges", entries(tables.prefix_edges.len()))
         .set_max_entries("d4c_file_cls", entries(tables.file_classes.len()))

@@ -29,7 +29,7 @@ use aya::programs::{BtfTracePoint, Lsm, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::Container;
-use d4c_artifact::ops::{Actions, Kind};
+use d4c_artifact::ops::Kind;
 use zerocopy::FromBytes;
 
 /// The LSM hooks, by program name and hook.
@@ -177,7 +177,6 @@ pub struct Probes {
     /// The container classes with a row: the selectors' container verdicts
     /// of each kind, by row.
     rows: Vec<(Vec<bool>, Vec<bool>)>,
-    attached: bool,
 }
 
 impl Probes {
@@ -193,7 +192,7 @@ impl Probes {
         maps::fill(&mut ebpf, &tables)?;
         let events = ebpf.take_map("d4c_events").ok_or_else(|| MapError("no map `d4c_events`".into()))?;
         let ring = RingBuf::try_from(events).map_err(|e| error("d4c_events", e))?;
-        let mut probes = Probes { ebpf, ring, tables, settings, rows: Vec::new(), attached: false };
+        let mut probes = Probes { ebpf, ring, tables, settings, rows: Vec::new() };
         probes.write_config()?;
         probes.write_pending_row()?;
         for (name, hook) in LSM_PROGRAMS.iter().filter(|_| settings.lsm) {
@@ -277,7 +276,6 @@ impl Probes {
             let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?;
             program.attach(category, point).map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
         }
-        self.attached = true;
         Ok(())
     }
 
@@ -311,11 +309,6 @@ impl Probes {
             Kind::File => file,
             Kind::Process => process,
         })
-    }
-
-    /// The tables the probes decide by.
-    pub fn tables(&self) -> &Tables {
-        &self.tables
     }
 
     fn cgroups(&mut self) -> Result<HashMap<&mut MapData, u64, [u8; 8]>, MapError> {
@@ -382,23 +375,6 @@ impl Probes {
                 }
             })
             .collect()
-    }
-
-    /// Whether [`Probes::attach`] succeeded.
-    pub fn attached(&self) -> bool {
-        self.attached
-    }
-
-    /// The actions `row` has for (`kind`, `dyn_class`): what the kernel
-    /// reads. For explaining a record.
-    pub fn row_actions(&self, row: u32, kind: Kind, dyn_class: u32) -> Actions {
-        let verdicts = if row == ROW_PENDING { None } else { self.row_verdicts(row, kind) };
-        match verdicts {
-            Some(v) => self.tables.row(kind, v).get(dyn_class as usize).copied().unwrap_or(Actions::NONE),
-            None => {
-                self.tables.row_for_unknown_container(kind).get(dyn_class as usize).copied().unwrap_or(Actions::NONE)
-            }
-        }
     }
 }
 

@@ -322,9 +322,14 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
 
 /// Whether to print a line per step (`D4C_VMTEST_VERBOSE=1`, or
 /// `d4c.verbose=1` on the kernel command line).
+/// Read once.
 fn verbose() -> bool {
-    std::env::var_os("D4C_VMTEST_VERBOSE").is_some_and(|v| v == "1")
-        || std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| c.split_whitespace().any(|w| w == "d4c.verbose=1"))
+    static VERBOSE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *VERBOSE.get_or_init(|| {
+        std::env::var_os("D4C_VMTEST_VERBOSE").is_some_and(|v| v == "1")
+            || std::fs::read_to_string("/proc/cmdline")
+                .is_ok_and(|c| c.split_whitespace().any(|w| w == "d4c.verbose=1"))
+    })
 }
 
 /// The 1-based line of byte `at`.
@@ -606,70 +611,68 @@ pub fn bench(iterations: u32) -> Result<(), String> {
 
 /// One policy's overhead figures, as the `D4C-VMTEST-BENCH:` line.
 fn bench_policy(name: &str, policy: &[u8], iterations: u32) -> Result<String, String> {
-    {
-        let tables = tables_of(policy).map_err(|e| format!("policy {name}: {e}"))?;
-        let workdir = PathBuf::from(WORKDIR).join(format!("bench-{name}"));
-        std::fs::create_dir_all(&workdir).map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
-        let spec = ContainerSpec {
-            name: "bench".into(),
-            id: format!("{:016x}", 0xbe4c_0000_0000_0000u64 | name.len() as u64).repeat(4),
-            pod_uid: format!("be4c0000-0000-4000-8000-{:012x}", name.len()),
-            image: Some("docker.io/library/nginx:1.25".into()),
-            namespace: Some("bench".into()),
-            pod: Some("bench".into()),
-            files: vec![("/tmp/.keep".into(), 0o644), ("/usr/bin/worker".into(), 0o755)],
-            ..ContainerSpec::default()
-        };
-        let mut container = Container::start(&spec, &workdir)?;
-        let actor = Actor { exe: "/usr/bin/worker".into(), name: None, interactive: false };
-        let staged: Vec<u32> = (0..4).map(|_| container.stage(&actor)).collect::<Result<_, _>>()?;
-        let op = AgentOp::Workload { dir: "/tmp".into(), exe: "/usr/bin/worker".into(), iterations };
-        let time = |container: &mut Container, staged: u32| -> Result<u64, String> {
-            let outcome = container.perform(staged, &op)?;
-            if outcome.errno != 0 {
-                return Err(format!("the workload failed: {}", outcome.detail));
-            }
-            outcome
-                .detail
-                .strip_prefix("ns=")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| format!("no time in `{}`", outcome.detail))
-        };
-        let mut base = 0;
-        let mut probed = 0;
-        let mut verified = String::new();
-        for (round, pair) in staged.chunks(2).enumerate() {
-            let [off, on] = pair else { return Err("staging".into()) };
-            base += time(&mut container, *off)?;
-            // One container class: d4c_rows is preallocated, (classes + 2)
-            // entries a row. Report only: a generated policy may block the
-            // workload's own operations; every decision is still made.
-            let settings = Settings { max_rows: 1, enforce: false, ..Settings::default() };
-            let mut probes = Probes::load(tables.clone(), settings).map_err(|e| e.to_string())?;
-            for root in cgroup::find_kubepods_roots(Path::new(CGROUPFS), cgroup::DEFAULT_MAX_DEPTH)? {
-                probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
-            }
-            let id = cgroup::cgroup_id(&container.cgroup_dir())?;
-            let meta = Meta { image_name: Some("nginx".into()), namespace: Some("bench".into()), ..Meta::default() };
-            probes.add_container(id, &meta).map_err(|e| e.to_string())?;
-            probes.attach().map_err(|e| e.to_string())?;
-            probed += time(&mut container, *on)?;
-            let records = probes.drain().map_err(|e| e.to_string())?.len();
-            if round == 0 {
-                verified = format!("records={records}");
-            }
+    let tables = tables_of(policy).map_err(|e| format!("policy {name}: {e}"))?;
+    let workdir = PathBuf::from(WORKDIR).join(format!("bench-{name}"));
+    std::fs::create_dir_all(&workdir).map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
+    let spec = ContainerSpec {
+        name: "bench".into(),
+        id: format!("{:016x}", 0xbe4c_0000_0000_0000u64 | name.len() as u64).repeat(4),
+        pod_uid: format!("be4c0000-0000-4000-8000-{:012x}", name.len()),
+        image: Some("docker.io/library/nginx:1.25".into()),
+        namespace: Some("bench".into()),
+        pod: Some("bench".into()),
+        files: vec![("/tmp/.keep".into(), 0o644), ("/usr/bin/worker".into(), 0o755)],
+        ..ContainerSpec::default()
+    };
+    let mut container = Container::start(&spec, &workdir)?;
+    let actor = Actor { exe: "/usr/bin/worker".into(), name: None, interactive: false };
+    let staged: Vec<u32> = (0..4).map(|_| container.stage(&actor)).collect::<Result<_, _>>()?;
+    let op = AgentOp::Workload { dir: "/tmp".into(), exe: "/usr/bin/worker".into(), iterations };
+    let time = |container: &mut Container, staged: u32| -> Result<u64, String> {
+        let outcome = container.perform(staged, &op)?;
+        if outcome.errno != 0 {
+            return Err(format!("the workload failed: {}", outcome.detail));
         }
-        container.stop()?;
-        let _ = std::fs::remove_dir_all(&workdir);
-        let per = |ns: u64| ns as f64 / f64::from(iterations * 2) / 1000.0;
-        Ok(format!(
-            "D4C-VMTEST-BENCH: policy={name} iterations={} without={:.1}us with={:.1}us ratio={:.3} {verified}",
-            iterations * 2,
-            per(base),
-            per(probed),
-            probed as f64 / base.max(1) as f64
-        ))
+        outcome
+            .detail
+            .strip_prefix("ns=")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("no time in `{}`", outcome.detail))
+    };
+    let mut base = 0;
+    let mut probed = 0;
+    let mut verified = String::new();
+    for (round, pair) in staged.chunks(2).enumerate() {
+        let [off, on] = pair else { return Err("staging".into()) };
+        base += time(&mut container, *off)?;
+        // One container class: d4c_rows is preallocated, (classes + 2)
+        // entries a row. Report only: a generated policy may block the
+        // workload's own operations; every decision is still made.
+        let settings = Settings { max_rows: 1, enforce: false, ..Settings::default() };
+        let mut probes = Probes::load(tables.clone(), settings).map_err(|e| e.to_string())?;
+        for root in cgroup::find_kubepods_roots(Path::new(CGROUPFS), cgroup::DEFAULT_MAX_DEPTH)? {
+            probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
+        }
+        let id = cgroup::cgroup_id(&container.cgroup_dir())?;
+        let meta = Meta { image_name: Some("nginx".into()), namespace: Some("bench".into()), ..Meta::default() };
+        probes.add_container(id, &meta).map_err(|e| e.to_string())?;
+        probes.attach().map_err(|e| e.to_string())?;
+        probed += time(&mut container, *on)?;
+        let records = probes.drain().map_err(|e| e.to_string())?.len();
+        if round == 0 {
+            verified = format!("records={records}");
+        }
     }
+    container.stop()?;
+    let _ = std::fs::remove_dir_all(&workdir);
+    let per = |ns: u64| ns as f64 / f64::from(iterations * 2) / 1000.0;
+    Ok(format!(
+        "D4C-VMTEST-BENCH: policy={name} iterations={} without={:.1}us with={:.1}us ratio={:.3} {verified}",
+        iterations * 2,
+        per(base),
+        per(probed),
+        probed as f64 / base.max(1) as f64
+    ))
 }
 
 /// The tables of a policy's YAML text.
