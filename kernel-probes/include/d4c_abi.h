@@ -197,6 +197,12 @@ struct d4c_result {
 #define D4C_EV_FIRST 32	    /* the first of a syscall's two events */
 #define D4C_EV_SECOND 64    /* the second of them */
 #define D4C_EV_FILELESS 128 /* exec of a file with no name (memfd) */
+/* An exec lifecycle record's path holds the file name exec was given
+ * (NUL-terminated; the bytes after it are meaningless) up to D4C_ARGS_OFFSET,
+ * then the new program's arguments as the kernel laid them out (NUL-separated),
+ * cut at D4C_PATH_MAX. */
+#define D4C_EV_ARGS 256
+#define D4C_ARGS_OFFSET 2048
 
 /* Counters (d4c_counters, per CPU), by index. */
 #define D4C_COUNT_DECISIONS 0 /* operations decided in containers */

@@ -109,6 +109,11 @@ pub const EV_FIRST: u32 = 32;
 pub const EV_SECOND: u32 = 64;
 /// `D4C_EV_FILELESS`: the exec of a file with no name (a memfd).
 pub const EV_FILELESS: u32 = 128;
+/// `D4C_EV_ARGS`: an exec lifecycle record's path is the file name, NUL
+/// padded to [`ARGS_OFFSET`], then the arguments, NUL-separated.
+pub const EV_ARGS: u32 = 256;
+/// `D4C_ARGS_OFFSET`: where an exec lifecycle record's arguments start.
+pub const ARGS_OFFSET: u32 = 2048;
 /// Counter indices (`D4C_COUNT_*`).
 pub const COUNT_DECISIONS: u32 = 0;
 /// `D4C_COUNT_DENIED`.
@@ -182,6 +187,8 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_EV_FIRST", EV_FIRST as u64),
     ("D4C_EV_SECOND", EV_SECOND as u64),
     ("D4C_EV_FILELESS", EV_FILELESS as u64),
+    ("D4C_EV_ARGS", EV_ARGS as u64),
+    ("D4C_ARGS_OFFSET", ARGS_OFFSET as u64),
     ("D4C_COUNT_DECISIONS", COUNT_DECISIONS as u64),
     ("D4C_COUNT_DENIED", COUNT_DENIED as u64),
     ("D4C_COUNT_EVENTS", COUNT_EVENTS as u64),

@@ -38,6 +38,7 @@
 #define D4C_EPERM 1
 #define D4C_FMODE_WRITE 0x2
 #define D4C_FMODE_CREATED 0x100000
+#define D4C_O_TMPFILE_FLAG 020000000 /* __O_TMPFILE, asm-generic/fcntl.h */
 #define D4C_S_IFMT 00170000
 #define D4C_S_IFREG 0100000
 #define D4C_S_IFDIR 0040000
@@ -189,7 +190,10 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 {
 	struct d4c_scratch *s = d4c_scratch_get();
 	struct d4c_event *r;
-	__u32 actions;
+	/* The bytes the walk wrote: a path not resolved whole is reported
+	 * by them alone (path_len says it was cut), never with the bytes an
+	 * earlier, longer path left after them in the scratch. */
+	__u32 actions, walked = op ? op->head.path_len : 0;
 
 	if (!op || !s)
 		return 0;
@@ -238,9 +242,7 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	__builtin_memcpy(r->name, op->head.name, D4C_NAME_BYTES);
 	if (op->head.flags & D4C_EVENT_HAS_PATH)
 		d4c_record_send(r, s->event.path,
-				op->head.path_len > D4C_PATH_MAX
-				    ? D4C_PATH_MAX
-				    : op->head.path_len);
+				walked > D4C_PATH_MAX ? D4C_PATH_MAX : walked);
 	else
 		d4c_record_send(r, s->event.path, 0);
 	return actions;
@@ -321,8 +323,10 @@ SEC("lsm/file_open")
 int BPF_PROG(d4c_file_open, struct file *file)
 {
 	unsigned int fmode = BPF_CORE_READ(file, f_mode);
+	unsigned int fflags = BPF_CORE_READ(file, f_flags);
 	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
 	struct d4c_op op;
+	__u32 opcode;
 
 	/* A file just created was decided at path_mknod. */
 	if (!(fmode & D4C_FMODE_WRITE) || (fmode & D4C_FMODE_CREATED))
@@ -331,9 +335,14 @@ int BPF_PROG(d4c_file_open, struct file *file)
 		return 0;
 	if (!d4c_begin(&op))
 		return 0;
+	/* An O_TMPFILE open creates the file it opens: vfs_tmpfile calls no
+	 * path hook and sets no FMODE_CREATED (seen on 6.1 and 6.12). It is
+	 * a creation, at the name the kernel gives the file ("#<inode>"). */
+	opcode = (fflags & D4C_O_TMPFILE_FLAG) ? d4c_created(mode)
+					       : d4c_modified(mode);
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(file, f_path.mnt),
 					  BPF_CORE_READ(file, f_path.dentry),
-					  d4c_modified(mode), 0));
+					  opcode, 0));
 }
 
 SEC("lsm/path_truncate")
@@ -615,6 +624,8 @@ int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
 	     struct linux_binprm *bprm)
 {
 	struct d4c_event *r = d4c_lifecycle(task, D4C_LIFE_EXEC);
+	unsigned long start, end;
+	__u64 len;
 	long n;
 
 	if (!r)
@@ -622,11 +633,26 @@ int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
 	/* The comm exec gave, and the file name exec was given. */
 	BPF_CORE_READ_INTO(&r->name, task, comm);
 	r->name_len = d4c_name_len(r->name);
-	n = bpf_probe_read_kernel_str(r->path, D4C_PATH_MAX,
+	/* NUL-terminated; the bytes after the NUL up to the arguments are
+	 * not cleared (clang cannot expand a 2 KiB memset for BPF) and are
+	 * ignored by userspace. */
+	n = bpf_probe_read_kernel_str(r->path, D4C_ARGS_OFFSET,
 				      BPF_CORE_READ(bprm, filename));
-	r->path_len = n > 1 ? (__u32)n - 1 : 0;
-	if (r->path_len)
+	if (n > 1)
 		r->flags |= D4C_EV_HAS_PATH;
+	/* The arguments, read here, in the new program, so that a process
+	 * gone before userspace reads its record still has them. */
+	start = BPF_CORE_READ(task, mm, arg_start);
+	end = BPF_CORE_READ(task, mm, arg_end);
+	len = end > start ? end - start : 0;
+	if (len > D4C_PATH_MAX - D4C_ARGS_OFFSET - 1)
+		len = D4C_PATH_MAX - D4C_ARGS_OFFSET - 1;
+	len &= D4C_PATH_MAX - D4C_ARGS_OFFSET - 1;
+	if (len && bpf_probe_read_user(r->path + D4C_ARGS_OFFSET, len,
+				       (const void *)start))
+		len = 0;
+	r->flags |= D4C_EV_ARGS;
+	r->path_len = D4C_ARGS_OFFSET + (__u32)len;
 	d4c_record_output(r, r->path_len);
 	return 0;
 }

@@ -19,8 +19,8 @@
 //! [`Probes::attach`] refuses to enforce without it.
 
 use crate::abi::{
-    CgroupEntry, Config, EventRecord, CGROUP_CONTAINER, CGROUP_KUBEPODS, CGROUP_LEGACY, CGROUP_UNIFIED, COUNTERS,
-    EVENT_RECORD_BYTES, ROW_PENDING,
+    CgroupEntry, Config, EventRecord, ARGS_OFFSET, CGROUP_CONTAINER, CGROUP_KUBEPODS, CGROUP_LEGACY, CGROUP_UNIFIED,
+    COUNTERS, EVENT_RECORD_BYTES, EV_ARGS, KIND_FILE, KIND_PROCESS, RECORD_DECISION, ROW_PENDING,
 };
 use crate::maps::{self, error, MapError};
 use crate::PROBES_OBJECT;
@@ -30,6 +30,7 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::Container;
 use d4c_artifact::ops::Kind;
+use std::collections::BTreeSet;
 use zerocopy::FromBytes;
 
 /// The LSM hooks, by program name and hook.
@@ -139,6 +140,29 @@ impl Record {
     /// The path as text (lossy: paths are bytes).
     pub fn path_text(&self) -> String {
         String::from_utf8_lossy(&self.path).into_owned()
+    }
+
+    /// An exec lifecycle record's file name (the path, without the
+    /// arguments that follow it when [`EV_ARGS`] is set).
+    pub fn exec_file(&self) -> String {
+        let end = if self.head.flags & EV_ARGS != 0 { ARGS_OFFSET as usize } else { self.path.len() };
+        let file = self.path.get(..end.min(self.path.len())).unwrap_or_default();
+        let end = file.iter().position(|&b| b == 0).unwrap_or(file.len());
+        String::from_utf8_lossy(file.get(..end).unwrap_or_default()).into_owned()
+    }
+
+    /// An exec lifecycle record's arguments, `argv[0]` first, when the
+    /// kernel copied them ([`EV_ARGS`]); cut at [`crate::abi::PATH_MAX`] bytes.
+    pub fn exec_args(&self) -> Option<Vec<String>> {
+        if self.head.flags & EV_ARGS == 0 {
+            return None;
+        }
+        let bytes = self.path.get(ARGS_OFFSET as usize..).unwrap_or_default();
+        let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        if bytes.is_empty() {
+            return Some(Vec::new());
+        }
+        Some(bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
     }
 
     /// The process name as text.
@@ -309,6 +333,37 @@ impl Probes {
             Kind::File => file,
             Kind::Process => process,
         })
+    }
+
+    /// The kind of a decision record (`None` for other records).
+    pub fn record_kind(record: &Record) -> Option<Kind> {
+        match (record.head.record, record.head.kind) {
+            (RECORD_DECISION, KIND_FILE) => Some(Kind::File),
+            (RECORD_DECISION, KIND_PROCESS) => Some(Kind::Process),
+            _ => None,
+        }
+    }
+
+    /// The selectors a decision record's row entry matched, by index into
+    /// its kind's selectors: the explanation of its actions. A pending
+    /// container's record is explained as any container's could be (every
+    /// container condition taken as holding), since its row is the union.
+    pub fn matched_selectors(&self, record: &Record) -> BTreeSet<usize> {
+        let Some(kind) = Probes::record_kind(record) else { return BTreeSet::new() };
+        let members = match kind {
+            Kind::File => self.tables.file_dyn_members(record.head.dyn_class),
+            Kind::Process => self.tables.process_dyn_members(record.head.dyn_class),
+        };
+        let in_container = match self.row_verdicts(record.head.row, kind) {
+            Some(verdicts) => verdicts.to_vec(),
+            None => vec![true; members.len()],
+        };
+        self.tables.row_entry(kind, &members, &in_container).matched
+    }
+
+    /// The loaded tables.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
     }
 
     fn cgroups(&mut self) -> Result<HashMap<&mut MapData, u64, [u8; 8]>, MapError> {

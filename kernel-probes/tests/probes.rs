@@ -36,7 +36,7 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
     let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
     let id = d4c_kernel_probes::cgroup::cgroup_id(&dir).unwrap();
     let row = probes.add_container(id, &Container::default()).unwrap();
-    let child = std::process::Command::new("/bin/true").status().unwrap();
+    let child = std::process::Command::new("/bin/true").args(["first arg", "", "x"]).status().unwrap();
     assert!(child.success());
     // Drained twice: a second drain must see only what came after the
     // first (regression: a ring buffer reader made per drain looped).
@@ -45,14 +45,21 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
     assert!(second.success());
     probes.remove_cgroup(id).unwrap();
     let later = probes.drain().unwrap();
-    assert!(later.iter().any(|r| r.head.op == abi::LIFE_EXEC && r.path_text() == "/bin/true"), "{later:#?}");
+    assert!(later.iter().any(|r| r.head.op == abi::LIFE_EXEC && r.exec_file() == "/bin/true"), "{later:#?}");
     records.extend(later);
     let ours: Vec<_> = records.iter().filter(|r| r.head.cgroup_id == id).collect();
     let exec = ours
         .iter()
-        .find(|r| r.head.record == abi::RECORD_LIFECYCLE && r.head.op == abi::LIFE_EXEC && r.path_text() == "/bin/true")
+        .find(|r| r.head.record == abi::RECORD_LIFECYCLE && r.head.op == abi::LIFE_EXEC && r.exec_file() == "/bin/true")
         .unwrap_or_else(|| panic!("no exec record of /bin/true in {records:#?}"));
     assert_eq!(exec.name_text(), "true");
+    // The arguments, copied in the kernel: empty and spaced ones kept.
+    let args = ours
+        .iter()
+        .filter(|r| r.head.op == abi::LIFE_EXEC && r.exec_file() == "/bin/true")
+        .filter_map(|r| r.exec_args())
+        .collect::<Vec<_>>();
+    assert!(args.contains(&vec!["/bin/true".to_string(), "first arg".into(), "".into(), "x".into()]), "{args:?}");
     assert_eq!(exec.head.row, row);
     assert!(ours.iter().any(|r| r.head.op == abi::LIFE_FORK && r.head.tgid == std::process::id()), "no fork record");
     assert!(ours.iter().any(|r| r.head.op == abi::LIFE_EXIT), "no exit record");

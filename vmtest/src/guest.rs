@@ -482,13 +482,7 @@ fn check_step(
         let kind = event_kind(&event);
         actions = actions.union(Actions::from_bits(u8::try_from(record.head.actions).unwrap_or(u8::MAX)));
         // The kernel's row entry, explained: which selectors it matched.
-        let members = match kind {
-            Kind::File => tables.file_dyn_members(record.head.dyn_class),
-            Kind::Process => tables.process_dyn_members(record.head.dyn_class),
-        };
-        let in_container = probes.row_verdicts(record.head.row, kind).map(<[bool]>::to_vec).unwrap_or_default();
-        let verdict = tables.row_entry(kind, &members, &in_container);
-        for &i in &verdict.matched {
+        for i in probes.matched_selectors(record) {
             if let Some(selector) = tables.kind(kind).selectors.get(i) {
                 names.insert(selector.name.clone());
             }
