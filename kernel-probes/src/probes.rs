@@ -23,14 +23,17 @@ use crate::abi::{
     COUNTERS, EVENT_RECORD_BYTES, EV_ARGS, KIND_FILE, KIND_PROCESS, RECORD_DECISION, ROW_PENDING,
 };
 use crate::maps::{self, error, MapError};
+pub use crate::sys::ensure_bpffs;
 use crate::PROBES_OBJECT;
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::links::FdLink;
 use aya::programs::{BtfTracePoint, Lsm, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::Container;
 use d4c_artifact::ops::Kind;
 use std::collections::BTreeSet;
+use std::path::Path;
 use zerocopy::FromBytes;
 
 /// The LSM hooks, by program name and hook.
@@ -178,6 +181,32 @@ impl Record {
     }
 }
 
+/// Removes every pin below `dir` (the links of [`Probes::attach_pinned`]),
+/// detaching their programs unless something else holds them; then the
+/// directories. Returns how many pins were removed. A missing `dir` is no
+/// error (nothing is installed).
+pub fn unpin_all(dir: &Path) -> Result<usize, MapError> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(error(&format!("cannot read `{}`", dir.display()), e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| error(&format!("cannot read `{}`", dir.display()), e))?;
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            removed += unpin_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)
+                .map_err(|e| error(&format!("cannot remove the pin `{}`", path.display()), e))?;
+            removed += 1;
+        }
+    }
+    std::fs::remove_dir(dir).map_err(|e| error(&format!("cannot remove `{}`", dir.display()), e))?;
+    Ok(removed)
+}
+
 /// Whether the BPF LSM is active: `bpf` in `/sys/kernel/security/lsm`.
 pub fn bpf_lsm_active() -> Result<bool, MapError> {
     let path = "/sys/kernel/security/lsm";
@@ -276,6 +305,21 @@ impl Probes {
     /// the BPF LSM is not active, as enforcement would then silently not
     /// happen.
     pub fn attach(&mut self) -> Result<(), MapError> {
+        self.attach_with(None)
+    }
+
+    /// Attaches every program as [`Probes::attach`] does and pins each
+    /// link in `dir` (created; on a bpffs), so that the programs stay
+    /// attached, and enforcing, after this process exits or crashes. Their
+    /// maps live as long as they do. Remove the pins ([`unpin_all`]) to
+    /// detach them.
+    pub fn attach_pinned(&mut self, dir: &Path) -> Result<(), MapError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| error(&format!("cannot create the pin directory `{}`", dir.display()), e))?;
+        self.attach_with(Some(dir))
+    }
+
+    fn attach_with(&mut self, pin: Option<&Path>) -> Result<(), MapError> {
         if self.settings.lsm && self.settings.enforce && !bpf_lsm_active()? {
             return Err(MapError(
                 "the BPF LSM is not active (`bpf` is not in /sys/kernel/security/lsm): nothing would be enforced; \
@@ -283,13 +327,29 @@ impl Probes {
                     .into(),
             ));
         }
+        let pin_link = |name: &str, link: Result<FdLink, String>| -> Result<(), MapError> {
+            let Some(dir) = pin else { return Ok(()) };
+            let path = dir.join(name);
+            link.map_err(MapError)?
+                .pin(&path)
+                .map(drop)
+                .map_err(|e| error(&format!("cannot pin `{name}` at `{}`", path.display()), e))
+        };
         for (name, _) in LSM_PROGRAMS.iter().filter(|_| self.settings.lsm) {
             let program: &mut Lsm = program_mut(&mut self.ebpf, name)?;
-            program.attach().map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+            let id = program.attach().map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+            if pin.is_some() {
+                let link = program.take_link(id).map(FdLink::from).map_err(|e| format!("`{name}`: {e}"));
+                pin_link(name, link)?;
+            }
         }
         for (name, _) in BTF_TRACEPOINTS {
             let program: &mut BtfTracePoint = program_mut(&mut self.ebpf, name)?;
-            program.attach().map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+            let id = program.attach().map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+            if pin.is_some() {
+                let link = program.take_link(id).map(FdLink::from).map_err(|e| format!("`{name}`: {e}"));
+                pin_link(name, link)?;
+            }
         }
         if !TRACEPOINTS.is_empty() {
             crate::sys::ensure_tracefs().map_err(|e| {
@@ -298,7 +358,15 @@ impl Probes {
         }
         for (name, category, point) in TRACEPOINTS {
             let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?;
-            program.attach(category, point).map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+            let id = program.attach(category, point).map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+            if pin.is_some() {
+                // A perf-event link is a BPF link (pinnable) from Linux 5.15.
+                let link = program.take_link(id).map_err(|e| format!("`{name}`: {e}")).and_then(|l| {
+                    FdLink::try_from(l)
+                        .map_err(|e| format!("`{name}` is not attached by a BPF link (Linux < 5.15?): {e}"))
+                });
+                pin_link(name, link)?;
+            }
         }
         Ok(())
     }

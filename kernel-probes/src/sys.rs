@@ -96,3 +96,33 @@ pub fn ensure_tracefs() -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// The BPF file system's magic number (`BPF_FS_MAGIC`).
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Mounts the BPF file system at `/sys/fs/bpf` unless one is there, for
+/// pinning. Needs CAP_SYS_ADMIN to mount; a DaemonSet mounts the host's.
+pub fn ensure_bpffs() -> std::io::Result<()> {
+    let dir = c"/sys/fs/bpf";
+    if is_bpffs(dir) {
+        return Ok(());
+    }
+    let source = c"bpf";
+    // SAFETY: the strings are NUL-terminated constants that outlive the
+    // call; no data argument.
+    let r = unsafe { libc::mount(source.as_ptr(), dir.as_ptr(), source.as_ptr(), 0, std::ptr::null()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Whether `dir` is on a BPF file system.
+pub fn is_bpffs(dir: &std::ffi::CStr) -> bool {
+    // SAFETY: `dir` is NUL-terminated; `buf` is a zeroed statfs the call
+    // fills.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statfs(dir.as_ptr(), &mut buf) };
+    r == 0 && buf.f_type as i64 == BPF_FS_MAGIC
+}

@@ -67,3 +67,22 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
     assert_eq!(counters[abi::COUNT_DROPPED as usize], 0);
     assert!(counters[abi::COUNT_EVENTS as usize] >= 3, "{counters:?}");
 }
+
+#[test]
+fn pinned_programs_outlive_their_loader_until_unpinned() {
+    d4c_kernel_probes::probes::ensure_bpffs().expect("a bpffs at /sys/fs/bpf");
+    let dir = std::path::PathBuf::from(format!("/sys/fs/bpf/d4c-test-{}", std::process::id()));
+    let settings = Settings { lsm: false, enforce: false, ..Settings::default() };
+    let mut probes = Probes::load(tables(), settings).unwrap();
+    probes.attach_pinned(&dir.join("gen-1")).unwrap();
+    drop(probes);
+    // The loader is gone; the links are not.
+    let pins: Vec<_> = std::fs::read_dir(dir.join("gen-1")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(pins.len(), 4, "{pins:?}");
+    for pin in &pins {
+        aya::programs::links::PinnedLink::from_pin(dir.join("gen-1").join(pin)).expect("a live pinned link");
+    }
+    assert_eq!(d4c_kernel_probes::probes::unpin_all(&dir).unwrap(), 4);
+    assert!(!dir.exists());
+    assert_eq!(d4c_kernel_probes::probes::unpin_all(&dir).unwrap(), 0, "uninstalling twice is fine");
+}
