@@ -30,12 +30,12 @@ use std::ffi::CString;
 use std::fs::{File, OpenOptions, Permissions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bundle::AgentOp;
+use crate::bundle::{AgentOp, LinkVia};
 use crate::protocol::{
     self, encode_opt, parse_op, write_line, LineReader, Reply, Request, StagedMsg, EXIT_TIMEOUT, IDLE_TIMEOUT,
     PERFORM_TIMEOUT, STAGE_TIMEOUT,
@@ -54,6 +54,8 @@ fn io_failure(what: &str, e: &io::Error) -> Failure {
 struct Performed {
     /// The op's errno; `-1` when the actor was killed before it reported.
     errno: i32,
+    /// How many of the op's calls succeeded.
+    completed: u32,
     /// The signal that ended the actor, 0 when it exited.
     signal: i32,
     /// The `comm` of the image a successful exec op started.
@@ -117,7 +119,9 @@ fn run_agent() -> Result<(), String> {
                 Err((errno, detail)) => Reply::Err { errno, detail },
             },
             Ok(Request::Perform { staged, op }) => match agent.perform(staged, &op) {
-                Ok(Performed { errno, signal, comm, detail }) => Reply::Outcome { errno, signal, comm, detail },
+                Ok(Performed { errno, completed, signal, comm, detail }) => {
+                    Reply::Outcome { errno, completed, signal, comm, detail }
+                }
                 Err((errno, detail)) => Reply::Err { errno, detail },
             },
         };
@@ -241,10 +245,11 @@ impl Agent {
             return Err(io_failure(&format!("{who}: sending the op ({end})"), &e));
         }
         drop(cmd);
-        let (errno, comm, detail) = match rep.read_line(PERFORM_TIMEOUT) {
+        let (errno, completed, comm, detail) = match rep.read_line(PERFORM_TIMEOUT) {
             Ok(Some(line)) => match StagedMsg::parse(&line) {
-                Ok(StagedMsg::Done { errno, detail }) => (errno, None, detail),
-                Ok(StagedMsg::Ran(comm)) => (0, Some(comm), "the exec'd image ran".to_string()),
+                Ok(StagedMsg::Done { errno, completed, detail }) => (errno, completed, None, detail),
+                // An exec op is the last of its calls: all succeeded.
+                Ok(StagedMsg::Ran(comm)) => (0, op.calls(), Some(comm), "the exec'd image ran".to_string()),
                 Ok(StagedMsg::Fail { errno, detail }) => {
                     let end = self.kill_and_reap(pid);
                     return Err((errno, format!("{who}: {detail}; {end}")));
@@ -258,6 +263,7 @@ impl Agent {
                 return match self.wait_exit(pid, EXIT_TIMEOUT) {
                     Ok(Exit::Signal(s)) => Ok(Performed {
                         errno: -1,
+                        completed: 0,
                         signal: s,
                         comm: None,
                         detail: format!("killed by signal {s} before it reported"),
@@ -275,10 +281,14 @@ impl Agent {
             }
         };
         match self.wait_exit(pid, EXIT_TIMEOUT) {
-            Ok(Exit::Code(0)) => Ok(Performed { errno, signal: 0, comm, detail }),
-            Ok(Exit::Signal(s)) => {
-                Ok(Performed { errno, signal: s, comm, detail: format!("{detail}; then killed by signal {s}") })
-            }
+            Ok(Exit::Code(0)) => Ok(Performed { errno, completed, signal: 0, comm, detail }),
+            Ok(Exit::Signal(s)) => Ok(Performed {
+                errno,
+                completed,
+                signal: s,
+                comm,
+                detail: format!("{detail}; then killed by signal {s}"),
+            }),
             Ok(exit) => {
                 Err((libc::EPROTO, format!("{who}: reported `{detail}` (errno {errno}) but ended with {exit}")))
             }
@@ -294,6 +304,8 @@ impl Agent {
 struct Held {
     /// Its own executable, opened before the op for `memfd-exec`.
     exe: File,
+    /// The open file of a sequence's later ops (`open-tmpfile` sets it).
+    open: Option<File>,
     /// The pty slave (interactive only), close-on-exec: the session keeps
     /// its controlling terminal without it.
     _tty: Option<File>,
@@ -330,7 +342,7 @@ pub fn stage_main(args: &[String]) -> ExitCode {
         .and_then(|name| Ok((name, protocol::decode_opt(tty)?)))
         .map_err(|e| (libc::EPROTO, e))
         .and_then(|(name, tty)| set_up(cmd.as_fd(), name.as_deref(), tty.as_deref()));
-    let held = match setup {
+    let mut held = match setup {
         Ok(held) => held,
         Err((errno, detail)) => {
             report(&mut rep, StagedMsg::Fail { errno, detail });
@@ -356,11 +368,12 @@ pub fn stage_main(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (errno, detail) = match perform_op(&op, &held, rep_raw) {
+    let (completed, result) = perform_calls(&op, &mut held, rep_raw);
+    let (errno, detail) = match result {
         Ok(detail) => (0, detail),
         Err((errno, detail)) => (errno, detail),
     };
-    report(&mut rep, StagedMsg::Done { errno, detail });
+    report(&mut rep, StagedMsg::Done { errno, completed, detail });
     ExitCode::SUCCESS
 }
 
@@ -377,7 +390,7 @@ fn set_up(cmd: std::os::fd::BorrowedFd<'_>, name: Option<&str>, tty: Option<&str
         sys::set_comm(&c).map_err(|e| io_failure("prctl(PR_SET_NAME)", &e))?;
     }
     let exe = File::open("/proc/self/exe").map_err(|e| io_failure("opening /proc/self/exe", &e))?;
-    Ok(Held { exe, _tty: tty })
+    Ok(Held { exe, open: None, _tty: tty })
 }
 
 /// Opens a new pty in the agent (`/dev/ptmx` without becoming its
@@ -414,11 +427,33 @@ fn c_string(s: &str) -> Result<CString, Failure> {
     CString::new(s).map_err(|_| (libc::EINVAL, format!("`{}` contains NUL", s.escape_debug())))
 }
 
+/// The op's calls: a sequence's ops in order up to the first that fails,
+/// any other op alone. Returns how many succeeded, and the last one's
+/// result.
+fn perform_calls(op: &AgentOp, held: &mut Held, rep_raw: RawFd) -> (u32, Result<String, Failure>) {
+    let AgentOp::Sequence(ops) = op else {
+        let result = perform_op(op, held, rep_raw);
+        return (u32::from(result.is_ok()), result);
+    };
+    for (i, call) in ops.iter().enumerate() {
+        if let Err((errno, detail)) = perform_op(call, held, rep_raw) {
+            let at = u32::try_from(i).unwrap_or(u32::MAX);
+            return (at, Err((errno, format!("op {} of {} (`{call}`): {detail}", i + 1, ops.len()))));
+        }
+    }
+    (op.calls(), Ok(format!("all {} ops succeeded", ops.len())))
+}
+
+/// The open file of a sequence, or EBADF.
+fn open_file(held: &Held) -> Result<&File, Failure> {
+    held.open.as_ref().ok_or((libc::EBADF, "no open file: `open-tmpfile` comes first in the sequence".to_string()))
+}
+
 /// The op itself: one syscall (`memfd-exec`: the three its definition
-/// names). Ok(detail) on success; Err((errno, detail)) with the syscall's
-/// errno. Exec ops return only on failure: on success the new image,
-/// `noop`, reports `ran` on `rep_raw`.
-fn perform_op(op: &AgentOp, held: &Held, rep_raw: RawFd) -> Result<String, Failure> {
+/// names). Ok(detail) on success; Err((errno, detail))
+/// with the syscall's errno. Exec ops return only on failure: on success
+/// the new image, `noop`, reports `ran` on `rep_raw`.
+fn perform_op(op: &AgentOp, held: &mut Held, rep_raw: RawFd) -> Result<String, Failure> {
     let noop_args = |argv0: &str| -> Result<Vec<CString>, Failure> {
         Ok(vec![c_string(argv0)?, c_string("noop")?, c_string(&rep_raw.to_string())?])
     };
@@ -495,6 +530,56 @@ fn perform_op(op: &AgentOp, held: &Held, rep_raw: RawFd) -> Result<String, Failu
             let e = sys::execveat_fd(memfd.as_fd(), &noop_args(name)?);
             Err(io_failure(&format!("execveat(memfd `{name}`, AT_EMPTY_PATH)"), &e))
         }
+        AgentOp::Symlink { target, link } => {
+            std::os::unix::fs::symlink(target, link).map_err(fail_on("symlink", &format!("{link}` to `{target}")))?;
+            Ok("linked".to_string())
+        }
+        AgentOp::Mkdir { path, mode } => {
+            std::fs::DirBuilder::new().mode(*mode).create(path).map_err(fail_on("mkdir", path))?;
+            Ok(format!("made with mode {mode:04o}"))
+        }
+        AgentOp::Chdir(path) => {
+            std::env::set_current_dir(path).map_err(fail_on("chdir", path))?;
+            Ok("changed directory".to_string())
+        }
+        AgentOp::BindMount { from, to } => {
+            sys::bind_mount(&c_string(from)?, &c_string(to)?)
+                .map_err(fail_on("mount(MS_BIND)", &format!("{from}` on `{to}")))?;
+            Ok("mounted".to_string())
+        }
+        AgentOp::OpenTmpfile { dir, mode } => {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_TMPFILE)
+                .mode(*mode)
+                .open(dir)
+                .map_err(fail_on("open(O_TMPFILE|O_RDWR)", dir))?;
+            held.open = Some(file);
+            Ok(format!("opened a file with no name, mode {mode:04o}"))
+        }
+        AgentOp::ChmodOpen(mode) => {
+            open_file(held)?
+                .set_permissions(Permissions::from_mode(*mode))
+                .map_err(|e| io_failure("fchmod of the open file", &e))?;
+            Ok(format!("mode set to {mode:04o}"))
+        }
+        AgentOp::LinkOpen { to, via } => {
+            let file = open_file(held)?;
+            let to_c = c_string(to)?;
+            match via {
+                LinkVia::EmptyPath => {
+                    sys::link_fd(file.as_fd(), &to_c).map_err(fail_on("linkat(AT_EMPTY_PATH)", to))?
+                }
+                LinkVia::ProcFd => {
+                    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+                    sys::link_follow(&c_string(&from)?, &to_c)
+                        .map_err(fail_on("linkat(AT_SYMLINK_FOLLOW)", &format!("{from}` to `{to}")))?;
+                }
+            }
+            Ok("linked".to_string())
+        }
+        AgentOp::Sequence(_) => Err((libc::EINVAL, "a sequence inside a sequence".to_string())),
     }
 }
 
@@ -519,5 +604,45 @@ pub fn noop_main(args: &[String]) -> ExitCode {
             eprintln!("d4c-vmtest noop: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_sequence_stops_at_its_first_failure_and_keeps_its_open_file() -> Result<(), String> {
+        let dir = std::env::temp_dir().join(format!("d4c-vmtest-sequence-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let exe = File::open("/proc/self/exe").map_err(|e| e.to_string())?;
+        let mut held = Held { exe, open: None, _tty: None };
+        let ops = AgentOp::Sequence(vec![
+            AgentOp::Mkdir { path: p("sub"), mode: 0o750 },
+            AgentOp::Symlink { target: p("sub"), link: p("l") },
+            AgentOp::OpenTmpfile { dir: p("l"), mode: 0o600 },
+            AgentOp::ChmodOpen(0o755),
+            AgentOp::LinkOpen { to: p("l/a"), via: LinkVia::EmptyPath },
+            AgentOp::LinkOpen { to: p("l/b"), via: LinkVia::ProcFd },
+            AgentOp::Create { path: p("l/a"), mode: 0o644 },
+            AgentOp::Fork,
+        ]);
+        let (completed, result) = perform_calls(&ops, &mut held, -1);
+        assert_eq!(completed, 6);
+        assert!(matches!(&result, Err((libc::EEXIST, detail)) if detail.starts_with("op 7 of 8")), "{result:?}");
+        let a = std::fs::metadata(p("sub/a")).map_err(|e| e.to_string())?;
+        let b = std::fs::metadata(p("sub/b")).map_err(|e| e.to_string())?;
+        assert_eq!((a.mode() & 0o7777, a.nlink(), a.ino()), (0o755, 2, b.ino()));
+
+        // An op on the open file outside a sequence that opened one.
+        let mut fresh = Held { exe: File::open("/proc/self/exe").map_err(|e| e.to_string())?, open: None, _tty: None };
+        let (completed, result) = perform_calls(&AgentOp::ChmodOpen(0o700), &mut fresh, -1);
+        assert!(completed == 0 && matches!(result, Err((libc::EBADF, _))), "{result:?}");
+        let (completed, result) = perform_calls(&AgentOp::Sequence(vec![]), &mut fresh, -1);
+        assert!(completed == 0 && result.is_ok());
+        std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())
     }
 }

@@ -219,6 +219,79 @@ pub enum AgentOp {
     /// `memfd_create(name, MFD_CLOEXEC)`, this binary written into it, and
     /// `execveat(fd, "", [name, "noop", fd], {}, AT_EMPTY_PATH)`.
     MemfdExec(String),
+    /// `symlink(target, link)`.
+    Symlink {
+        /// What the link points to.
+        target: String,
+        /// The new link.
+        link: String,
+    },
+    /// `mkdir(path, mode)` under umask 0.
+    Mkdir {
+        /// The new directory.
+        path: String,
+        /// Its exact mode.
+        mode: u32,
+    },
+    /// `chdir(path)`: the working directory of the later ops of its
+    /// [`AgentOp::Sequence`] (relative paths reach below PATH_MAX).
+    Chdir(String),
+    /// `mount(from, to, NULL, MS_BIND, NULL)`: a second path to a
+    /// directory, in the container's mount namespace (the container has
+    /// `CAP_SYS_ADMIN`).
+    BindMount {
+        /// The directory.
+        from: String,
+        /// Where it is also seen (an existing directory).
+        to: String,
+    },
+    /// `open(dir, O_TMPFILE | O_RDWR, mode)` under umask 0: a file with no
+    /// name, the *open file* of the later ops of its [`AgentOp::Sequence`].
+    OpenTmpfile {
+        /// The directory whose file system holds it.
+        dir: String,
+        /// Its exact mode.
+        mode: u32,
+    },
+    /// `fchmod(open file, mode)`.
+    ChmodOpen(u32),
+    /// A name for the open file: `linkat` as `via` says.
+    LinkOpen {
+        /// The new name.
+        to: String,
+        /// Which form of `linkat`.
+        via: LinkVia,
+    },
+    /// The ops in order, in one staged process, stopping at the first that
+    /// fails: for what needs process state (a working directory, an open
+    /// file) or set-up inside the container. [`Outcome::completed`] says
+    /// how far it got. Sequences do not nest.
+    Sequence(Vec<AgentOp>),
+}
+
+/// How [`AgentOp::LinkOpen`] names the open file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkVia {
+    /// `linkat(fd, "", AT_FDCWD, to, AT_EMPTY_PATH)`.
+    EmptyPath,
+    /// `linkat(AT_FDCWD, "/proc/self/fd/N", AT_FDCWD, to,
+    /// AT_SYMLINK_FOLLOW)`.
+    ProcFd,
+}
+
+impl LinkVia {
+    /// The protocol's word for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            LinkVia::EmptyPath => "empty-path",
+            LinkVia::ProcFd => "proc-fd",
+        }
+    }
+
+    /// Inverse of [`LinkVia::word`].
+    pub fn from_word(word: &str) -> Option<LinkVia> {
+        [LinkVia::EmptyPath, LinkVia::ProcFd].into_iter().find(|v| v.word() == word)
+    }
 }
 
 impl fmt::Display for AgentOp {
@@ -237,6 +310,23 @@ impl fmt::Display for AgentOp {
             AgentOp::Fork => write!(f, "fork"),
             AgentOp::Workload { dir, exe, iterations } => write!(f, "workload {dir:?} {exe:?} {iterations}"),
             AgentOp::MemfdExec(name) => write!(f, "memfd-exec {name:?}"),
+            AgentOp::Symlink { target, link } => write!(f, "symlink {link:?} to {target:?}"),
+            AgentOp::Mkdir { path, mode } => write!(f, "mkdir {path:?} mode {mode:04o}"),
+            AgentOp::Chdir(path) => write!(f, "chdir {path:?}"),
+            AgentOp::BindMount { from, to } => write!(f, "bind-mount {from:?} on {to:?}"),
+            AgentOp::OpenTmpfile { dir, mode } => write!(f, "open-tmpfile {dir:?} mode {mode:04o}"),
+            AgentOp::ChmodOpen(mode) => write!(f, "chmod-open {mode:04o}"),
+            AgentOp::LinkOpen { to, via } => write!(f, "link-open {} to {to:?}", via.word()),
+            AgentOp::Sequence(ops) => {
+                // A long sequence (a deep directory chain) is shown by its
+                // ends, so that messages stay readable.
+                let show = |ops: &[AgentOp]| ops.iter().map(ToString::to_string).collect::<Vec<_>>();
+                let shown = match (ops.get(..3), ops.len().checked_sub(2).and_then(|at| ops.get(at..))) {
+                    (Some(head), Some(tail)) if ops.len() > 6 => [show(head), vec!["...".into()], show(tail)].concat(),
+                    _ => show(ops),
+                };
+                write!(f, "sequence of {}: {}", ops.len(), shown.join("; "))
+            }
         }
     }
 }
@@ -254,8 +344,21 @@ impl AgentOp {
             | AgentOp::Exec(path)
             | AgentOp::MemfdExec(path) => vec![path],
             AgentOp::Rename { from, to } | AgentOp::Link { from, to } => vec![from, to],
-            AgentOp::Fork => vec![],
+            AgentOp::Fork | AgentOp::ChmodOpen(_) => vec![],
             AgentOp::Workload { dir, exe, .. } => vec![dir, exe],
+            AgentOp::Mkdir { path, .. } | AgentOp::Chdir(path) | AgentOp::OpenTmpfile { dir: path, .. } => vec![path],
+            AgentOp::LinkOpen { to, .. } => vec![to],
+            AgentOp::Symlink { target, link } => vec![target, link],
+            AgentOp::BindMount { from, to } => vec![from, to],
+            AgentOp::Sequence(ops) => ops.iter().flat_map(AgentOp::strings).collect(),
+        }
+    }
+
+    /// How many calls it makes: a [`AgentOp::Sequence`]'s length, else 1.
+    pub fn calls(&self) -> u32 {
+        match self {
+            AgentOp::Sequence(ops) => u32::try_from(ops.len()).unwrap_or(u32::MAX),
+            _ => 1,
         }
     }
 }
@@ -278,6 +381,10 @@ pub struct Outcome {
     /// What happened, for messages (e.g. `open(O_WRONLY) `/x`: Operation
     /// not permitted (os error 1)`).
     pub detail: String,
+    /// How many of the op's calls succeeded ([`AgentOp::calls`] when
+    /// `errno` is 0): for a [`AgentOp::Sequence`] that failed, the index
+    /// of the op that failed.
+    pub completed: u32,
 }
 
 /// The components of an absolute container path; `.`, `..` and NUL are
@@ -752,8 +859,8 @@ impl Container {
         // The agent forgets the actor whatever the answer.
         self.staged.remove(&staged);
         match reply.map_err(|e| format!("{what}: {e}"))? {
-            Reply::Outcome { errno, signal, comm, detail } => {
-                Ok(Outcome { errno, killed_by: (signal != 0).then_some(signal), exec_comm: comm, detail })
+            Reply::Outcome { errno, completed, signal, comm, detail } => {
+                Ok(Outcome { errno, killed_by: (signal != 0).then_some(signal), exec_comm: comm, detail, completed })
             }
             Reply::Err { errno, detail } => Err(format!("{what}: {detail} (errno {errno})")),
             other => Err(self.break_link(format!("{what}: unexpected reply `{}`", other.to_line()))),

@@ -14,17 +14,20 @@
 //! - `scenarios PATH...`: runs scenario files ([`d4c_vmtest::guest::run`]); prints
 //!   `D4C-VMTEST-SCENARIOS: ok` or `... FAIL <reason>`.
 //!
+//! - `evasion`: ways around drift prevention as real syscalls under the
+//!   real probes ([`d4c_vmtest::evasion::run`]); prints
+//!   `D4C-VMTEST-EVASION: ok ...` or `... FAILED <reason>`.
 //! - `bench [N]`: the overhead of the probes on a syscall-heavy loop in a
 //!   container, as a ratio in one boot ([`d4c_vmtest::guest::bench`]).
 //!
 //! The library ([`d4c_vmtest`]) holds the pieces; this file only dispatches.
 
-use d4c_vmtest::{agent, guest, smoke};
+use d4c_vmtest::{agent, evasion, guest, smoke};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: d4c-vmtest agent | stage CMD_FD REP_FD NAME TTY | noop [FD] | smoke [WORKDIR] | scenarios PATH...";
+    "usage: d4c-vmtest agent | stage CMD_FD REP_FD NAME TTY | noop [FD] | smoke [WORKDIR] | scenarios PATH... | evasion | bench [N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +52,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "evasion" => match evasion::run() {
+            Ok(summary) => {
+                println!("D4C-VMTEST-EVASION: ok {summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("D4C-VMTEST-EVASION: FAILED {}", one_line(&e));
+                ExitCode::FAILURE
+            }
+        },
         "bench" => {
             let iterations = rest.first().and_then(|n| n.parse().ok()).unwrap_or(200);
             match guest::bench(iterations) {

@@ -24,7 +24,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::bundle::AgentOp;
+use crate::bundle::{AgentOp, LinkVia};
 use crate::sys;
 
 /// How long the guest waits for the agent's `ready` after `runc run`
@@ -44,8 +44,9 @@ pub const GUEST_SLACK: Duration = Duration::from_secs(15);
 /// next request, before each concludes its peer is gone and exits.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The longest line either side accepts (a Linux path is at most 4096
-/// bytes, three times that encoded, and an op has two).
-pub const MAX_LINE: usize = 64 * 1024;
+/// bytes, three times that encoded, an op has two, and a sequence a few
+/// thousand short ones: a directory chain 2,000 levels deep).
+pub const MAX_LINE: usize = 256 * 1024;
 
 /// Whether `b` stands for itself in an encoded field.
 fn unreserved(b: u8) -> bool {
@@ -128,7 +129,11 @@ fn parse_num<T: std::str::FromStr>(field: &str, what: &str) -> Result<T, String>
 
 /// One op as fields: `create PATH MODE`, `write PATH`, `truncate PATH`,
 /// `chmod PATH MODE`, `mknod PATH MODE`, `rename FROM TO`, `link FROM TO`,
-/// `unlink PATH`, `exec PATH`, `fork`, `memfd-exec NAME`.
+/// `unlink PATH`, `exec PATH`, `fork`, `memfd-exec NAME`, `symlink TARGET
+/// LINK`, `mkdir PATH MODE`, `chdir PATH`, `bind-mount FROM TO`,
+/// `open-tmpfile DIR MODE`, `chmod-open MODE`, `link-open TO VIA`, and
+/// `seq OP...`, each OP one field: its own line,
+/// [`encode`]d.
 pub fn encode_op(op: &AgentOp) -> String {
     let e = |s: &String| encode(s.as_bytes());
     match op {
@@ -144,6 +149,17 @@ pub fn encode_op(op: &AgentOp) -> String {
         AgentOp::Fork => "fork".to_string(),
         AgentOp::Workload { dir, exe, iterations } => format!("workload {} {} {iterations}", e(dir), e(exe)),
         AgentOp::MemfdExec(name) => format!("memfd-exec {}", e(name)),
+        AgentOp::Symlink { target, link } => format!("symlink {} {}", e(target), e(link)),
+        AgentOp::Mkdir { path, mode } => format!("mkdir {} {mode:o}", e(path)),
+        AgentOp::Chdir(path) => format!("chdir {}", e(path)),
+        AgentOp::BindMount { from, to } => format!("bind-mount {} {}", e(from), e(to)),
+        AgentOp::OpenTmpfile { dir, mode } => format!("open-tmpfile {} {mode:o}", e(dir)),
+        AgentOp::ChmodOpen(mode) => format!("chmod-open {mode:o}"),
+        AgentOp::LinkOpen { to, via } => format!("link-open {} {}", e(to), via.word()),
+        AgentOp::Sequence(ops) => std::iter::once("seq".to_string())
+            .chain(ops.iter().map(|op| encode(encode_op(op).as_bytes())))
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 
@@ -167,6 +183,27 @@ pub fn parse_op(fields: &[&str]) -> Result<AgentOp, String> {
             iterations: n.parse().map_err(|_| format!("bad iteration count `{n}`"))?,
         },
         ["memfd-exec", name] => AgentOp::MemfdExec(t(name)?),
+        ["symlink", target, link] => AgentOp::Symlink { target: t(target)?, link: t(link)? },
+        ["mkdir", path, mode] => AgentOp::Mkdir { path: t(path)?, mode: parse_mode(mode)? },
+        ["chdir", path] => AgentOp::Chdir(t(path)?),
+        ["bind-mount", from, to] => AgentOp::BindMount { from: t(from)?, to: t(to)? },
+        ["open-tmpfile", dir, mode] => AgentOp::OpenTmpfile { dir: t(dir)?, mode: parse_mode(mode)? },
+        ["chmod-open", mode] => AgentOp::ChmodOpen(parse_mode(mode)?),
+        ["link-open", to, via] => AgentOp::LinkOpen {
+            to: t(to)?,
+            via: LinkVia::from_word(via).ok_or_else(|| format!("unknown link form `{via}`"))?,
+        },
+        ["seq", ops @ ..] => AgentOp::Sequence(
+            ops.iter()
+                .map(|field| {
+                    let line = t(field)?;
+                    match parse_op(&line.split(' ').collect::<Vec<_>>())? {
+                        AgentOp::Sequence(_) => Err("a sequence inside a sequence".to_string()),
+                        op => Ok(op),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         _ => return Err(format!("unknown op `{}`", fields.join(" "))),
     };
     Ok(op)
@@ -244,13 +281,16 @@ pub enum Reply {
         /// Its pid inside the container.
         pid: u32,
     },
-    /// `ok outcome ERRNO SIGNAL COMM DETAIL`: the op ran; ERRNO 0 is
-    /// success; SIGNAL is the signal that killed the actor, 0 if none did;
-    /// COMM ([`encode_opt`]) the `comm` of the image a successful exec op
+    /// `ok outcome ERRNO COMPLETED SIGNAL COMM DETAIL`: the op ran; ERRNO
+    /// 0 is success; COMPLETED how many of its calls succeeded; SIGNAL is
+    /// the signal that killed the actor, 0 if none did; COMM
+    /// ([`encode_opt`]) the `comm` of the image a successful exec op
     /// started.
     Outcome {
         /// The syscall's errno, 0 on success.
         errno: i32,
+        /// How many of the op's calls succeeded (a sequence has several).
+        completed: u32,
         /// The signal that ended the actor, 0 when it exited.
         signal: i32,
         /// The exec'd image's `comm`, for exec ops that succeeded.
@@ -274,9 +314,11 @@ impl Reply {
             Reply::Ready(pid) => format!("ready {pid}"),
             Reply::Pong => "ok pong".to_string(),
             Reply::Staged { id, pid } => format!("ok staged {id} {pid}"),
-            Reply::Outcome { errno, signal, comm, detail } => {
-                format!("ok outcome {errno} {signal} {} {}", encode_opt(comm.as_deref()), encode(detail.as_bytes()))
-            }
+            Reply::Outcome { errno, completed, signal, comm, detail } => format!(
+                "ok outcome {errno} {completed} {signal} {} {}",
+                encode_opt(comm.as_deref()),
+                encode(detail.as_bytes())
+            ),
             Reply::Err { errno, detail } => format!("err {errno} {}", encode(detail.as_bytes())),
         }
     }
@@ -290,8 +332,9 @@ impl Reply {
             ["ok", "staged", id, pid] => {
                 Ok(Reply::Staged { id: parse_num(id, "staged id")?, pid: parse_num(pid, "pid")? })
             }
-            ["ok", "outcome", errno, signal, comm, detail] => Ok(Reply::Outcome {
+            ["ok", "outcome", errno, completed, signal, comm, detail] => Ok(Reply::Outcome {
                 errno: parse_num(errno, "errno")?,
+                completed: parse_num(completed, "call count")?,
                 signal: parse_num(signal, "signal")?,
                 comm: decode_opt(comm)?,
                 detail: decode_text(detail)?,
@@ -317,10 +360,13 @@ pub enum StagedMsg {
         /// What failed.
         detail: String,
     },
-    /// `done ERRNO DETAIL`: the op's syscall returned; ERRNO 0 is success.
+    /// `done ERRNO COMPLETED DETAIL`: the op's syscall returned; ERRNO 0
+    /// is success; COMPLETED how many of its calls succeeded.
     Done {
         /// The syscall's errno, 0 on success.
         errno: i32,
+        /// How many of the op's calls succeeded.
+        completed: u32,
         /// What happened.
         detail: String,
     },
@@ -335,7 +381,9 @@ impl StagedMsg {
         match self {
             StagedMsg::Ready(pid) => format!("ready {pid}"),
             StagedMsg::Fail { errno, detail } => format!("fail {errno} {}", encode(detail.as_bytes())),
-            StagedMsg::Done { errno, detail } => format!("done {errno} {}", encode(detail.as_bytes())),
+            StagedMsg::Done { errno, completed, detail } => {
+                format!("done {errno} {completed} {}", encode(detail.as_bytes()))
+            }
             StagedMsg::Ran(comm) => format!("ran {}", encode(comm.as_bytes())),
         }
     }
@@ -348,9 +396,11 @@ impl StagedMsg {
             ["fail", errno, detail] => {
                 Ok(StagedMsg::Fail { errno: parse_num(errno, "errno")?, detail: decode_text(detail)? })
             }
-            ["done", errno, detail] => {
-                Ok(StagedMsg::Done { errno: parse_num(errno, "errno")?, detail: decode_text(detail)? })
-            }
+            ["done", errno, completed, detail] => Ok(StagedMsg::Done {
+                errno: parse_num(errno, "errno")?,
+                completed: parse_num(completed, "call count")?,
+                detail: decode_text(detail)?,
+            }),
             ["ran", comm] => Ok(StagedMsg::Ran(decode_text(comm)?)),
             _ => Err(format!("unknown staged message `{line}`")),
         }
@@ -480,6 +530,20 @@ mod tests {
             AgentOp::Exec("/usr/bin/ls".into()),
             AgentOp::Fork,
             AgentOp::MemfdExec("pay load".into()),
+            AgentOp::Symlink { target: "/usr/bin".into(), link: "/tmp/l".into() },
+            AgentOp::Mkdir { path: "d".into(), mode: 0o755 },
+            AgentOp::Chdir("/tmp/a b".into()),
+            AgentOp::BindMount { from: "/usr/bin".into(), to: "/mnt/bin".into() },
+            AgentOp::OpenTmpfile { dir: "/tmp".into(), mode: 0o600 },
+            AgentOp::ChmodOpen(0o755),
+            AgentOp::LinkOpen { to: "/usr/bin/z".into(), via: LinkVia::EmptyPath },
+            AgentOp::LinkOpen { to: "/usr/bin/%z".into(), via: LinkVia::ProcFd },
+            AgentOp::Sequence(vec![]),
+            AgentOp::Sequence(vec![
+                AgentOp::Chdir("/tmp/a b%".into()),
+                AgentOp::Create { path: "x y".into(), mode: 0o755 },
+                AgentOp::Fork,
+            ]),
         ];
         for op in ops {
             let req = Request::Perform { staged: 7, op };
@@ -493,6 +557,9 @@ mod tests {
             assert_eq!(Request::parse(&req.to_line()), Ok(req.clone()));
         }
         assert!(Request::parse("perform 1 chmod /x 8").is_err());
+        assert!(Request::parse("perform 1 link-open /x hard").is_err());
+        let nested = AgentOp::Sequence(vec![AgentOp::Sequence(vec![AgentOp::Fork])]);
+        assert!(Request::parse(&Request::Perform { staged: 1, op: nested }.to_line()).is_err());
         assert!(Request::parse("perform 1 create /x 17777").is_err());
     }
 
@@ -502,8 +569,14 @@ mod tests {
             Reply::Ready(1),
             Reply::Pong,
             Reply::Staged { id: 3, pid: 42 },
-            Reply::Outcome { errno: 1, signal: 0, comm: None, detail: "open: Operation not permitted".into() },
-            Reply::Outcome { errno: 0, signal: 9, comm: Some("3".into()), detail: String::new() },
+            Reply::Outcome {
+                errno: 1,
+                completed: 0,
+                signal: 0,
+                comm: None,
+                detail: "open: Operation not permitted".into(),
+            },
+            Reply::Outcome { errno: 0, completed: 1, signal: 9, comm: Some("3".into()), detail: String::new() },
             Reply::Err { errno: 110, detail: String::new() },
         ] {
             assert_eq!(Reply::parse(&reply.to_line()), Ok(reply.clone()));
@@ -511,7 +584,8 @@ mod tests {
         for msg in [
             StagedMsg::Ready(9),
             StagedMsg::Fail { errno: 2, detail: "x".into() },
-            StagedMsg::Done { errno: 0, detail: "created".into() },
+            StagedMsg::Done { errno: 0, completed: 1, detail: "created".into() },
+            StagedMsg::Done { errno: 1, completed: 3, detail: "call 4 of 5: x".into() },
             StagedMsg::Ran("3".into()),
         ] {
             assert_eq!(StagedMsg::parse(&msg.to_line()), Ok(msg.clone()));

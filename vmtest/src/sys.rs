@@ -1,7 +1,7 @@
 //! Thin safe wrappers over the system calls std does not offer: poll,
 //! pipes without close-on-exec, sessions and terminals, `prctl`, `umask`,
 //! `mknod`, `truncate`, `fork`, `execve`, `memfd_create`, `sendfile`,
-//! `execveat`, `waitpid` and `kill`.
+//! `execveat`, `linkat` with flags, bind `mount`, `waitpid` and `kill`.
 //!
 //! Every other module is free of `unsafe`. Each wrapper keeps its `unsafe`
 //! block to the one libc call, passes the kernel only pointers to memory it
@@ -323,4 +323,32 @@ pub(crate) fn execveat_fd(fd: BorrowedFd<'_>, args: &[CString]) -> io::Error {
         )
     };
     io::Error::last_os_error()
+}
+
+/// `linkat(fd, "", AT_FDCWD, to, AT_EMPTY_PATH)`: a name for the open file
+/// `fd` (an `O_TMPFILE` file gets its first one this way).
+pub(crate) fn link_fd(fd: BorrowedFd<'_>, to: &CStr) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: both strings are NUL-terminated and live through the call;
+    // `fd` is open for the borrow.
+    check(unsafe { libc::linkat(fd.as_raw_fd(), empty.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_EMPTY_PATH) })?;
+    Ok(())
+}
+
+/// `linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW)`: a hard link
+/// to what `from` names after following it (`/proc/self/fd/N` included).
+pub(crate) fn link_follow(from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and live through the call.
+    check(unsafe {
+        libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW)
+    })?;
+    Ok(())
+}
+
+/// `mount(from, to, NULL, MS_BIND, NULL)`: `from` is also reachable at `to`.
+pub(crate) fn bind_mount(from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and live through the call; a
+    // bind mount reads no file system type and no data.
+    check(unsafe { libc::mount(from.as_ptr(), to.as_ptr(), ptr::null(), libc::MS_BIND, ptr::null()) })?;
+    Ok(())
 }
