@@ -11,15 +11,19 @@
 //! - [`evasion`]: ways around drift prevention that scenario files cannot
 //!   write (second spellings of a path, files with no name, paths longer
 //!   than PATH_MAX).
+//! - [`runtime_check`]: the real `d4c-runtime` daemon end to end, with
+//!   [`bulk_sink`] as its Elasticsearch.
 //! - `sys`: the few raw system calls; the only module with `unsafe`.
 //!
 //! Everything runs as one statically linked binary (`d4c-vmtest`), copied
 //! into each container as the agent and as every executable a step needs.
 
 pub mod agent;
+pub mod bulk_sink;
 pub mod bundle;
 pub mod evasion;
 pub mod guest;
 pub mod protocol;
+pub mod runtime_check;
 pub mod smoke;
 mod sys;

@@ -22,12 +22,12 @@
 //!
 //! The library ([`d4c_vmtest`]) holds the pieces; this file only dispatches.
 
-use d4c_vmtest::{agent, evasion, guest, smoke};
+use d4c_vmtest::{agent, evasion, guest, runtime_check, smoke};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: d4c-vmtest agent | stage CMD_FD REP_FD NAME TTY | noop [FD] | smoke [WORKDIR] | scenarios PATH... | evasion | bench [N]";
+    "usage: d4c-vmtest agent | stage CMD_FD REP_FD NAME TTY | noop [FD] | smoke [WORKDIR] | scenarios PATH... | evasion | runtime | bench [N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,6 +59,16 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 println!("D4C-VMTEST-EVASION: FAILED {}", one_line(&e));
+                ExitCode::FAILURE
+            }
+        },
+        "runtime" => match runtime_check::run() {
+            Ok(summary) => {
+                println!("D4C-VMTEST-RUNTIME: ok {summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("D4C-VMTEST-RUNTIME: FAILED {}", one_line(&e));
                 ExitCode::FAILURE
             }
         },

@@ -1,0 +1,329 @@
+//! Container discovery and metadata.
+//!
+//! A container is found by its cgroup (below a kubepods root) and described
+//! by its runtime's bundle: the OCI `config.json` that containerd and CRI-O
+//! write before the container's first process starts, whose annotations name
+//! the image, the pod, its namespace and uid, and the container. Pod labels
+//! and cluster facts come from the Kubernetes API ([`crate::kube`]) and are
+//! merged in by the caller.
+//!
+//! Invariants: nothing here blocks on the network; a bundle that cannot be
+//! read yet is "not yet" (the container stays pending in the kernel, which
+//! fails closed), never an error that drops the container.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use d4c_artifact::event::{split_image, Container};
+use d4c_kernel_probes::cgroup::{self, ContainerCgroup, KubepodsRoot, Runtime};
+use serde_json::Value;
+
+/// What is known of one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// The runtime's container id (64 hex digits).
+    pub id: String,
+    /// The runtime that named the cgroup, when its name says.
+    pub runtime: Option<&'static str>,
+    /// The container's name in its pod.
+    pub name: Option<String>,
+    /// The image reference as the runtime was given it.
+    pub image: Option<String>,
+    /// The pod's name.
+    pub pod_name: Option<String>,
+    /// The pod's namespace.
+    pub namespace: Option<String>,
+    /// The pod's uid.
+    pub pod_uid: Option<String>,
+    /// The pod's labels (from the Kubernetes API).
+    pub labels: BTreeMap<String, String>,
+    /// The pod's annotations (from the Kubernetes API).
+    pub pod_annotations: BTreeMap<String, String>,
+    /// The pod's IP addresses (from the Kubernetes API).
+    pub pod_ips: Vec<String>,
+    /// The pod's owner kind, e.g. `ReplicaSet` (from the Kubernetes API).
+    pub parent_type: Option<String>,
+}
+
+impl Metadata {
+    /// The selector-facing view of the container, with the cluster's
+    /// identity.
+    pub fn selector_view(&self, cluster_id: Option<&str>, cluster_name: Option<&str>) -> Container {
+        let (full, name, tag) = match &self.image {
+            Some(image) => {
+                let (full, name, tag) = split_image(image);
+                (Some(full), Some(name), tag)
+            }
+            None => (None, None, None),
+        };
+        Container {
+            image_full_name: full,
+            image_name: name,
+            image_tag: tag,
+            cluster_id: cluster_id.map(str::to_owned),
+            cluster_name: cluster_name.map(str::to_owned),
+            namespace: self.namespace.clone(),
+            pod_name: self.pod_name.clone(),
+            labels: self.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+/// The annotations each runtime writes into the bundle, by field.
+const ANNOTATIONS: &[(Field, &[&str])] = &[
+    (Field::Name, &["io.kubernetes.cri.container-name", "io.kubernetes.container.name"]),
+    (Field::Image, &["io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"]),
+    (Field::PodName, &["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"]),
+    (Field::Namespace, &["io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"]),
+    (Field::PodUid, &["io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid"]),
+];
+
+#[derive(Clone, Copy)]
+enum Field {
+    Name,
+    Image,
+    PodName,
+    Namespace,
+    PodUid,
+}
+
+/// Fills `metadata` from an OCI `config.json`'s annotations (containerd's
+/// `io.kubernetes.cri.*` or CRI-O's `io.kubernetes.*` keys). Returns whether
+/// the bundle is a pod sandbox (pause) rather than an application
+/// container; sandboxes are registered too (their processes are container
+/// processes) but have no image of interest.
+pub fn apply_annotations(metadata: &mut Metadata, config: &Value) -> bool {
+    let annotations = config.get("annotations").and_then(Value::as_object);
+    let get = |key: &str| annotations.and_then(|a| a.get(key)).and_then(Value::as_str).map(str::to_owned);
+    for (field, keys) in ANNOTATIONS {
+        let Some(value) = keys.iter().find_map(|k| get(k)) else { continue };
+        let slot = match field {
+            Field::Name => &mut metadata.name,
+            Field::Image => &mut metadata.image,
+            Field::PodName => &mut metadata.pod_name,
+            Field::Namespace => &mut metadata.namespace,
+            Field::PodUid => &mut metadata.pod_uid,
+        };
+        *slot = Some(value);
+    }
+    let kind = get("io.kubernetes.cri.container-type").or_else(|| get("io.kubernetes.cri-o.ContainerType"));
+    kind.as_deref() == Some("sandbox")
+}
+
+/// Where runtimes keep bundles: patterns with `{id}` for the container id.
+/// The defaults are containerd's (`k8s.io` namespace) and CRI-O's state
+/// directories; a DaemonSet mounts them read-only at the same paths.
+pub fn default_bundle_patterns() -> Vec<String> {
+    vec![
+        "/run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}/config.json".into(),
+        "/run/containers/storage/overlay-containers/{id}/userdata/config.json".into(),
+    ]
+}
+
+/// Reads the first bundle of `id` found under `patterns`. `Ok(None)` when no
+/// bundle exists (yet); an error names the file that exists but is not a
+/// JSON document.
+pub fn read_bundle(patterns: &[String], id: &str) -> Result<Option<Value>, String> {
+    for pattern in patterns {
+        let path = PathBuf::from(pattern.replace("{id}", id));
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                return serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| format!("the bundle `{}` is not a JSON document: {e}", path.display()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read the bundle `{}`: {e}", path.display())),
+        }
+    }
+    Ok(None)
+}
+
+/// A container cgroup found on the cgroup filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Its cgroup id (the directory's inode).
+    pub cgroup_id: u64,
+    /// Its directory.
+    pub path: PathBuf,
+    /// What its name says.
+    pub cgroup: ContainerCgroup,
+}
+
+/// Finds every container cgroup below `roots` (a container's own cgroup,
+/// not its children) in the hierarchy mounted at `mount`. Cgroups that
+/// vanish during the walk are skipped.
+pub fn scan(mount: &Path, roots: &[KubepodsRoot]) -> Vec<Found> {
+    let mut found = Vec::new();
+    // kubepods / qos / pod / container: three levels below a root at most.
+    let mut stack: Vec<(PathBuf, u32)> = roots.iter().map(|r| (r.path.clone(), 0)).collect();
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = entry.path();
+            let Some(relative) = path.strip_prefix(mount).ok().and_then(Path::to_str).map(|r| format!("/{r}")) else {
+                continue;
+            };
+            match cgroup::parse_container_path(&relative) {
+                Some(parsed) if parsed.depth_below_container == 0 => {
+                    if let Ok(cgroup_id) = cgroup::cgroup_id(&path) {
+                        found.push(Found { cgroup_id, path, cgroup: parsed });
+                    }
+                }
+                Some(_) => {}
+                None if depth < 3 => stack.push((path, depth + 1)),
+                None => {}
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+/// The runtime's name for the documents (`container.runtime`).
+pub fn runtime_name(runtime: Option<Runtime>) -> Option<&'static str> {
+    runtime.map(|r| match r {
+        Runtime::Containerd => "containerd",
+        Runtime::CriO => "cri-o",
+        Runtime::Docker => "docker",
+    })
+}
+
+/// The containers registered with the kernel, by cgroup id.
+#[derive(Debug, Default)]
+pub struct Registry {
+    containers: HashMap<u64, Metadata>,
+}
+
+impl Registry {
+    /// The metadata of the container with cgroup `id`.
+    pub fn get(&self, cgroup_id: u64) -> Option<&Metadata> {
+        self.containers.get(&cgroup_id)
+    }
+
+    /// Records `metadata` for `cgroup_id`; returns the previous metadata.
+    pub fn insert(&mut self, cgroup_id: u64, metadata: Metadata) -> Option<Metadata> {
+        self.containers.insert(cgroup_id, metadata)
+    }
+
+    /// Forgets the containers whose cgroup is not in `present`; returns
+    /// their cgroup ids.
+    pub fn retain_present(&mut self, present: &[Found]) -> Vec<u64> {
+        let keep: std::collections::HashSet<u64> = present.iter().map(|f| f.cgroup_id).collect();
+        let gone: Vec<u64> = self.containers.keys().copied().filter(|id| !keep.contains(id)).collect();
+        for id in &gone {
+            self.containers.remove(id);
+        }
+        gone
+    }
+
+    /// The registered containers.
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &Metadata)> {
+        self.containers.iter()
+    }
+
+    /// How many are registered.
+    pub fn len(&self) -> usize {
+        self.containers.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn containerd_and_crio_annotations_fill_the_same_fields() {
+        let containerd = json!({"annotations": {
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": "web",
+            "io.kubernetes.cri.image-name": "nginx:1.25",
+            "io.kubernetes.cri.sandbox-name": "web-7d9f",
+            "io.kubernetes.cri.sandbox-namespace": "prod",
+            "io.kubernetes.cri.sandbox-uid": "0d3c8a52-7f0b-4a1b-9f8e-2f4c9a1b2c3d"
+        }});
+        let crio = json!({"annotations": {
+            "io.kubernetes.cri-o.ContainerType": "container",
+            "io.kubernetes.container.name": "web",
+            "io.kubernetes.cri-o.ImageName": "nginx:1.25",
+            "io.kubernetes.pod.name": "web-7d9f",
+            "io.kubernetes.pod.namespace": "prod",
+            "io.kubernetes.pod.uid": "0d3c8a52-7f0b-4a1b-9f8e-2f4c9a1b2c3d"
+        }});
+        let mut a = Metadata::default();
+        let mut b = Metadata::default();
+        assert!(!apply_annotations(&mut a, &containerd));
+        assert!(!apply_annotations(&mut b, &crio));
+        assert_eq!(a, b);
+        assert_eq!(a.namespace.as_deref(), Some("prod"));
+        let view = a.selector_view(Some("uid-1"), Some("prod-eu"));
+        assert_eq!(view.image_full_name.as_deref(), Some("docker.io/library/nginx"));
+        assert_eq!(view.image_tag.as_deref(), Some("1.25"));
+        assert_eq!(view.pod_name.as_deref(), Some("web-7d9f"));
+        assert_eq!(view.cluster_name.as_deref(), Some("prod-eu"));
+    }
+
+    #[test]
+    fn a_sandbox_is_told_apart() {
+        let pause = json!({"annotations": {"io.kubernetes.cri.container-type": "sandbox"}});
+        assert!(apply_annotations(&mut Metadata::default(), &pause));
+        assert!(!apply_annotations(&mut Metadata::default(), &json!({})));
+    }
+
+    #[test]
+    fn bundles_are_found_by_pattern_and_bad_ones_named() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let id = "a".repeat(64);
+        let patterns = vec![
+            format!("{}/missing/{{id}}/config.json", dir.path().display()),
+            format!("{}/k8s.io/{{id}}/config.json", dir.path().display()),
+        ];
+        assert_eq!(read_bundle(&patterns, &id)?, None);
+        let bundle = dir.path().join("k8s.io").join(&id);
+        std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
+        std::fs::write(bundle.join("config.json"), br#"{"annotations":{}}"#).map_err(|e| e.to_string())?;
+        assert_eq!(read_bundle(&patterns, &id)?, Some(json!({"annotations": {}})));
+        std::fs::write(bundle.join("config.json"), b"{not json").map_err(|e| e.to_string())?;
+        let error = read_bundle(&patterns, &id).err().unwrap_or_default();
+        assert!(error.contains("config.json") && error.contains("not a JSON document"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn scan_finds_container_cgroups_of_both_drivers() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mount = dir.path();
+        let id1 = "1".repeat(64);
+        let id2 = "2".repeat(64);
+        let uid = "0d3c8a52_7f0b_4a1b_9f8e_2f4c9a1b2c3d";
+        let systemd = format!(
+            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/cri-containerd-{id1}.scope"
+        );
+        let cgroupfs = format!("kubepods/besteffort/pod{}/{id2}/child", uid.replace('_', "-"));
+        for d in [&systemd, &cgroupfs, &"system.slice/containerd.service".to_string()] {
+            std::fs::create_dir_all(mount.join(d)).map_err(|e| e.to_string())?;
+        }
+        let roots = cgroup::find_kubepods_roots(mount, cgroup::DEFAULT_MAX_DEPTH)?;
+        let found = scan(mount, &roots);
+        let ids: Vec<&str> = found.iter().map(|f| f.cgroup.container_id.as_str()).collect();
+        assert_eq!(ids, [id2.as_str(), id1.as_str()]);
+        assert!(found.iter().all(|f| f.cgroup.depth_below_container == 0));
+        let mut registry = Registry::default();
+        for f in &found {
+            registry.insert(f.cgroup_id, Metadata { id: f.cgroup.container_id.clone(), ..Metadata::default() });
+        }
+        registry.insert(12345, Metadata::default());
+        assert_eq!(registry.retain_present(&found), [12345]);
+        assert_eq!(registry.len(), 2);
+        Ok(())
+    }
+}

@@ -1,0 +1,639 @@
+//! The daemon's state and its turns: the kernel side (probes, rows,
+//! cgroups), the container registry, the process cache, and the path from
+//! ring buffer records to documents.
+//!
+//! One task owns all of it and turns it from the main loop ([`crate::run`]):
+//! drain the ring buffer, scan for containers, check the artifact for a
+//! new revision, render the metrics. Nothing here waits on the network.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use d4c_kernel_probes::abi::{
+    ACTION_BLOCK, EV_HAS_PATH, EV_INTERACTIVE, EV_PENDING, KIND_PROCESS, LIFE_EXEC, LIFE_EXIT, LIFE_FORK, OP_EXEC,
+    OP_FORK, RECORD_DECISION,
+};
+
+/// A flag of userspace's own on a decision made in audit mode (outside the
+/// kernel's `D4C_EV_*` bits).
+pub const EV_AUDIT: u32 = 1 << 31;
+use d4c_kernel_probes::cgroup::{self, KubepodsRoot};
+use d4c_kernel_probes::probes::{self, CgroupMode, Pending, Probes, Record, Settings};
+
+use crate::config::{Config, PendingMode};
+use crate::containers::{self, Metadata, Registry};
+use crate::document::Document;
+use crate::ecs::{self, Facts, Subject};
+use crate::facts::Node;
+use crate::load::{self, Policy};
+use crate::process::ProcessCache;
+
+/// Counters of the userspace pipeline (the kernel's are read from the
+/// probes).
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    /// Records read from the ring buffer, by kind (`decision`, `lifecycle`).
+    pub records: BTreeMap<&'static str, u64>,
+    /// Documents made, by data stream dataset.
+    pub documents: BTreeMap<String, u64>,
+    /// Documents delivery refused (channel full, too large): lost.
+    pub documents_refused: u64,
+    /// Operations the kernel refused (records flagged denied).
+    pub blocked: u64,
+    /// Records that could not be parsed.
+    pub bad_records: u64,
+    /// Container scans done.
+    pub scans: u64,
+    /// Containers registered since start.
+    pub containers_added: u64,
+    /// Containers removed since start.
+    pub containers_removed: u64,
+    /// Bundles that could not be read or parsed (the container stays
+    /// pending and is retried).
+    pub bundle_errors: u64,
+    /// Artifact reloads done, and refused.
+    pub reloads: u64,
+    /// Reloads refused (the current policy stayed).
+    pub reloads_refused: u64,
+    /// Nanoseconds from a container's cgroup to its registration, last
+    /// and worst (from the first record that found it pending when there
+    /// was one, else from the scan that found it).
+    pub registration_window_ns: (u64, u64),
+}
+
+/// The probes and the policy they were loaded with.
+pub struct Active {
+    /// The loaded and attached probes.
+    pub probes: Probes,
+    /// The policy.
+    pub policy: Policy,
+    /// The artifact file's identity when it was read (to see a change).
+    pub file_stamp: Option<FileStamp>,
+}
+
+/// What identifies a version of a file: device, inode, size, mtime.
+pub type FileStamp = (u64, u64, u64, i64, i64);
+
+/// The stamp of the file at `path` (following symlinks, as a ConfigMap's
+/// `..data` swap changes the target).
+pub fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// The daemon.
+pub struct Daemon {
+    /// The configuration.
+    pub config: Config,
+    /// The probes in force.
+    pub active: Active,
+    /// Whether the BPF LSM is active (else: audit mode).
+    pub lsm: bool,
+    /// The node's facts.
+    pub node: Node,
+    /// The facts documents carry.
+    pub facts: Facts,
+    /// The kubepods roots registered.
+    pub roots: Vec<KubepodsRoot>,
+    /// The containers registered.
+    pub registry: Registry,
+    /// Cgroups found whose bundle is not readable yet, with when they
+    /// were first seen pending (boot ns).
+    pub waiting: BTreeMap<u64, u64>,
+    /// The processes.
+    pub processes: ProcessCache,
+    /// Processes whose start was logged: their end is logged too.
+    pub logged: HashSet<u32>,
+    /// Userspace counters.
+    pub counters: Counters,
+    /// A scan is due now (a pending container was seen).
+    pub scan_due: bool,
+    /// The cgroup mode.
+    pub cgroup_mode: CgroupMode,
+    /// The cgroup filesystem whose ids name containers.
+    pub cgroupfs: PathBuf,
+    /// The pin directory of the probes in force (`None`: not pinned, so
+    /// enforcement ends with the daemon).
+    pub pinned: Option<PathBuf>,
+    /// The Kubernetes API's view (pod labels, cluster id), when enabled.
+    pub kube: Option<crate::kube::Kube>,
+    /// The Kubernetes view's generation last applied to the registry.
+    pub kube_generation: u64,
+}
+
+impl Daemon {
+    /// Loads the artifact, the probes, the kubepods roots and the
+    /// containers; attaches the probes. Errors say what failed and where.
+    pub fn start(config: Config) -> Result<Daemon, String> {
+        let artifact = config.artifact.clone().ok_or("no artifact: pass --artifact PATH (a `d4cc compile` output)")?;
+        let key = config.trusted_key.as_deref().map(load::trusted_key).transpose().map_err(|e| e.to_string())?;
+        let stamp = file_stamp(&artifact);
+        let policy = load::load(&artifact, key.as_ref()).map_err(|e| e.to_string())?;
+        let lsm = probes::bpf_lsm_active().unwrap_or(false);
+        let (cgroupfs, cgroup_mode) = cgroup_hierarchy(&config)?;
+        // The host's root through pid 1 (hostPID), else our own.
+        let host_root =
+            if config.host_root.join("etc").is_dir() { config.host_root.clone() } else { PathBuf::from("/") };
+        let node = Node::read(&host_root);
+        let agent_id = config
+            .agent_id
+            .clone()
+            .or_else(|| node.machine_id.clone())
+            .or_else(|| node.hostname.clone())
+            .unwrap_or_else(|| "unknown".into());
+        let facts = Facts {
+            agent_id,
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            host: node.host_fields(config.node_name.as_deref()),
+            cloud: None,
+            cluster_id: config.cluster_id.clone(),
+            cluster_name: config.cluster_name.clone(),
+            namespace: config.namespace.clone(),
+            policy_id: policy.name.clone(),
+            policy_revision: policy.revision,
+            policy_digest: policy.digest.clone(),
+            boot_epoch_ns: crate::facts::boot_epoch_ns(),
+            boot_id: node.boot_id.clone().unwrap_or_default(),
+        };
+        let probes = load_probes(&config, &policy, lsm, cgroup_mode)?;
+        let mut daemon = Daemon {
+            processes: ProcessCache::new(config.process_cache, config.proc_root.clone()),
+            config,
+            active: Active { probes, policy, file_stamp: stamp },
+            lsm,
+            node,
+            facts,
+            roots: Vec::new(),
+            registry: Registry::default(),
+            waiting: BTreeMap::new(),
+            logged: HashSet::new(),
+            counters: Counters::default(),
+            scan_due: false,
+            cgroup_mode,
+            cgroupfs,
+            pinned: None,
+            kube: None,
+            kube_generation: 0,
+        };
+        daemon.kube = start_kube(&daemon.config);
+        daemon.find_roots()?;
+        daemon.scan();
+        daemon.pinned = attach(&daemon.config, &mut daemon.active)?;
+        Ok(daemon)
+    }
+
+    /// Finds and registers the kubepods roots.
+    fn find_roots(&mut self) -> Result<(), String> {
+        let roots = cgroup::find_kubepods_roots(&self.cgroupfs, cgroup::DEFAULT_MAX_DEPTH)?;
+        for root in &roots {
+            self.active.probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
+        }
+        self.roots = roots;
+        Ok(())
+    }
+
+    /// Scans the cgroup tree: registers new containers whose bundle can be
+    /// read, forgets the ones gone.
+    pub fn scan(&mut self) {
+        self.counters.scans += 1;
+        self.scan_due = false;
+        self.refresh_from_kube();
+        if self.roots.is_empty() {
+            // kubelet may start after the daemon: look for the roots again.
+            let _ = self.find_roots();
+        }
+        let found = containers::scan(&self.cgroupfs, &self.roots);
+        let now = crate::facts::boot_ns();
+        for f in &found {
+            if self.registry.get(f.cgroup_id).is_some() {
+                continue;
+            }
+            let first_seen = *self.waiting.entry(f.cgroup_id).or_insert(now);
+            let bundle = match containers::read_bundle(&self.config.bundle_patterns, &f.cgroup.container_id) {
+                Ok(Some(bundle)) => bundle,
+                Ok(None) => continue,
+                Err(error) => {
+                    self.counters.bundle_errors += 1;
+                    tracing::warn!(cgroup = %f.path.display(), %error, "container bundle unreadable; it stays pending");
+                    continue;
+                }
+            };
+            let mut metadata = Metadata {
+                id: f.cgroup.container_id.clone(),
+                runtime: containers::runtime_name(f.cgroup.runtime),
+                pod_uid: f.cgroup.pod_uid.clone(),
+                ..Metadata::default()
+            };
+            containers::apply_annotations(&mut metadata, &bundle);
+            if let Some(kube) = &self.kube {
+                match metadata.pod_uid.as_deref().and_then(|uid| kube.pod(uid)) {
+                    Some(pod) => crate::kube::apply(&mut metadata, &pod),
+                    // The pod's labels may decide its selectors: wait for
+                    // them a little (the container stays pending, which
+                    // fails closed), then register without them.
+                    None if now.saturating_sub(first_seen) < self.config.kubernetes.label_wait.as_nanos() as u64 => {
+                        continue;
+                    }
+                    None => {
+                        tracing::warn!(container = %metadata.id, pod_uid = ?metadata.pod_uid,
+                            "the pod is not in the Kubernetes API after the label wait: registered without its labels");
+                    }
+                }
+            }
+            let view = metadata.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref());
+            match self.active.probes.add_container(f.cgroup_id, &view) {
+                Ok(row) => {
+                    let window = now.saturating_sub(first_seen);
+                    self.counters.registration_window_ns = (window, self.counters.registration_window_ns.1.max(window));
+                    self.counters.containers_added += 1;
+                    self.waiting.remove(&f.cgroup_id);
+                    tracing::info!(
+                        container = %metadata.id, pod = ?metadata.pod_name, namespace = ?metadata.namespace,
+                        image = ?metadata.image, row, "container registered"
+                    );
+                    self.registry.insert(f.cgroup_id, metadata);
+                }
+                Err(error) => {
+                    tracing::error!(container = %metadata.id, %error, "cannot register the container; it stays pending (fail closed)");
+                }
+            }
+        }
+        for gone in self.registry.retain_present(&found) {
+            self.counters.containers_removed += 1;
+            if let Err(error) = self.active.probes.remove_cgroup(gone) {
+                tracing::warn!(cgroup_id = gone, %error, "cannot remove a container's cgroup from the kernel");
+            }
+        }
+        let present: HashSet<u64> = found.iter().map(|f| f.cgroup_id).collect();
+        self.waiting.retain(|id, _| present.contains(id));
+    }
+
+    /// Applies what the Kubernetes API says to the facts and to every
+    /// registered container, when it changed since the last time: a pod
+    /// whose labels changed gets its row again.
+    fn refresh_from_kube(&mut self) {
+        let Some(kube) = &self.kube else { return };
+        let generation = kube.generation();
+        if generation == self.kube_generation {
+            return;
+        }
+        self.kube_generation = generation;
+        if self.config.cluster_id.is_none() {
+            self.facts.cluster_id = kube.cluster_id();
+        }
+        let mut changed = Vec::new();
+        for (cgroup_id, metadata) in self.registry.iter() {
+            let Some(pod) = metadata.pod_uid.as_deref().and_then(|uid| kube.pod(uid)) else { continue };
+            let mut updated = metadata.clone();
+            crate::kube::apply(&mut updated, &pod);
+            if &updated != metadata {
+                changed.push((*cgroup_id, updated));
+            }
+        }
+        for (cgroup_id, metadata) in changed {
+            let view = metadata.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref());
+            match self.active.probes.add_container(cgroup_id, &view) {
+                Ok(_) => {
+                    self.registry.insert(cgroup_id, metadata);
+                }
+                Err(error) => tracing::error!(%error, "cannot update a container's row after its pod changed"),
+            }
+        }
+    }
+
+    /// Drains the ring buffer into documents.
+    pub fn drain(&mut self, out: &mut Vec<Document>) {
+        let records = match self.active.probes.drain() {
+            Ok(records) => records,
+            Err(error) => {
+                self.counters.bad_records += 1;
+                tracing::error!(%error, "cannot read the ring buffer");
+                return;
+            }
+        };
+        for record in &records {
+            self.handle(record, out);
+        }
+    }
+
+    /// One record: the process cache learns from it; a decision with
+    /// actions becomes documents; the exit of a logged process, an end.
+    pub fn handle(&mut self, record: &Record, out: &mut Vec<Document>) {
+        let head = &record.head;
+        let kind = if head.record == RECORD_DECISION { "decision" } else { "lifecycle" };
+        *self.counters.records.entry(kind).or_default() += 1;
+        if head.flags & EV_PENDING != 0 && !self.scan_due {
+            self.scan_due = true;
+            self.waiting.entry(head.cgroup_id).or_insert(head.ktime_ns);
+        }
+        let process = self.processes.observe(record);
+        if head.record == RECORD_DECISION {
+            let matched = self.selector_names(record, self.active.probes.matched_selectors(record));
+            self.emit_decision(record, &process, &matched, out);
+        } else if !self.lsm && matches!(head.op, LIFE_FORK | LIFE_EXEC) {
+            // Audit mode: no LSM program decided this; decide it here.
+            if let Some((decision, matched)) = self.audit_decision(record, &process) {
+                let matched = self.selector_names(&decision, matched);
+                self.emit_decision(&decision, &process, &matched, out);
+            }
+        } else if head.op == LIFE_EXIT && self.logged.remove(&head.tgid) {
+            let ancestors = self.processes.ancestors(process.pid);
+            let container = self.registry.get(head.cgroup_id);
+            let subject = Subject { record, process: &process, ancestors: &ancestors, container, matched: &[] };
+            let document = ecs::end_document(&self.facts, &subject);
+            *self.counters.documents.entry(dataset(&document.stream)).or_default() += 1;
+            out.push(document);
+        }
+    }
+
+    /// The names of selectors of a decision record's kind, by index.
+    fn selector_names(&self, record: &Record, indices: impl IntoIterator<Item = usize>) -> Vec<String> {
+        let Some(kind) = Probes::record_kind(record) else { return Vec::new() };
+        let selectors = &self.active.probes.tables().kind(kind).selectors;
+        indices.into_iter().filter_map(|i| selectors.get(i).map(|s| s.name.clone())).collect()
+    }
+
+    /// The documents of a decision.
+    fn emit_decision(
+        &mut self,
+        record: &Record,
+        process: &crate::process::Process,
+        matched: &[String],
+        out: &mut Vec<Document>,
+    ) {
+        let ancestors = self.processes.ancestors(process.pid);
+        let container = self.registry.get(record.head.cgroup_id);
+        let subject = Subject { record, process, ancestors: &ancestors, container, matched };
+        let documents = ecs::decision_documents(&self.facts, &subject);
+        if record.head.flags & d4c_kernel_probes::abi::EV_DENIED != 0 {
+            self.counters.blocked += 1;
+        }
+        if !documents.is_empty() && Probes::record_kind(record) == Some(d4c_artifact::ops::Kind::Process) {
+            self.logged.insert(process.pid);
+        }
+        for d in &documents {
+            *self.counters.documents.entry(dataset(&d.stream)).or_default() += 1;
+        }
+        out.extend(documents);
+    }
+
+    /// Audit mode (no BPF LSM): the decision the kernel would have made for
+    /// a fork or an exec, made here from the lifecycle record with the
+    /// table evaluator, as a decision record without `block` (nothing was
+    /// refused). `None` when no response fires.
+    fn audit_decision(&self, record: &Record, process: &crate::process::Process) -> Option<(Record, Vec<usize>)> {
+        use d4c_artifact::event::{Event, ProcessEvent};
+        use d4c_artifact::ops::Operation;
+        let head = &record.head;
+        let (operation, op) =
+            if head.op == LIFE_FORK { (Operation::Fork, OP_FORK) } else { (Operation::Exec, OP_EXEC) };
+        let executable = process.executable.clone().unwrap_or_default();
+        let event = Event::Process(ProcessEvent {
+            operation,
+            executable: executable.clone(),
+            name: if head.op == LIFE_FORK { record.comm_text() } else { record.name_text() },
+            interactive: head.flags & EV_INTERACTIVE != 0,
+        });
+        let container = match self.registry.get(head.cgroup_id) {
+            Some(m) => m.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref()),
+            None => d4c_artifact::event::Container::default(),
+        };
+        let verdict = self.active.probes.tables().decide(&container, &event);
+        let actions = u32::from(verdict.actions.bits()) & !ACTION_BLOCK;
+        if actions == 0 {
+            return None;
+        }
+        let mut decision = record.clone();
+        decision.head.record = RECORD_DECISION;
+        decision.head.kind = KIND_PROCESS;
+        decision.head.op = op;
+        decision.head.actions = actions;
+        decision.head.flags = (head.flags & (EV_INTERACTIVE | EV_PENDING)) | EV_HAS_PATH | EV_AUDIT;
+        decision.path = executable.into_bytes();
+        decision.head.path_len = u32::try_from(decision.path.len()).unwrap_or(u32::MAX);
+        Some((decision, verdict.matched.into_iter().collect()))
+    }
+
+    /// Whether the artifact file changed since it was loaded.
+    pub fn artifact_changed(&self) -> bool {
+        let Some(path) = &self.config.artifact else { return false };
+        file_stamp(path) != self.active.file_stamp
+    }
+
+    /// Loads the artifact again and switches to it without a gap: the new
+    /// probes are loaded, given every root and container, and attached
+    /// while the old ones still run; then the old ones are drained and
+    /// detached. During the overlap an operation is decided by both and
+    /// refused if either refuses, so no decision ever sees half of each
+    /// policy and none goes undecided. A bad artifact is refused and the
+    /// current policy stays. Returns the documents of the old probes' last
+    /// records.
+    pub fn reload(&mut self, out: &mut Vec<Document>) -> Result<(), String> {
+        let result = self.try_reload(out);
+        match &result {
+            Ok(()) => self.counters.reloads += 1,
+            Err(error) => {
+                self.counters.reloads_refused += 1;
+                tracing::error!(%error, revision = self.active.policy.revision, "reload refused; the current policy stays");
+            }
+        }
+        result
+    }
+
+    fn try_reload(&mut self, out: &mut Vec<Document>) -> Result<(), String> {
+        let artifact = self.config.artifact.clone().ok_or("no artifact configured")?;
+        let key = self.config.trusted_key.as_deref().map(load::trusted_key).transpose().map_err(|e| e.to_string())?;
+        let stamp = file_stamp(&artifact);
+        let policy = load::load(&artifact, key.as_ref()).map_err(|e| e.to_string())?;
+        let mut probes = load_probes(&self.config, &policy, self.lsm, self.cgroup_mode)?;
+        for root in &self.roots {
+            probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
+        }
+        for (cgroup_id, metadata) in self.registry.iter() {
+            let view = metadata.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref());
+            probes.add_container(*cgroup_id, &view).map_err(|e| e.to_string())?;
+        }
+        let mut active = Active { probes, policy, file_stamp: stamp };
+        let pinned = attach(&self.config, &mut active)?;
+        // Both attached: drain the old probes' last records with the old
+        // policy's facts, then let them go.
+        self.drain(out);
+        let old = std::mem::replace(&mut self.active, active);
+        drop(old);
+        self.pinned = pinned;
+        self.facts.policy_id = self.active.policy.name.clone();
+        self.facts.policy_revision = self.active.policy.revision;
+        self.facts.policy_digest = self.active.policy.digest.clone();
+        tracing::info!(
+            policy = %self.active.policy.name, revision = self.active.policy.revision,
+            digest = %self.active.policy.digest, "policy reloaded"
+        );
+        Ok(())
+    }
+
+    /// The start-up report: which capabilities are active on this kernel,
+    /// in one readable block.
+    pub fn report(&self, delivery: &str) -> String {
+        let policy = &self.active.policy;
+        let stats = self.active.probes.stats();
+        let verified: u64 = stats.iter().filter_map(|s| s.verified_instructions).map(u64::from).sum();
+        let enforcing = self.lsm && self.config.enforce;
+        let mode = match (self.lsm, self.config.enforce) {
+            (true, true) => "ENFORCING: blocking responses refuse operations".to_owned(),
+            (true, false) => "audit (enforce = false in the configuration): nothing is blocked".to_owned(),
+            (false, _) => "AUDIT ONLY: the BPF LSM is not active on this kernel (`bpf` is not in \
+                           /sys/kernel/security/lsm; boot with lsm=...,bpf). File operations are not seen, \
+                           process events are reported, NOTHING IS BLOCKED"
+                .to_owned(),
+        };
+        let _ = enforcing;
+        format!(
+            "d4c-runtime {} on {} (Linux {}, {})\n\
+             \x20 policy      {} revision {} (sha256 {}), {}\n\
+             \x20 mode        {}\n\
+             \x20 probes      {} programs loaded, {} instructions verified\n\
+             \x20 cgroups     {:?} at {}, {} kubepods root(s)\n\
+             \x20 containers  {} registered, {} pending\n\
+             \x20 pending     {:?}\n\
+             \x20 pinned      {}\n\
+             \x20 kubernetes  {}\n\
+             \x20 delivery    {}\n\
+             \x20 endpoints   http://{}/metrics /healthz /readyz",
+            env!("CARGO_PKG_VERSION"),
+            self.config.node_name.as_deref().or(self.node.hostname.as_deref()).unwrap_or("?"),
+            self.node.kernel.as_deref().unwrap_or("?"),
+            self.node.architecture,
+            policy.name,
+            policy.revision,
+            policy.digest.get(..16).unwrap_or(&policy.digest),
+            if policy.signed { "signature checked" } else { "unsigned (no --trusted-key)" },
+            mode,
+            stats.len(),
+            verified,
+            self.cgroup_mode,
+            self.cgroupfs.display(),
+            self.roots.len(),
+            self.registry.len(),
+            self.waiting.len(),
+            self.config.pending,
+            match &self.pinned {
+                Some(dir) => format!("yes, at {}: enforcement outlives the daemon", dir.display()),
+                None => "NO: enforcement ends when the daemon does".to_owned(),
+            },
+            match (&self.kube, self.config.node_name.as_deref()) {
+                (Some(_), Some(node)) => format!("watching the pods of node {node} (labels, cluster id)"),
+                _ => "off: metadata from bundles only (no pod labels, no cluster id)".to_owned(),
+            },
+            delivery,
+            self.config.listen,
+        )
+    }
+}
+
+/// The Kubernetes API watcher, when enabled; a failure to start it is
+/// logged and the daemon goes on without (bundle metadata only).
+fn start_kube(config: &Config) -> Option<crate::kube::Kube> {
+    if !config.kubernetes.is_enabled() {
+        return None;
+    }
+    let Some(node) = config.node_name.as_deref() else {
+        tracing::warn!(
+            "the Kubernetes API is enabled but NODE_NAME is not set: pod labels and the cluster id are unknown"
+        );
+        return None;
+    };
+    match crate::kube::Kube::start(&config.kubernetes, node) {
+        Ok(kube) => kube,
+        Err(error) => {
+            tracing::error!(%error, "cannot use the Kubernetes API: pod labels and the cluster id are unknown");
+            None
+        }
+    }
+}
+
+/// Attaches `active`'s probes, pinned in a new generation directory below
+/// the configured pin directory when there is one; then removes every
+/// other generation (the probes of a crashed or upgraded daemon, or of
+/// the policy just replaced): make before break, so enforcement never
+/// lapses. When pinning is impossible (no bpffs), the probes are attached
+/// unpinned and the daemon says so: enforcement then ends with it.
+fn attach(config: &Config, active: &mut Active) -> Result<Option<PathBuf>, String> {
+    if config.pin_dir.as_os_str().is_empty() {
+        active.probes.attach().map_err(|e| e.to_string())?;
+        return Ok(None);
+    }
+    if let Err(error) = probes::ensure_bpffs() {
+        tracing::warn!(%error, "no BPF file system at /sys/fs/bpf: the probes are NOT pinned, and enforcement ends with the daemon");
+        active.probes.attach().map_err(|e| e.to_string())?;
+        return Ok(None);
+    }
+    let generation = config.pin_dir.join(format!("rev{}-{}", active.policy.revision, crate::facts::boot_ns()));
+    active.probes.attach_pinned(&generation).map_err(|e| e.to_string())?;
+    let others: Vec<PathBuf> = std::fs::read_dir(&config.pin_dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| *p != generation).collect())
+        .unwrap_or_default();
+    for old in others {
+        match probes::unpin_all(&old) {
+            Ok(n) => tracing::info!(pins = n, dir = %old.display(), "earlier probes detached"),
+            Err(error) => tracing::error!(%error, "cannot remove earlier probes' pins"),
+        }
+    }
+    Ok(Some(generation))
+}
+
+/// Removes every pinned probe below the configured pin directory
+/// (`d4c-runtime --uninstall`): enforcement ends. Returns how many links
+/// were removed.
+pub fn uninstall(config: &Config) -> Result<usize, String> {
+    if config.pin_dir.as_os_str().is_empty() {
+        return Ok(0);
+    }
+    probes::unpin_all(&config.pin_dir).map_err(|e| e.to_string())
+}
+
+/// The cgroup mount whose ids name containers, and its mode: the
+/// configured one, or the unified mount (v2), else the v1 memory mount.
+fn cgroup_hierarchy(config: &Config) -> Result<(PathBuf, CgroupMode), String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo to find the cgroup mounts: {e}"))?;
+    let hierarchy = cgroup::detect_hierarchy(&mountinfo);
+    let mode = match hierarchy {
+        cgroup::Hierarchy::Unified { .. } => CgroupMode::Unified,
+        _ => CgroupMode::Legacy,
+    };
+    let mount = match &config.cgroupfs {
+        Some(path) => path.clone(),
+        None => hierarchy.id_mount().map(PathBuf::from).ok_or(
+            "no cgroup hierarchy is mounted (neither cgroup2 nor a v1 memory controller): cannot tell containers apart",
+        )?,
+    };
+    Ok((mount, mode))
+}
+
+/// Loads (verifies) the probes for `policy`; enforcement only with the BPF
+/// LSM and `enforce`.
+fn load_probes(config: &Config, policy: &Policy, lsm: bool, cgroup_mode: CgroupMode) -> Result<Probes, String> {
+    let settings = Settings {
+        enforce: lsm && config.enforce,
+        cgroup_mode,
+        max_rows: config.max_rows,
+        pending: match config.pending {
+            PendingMode::FailClosed => Pending::FailClosed,
+            PendingMode::NoContainerConditions => Pending::NoContainerConditions,
+        },
+        lsm,
+    };
+    Probes::load(policy.tables.clone(), settings).map_err(|e| e.to_string())
+}
+
+/// `logs-cloud_defend.file-default` -> `cloud_defend.file`.
+fn dataset(stream: &str) -> String {
+    let rest = stream.strip_prefix("logs-").unwrap_or(stream);
+    rest.rsplit_once('-').map_or(rest, |(d, _)| d).to_owned()
+}
+
+/// The artifact's path, for messages.
+pub fn artifact_path(config: &Config) -> PathBuf {
+    config.artifact.clone().unwrap_or_default()
+}

@@ -1,0 +1,278 @@
+//! The two delivery tasks and what they share.
+//!
+//! ```text
+//! try_send ──> channel (alerts) ─┐
+//!          └─> channel (logs) ───┴─> writer task ──> DiskQueue ──> sink task ──> Elasticsearch | NDJSON
+//!                                      append, fsync      read, ack
+//! ```
+//!
+//! The writer drains the channels (alerts first) into the queue and wakes
+//! the sink. The sink reads a batch, waits for it to fill or for
+//! `flush_interval`, delivers it until every document is settled, then
+//! acknowledges it. File I/O runs on blocking threads; the queue is shared
+//! behind a mutex held only for one append, read or ack.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::Instant;
+
+use crate::delivery::config::FsyncPolicy;
+use crate::delivery::elasticsearch::{backoff, ElasticsearchSink};
+use crate::delivery::error::DeliveryError;
+use crate::delivery::ndjson::NdjsonSink;
+use crate::delivery::queue::{Batch, BatchLimits, DiskQueue};
+use crate::delivery::stats::{DeliveryStats, DropReason};
+use crate::document::{Class, Document};
+
+/// Documents taken from the channels per queue append.
+const WRITER_BATCH: usize = 4_096;
+
+pub(crate) type SharedQueue = Arc<Mutex<DiskQueue>>;
+
+pub(crate) fn lock(queue: &SharedQueue) -> MutexGuard<'_, DiskQueue> {
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `work` on the queue on a blocking thread.
+pub(crate) async fn with_queue<T: Send + 'static>(
+    queue: &SharedQueue,
+    work: impl FnOnce(&mut DiskQueue) -> T + Send + 'static,
+) -> Result<T, DeliveryError> {
+    let queue = Arc::clone(queue);
+    tokio::task::spawn_blocking(move || work(&mut lock(&queue))).await.map_err(|_| DeliveryError::Stopped)
+}
+
+/// Drains the channels into the queue until `stop` fires, then takes what
+/// is left in them and returns.
+pub(crate) async fn run_writer(
+    mut alerts: mpsc::Receiver<Document>,
+    mut logs: mpsc::Receiver<Document>,
+    queue: SharedQueue,
+    stats: Arc<DeliveryStats>,
+    wake_sink: Arc<Notify>,
+    mut stop: oneshot::Receiver<()>,
+    fsync: FsyncPolicy,
+) {
+    let mut stopping = false;
+    let mut sync_at: Option<Instant> = None;
+    loop {
+        let mut documents = Vec::new();
+        if !stopping {
+            tokio::select! {
+                biased;
+                _ = &mut stop => {
+                    stopping = true;
+                    alerts.close();
+                    logs.close();
+                }
+                Some(document) = alerts.recv() => documents.push(document),
+                Some(document) = logs.recv() => documents.push(document),
+                () = sleep_until(sync_at) => {
+                    sync_at = None;
+                    let result = with_queue(&queue, DiskQueue::sync).await;
+                    report(&stats, result.and_then(|r| r));
+                    continue;
+                }
+            }
+        }
+        while documents.len() < WRITER_BATCH {
+            match alerts.try_recv() {
+                Ok(document) => documents.push(document),
+                Err(_) => break,
+            }
+        }
+        while documents.len() < WRITER_BATCH {
+            match logs.try_recv() {
+                Ok(document) => documents.push(document),
+                Err(_) => break,
+            }
+        }
+        if documents.is_empty() {
+            if stopping {
+                break;
+            }
+            continue;
+        }
+        let counted = Arc::clone(&stats);
+        let result = with_queue(&queue, move |q| q.append(documents, &counted).and_then(|()| q.sync_if_due())).await;
+        report(&stats, result.and_then(|r| r));
+        wake_sink.notify_one();
+        if let (FsyncPolicy::Interval(interval), None) = (fsync, sync_at) {
+            sync_at = Some(Instant::now() + interval);
+        }
+    }
+    let result = with_queue(&queue, DiskQueue::sync).await;
+    report(&stats, result.and_then(|r| r));
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn report(stats: &DeliveryStats, result: Result<(), DeliveryError>) {
+    if let Err(error) = result {
+        tracing::error!(%error, "disk queue");
+        stats.set_last_error(error.to_string());
+    }
+}
+
+/// Where the sink task sends documents.
+pub(crate) enum Sink {
+    Elasticsearch(Box<ElasticsearchSink>),
+    Ndjson(Option<NdjsonSink>),
+}
+
+impl Sink {
+    /// Settles every document (delivered or dead-lettered), retrying as
+    /// long as it takes.
+    async fn deliver(&mut self, documents: Vec<Document>, stats: &DeliveryStats) {
+        match self {
+            Sink::Elasticsearch(sink) => sink.deliver(documents).await,
+            Sink::Ndjson(slot) => {
+                let mut documents = documents;
+                let mut failures = 0;
+                loop {
+                    let classes: Vec<Class> = documents.iter().map(|d| d.class).collect();
+                    let Some(mut sink) = slot.take() else {
+                        lost(stats, &classes);
+                        return;
+                    };
+                    let joined = tokio::task::spawn_blocking(move || {
+                        let result = sink.write(&documents);
+                        (sink, documents, result)
+                    })
+                    .await;
+                    let Ok((sink, written, result)) = joined else {
+                        lost(stats, &classes);
+                        return;
+                    };
+                    *slot = Some(sink);
+                    documents = written;
+                    match result {
+                        Ok(()) => {
+                            for class in [Class::Alert, Class::Log] {
+                                stats.delivered(class, documents.iter().filter(|d| d.class == class).count() as u64);
+                            }
+                            return;
+                        }
+                        Err(error) => {
+                            failures += 1;
+                            tracing::warn!(%error, "NDJSON output failed; retrying");
+                            stats.set_last_error(error.to_string());
+                            stats.retried(documents.len() as u64);
+                            let delay = backoff(Duration::from_millis(100), Duration::from_secs(10), failures);
+                            tokio::time::sleep(delay).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// fsyncs the NDJSON file on shutdown.
+    async fn finish(&mut self) {
+        let Sink::Ndjson(slot) = self else { return };
+        let Some(mut sink) = slot.take() else { return };
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = sink.sync();
+            (sink, result)
+        })
+        .await;
+        if let Ok((sink, result)) = joined {
+            if let Err(error) = result {
+                tracing::warn!(%error, "NDJSON output: fsync on shutdown");
+            }
+            *slot = Some(sink);
+        }
+    }
+}
+
+/// Counts documents whose NDJSON output stopped (its thread panicked).
+fn lost(stats: &DeliveryStats, classes: &[Class]) {
+    tracing::error!(documents = classes.len(), "the NDJSON output stopped; documents lost");
+    stats.set_last_error("the NDJSON output stopped".to_owned());
+    for &class in classes {
+        stats.dropped(class, DropReason::Io, 1);
+    }
+}
+
+/// Batch shape of the sink task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SinkOptions {
+    pub limits: BatchLimits,
+    pub flush_interval: Duration,
+}
+
+/// Reads, delivers and acknowledges batches until `drain` is set and the
+/// queue has nothing more, or until aborted.
+pub(crate) async fn run_sink(
+    mut sink: Sink,
+    queue: SharedQueue,
+    stats: Arc<DeliveryStats>,
+    wake: Arc<Notify>,
+    options: SinkOptions,
+    mut drain: watch::Receiver<bool>,
+) {
+    let mut batch = Batch::default();
+    let mut due: Option<Instant> = None;
+    let mut read_failures = 0;
+    loop {
+        let counted = Arc::clone(&stats);
+        let limits = options.limits;
+        let read = with_queue(&queue, move |q| {
+            let result = q.read_into(&mut batch, limits, &counted);
+            (batch, result)
+        })
+        .await;
+        let Ok((read_batch, result)) = read else { return };
+        batch = read_batch;
+        if let Err(error) = result {
+            // The documents of the batch so far are kept; the read is tried again.
+            read_failures += 1;
+            report(&stats, Err(error));
+            tokio::time::sleep(backoff(Duration::from_millis(100), Duration::from_secs(10), read_failures)).await;
+            continue;
+        }
+        read_failures = 0;
+        let draining = *drain.borrow();
+        if !batch.documents.is_empty() && due.is_none() {
+            due = Some(Instant::now() + options.flush_interval);
+        }
+        let send_now = batch.is_full(options.limits) || draining || due.is_some_and(|due| Instant::now() >= due);
+        if !batch.documents.is_empty() && send_now {
+            let documents = std::mem::take(&mut batch.documents);
+            sink.deliver(documents, &stats).await;
+        }
+        if batch.has_progress() && batch.documents.is_empty() {
+            due = None;
+            let counted = Arc::clone(&stats);
+            let acked = with_queue(&queue, move |q| {
+                let result = q.ack(&mut batch, &counted);
+                (batch, result)
+            })
+            .await;
+            let Ok((acked_batch, result)) = acked else { return };
+            batch = acked_batch;
+            report(&stats, result);
+            continue;
+        }
+        if draining && batch.documents.is_empty() {
+            break;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = sleep_until(due) => {}
+            changed = drain.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    sink.finish().await;
+}

@@ -1,0 +1,127 @@
+//! Loading an artifact: read the file, check it whole, check its signature
+//! when a trusted key is configured, and read its decision tables.
+//!
+//! The file is read into memory, not mapped: a mapping may change under
+//! the checks (a writer truncating or rewriting the file in place), so the
+//! digest would vouch for bytes other than those used; and the tables are
+//! copied into BPF maps anyway, so a mapping would save nothing. The bytes
+//! checked are the bytes loaded.
+//!
+//! In: a path (and optionally the public key the artifact must be signed
+//! by). Out: a [`Policy`] with the tables the probes are loaded with and
+//! what the documents say about the policy. Nothing is loaded into the
+//! kernel here, so a bad artifact is refused before anything changes.
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use d4c_artifact::eval::Tables;
+use d4c_artifact::{to_hex, Artifact, ArtifactError, VerifyingKey};
+
+/// A verified artifact's tables and identity.
+pub struct Policy {
+    /// The decision tables, read from the mapped file.
+    pub tables: Tables,
+    /// The policy's name, as compiled.
+    pub name: String,
+    /// The policy's revision, as the compiler was given it.
+    pub revision: u64,
+    /// The SHA-256 of the artifact's content, hex: what `d4cc inspect`
+    /// prints, and what the documents carry as the revision's digest.
+    pub digest: String,
+    /// The compiler that wrote it.
+    pub compiler: String,
+    /// Whether a trusted key's signature was checked.
+    pub signed: bool,
+    /// Where it was read from.
+    pub path: PathBuf,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("name", &self.name)
+            .field("revision", &self.revision)
+            .field("digest", &self.digest)
+            .field("signed", &self.signed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an artifact was refused: what went wrong, and with which file.
+#[derive(Debug)]
+pub struct LoadError {
+    /// The artifact's (or the key's) path.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub kind: LoadErrorKind,
+}
+
+/// What went wrong in a [`LoadError`].
+#[derive(Debug)]
+pub enum LoadErrorKind {
+    /// The file could not be opened or read.
+    Io(std::io::Error),
+    /// The file is not a well-formed artifact, or its signature is missing
+    /// or wrong.
+    Artifact(ArtifactError),
+    /// The tables inside are inconsistent.
+    Tables(String),
+    /// The trusted key file could not be read.
+    Key(ArtifactError),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        match &self.kind {
+            LoadErrorKind::Io(error) => write!(f, "cannot read the artifact `{path}`: {error}"),
+            LoadErrorKind::Artifact(error) => write!(f, "refusing the artifact `{path}`: {error}"),
+            LoadErrorKind::Tables(error) => {
+                write!(f, "refusing the artifact `{path}`: its decision tables are inconsistent: {error}")
+            }
+            LoadErrorKind::Key(error) => write!(f, "cannot read the trusted key `{path}`: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Reads the trusted public key (PEM) the artifacts must be signed by.
+pub fn trusted_key(path: &Path) -> Result<VerifyingKey, LoadError> {
+    d4c_artifact::keys::read_public_key(path)
+        .map_err(|e| LoadError { path: path.to_path_buf(), kind: LoadErrorKind::Key(e) })
+}
+
+/// Maps and checks the artifact at `path`.
+///
+/// Every structural check of [`Artifact::parse`] runs (layout, section and
+/// content digests); with `key`, the artifact must carry a valid signature
+/// by that key: unsigned or foreign-signed artifacts are refused.
+pub fn load(path: &Path, key: Option<&VerifyingKey>) -> Result<Policy, LoadError> {
+    let fail = |kind| LoadError { path: path.to_path_buf(), kind };
+    let file = File::open(path).map_err(|e| fail(LoadErrorKind::Io(e)))?;
+    let bytes = read_aligned(file).map_err(|e| fail(LoadErrorKind::Io(e)))?;
+    let artifact = Artifact::parse(bytes.as_slice()).map_err(|e| fail(LoadErrorKind::Artifact(e)))?;
+    if let Some(key) = key {
+        artifact.verify_signature(key).map_err(|e| fail(LoadErrorKind::Artifact(e)))?;
+    }
+    let tables = Tables::read(&artifact).map_err(|e| fail(LoadErrorKind::Tables(e.to_string())))?;
+    Ok(Policy {
+        tables,
+        name: artifact.policy_name().to_owned(),
+        revision: artifact.header().revision,
+        digest: to_hex(&artifact.header().content_digest),
+        compiler: artifact.compiler_version().to_owned(),
+        signed: key.is_some(),
+        path: path.to_path_buf(),
+    })
+}
+
+/// The artifact's bytes, aligned for the zero-copy table records.
+fn read_aligned(mut file: File) -> std::io::Result<d4c_artifact::AlignedBytes> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(d4c_artifact::aligned_copy(&bytes))
+}

@@ -1,0 +1,373 @@
+//! The process cache: what is known of each container process, kept from
+//! the probes' lifecycle records (fork, exec, exit, setsid) and completed
+//! from `/proc` for processes that started before the daemon.
+//!
+//! In: ring buffer records in order. Out: per process, its ancestry and
+//! the facts the ECS `process.*` fields need (executable, args, working
+//! directory, start time, ids, interactivity, previous executables).
+//!
+//! Invariants: the cache is bounded ([`ProcessCache::new`]'s capacity,
+//! ended processes first out); a lookup never fails, it returns what is
+//! known (the record's own fields at least).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+
+use d4c_kernel_probes::abi::{EV_INTERACTIVE, LIFE_EXEC, LIFE_EXIT, LIFE_FORK, LIFE_SETSID, RECORD_LIFECYCLE};
+use d4c_kernel_probes::probes::Record;
+
+/// An executable a process ran before its current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    /// Its path.
+    pub executable: String,
+    /// Its arguments, `argv[0]` first.
+    pub args: Vec<String>,
+}
+
+/// One process (a thread group), by its pid in the initial pid namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Process {
+    /// Its pid (tgid).
+    pub pid: u32,
+    /// Its parent's pid.
+    pub ppid: u32,
+    /// Its session leader's pid.
+    pub sid: u32,
+    /// Its process group leader's pid (0 when unknown).
+    pub pgid: u32,
+    /// Its real user and group ids.
+    pub uid: u32,
+    /// Its real group id.
+    pub gid: u32,
+    /// When it started, in nanoseconds since boot (`CLOCK_BOOTTIME`).
+    pub start_boot_ns: u64,
+    /// Its current executable.
+    pub executable: Option<String>,
+    /// Its name (comm).
+    pub name: String,
+    /// Its arguments, `argv[0]` first.
+    pub args: Vec<String>,
+    /// Its working directory, when it could be read.
+    pub working_directory: Option<String>,
+    /// Whether it has a controlling terminal.
+    pub interactive: bool,
+    /// What it ran before (most recent last; at most [`MAX_PREVIOUS`]).
+    pub previous: Vec<Exec>,
+    /// Its cgroup id.
+    pub cgroup_id: u64,
+    /// Its exit code, once it ended.
+    pub exit_code: Option<i32>,
+}
+
+/// How many previous executables are kept per process.
+pub const MAX_PREVIOUS: usize = 4;
+
+/// The cache.
+#[derive(Debug)]
+pub struct ProcessCache {
+    processes: HashMap<u32, Process>,
+    /// Ended processes, oldest first: evicted first.
+    ended: VecDeque<u32>,
+    capacity: usize,
+    /// Where `/proc` is (`/proc`, or the host's when the daemon runs in a
+    /// pid namespace with it mounted elsewhere).
+    proc_root: PathBuf,
+}
+
+impl ProcessCache {
+    /// An empty cache of at most `capacity` processes, reading `/proc` at
+    /// `proc_root`.
+    pub fn new(capacity: usize, proc_root: PathBuf) -> ProcessCache {
+        ProcessCache { processes: HashMap::new(), ended: VecDeque::new(), capacity: capacity.max(16), proc_root }
+    }
+
+    /// How many processes are cached.
+    pub fn len(&self) -> usize {
+        self.processes.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.processes.is_empty()
+    }
+
+    /// The process `pid`, if cached.
+    pub fn get(&self, pid: u32) -> Option<&Process> {
+        self.processes.get(&pid)
+    }
+
+    /// Applies a lifecycle record; other records only make sure their
+    /// process is known. Returns the process the record is about.
+    pub fn observe(&mut self, record: &Record) -> Process {
+        let head = &record.head;
+        let mut process = self.known(record);
+        if head.record == RECORD_LIFECYCLE {
+            match head.op {
+                LIFE_FORK => {
+                    // The child starts as a copy of its parent.
+                    let mut child = process.clone();
+                    child.pid = head.child_tgid;
+                    child.ppid = head.tgid;
+                    child.start_boot_ns = head.ktime_ns;
+                    child.previous.clear();
+                    child.exit_code = None;
+                    self.insert(child);
+                }
+                LIFE_EXEC => {
+                    let (file, args) = (record.exec_file(), record.exec_args());
+                    let executable = if file.starts_with('/') {
+                        file
+                    } else {
+                        let cwd = process.working_directory.clone().unwrap_or_else(|| "/".into());
+                        join(&cwd, &file)
+                    };
+                    if let Some(old) = process.executable.take() {
+                        process.previous.push(Exec { executable: old, args: std::mem::take(&mut process.args) });
+                        if process.previous.len() > MAX_PREVIOUS {
+                            process.previous.remove(0);
+                        }
+                    }
+                    process.executable = Some(executable);
+                    process.name = record.name_text();
+                    process.args = match args {
+                        Some(args) => args,
+                        None => self.read_args(head.tgid).unwrap_or_default(),
+                    };
+                    process.interactive = head.flags & EV_INTERACTIVE != 0;
+                }
+                LIFE_EXIT => {
+                    process.exit_code = Some(exit_status(head.child_tgid));
+                    self.ended.push_back(head.tgid);
+                }
+                LIFE_SETSID => {
+                    process.sid = head.tgid;
+                    process.pgid = head.tgid;
+                }
+                _ => {}
+            }
+            self.insert(process.clone());
+        }
+        process
+    }
+
+    /// The process of `record`: the cached one, refreshed with the
+    /// record's ids, or one read from `/proc` (or made of the record alone
+    /// when it has gone).
+    fn known(&mut self, record: &Record) -> Process {
+        let head = &record.head;
+        let mut process = match self.processes.get(&head.tgid) {
+            Some(p) => p.clone(),
+            None => {
+                let p = self.read_proc(record);
+                self.insert(p.clone());
+                p
+            }
+        };
+        process.ppid = head.ppid;
+        process.sid = head.sid;
+        process.uid = head.uid;
+        process.gid = head.gid;
+        process.cgroup_id = head.cgroup_id;
+        process
+    }
+
+    /// The ancestors of `pid` in its container (parent first), stopping at
+    /// the first process outside the container's cgroup or not known.
+    pub fn ancestors(&self, pid: u32) -> Vec<&Process> {
+        let mut chain = Vec::new();
+        let Some(mut current) = self.processes.get(&pid) else { return chain };
+        while chain.len() < 64 {
+            match self.processes.get(&current.ppid) {
+                Some(parent) if parent.cgroup_id == current.cgroup_id && parent.pid != current.pid => {
+                    chain.push(parent);
+                    current = parent;
+                }
+                _ => break,
+            }
+        }
+        chain
+    }
+
+    fn insert(&mut self, process: Process) {
+        self.processes.insert(process.pid, process);
+        while self.processes.len() > self.capacity {
+            match self.ended.pop_front() {
+                Some(pid) => {
+                    self.processes.remove(&pid);
+                }
+                None => {
+                    // Every cached process is alive: forget the oldest.
+                    let oldest = self.processes.values().min_by_key(|p| p.start_boot_ns).map(|p| p.pid);
+                    if let Some(pid) = oldest {
+                        self.processes.remove(&pid);
+                    } else {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_args(&self, pid: u32) -> Option<Vec<String>> {
+        let bytes = std::fs::read(self.proc_root.join(pid.to_string()).join("cmdline")).ok()?;
+        Some(split_nul(&bytes))
+    }
+
+    /// A process from `/proc/<tgid>`, completed by the record.
+    fn read_proc(&self, record: &Record) -> Process {
+        let head = &record.head;
+        let dir = self.proc_root.join(head.tgid.to_string());
+        let stat = std::fs::read_to_string(dir.join("stat")).ok();
+        let fields = stat.as_deref().and_then(stat_fields);
+        let ticks = fields.as_ref().and_then(|f| f.get(19)).and_then(|s| s.parse::<u64>().ok());
+        let pgid = fields.as_ref().and_then(|f| f.get(2)).and_then(|s| s.parse::<u32>().ok());
+        let tick_ns = 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1);
+        Process {
+            pid: head.tgid,
+            ppid: head.ppid,
+            sid: head.sid,
+            pgid: pgid.unwrap_or(0),
+            uid: head.uid,
+            gid: head.gid,
+            start_boot_ns: ticks.map_or(head.ktime_ns, |t| t.saturating_mul(tick_ns)),
+            executable: None,
+            name: record.comm_text(),
+            args: self.read_args(head.tgid).unwrap_or_default(),
+            working_directory: None,
+            interactive: head.flags & EV_INTERACTIVE != 0,
+            previous: Vec::new(),
+            cgroup_id: head.cgroup_id,
+            exit_code: None,
+        }
+    }
+}
+
+/// NUL-separated strings (a trailing NUL ends the last).
+fn split_nul(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+/// `/proc/<pid>/stat`'s fields after the command (field 3 on, 0-based
+/// here from the state): the command may hold spaces and parentheses, so
+/// the split starts after its last `)`.
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let after = stat.get(stat.rfind(')')? + 1..)?;
+    Some(after.split_whitespace().collect())
+}
+
+/// A wait status as an exit code: the code, or 128 + the signal.
+fn exit_status(status: u32) -> i32 {
+    let signal = status & 0x7f;
+    if signal == 0 {
+        ((status >> 8) & 0xff) as i32
+    } else {
+        128 + signal as i32
+    }
+}
+
+/// `base` joined with the relative `path`, with `.` and `..` folded.
+fn join(base: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in base.split('/').chain(path.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use d4c_kernel_probes::abi::{EventRecord, ARGS_OFFSET, EV_ARGS, RECORD_DECISION};
+    use zerocopy::FromZeros;
+
+    fn record(kind: u32, op: u32, tgid: u32, ppid: u32) -> Record {
+        let mut head = EventRecord::new_zeroed();
+        head.record = kind;
+        head.op = op;
+        head.pid = tgid;
+        head.tgid = tgid;
+        head.ppid = ppid;
+        head.sid = 1;
+        head.cgroup_id = 77;
+        Record { head, path: Vec::new() }
+    }
+
+    fn cache() -> ProcessCache {
+        ProcessCache::new(64, PathBuf::from("/nonexistent-proc"))
+    }
+
+    #[test]
+    fn fork_then_exec_builds_the_tree_and_the_previous_executable() {
+        let mut cache = cache();
+        let mut exec = record(RECORD_LIFECYCLE, LIFE_EXEC, 10, 1);
+        exec.path = b"/bin/sh".to_vec();
+        cache.observe(&exec);
+        let mut fork = record(RECORD_LIFECYCLE, LIFE_FORK, 10, 1);
+        fork.head.child_tgid = 11;
+        fork.head.ktime_ns = 5_000;
+        cache.observe(&fork);
+        let mut exec = record(RECORD_LIFECYCLE, LIFE_EXEC, 11, 10);
+        exec.head.flags = EV_ARGS;
+        let mut path = b"/usr/bin/curl".to_vec();
+        path.resize(ARGS_OFFSET as usize, 0);
+        path.extend_from_slice(b"curl\0-s\0http://x\0");
+        exec.path = path;
+        let child = cache.observe(&exec);
+        assert_eq!(child.executable.as_deref(), Some("/usr/bin/curl"));
+        assert_eq!(child.args, ["curl", "-s", "http://x"]);
+        assert_eq!(child.previous, [Exec { executable: "/bin/sh".into(), args: vec![] }]);
+        assert_eq!(child.start_boot_ns, 5_000);
+        let ancestors: Vec<u32> = cache.ancestors(11).iter().map(|p| p.pid).collect();
+        assert_eq!(ancestors, [10]);
+    }
+
+    #[test]
+    fn relative_exec_names_are_joined_with_the_working_directory() {
+        assert_eq!(join("/app", "./bin/../run"), "/app/run");
+        assert_eq!(join("/", "x"), "/x");
+    }
+
+    #[test]
+    fn exit_codes_and_signals() {
+        assert_eq!(exit_status(3 << 8), 3);
+        assert_eq!(exit_status(9), 137);
+        let mut cache = cache();
+        let mut exit = record(RECORD_LIFECYCLE, LIFE_EXIT, 12, 1);
+        exit.head.child_tgid = 1 << 8;
+        assert_eq!(cache.observe(&exit).exit_code, Some(1));
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_sheds_ended_processes_first() {
+        let mut cache = ProcessCache::new(16, PathBuf::from("/nonexistent-proc"));
+        for pid in 100..116 {
+            cache.observe(&record(RECORD_DECISION, 0, pid, 1));
+        }
+        let mut exit = record(RECORD_LIFECYCLE, LIFE_EXIT, 100, 1);
+        exit.head.child_tgid = 0;
+        cache.observe(&exit);
+        cache.observe(&record(RECORD_DECISION, 0, 200, 1));
+        assert_eq!(cache.len(), 16);
+        assert!(cache.get(100).is_none() && cache.get(200).is_some() && cache.get(101).is_some());
+    }
+
+    #[test]
+    fn stat_fields_survive_odd_commands() {
+        let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 12345 0";
+        let f = stat_fields(stat).unwrap_or_default();
+        assert_eq!(f.first(), Some(&"S"));
+        assert_eq!(f.get(2), Some(&"42"));
+        assert_eq!(f.get(19), Some(&"12345"));
+    }
+}

@@ -1,0 +1,244 @@
+//! The daemon on this host's kernel: real probes (tracepoints; this kernel
+//! refuses LSM programs, so the daemon runs in audit mode and decides
+//! forks and execs itself), a real cgroup laid out as a kubelet lays it
+//! out, a bundle with CRI annotations, and real processes in it.
+//!
+//! Checks: the container is found and registered from its bundle; a
+//! container without a bundle stays pending until its bundle appears; its
+//! processes' execs become ECS documents with the container's and pod's
+//! fields, the kernel-copied arguments and the matched selectors; their ends
+//! follow; a new artifact is switched to without a gap and a bad one is
+//! refused. Needs root and a writable cgroup hierarchy (as CI has).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use d4c_runtime::config::Config;
+use d4c_runtime::daemon::Daemon;
+use d4c_runtime::document::{Class, Document};
+use serde_json::Value;
+
+const POLICY: &str = "\
+process:
+  selectors:
+    - name: prodExecs
+      operation: [exec]
+      kubernetesNamespace: [prod]
+      containerImageName: [nginx]
+    - name: anyTrue
+      operation: [exec]
+      processExecutable: [/usr/bin/true, /bin/true]
+  responses:
+    - match: [prodExecs]
+      actions: [log]
+    - match: [anyTrue]
+      actions: [alert]
+";
+
+/// A cgroup made for the test and removed after it (its processes gone).
+struct TestCgroup {
+    top: PathBuf,
+    leaf: PathBuf,
+}
+
+impl TestCgroup {
+    fn new(mount: &Path, id: &str, pod_uid: &str) -> TestCgroup {
+        let top = mount.join(format!("d4c-runtime-test-{}", std::process::id()));
+        let leaf = top.join("kubepods/besteffort").join(format!("pod{pod_uid}")).join(id);
+        std::fs::create_dir_all(&leaf).unwrap();
+        TestCgroup { top, leaf }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // Deepest first: rmdir of a cgroup needs it empty of children.
+        let mut dirs: Vec<PathBuf> =
+            self.leaf.ancestors().take_while(|p| p.starts_with(&self.top)).map(Path::to_path_buf).collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for dir in dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Removes the test's pins however the test ends: pinned probes would
+/// stay attached to this machine's kernel otherwise.
+struct PinGuard(PathBuf);
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        let _ = d4c_kernel_probes::probes::unpin_all(&self.0);
+    }
+}
+
+fn memory_mount() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    d4c_kernel_probes::cgroup::detect_hierarchy(&mountinfo).id_mount().map(Path::to_path_buf)
+}
+
+/// Lints and compiles `policy` into `<dir>/<name>.d4c` with `revision`.
+fn compile(dir: &Path, name: &str, revision: u64, policy: &str) -> PathBuf {
+    let (_, lint) = d4cc::lint::lint_bytes(format!("{name}.yaml"), policy.as_bytes().to_vec());
+    let checked = lint.checked.unwrap_or_else(|| panic!("the test policy does not lint: {:#?}", lint.diagnostics));
+    let options = d4cc::compile::CompileOptions { policy_name: name.into(), revision, created_unix: None };
+    let bytes = d4cc::compile::compile(policy.as_bytes(), &checked, &options).unwrap();
+    let out = dir.join(format!("{name}.d4c"));
+    // Written beside, then renamed: the way a ConfigMap update lands.
+    let tmp = dir.join(format!("{name}.d4c.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// Runs `sh -c SCRIPT` with the shell moved into `cgroup` first.
+fn run_in(cgroup: &Path, script: &str) {
+    let procs = cgroup.join("cgroup.procs");
+    let status =
+        Command::new("/bin/sh").arg("-c").arg(format!("echo $$ > {} && {script}", procs.display())).status().unwrap();
+    assert!(status.success(), "{script}");
+}
+
+fn drain_until(daemon: &mut Daemon, want: impl Fn(&[Document]) -> bool) -> Vec<Document> {
+    let mut documents = Vec::new();
+    for _ in 0..200 {
+        daemon.drain(&mut documents);
+        if want(&documents) {
+            return documents;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("the documents wanted never came; got {:#?}", parsed(&documents));
+}
+
+fn parsed(documents: &[Document]) -> Vec<Value> {
+    documents.iter().map(|d| serde_json::from_slice(&d.body).unwrap()).collect()
+}
+
+#[test]
+fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
+    let Some(mount) = memory_mount() else {
+        panic!("no cgroup hierarchy to make a container's cgroup in");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let id = "d4c0".repeat(16);
+    let pod_uid = "0d3c8a52-7f0b-4a1b-9f8e-2f4c9a1b2c3d";
+    let cgroup = TestCgroup::new(&mount, &id, pod_uid);
+    let artifact = compile(dir.path(), "test", 7, POLICY);
+    let config = Config {
+        artifact: Some(artifact.clone()),
+        cgroupfs: Some(mount.clone()),
+        bundle_patterns: vec![format!("{}/bundles/{{id}}/config.json", dir.path().display())],
+        node_name: Some("node-under-test".into()),
+        cluster_name: Some("test-cluster".into()),
+        namespace: "testns".into(),
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/d4c-runtime-test-{}", std::process::id())),
+        ..Config::default()
+    };
+    let pin_dir = config.pin_dir.clone();
+    let _unpin = PinGuard(pin_dir.clone());
+    let mut daemon = Daemon::start(config).unwrap();
+    assert!(daemon.report("none").contains("revision 7"));
+    let first_generation = daemon.pinned.clone().expect("pinned");
+
+    // No bundle yet: the container is found but pending.
+    daemon.scan();
+    assert_eq!(daemon.registry.len(), 0);
+    assert!(!daemon.waiting.is_empty(), "the cgroup was not found");
+
+    let bundle = dir.path().join("bundles").join(&id);
+    std::fs::create_dir_all(&bundle).unwrap();
+    let annotations = serde_json::json!({"annotations": {
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.container-name": "web",
+        "io.kubernetes.cri.image-name": "docker.io/library/nginx:1.25",
+        "io.kubernetes.cri.sandbox-name": "web-7d9f",
+        "io.kubernetes.cri.sandbox-namespace": "prod",
+        "io.kubernetes.cri.sandbox-uid": pod_uid,
+    }});
+    std::fs::write(bundle.join("config.json"), annotations.to_string()).unwrap();
+    daemon.scan();
+    assert_eq!(daemon.registry.len(), 1, "the container was not registered from its bundle");
+    assert!(daemon.counters.registration_window_ns.1 > 0);
+
+    run_in(&cgroup.leaf, "/bin/true 'first arg' x");
+    let documents = drain_until(&mut daemon, |d| {
+        parsed(d).iter().any(|v| v["event"]["action"] == "end") && d.iter().any(|d| d.class == Class::Alert)
+    });
+    let values = parsed(&documents);
+    let exec_log = values
+        .iter()
+        .find(|v| v["event"]["action"] == "exec" && v["event"]["kind"] == "event")
+        .unwrap_or_else(|| panic!("no exec log in {values:#?}"));
+    assert_eq!(exec_log["data_stream"]["dataset"], "cloud_defend.process");
+    assert_eq!(exec_log["data_stream"]["namespace"], "testns");
+    assert_eq!(exec_log["container"]["id"], id.as_str());
+    assert_eq!(exec_log["container"]["name"], "web");
+    assert_eq!(exec_log["container"]["image"]["name"], "docker.io/library/nginx");
+    assert_eq!(exec_log["container"]["image"]["tag"], "1.25");
+    assert_eq!(exec_log["orchestrator"]["namespace"], "prod");
+    assert_eq!(exec_log["orchestrator"]["resource"]["name"], "web-7d9f");
+    assert_eq!(exec_log["orchestrator"]["cluster"]["name"], "test-cluster");
+    assert_eq!(exec_log["host"]["name"], "node-under-test");
+    assert_eq!(exec_log["cloud_defend"]["package_policy_revision"], 7);
+    assert_eq!(exec_log["event"]["type"], serde_json::json!(["start"]));
+    assert!(exec_log["process"]["entity_id"].as_str().is_some_and(|s| !s.is_empty()));
+    // The shell's exec of /bin/true, with the arguments the kernel copied.
+    let true_exec =
+        values.iter().find(|v| v["event"]["kind"] == "alert").unwrap_or_else(|| panic!("no alert in {values:#?}"));
+    assert_eq!(true_exec["data_stream"]["dataset"], "cloud_defend.alerts");
+    assert_eq!(true_exec["process"]["executable"], "/bin/true");
+    // Every selector the fired responses matched, as the original records them.
+    assert_eq!(true_exec["cloud_defend"]["matched_selectors"], serde_json::json!(["prodExecs", "anyTrue"]));
+    let end = values.iter().find(|v| v["event"]["action"] == "end").unwrap();
+    assert_eq!(end["event"]["type"], serde_json::json!(["end"]));
+    assert_eq!(end["process"]["exit_code"], 0);
+    let logged_true = values
+        .iter()
+        .find(|v| v["process"]["executable"] == "/bin/true" && v["event"]["kind"] == "event")
+        .unwrap_or_else(|| panic!("no log of /bin/true in {values:#?}"));
+    assert_eq!(logged_true["process"]["args"], serde_json::json!(["/bin/true", "first arg", "x"]));
+    assert_eq!(logged_true["process"]["command_line"], "/bin/true 'first arg' x");
+    // Ids are unique.
+    let mut ids: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), documents.len());
+
+    // A bad artifact is refused; the policy in force stays.
+    std::fs::write(&artifact, b"not an artifact").unwrap();
+    let mut out = Vec::new();
+    let error = daemon.reload(&mut out).unwrap_err();
+    assert!(error.contains("not") && error.contains("test.d4c"), "{error}");
+    assert_eq!(daemon.active.policy.revision, 7);
+    // A good one is switched to; documents carry its revision.
+    let newer = compile(dir.path(), "test", 8, POLICY);
+    assert_eq!(newer, artifact);
+    daemon.reload(&mut out).unwrap();
+    assert_eq!(daemon.active.policy.revision, 8);
+    // The new probes are pinned; the old generation is gone.
+    let generations: Vec<PathBuf> = std::fs::read_dir(&pin_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(generations, [daemon.pinned.clone().unwrap()]);
+    assert!(!first_generation.exists());
+    assert_eq!(daemon.counters.reloads, 1);
+    assert_eq!(daemon.counters.reloads_refused, 1);
+    run_in(&cgroup.leaf, "/bin/true again");
+    let documents = drain_until(&mut daemon, |d| d.iter().any(|d| d.class == Class::Alert));
+    let values = parsed(&documents);
+    assert!(values.iter().all(|v| v["cloud_defend"]["package_policy_revision"] == 8), "{values:#?}");
+
+    // The container's cgroup goes: the container is forgotten.
+    drop(cgroup);
+    daemon.scan();
+    assert_eq!(daemon.registry.len(), 0);
+    assert_eq!(daemon.counters.containers_removed, 1);
+
+    // The daemon goes; its probes stay until uninstalled.
+    let config = daemon.config.clone();
+    drop(daemon);
+    assert!(pin_dir.exists());
+    assert_eq!(d4c_runtime::daemon::uninstall(&config).unwrap(), 4);
+    assert!(!pin_dir.exists());
+}

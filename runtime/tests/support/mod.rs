@@ -1,0 +1,3 @@
+//! Test support for the delivery tests.
+
+pub mod es_emulator;

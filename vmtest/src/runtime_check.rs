@@ -1,0 +1,385 @@
+//! `d4c-vmtest runtime`: the whole product in the guest. The real
+//! `d4c-runtime` binary loads a compiled policy (the shipped
+//! drift-prevention policy), discovers a runc container started after it
+//! from the container's cgroup and its bundle's CRI annotations, blocks
+//! drift in it, and delivers the alert over HTTP to a `_bulk` endpoint in
+//! the guest ([`BulkSink`]); the documents are checked field by field.
+//!
+//! Then the operations promises: a killed daemon's probes keep enforcing
+//! (they are pinned); a restarted daemon takes over without a gap; a new
+//! artifact is switched to on SIGHUP and its revision is in the documents;
+//! SIGTERM ends the daemon cleanly; `--uninstall` ends enforcement.
+//!
+//! Out: a summary with the figures (start to enforcing, registration
+//! window, reload time, resident memory), or the first failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::bulk_sink::{BulkSink, Received};
+use crate::bundle::{Actor, AgentOp, Container, ContainerSpec};
+
+const WORKDIR: &str = "/tmp/d4c-vmtest-runtime";
+const RUNTIME: &str = "/d4c-runtime";
+const POLICY: &str = "/deploy/policies/drift-prevention.yaml";
+const LISTEN: &str = "127.0.0.1:9464";
+const SINK: &str = "127.0.0.1:9200";
+/// How long a document may take from the syscall to the endpoint (TCG is
+/// slow; the flush interval is 100 ms).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn spec() -> ContainerSpec {
+    ContainerSpec {
+        name: "web".into(),
+        id: "d4c1".repeat(16),
+        pod_uid: "0d4c1000-5a0e-4e57-8000-00000000d4c1".into(),
+        image: Some("docker.io/library/debian:12".into()),
+        namespace: Some("shop".into()),
+        pod: Some("web-1".into()),
+        labels: Vec::new(),
+        volumes: Vec::new(),
+        volume_files: Vec::new(),
+        files: vec![("/usr/bin/tool".into(), 0o755), ("/etc/app.conf".into(), 0o644)],
+    }
+}
+
+/// Compiles the policy at `source` into `out` with `revision`.
+fn compile(source: &Path, out: &Path, revision: u64, edit: impl Fn(String) -> String) -> Result<(), String> {
+    let text = std::fs::read_to_string(source).map_err(|e| format!("{}: {e}", source.display()))?;
+    let text = edit(text);
+    let (_, lint) = d4cc::lint::lint_bytes(source.display().to_string(), text.as_bytes().to_vec());
+    let checked = lint.checked.ok_or_else(|| format!("{} does not lint", source.display()))?;
+    let options =
+        d4cc::compile::CompileOptions { policy_name: "drift-prevention".into(), revision, created_unix: None };
+    let bytes = d4cc::compile::compile(text.as_bytes(), &checked, &options).map_err(|e| e.to_string())?;
+    // Beside, then renamed: as a ConfigMap update lands.
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// The daemon under test.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(config: &Path, log: &Path) -> Result<(Daemon, Duration), String> {
+        let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let started = Instant::now();
+        let child = Command::new(RUNTIME)
+            .arg("--config")
+            .arg(config)
+            .env("D4C_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .map_err(|e| format!("cannot start {RUNTIME}: {e}"))?;
+        let mut daemon = Daemon { child, log: log.to_path_buf() };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                return Err(format!("d4c-runtime exited ({status}) before it was ready: {}", daemon.log_tail()));
+            }
+            let answer = http_get("/readyz");
+            if answer.as_ref().is_ok_and(|(status, _)| *status == 200) {
+                return Ok((daemon, started.elapsed()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "d4c-runtime was not ready within 120 s (GET /readyz: {answer:?}): {}",
+                    daemon.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines.get(lines.len().saturating_sub(12)..).unwrap_or_default().join(" | ")
+    }
+
+    /// The daemon's figure line `started in N ms`.
+    fn start_ms(&self) -> Option<f64> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        let line = text.lines().find(|l| l.trim_start().starts_with("started in"))?;
+        line.split_whitespace().nth(2)?.parse().ok()
+    }
+
+    fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
+    }
+
+    fn signal(&self, signal: i32) -> Result<(), String> {
+        let pid = i32::try_from(self.child.id()).map_err(|e| e.to_string())?;
+        crate::sys::kill(pid, signal).map_err(|e| format!("kill -{signal} d4c-runtime: {e}"))
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return Err(format!("d4c-runtime did not exit within {timeout:?}: {}", self.log_tail()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on the daemon's endpoint: status and body.
+fn http_get(path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(LISTEN).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: d4c\r\nconnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no status line")?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A metric's value from `/metrics` (the first sample whose line starts
+/// with `prefix`).
+fn metric(prefix: &str) -> Option<f64> {
+    let (_, body) = http_get("/metrics").ok()?;
+    body.lines().find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
+}
+
+/// Stages a one-op actor and performs `op`; returns its errno.
+fn act(container: &mut Container, op: AgentOp) -> Result<i32, String> {
+    let actor = Actor { exe: "/usr/bin/tool".into(), name: None, interactive: false };
+    let staged = container.stage(&actor)?;
+    Ok(container.perform(staged, &op)?.errno)
+}
+
+fn expect_errno(container: &mut Container, what: &str, op: AgentOp, want: i32) -> Result<(), String> {
+    let got = act(container, op)?;
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: errno {got}, expected {want}"))
+    }
+}
+
+fn create(path: &str) -> AgentOp {
+    AgentOp::Create { path: path.into(), mode: 0o755 }
+}
+
+/// Checks a document's fields: every `(pointer, value)` must be there.
+fn check_fields(doc: &Received, fields: &[(&str, Value)]) -> Result<(), String> {
+    let mut wrong = Vec::new();
+    for (pointer, want) in fields {
+        let got = doc.source.pointer(pointer).cloned().unwrap_or(Value::Null);
+        if &got != want {
+            wrong.push(format!("{pointer} = {got}, expected {want}"));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("document {} in {}: {}", doc.id, doc.index, wrong.join("; ")))
+    }
+}
+
+fn find_alert<'a>(documents: &'a [Received], path: &str) -> Option<&'a Received> {
+    documents.iter().find(|d| d.index.contains("alerts") && d.source.pointer("/file/path") == Some(&json!(path)))
+}
+
+fn wait_alert(sink: &BulkSink, path: &str) -> Result<Received, String> {
+    sink.wait_for(DELIVERY_TIMEOUT, |d| find_alert(d, path).is_some())
+        .ok()
+        .and_then(|d| find_alert(&d, path).cloned())
+        .ok_or_else(|| format!("no alert for {path} reached the endpoint within {DELIVERY_TIMEOUT:?}"))
+}
+
+/// Runs the check; the summary on success.
+pub fn run() -> Result<String, String> {
+    let workdir = PathBuf::from(WORKDIR);
+    let _ = std::fs::remove_dir_all(&workdir);
+    std::fs::create_dir_all(&workdir).map_err(|e| format!("{WORKDIR}: {e}"))?;
+    let sink = BulkSink::start(SINK)?;
+    let artifact = workdir.join("policy.d4c");
+    compile(Path::new(POLICY), &artifact, 1, |t| t)?;
+    let config = workdir.join("runtime.toml");
+    let toml = format!(
+        "artifact = \"{}\"\nstate_dir = \"{WORKDIR}/state\"\nlisten = \"{LISTEN}\"\nnamespace = \"vmtest\"\n\
+         node_name = \"vm-node\"\ncluster_name = \"vm-cluster\"\npin_dir = \"/sys/fs/bpf/d4c\"\n\
+         bundle_patterns = [\"{WORKDIR}/containers/{{id}}/config.json\"]\nrescan_interval = \"100ms\"\n\
+         [delivery.sink.elasticsearch]\nurls = [\"http://{SINK}\"]\n[delivery.batch]\nflush_interval = \"100ms\"\n",
+        artifact.display()
+    );
+    std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
+
+    // 1. The daemon starts; a container starts after it and is found.
+    let (mut daemon, ready_after) = Daemon::start(&config, &workdir.join("daemon-1.log"))?;
+    let start_ms = daemon.start_ms().unwrap_or(f64::NAN);
+    let rss_idle = daemon.rss_kib().unwrap_or(0);
+    let spec = spec();
+    let mut container = Container::start(&spec, &workdir.join("containers"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric("d4c_containers ").unwrap_or(0.0) < 1.0 {
+        if Instant::now() > deadline {
+            return Err(format!("the container was not registered within 30 s: {}", daemon.log_tail()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let window = metric("d4c_registration_window_seconds{which=\"max\"}").unwrap_or(f64::NAN);
+
+    // 2. Drift is blocked, /etc is protected, and the alert arrives whole.
+    expect_errno(&mut container, "creating /usr/bin/dropper 0755", create("/usr/bin/dropper"), libc::EPERM)?;
+    expect_errno(&mut container, "writing /etc/app.conf", AgentOp::Write("/etc/app.conf".into()), libc::EPERM)?;
+    expect_errno(&mut container, "exec /usr/bin/tool", AgentOp::Exec("/usr/bin/tool".into()), 0)?;
+    let alert = wait_alert(&sink, "/usr/bin/dropper")?;
+    if alert.index != "logs-cloud_defend.alerts-vmtest" {
+        return Err(format!("the alert went to {}", alert.index));
+    }
+    check_fields(
+        &alert,
+        &[
+            ("/event/kind", json!("alert")),
+            ("/event/category", json!(["file"])),
+            ("/event/type", json!(["denied"])),
+            ("/event/action", json!("creation")),
+            ("/event/outcome", json!("failure")),
+            ("/file/name", json!("dropper")),
+            ("/container/id", json!(spec.id)),
+            ("/container/name", json!("web")),
+            ("/container/image/name", json!("docker.io/library/debian")),
+            ("/container/image/tag", json!("12")),
+            ("/orchestrator/namespace", json!("shop")),
+            ("/orchestrator/resource/name", json!("web-1")),
+            ("/orchestrator/resource/type", json!("pod")),
+            ("/orchestrator/cluster/name", json!("vm-cluster")),
+            ("/host/name", json!("vm-node")),
+            ("/process/executable", json!("/usr/bin/tool")),
+            ("/process/name", json!("tool")),
+            ("/cloud_defend/matched_selectors", json!(["executableDrift"])),
+            ("/cloud_defend/operation", json!("createExecutable")),
+            ("/cloud_defend/package_policy_id", json!("drift-prevention")),
+            ("/cloud_defend/package_policy_revision", json!(1)),
+            ("/cloud_defend/blocked", json!(true)),
+            ("/data_stream/type", json!("logs")),
+            ("/data_stream/dataset", json!("cloud_defend.alerts")),
+            ("/data_stream/namespace", json!("vmtest")),
+            ("/agent/type", json!("cloud-defend")),
+            ("/ecs/version", json!("8.11.0")),
+        ],
+    )?;
+    if alert.source.pointer("/@timestamp").and_then(Value::as_str).is_none_or(|t| !t.ends_with('Z')) {
+        return Err(format!("the alert has no @timestamp: {}", alert.source));
+    }
+    let etc = sink
+        .wait_for(DELIVERY_TIMEOUT, |d| find_alert(d, "/etc/app.conf").is_some())
+        .map_err(|_| "no alert for /etc/app.conf".to_owned())?;
+    let etc = find_alert(&etc, "/etc/app.conf").ok_or("no alert for /etc/app.conf")?;
+    check_fields(etc, &[("/cloud_defend/matched_selectors", json!(["etcFileChanges"])), ("/event/action", json!("modification"))])?;
+    let exec_log = |d: &[Received]| {
+        d.iter()
+            .find(|d| {
+                d.index == "logs-cloud_defend.process-vmtest"
+                    && d.source.pointer("/event/action") == Some(&json!("exec"))
+                    && d.source.pointer("/process/executable") == Some(&json!("/usr/bin/tool"))
+            })
+            .cloned()
+    };
+    let documents = sink.wait_for(DELIVERY_TIMEOUT, |d| exec_log(d).is_some()).map_err(|d| {
+        format!("no exec log of /usr/bin/tool among {} documents", d.len())
+    })?;
+    let exec = exec_log(&documents).ok_or("no exec log")?;
+    check_fields(
+        &exec,
+        &[
+            ("/event/kind", json!("event")),
+            ("/event/type", json!(["start"])),
+            ("/cloud_defend/matched_selectors", json!(["allProcesses"])),
+            ("/container/id", json!(spec.id)),
+        ],
+    )?;
+
+    // 3. A killed daemon's probes keep enforcing; a restarted one takes
+    // over from them.
+    daemon.signal(libc::SIGKILL)?;
+    let _ = daemon.wait(Duration::from_secs(10))?;
+    expect_errno(&mut container, "drift with the daemon dead", create("/usr/bin/dropper2"), libc::EPERM)?;
+    let (mut daemon, _) = Daemon::start(&config, &workdir.join("daemon-2.log"))?;
+    let generations = std::fs::read_dir("/sys/fs/bpf/d4c").map(|d| d.count()).unwrap_or(0);
+    if generations != 1 {
+        return Err(format!("{generations} pinned generations after the restart, expected 1 (the new daemon's)"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric("d4c_containers ").unwrap_or(0.0) < 1.0 {
+        if Instant::now() > deadline {
+            return Err("the restarted daemon did not register the running container".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    expect_errno(&mut container, "drift after the restart", create("/usr/bin/dropper3"), libc::EPERM)?;
+    wait_alert(&sink, "/usr/bin/dropper3")?;
+
+    // 4. A new revision on SIGHUP: drift is then only alerted.
+    compile(Path::new(POLICY), &artifact, 2, |t| t.replacen("actions: [alert, block]", "actions: [alert]", 1))?;
+    let reload_started = Instant::now();
+    daemon.signal(libc::SIGHUP)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http_get("/metrics").map(|(_, b)| b.contains("revision=\"2\"")).unwrap_or(false) {
+        if Instant::now() > deadline {
+            return Err(format!("revision 2 was not in force within 60 s: {}", daemon.log_tail()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reload = reload_started.elapsed();
+    expect_errno(&mut container, "drift under revision 2 (alert only)", create("/usr/bin/dropper4"), 0)?;
+    let alert = wait_alert(&sink, "/usr/bin/dropper4")?;
+    check_fields(&alert, &[("/cloud_defend/package_policy_revision", json!(2)), ("/event/type", json!(["creation"]))])?;
+    let rss_after = daemon.rss_kib().unwrap_or(0);
+
+    // 5. SIGTERM: a clean exit; the probes stay. --uninstall ends them.
+    daemon.signal(libc::SIGTERM)?;
+    let status = daemon.wait(Duration::from_secs(60))?;
+    if !status.success() {
+        return Err(format!("d4c-runtime exited with {status} on SIGTERM: {}", daemon.log_tail()));
+    }
+    compile(Path::new(POLICY), &artifact, 3, |t| t)?;
+    let uninstall = Command::new(RUNTIME)
+        .args(["--config"])
+        .arg(&config)
+        .arg("--uninstall")
+        .output()
+        .map_err(|e| format!("{RUNTIME} --uninstall: {e}"))?;
+    if !uninstall.status.success() {
+        return Err(format!("--uninstall failed: {}", String::from_utf8_lossy(&uninstall.stderr)));
+    }
+    expect_errno(&mut container, "drift after --uninstall", create("/usr/bin/dropper5"), 0)?;
+    container.stop()?;
+    let duplicates = sink.documents().len();
+    let bad = sink.bad_requests.lock().map(|b| b.clone()).unwrap_or_default();
+    if !bad.is_empty() {
+        return Err(format!("the endpoint could not read requests: {bad:?}"));
+    }
+    Ok(format!(
+        "documents={duplicates} start-to-enforcing-ms={start_ms:.0} ready-after-ms={} registration-window-ms={:.0} \
+         reload-ms={} rss-idle-kib={rss_idle} rss-after-kib={rss_after}",
+        ready_after.as_millis(),
+        window * 1000.0,
+        reload.as_millis()
+    ))
+}
