@@ -189,6 +189,7 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 						      __u32 unresolved)
 {
 	struct d4c_scratch *s = d4c_scratch_get();
+	struct d4c_config *config = d4c_config_get();
 	struct d4c_event *r;
 	/* The bytes the walk wrote: a path not resolved whole is reported
 	 * by them alone (path_len says it was cut), never with the bytes an
@@ -232,6 +233,9 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	r->op = op->head.op;
 	r->volume = op->head.volume;
 	r->flags = op->event_flags;
+	/* The hook refuses this operation (d4c_verdict decides the same). */
+	if ((actions & D4C_ACTION_BLOCK) && config && config->enforce)
+		r->flags |= D4C_EV_DENIED;
 	r->actions = actions;
 	r->dyn_class = op->result.dyn_class;
 	r->result_flags = op->result.flags;

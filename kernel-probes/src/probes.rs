@@ -26,7 +26,7 @@ use crate::maps::{self, error, MapError};
 pub use crate::sys::ensure_bpffs;
 use crate::PROBES_OBJECT;
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::links::FdLink;
+use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::{BtfTracePoint, Lsm, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use d4c_artifact::eval::Tables;
@@ -198,8 +198,16 @@ pub fn unpin_all(dir: &Path) -> Result<usize, MapError> {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             removed += unpin_all(&path)?;
         } else {
-            std::fs::remove_file(&path)
-                .map_err(|e| error(&format!("cannot remove the pin `{}`", path.display()), e))?;
+            // Opened, then unpinned, then closed: the close drops the last
+            // reference in this call, so the program is detached when this
+            // returns. (An unlink alone leaves the release to a kernel
+            // work item, and the old program would still decide for a
+            // while.)
+            let unpinned = match PinnedLink::from_pin(&path) {
+                Ok(link) => link.unpin().map(drop),
+                Err(_) => std::fs::remove_file(&path),
+            };
+            unpinned.map_err(|e| error(&format!("cannot remove the pin `{}`", path.display()), e))?;
             removed += 1;
         }
     }

@@ -209,7 +209,10 @@ impl Daemon {
             if self.registry.get(f.cgroup_id).is_some() {
                 continue;
             }
-            let first_seen = *self.waiting.entry(f.cgroup_id).or_insert(now);
+            // When the cgroup appeared: its directory's change time (set
+            // at mkdir), on the probes' clock; else now.
+            let appeared = cgroup_birth_boot_ns(&f.path, now).unwrap_or(now);
+            let first_seen = *self.waiting.entry(f.cgroup_id).or_insert(appeared);
             let bundle = match containers::read_bundle(&self.config.bundle_patterns, &f.cgroup.container_id) {
                 Ok(Some(bundle)) => bundle,
                 Ok(None) => continue,
@@ -529,6 +532,20 @@ impl Daemon {
             self.config.listen,
         )
     }
+}
+
+/// The boot-clock time at which the cgroup directory `dir` was made (its
+/// ctime: cgroupfs sets it at mkdir and at attribute changes, which a
+/// container's cgroup directory does not get), given `now` on that clock.
+fn cgroup_birth_boot_ns(dir: &std::path::Path, now: u64) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(dir).ok()?;
+    let ctime_ns = u64::try_from(metadata.ctime())
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(u64::try_from(metadata.ctime_nsec()).ok()?)?;
+    let now_real = crate::facts::boot_epoch_ns().checked_add(now)?;
+    Some(now.saturating_sub(now_real.saturating_sub(ctime_ns)))
 }
 
 /// The Kubernetes API watcher, when enabled; a failure to start it is

@@ -54,7 +54,11 @@ impl BulkSink {
     }
 
     /// Waits until `want` holds of the documents, or `timeout`.
-    pub fn wait_for(&self, timeout: Duration, want: impl Fn(&[Received]) -> bool) -> Result<Vec<Received>, Vec<Received>> {
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        want: impl Fn(&[Received]) -> bool,
+    ) -> Result<Vec<Received>, Vec<Received>> {
         let deadline = Instant::now() + timeout;
         loop {
             let documents = self.documents();
@@ -87,7 +91,8 @@ impl BulkSink {
                     if let Ok(mut bad) = self.bad_requests.lock() {
                         bad.push(error);
                     }
-                    let _ = writer.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    let _ =
+                        writer.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                     return;
                 }
             }

@@ -164,6 +164,16 @@ fn metric(prefix: &str) -> Option<f64> {
     body.lines().find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
 }
 
+/// The pinned links, by generation, for messages.
+fn pins() -> Vec<String> {
+    let mut out = Vec::new();
+    for generation in std::fs::read_dir("/sys/fs/bpf/d4c").into_iter().flatten().flatten() {
+        let links = std::fs::read_dir(generation.path()).map(|d| d.count()).unwrap_or(0);
+        out.push(format!("{}: {links}", generation.file_name().to_string_lossy()));
+    }
+    out
+}
+
 /// Stages a one-op actor and performs `op`; returns its errno.
 fn act(container: &mut Container, op: AgentOp) -> Result<i32, String> {
     let actor = Actor { exe: "/usr/bin/tool".into(), name: None, interactive: false };
@@ -243,12 +253,17 @@ pub fn run() -> Result<String, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let window = metric("d4c_registration_window_seconds{which=\"max\"}").unwrap_or(f64::NAN);
+    // Decisions made while the container was pending (before its
+    // registration): 0 means it was registered before its first decision.
+    let pending_decisions = metric("d4c_kernel_events_total{counter=\"pending\"}").unwrap_or(f64::NAN);
 
     // 2. Drift is blocked, /etc is protected, and the alert arrives whole.
     expect_errno(&mut container, "creating /usr/bin/dropper 0755", create("/usr/bin/dropper"), libc::EPERM)?;
     expect_errno(&mut container, "writing /etc/app.conf", AgentOp::Write("/etc/app.conf".into()), libc::EPERM)?;
     expect_errno(&mut container, "exec /usr/bin/tool", AgentOp::Exec("/usr/bin/tool".into()), 0)?;
     let alert = wait_alert(&sink, "/usr/bin/dropper")?;
+    // The document as delivered, for `scripts/demo` to show.
+    println!("D4C-VMTEST-RUNTIME-ALERT: {} {}", alert.index, alert.source);
     if alert.index != "logs-cloud_defend.alerts-vmtest" {
         return Err(format!("the alert went to {}", alert.index));
     }
@@ -291,7 +306,10 @@ pub fn run() -> Result<String, String> {
         .wait_for(DELIVERY_TIMEOUT, |d| find_alert(d, "/etc/app.conf").is_some())
         .map_err(|_| "no alert for /etc/app.conf".to_owned())?;
     let etc = find_alert(&etc, "/etc/app.conf").ok_or("no alert for /etc/app.conf")?;
-    check_fields(etc, &[("/cloud_defend/matched_selectors", json!(["etcFileChanges"])), ("/event/action", json!("modification"))])?;
+    check_fields(
+        etc,
+        &[("/cloud_defend/matched_selectors", json!(["etcFileChanges"])), ("/event/action", json!("modification"))],
+    )?;
     let exec_log = |d: &[Received]| {
         d.iter()
             .find(|d| {
@@ -301,9 +319,9 @@ pub fn run() -> Result<String, String> {
             })
             .cloned()
     };
-    let documents = sink.wait_for(DELIVERY_TIMEOUT, |d| exec_log(d).is_some()).map_err(|d| {
-        format!("no exec log of /usr/bin/tool among {} documents", d.len())
-    })?;
+    let documents = sink
+        .wait_for(DELIVERY_TIMEOUT, |d| exec_log(d).is_some())
+        .map_err(|d| format!("no exec log of /usr/bin/tool among {} documents", d.len()))?;
     let exec = exec_log(&documents).ok_or("no exec log")?;
     check_fields(
         &exec,
@@ -347,10 +365,56 @@ pub fn run() -> Result<String, String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let reload = reload_started.elapsed();
-    expect_errno(&mut container, "drift under revision 2 (alert only)", create("/usr/bin/dropper4"), 0)?;
+    expect_errno(&mut container, "drift under revision 2 (alert only)", create("/usr/bin/dropper4"), 0).map_err(
+        |e| {
+            let doc = sink
+                .wait_for(Duration::from_secs(10), |d| find_alert(d, "/usr/bin/dropper4").is_some())
+                .ok()
+                .and_then(|d| find_alert(&d, "/usr/bin/dropper4").map(|a| a.source.clone()));
+            let kernel: Vec<String> = http_get("/metrics")
+                .map(|(_, b)| {
+                    b.lines().filter(|l| l.starts_with("d4c_kernel_events_total")).map(str::to_owned).collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "{e}; pins: {:?}; kernel: {kernel:?}; alert: {:?} {:?} {:?}; log: {}",
+                pins(),
+                doc.as_ref().and_then(|d| d.pointer("/cloud_defend").cloned()),
+                doc.as_ref().and_then(|d| d.pointer("/event/type").cloned()),
+                doc.as_ref().and_then(|d| d.pointer("/process/executable").cloned()),
+                daemon.log_tail()
+            )
+        },
+    )?;
     let alert = wait_alert(&sink, "/usr/bin/dropper4")?;
     check_fields(&alert, &[("/cloud_defend/package_policy_revision", json!(2)), ("/event/type", json!(["creation"]))])?;
     let rss_after = daemon.rss_kib().unwrap_or(0);
+
+    // 4b. The reload figure for a 4,096-selector artifact (a generated
+    // policy): reported, not required, as the guest's memory bounds it.
+    let large = workdir.join("large.yaml");
+    std::fs::write(&large, d4cc::testgen::generate_policy(4096, 7)).map_err(|e| format!("{}: {e}", large.display()))?;
+    compile(&large, &artifact, 4, |t| t)?;
+    let reload_started = Instant::now();
+    daemon.signal(libc::SIGHUP)?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let reload_large = loop {
+        let metrics = http_get("/metrics").map(|(_, b)| b).unwrap_or_default();
+        if metrics.contains("revision=\"4\"") {
+            break format!("{}", reload_started.elapsed().as_millis());
+        }
+        if metrics.lines().any(|l| l.starts_with("d4c_reloads_total{outcome=\"refused\"} 1")) {
+            break format!(
+                "refused({})",
+                daemon.log_tail().chars().rev().take(300).collect::<String>().chars().rev().collect::<String>()
+            );
+        }
+        if Instant::now() > deadline {
+            break "not-within-180s".to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rss_large = daemon.rss_kib().unwrap_or(0);
 
     // 5. SIGTERM: a clean exit; the probes stay. --uninstall ends them.
     daemon.signal(libc::SIGTERM)?;
@@ -376,8 +440,9 @@ pub fn run() -> Result<String, String> {
         return Err(format!("the endpoint could not read requests: {bad:?}"));
     }
     Ok(format!(
-        "documents={duplicates} start-to-enforcing-ms={start_ms:.0} ready-after-ms={} registration-window-ms={:.0} \
-         reload-ms={} rss-idle-kib={rss_idle} rss-after-kib={rss_after}",
+        "documents={duplicates} start-to-enforcing-ms={start_ms:.0} ready-after-ms={} registration-window-ms={:.0} pending-decisions={pending_decisions} \
+         reload-ms={} reload-4096-selectors-ms={reload_large} rss-idle-kib={rss_idle} rss-after-kib={rss_after} \
+         rss-4096-selectors-kib={rss_large}",
         ready_after.as_millis(),
         window * 1000.0,
         reload.as_millis()
