@@ -155,6 +155,7 @@ impl Daemon {
             policy_digest: policy.digest.clone(),
             boot_epoch_ns: crate::facts::boot_epoch_ns(),
             boot_id: node.boot_id.clone().unwrap_or_default(),
+            fixed_json: Default::default(),
         };
         let probes = load_probes(&config, &policy, lsm, cgroup_mode)?;
         let mut daemon = Daemon {

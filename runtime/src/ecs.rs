@@ -26,6 +26,7 @@ use serde_json::{json, Map, Value};
 
 use crate::containers::Metadata;
 use crate::document::{Class, Document};
+use crate::json::Json;
 use crate::process::Process;
 
 /// The ECS version the documents follow.
@@ -61,6 +62,31 @@ pub struct Facts {
     /// The boot id: part of every document id, so that ids never repeat
     /// across reboots (boot-time stamps do).
     pub boot_id: String,
+    /// A cache of the serialised fields that never change (`ecs`, `agent`,
+    /// `host`, `cloud`): leave it default; it is filled on first use.
+    pub fixed_json: std::sync::OnceLock<String>,
+}
+
+impl Facts {
+    /// `"ecs":{..},"agent":{..},"host":{..}[,"cloud":{..}]`, serialised once.
+    fn fixed(&self) -> &str {
+        self.fixed_json.get_or_init(|| {
+            let mut fixed = Map::new();
+            fixed.insert("ecs".into(), json!({"version": ECS_VERSION}));
+            fixed.insert(
+                "agent".into(),
+                json!({"id": self.agent_id, "type": "cloud-defend", "version": self.agent_version}),
+            );
+            fixed.insert("host".into(), self.host.clone());
+            if let Some(cloud) = &self.cloud {
+                fixed.insert("cloud".into(), cloud.clone());
+            }
+            strip_nulls(&mut fixed);
+            let text = Value::Object(fixed).to_string();
+            // Without the braces: spliced into each document.
+            text.get(1..text.len().saturating_sub(1)).unwrap_or_default().to_owned()
+        })
+    }
 }
 
 /// What a record is about, for the documents.
@@ -103,44 +129,35 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
         (_, OP_FORK) => "fork",
         _ => "exec",
     };
-    let mut base = common(facts, subject);
     let path = subject.record.path_text();
+    // The exec's own executable, which the process cache learns only after
+    // the exec (and never, when it was refused).
+    let name = subject.record.name_text();
+    let exec = (head.kind == KIND_PROCESS && head.op == OP_EXEC).then_some((path.as_str(), name.as_str()));
+    let mut j = Json::with_capacity(4096);
+    common(&mut j, facts, subject, exec);
     if head.kind == KIND_FILE && head.op != OP_EXEC_MEMFD {
-        insert(&mut base, "file", file_fields(&path));
+        file_fields(&mut j, &path);
     }
-    if head.kind == KIND_PROCESS && head.op == OP_EXEC {
-        // The exec's own executable, which the process cache learns only
-        // after the exec (and never, when it was refused).
-        let mut process = base.get("process").cloned().unwrap_or_else(|| json!({}));
-        if let Some(p) = process.as_object_mut() {
-            p.insert("executable".into(), Value::from(path.clone()));
-            p.insert("name".into(), Value::from(subject.record.name_text()));
-        }
-        base.insert("process".into(), process);
+    j.object("cloud_defend").str("operation", operation).strs("matched_selectors", subject.matched);
+    policy_fields(&mut j, facts);
+    if head.flags & EV_TRUNCATED != 0 {
+        j.bool("path_truncated", true);
     }
-    let mut d4c = json!({
-        "operation": operation,
-        "matched_selectors": subject.matched,
-        "package_policy_id": facts.policy_id,
-        "package_policy_revision": facts.policy_revision,
-        "policy_digest": facts.policy_digest,
-    });
-    if let Some(object) = d4c.as_object_mut() {
-        if head.flags & EV_TRUNCATED != 0 {
-            object.insert("path_truncated".into(), Value::Bool(true));
-        }
-        if head.flags & EV_PENDING != 0 {
-            object.insert("container_pending".into(), Value::Bool(true));
-        }
-        if head.flags & EV_FILELESS != 0 {
-            object.insert("fileless".into(), Value::Bool(true));
-        }
-        if head.actions & ACTION_BLOCK != 0 {
-            object.insert("blocked".into(), Value::Bool(denied));
-        }
+    if head.flags & EV_PENDING != 0 {
+        j.bool("container_pending", true);
     }
-    base.insert("cloud_defend".into(), d4c);
-    let types = if denied { vec!["denied"] } else { vec![types] };
+    if head.flags & EV_FILELESS != 0 {
+        j.bool("fileless", true);
+    }
+    if head.actions & ACTION_BLOCK != 0 {
+        j.bool("blocked", denied);
+    }
+    j.close();
+    // Written once; each document adds its own `event` and `data_stream`
+    // (the alert and the log of one record differ only there).
+    let shared = j.finish();
+    let types = if denied { "denied" } else { types };
     let dataset_of_log = if category == "file" { "file" } else { "process" };
     let mut documents = Vec::new();
     let wanted = [(ACTION_ALERT, Class::Alert, "alerts", "alert"), (ACTION_LOG, Class::Log, dataset_of_log, "event")];
@@ -148,21 +165,14 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
         if head.actions & bit == 0 {
             continue;
         }
-        let mut body = base.clone();
-        insert(
-            &mut body,
-            "event",
-            json!({
-                "kind": kind,
-                "category": [category],
-                "type": types,
-                "action": action,
-                "outcome": if denied { "failure" } else { "success" },
-                "dataset": format!("cloud_defend.{dataset}"),
-                "module": "cloud_defend",
-            }),
-        );
-        documents.push(finish(facts, subject.record, body, class, dataset));
+        let event = Event {
+            kind,
+            category,
+            kind_type: types,
+            action,
+            outcome: Some(if denied { "failure" } else { "success" }),
+        };
+        documents.push(finish(facts, subject.record, shared.clone(), &event, class, dataset));
     }
     documents
 }
@@ -170,83 +180,63 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
 /// The `end` document of a process whose start was logged: to the process
 /// log stream.
 pub fn end_document(facts: &Facts, subject: &Subject<'_>) -> Document {
-    let mut body = common(facts, subject);
-    insert(
-        &mut body,
-        "event",
-        json!({
-            "kind": "event",
-            "category": ["process"],
-            "type": ["end"],
-            "action": "end",
-            "dataset": "cloud_defend.process",
-            "module": "cloud_defend",
-        }),
-    );
-    body.insert(
-        "cloud_defend".into(),
-        json!({
-            "package_policy_id": facts.policy_id,
-            "package_policy_revision": facts.policy_revision,
-            "policy_digest": facts.policy_digest,
-        }),
-    );
-    if let Some(code) = subject.process.exit_code {
-        if let Some(p) = body.get_mut("process").and_then(Value::as_object_mut) {
-            p.insert("exit_code".into(), Value::from(code));
-            p.insert("end".into(), Value::from(timestamp(facts, subject.record.head.ktime_ns)));
-        }
-    }
-    finish(facts, subject.record, body, Class::Log, "process")
+    let mut j = Json::with_capacity(4096);
+    common(&mut j, facts, subject, None);
+    j.object("cloud_defend");
+    policy_fields(&mut j, facts);
+    j.close();
+    let event = Event { kind: "event", category: "process", kind_type: "end", action: "end", outcome: None };
+    finish(facts, subject.record, j.finish(), &event, Class::Log, "process")
 }
 
-/// The fields every document of `subject` has.
-fn common(facts: &Facts, subject: &Subject<'_>) -> Map<String, Value> {
-    let mut body = Map::new();
-    body.insert("@timestamp".into(), Value::from(timestamp(facts, subject.record.head.ktime_ns)));
-    body.insert("ecs".into(), json!({"version": ECS_VERSION}));
-    body.insert("agent".into(), json!({"id": facts.agent_id, "type": "cloud-defend", "version": facts.agent_version}));
-    body.insert("host".into(), facts.host.clone());
-    if let Some(cloud) = &facts.cloud {
-        body.insert("cloud".into(), cloud.clone());
+/// What distinguishes one document of a record from another.
+struct Event<'a> {
+    kind: &'a str,
+    category: &'a str,
+    kind_type: &'a str,
+    action: &'a str,
+    outcome: Option<&'a str>,
+}
+
+fn policy_fields(j: &mut Json, facts: &Facts) {
+    j.str("package_policy_id", &facts.policy_id)
+        .num("package_policy_revision", facts.policy_revision)
+        .str("policy_digest", &facts.policy_digest);
+}
+
+/// Opens the document and writes the fields every document of `subject`
+/// has; `exec` overrides `process.executable` and `process.name`.
+fn common(j: &mut Json, facts: &Facts, subject: &Subject<'_>, exec: Option<(&str, &str)>) {
+    let process = subject.process;
+    j.open().str("@timestamp", &timestamp(facts, subject.record.head.ktime_ns));
+    j.object("process");
+    process_fields(j, facts, process, exec);
+    if let Some(previous) = (!process.previous.is_empty()).then_some(&process.previous) {
+        j.raw_members(&previous_json(previous));
     }
-    let mut process = process_fields(facts, subject.process);
-    if let Some(p) = process.as_object_mut() {
-        p.insert(
-            "interactive".into(),
-            Value::Bool(subject.record.head.flags & d4c_kernel_probes::abi::EV_INTERACTIVE != 0),
-        );
-        let relatives = [
-            ("parent", subject.ancestors.first().copied()),
-            ("session_leader", subject.ancestors.iter().copied().find(|a| a.pid == subject.process.sid)),
-            ("group_leader", subject.ancestors.iter().copied().find(|a| a.pid == subject.process.pgid)),
-            ("entry_leader", subject.ancestors.last().copied()),
-        ];
-        for (name, relative) in relatives {
-            let Some(relative) = relative else { continue };
-            let mut fields = process_fields(facts, relative);
-            if let Some(f) = fields.as_object_mut() {
-                f.insert("same_as_process".into(), Value::Bool(relative.pid == subject.process.pid));
-                f.remove("previous");
-                if name == "entry_leader" {
-                    f.insert("entry_meta".into(), json!({"type": "container"}));
-                }
-            }
-            p.insert(name.into(), fields);
-        }
-        // The process is its own leader when the cache has no ancestor in
-        // the container: say so rather than leave the field out.
-        if subject.ancestors.is_empty() {
-            let mut own = process_fields(facts, subject.process);
-            if let Some(f) = own.as_object_mut() {
-                f.insert("same_as_process".into(), Value::Bool(true));
-                f.remove("previous");
-                f.insert("entry_meta".into(), json!({"type": "container"}));
-            }
-            p.insert("entry_leader".into(), own);
-        }
+    j.bool("interactive", subject.record.head.flags & d4c_kernel_probes::abi::EV_INTERACTIVE != 0);
+    if let Some(code) = process.exit_code.filter(|_| subject.record.head.op == d4c_kernel_probes::abi::LIFE_EXIT) {
+        j.num("exit_code", code).str("end", &timestamp(facts, subject.record.head.ktime_ns));
     }
-    body.insert("process".into(), process);
+    let relatives = [
+        ("parent", subject.ancestors.first().copied()),
+        ("session_leader", subject.ancestors.iter().copied().find(|a| a.pid == process.sid)),
+        ("group_leader", subject.ancestors.iter().copied().find(|a| a.pid == process.pgid)),
+        // The process is its own entry leader when the cache has no
+        // ancestor of it in the container.
+        ("entry_leader", Some(subject.ancestors.last().copied().unwrap_or(process))),
+    ];
+    for (name, relative) in relatives {
+        let Some(relative) = relative else { continue };
+        j.object(name);
+        process_fields(j, facts, relative, None);
+        j.bool("same_as_process", relative.pid == process.pid);
+        if name == "entry_leader" {
+            j.object("entry_meta").str("type", "container").close();
+        }
+        j.close();
+    }
+    j.close();
     if let Some(container) = subject.container {
         let (image_name, tag) = match &container.image {
             Some(image) => {
@@ -255,67 +245,60 @@ fn common(facts: &Facts, subject: &Subject<'_>) -> Map<String, Value> {
             }
             None => (None, None),
         };
-        body.insert(
-            "container".into(),
-            json!({
-                "id": container.id,
-                "name": container.name,
-                "runtime": container.runtime,
-                "image": {"name": image_name, "tag": tag},
-            }),
-        );
+        j.object("container").str("id", &container.id).opt_str("name", container.name.as_deref());
+        j.opt_str("runtime", container.runtime);
+        if image_name.is_some() || tag.is_some() {
+            j.object("image").opt_str("name", image_name.as_deref()).opt_str("tag", tag.as_deref()).close();
+        }
+        j.close();
+        j.object("orchestrator").str("type", "kubernetes");
+        if facts.cluster_id.is_some() || facts.cluster_name.is_some() {
+            j.object("cluster")
+                .opt_str("id", facts.cluster_id.as_deref())
+                .opt_str("name", facts.cluster_name.as_deref())
+                .close();
+        }
+        j.opt_str("namespace", container.namespace.as_deref());
         let labels: Vec<String> = container.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect();
         let annotations: Vec<String> = container.pod_annotations.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-        body.insert(
-            "orchestrator".into(),
-            json!({
-                "type": "kubernetes",
-                "cluster": {"id": facts.cluster_id, "name": facts.cluster_name},
-                "namespace": container.namespace,
-                "resource": {
-                    "type": "pod",
-                    "name": container.pod_name,
-                    "id": container.pod_uid,
-                    "ip": container.pod_ips,
-                    "label": labels,
-                    "annotation": annotations,
-                    "parent": {"type": container.parent_type},
-                },
-            }),
-        );
+        j.object("resource")
+            .str("type", "pod")
+            .opt_str("name", container.pod_name.as_deref())
+            .opt_str("id", container.pod_uid.as_deref())
+            .strs("ip", &container.pod_ips)
+            .strs("label", &labels)
+            .strs("annotation", &annotations);
+        if let Some(parent) = &container.parent_type {
+            j.object("parent").str("type", parent).close();
+        }
+        j.close().close();
     }
-    strip_nulls(&mut body);
-    body
 }
 
-/// `process.*` of one process.
-fn process_fields(facts: &Facts, process: &Process) -> Value {
-    let start_ns = facts.boot_epoch_ns.saturating_add(process.start_boot_ns);
-    let mut fields = json!({
-        "pid": process.pid,
-        "name": process.name,
-        "executable": process.executable,
-        "args": process.args,
-        "args_count": process.args.len(),
-        "command_line": command_line(&process.args),
-        "working_directory": process.working_directory,
-        "entity_id": entity_id(&facts.agent_id, process.pid, start_ns / 1_000_000_000),
-        "start": timestamp(facts, process.start_boot_ns),
-        "user": {"id": process.uid.to_string()},
-        "group": {"id": process.gid.to_string()},
+/// `process.*` members of one process (the object is open).
+fn process_fields(j: &mut Json, facts: &Facts, process: &Process, exec: Option<(&str, &str)>) {
+    let ids = process.ecs_ids.get_or_init(|| {
+        let start_ns = facts.boot_epoch_ns.saturating_add(process.start_boot_ns);
+        (entity_id(&facts.agent_id, process.pid, start_ns / 1_000_000_000), timestamp(facts, process.start_boot_ns))
     });
-    if let (Some(f), false) = (fields.as_object_mut(), process.previous.is_empty()) {
-        let previous: Vec<Value> =
-            process.previous.iter().map(|e| json!({"executable": e.executable, "args": e.args})).collect();
-        f.insert("previous".into(), Value::Array(previous));
+    let (executable, name) = match exec {
+        Some((executable, name)) => (Some(executable), name),
+        None => (process.executable.as_deref(), process.name.as_str()),
+    };
+    j.num("pid", process.pid).str("name", name).opt_str("executable", executable);
+    j.strs("args", &process.args).num("args_count", process.args.len());
+    if !process.args.is_empty() {
+        j.str("command_line", &command_line(&process.args));
     }
-    if process.args.is_empty() {
-        if let Some(f) = fields.as_object_mut() {
-            f.remove("args");
-            f.remove("command_line");
-        }
-    }
-    fields
+    j.opt_str("working_directory", process.working_directory.as_deref()).str("entity_id", &ids.0).str("start", &ids.1);
+    j.object("user").str("id", &process.uid.to_string()).close();
+    j.object("group").str("id", &process.gid.to_string()).close();
+}
+
+/// `"previous":[{"executable":..,"args":[..]},..]`.
+fn previous_json(previous: &[crate::process::Exec]) -> String {
+    let list: Vec<Value> = previous.iter().map(|e| json!({"executable": e.executable, "args": e.args})).collect();
+    format!("\"previous\":{}", Value::Array(list))
 }
 
 /// `process.entity_id` as the original builds it: base64 of
@@ -346,29 +329,37 @@ pub fn command_line(args: &[String]) -> String {
 }
 
 /// `file.path`, `file.name`, `file.extension`.
-fn file_fields(path: &str) -> Value {
+fn file_fields(j: &mut Json, path: &str) {
     let name = path.rsplit('/').next().unwrap_or(path);
     let extension = name.rsplit_once('.').filter(|(stem, ext)| !stem.is_empty() && !ext.is_empty()).map(|(_, e)| e);
-    let mut fields = json!({"path": path, "name": name});
-    if let (Some(f), Some(ext)) = (fields.as_object_mut(), extension) {
-        f.insert("extension".into(), Value::from(ext));
-    }
-    fields
+    j.object("file").str("path", path).str("name", name).opt_str("extension", extension).close();
 }
 
-/// Adds the data stream and the id.
-fn finish(facts: &Facts, record: &Record, mut body: Map<String, Value>, class: Class, dataset: &str) -> Document {
+/// One document: the record's `shared` members (an open object), its
+/// `event` (with its id), the data stream, and the node's fixed fields.
+fn finish(facts: &Facts, record: &Record, shared: String, event: &Event<'_>, class: Class, dataset: &str) -> Document {
     let stream = format!("logs-cloud_defend.{dataset}-{}", facts.namespace);
-    body.insert(
-        "data_stream".into(),
-        json!({"type": "logs", "dataset": format!("cloud_defend.{dataset}"), "namespace": facts.namespace}),
-    );
     let id = document_id(facts, record, dataset);
-    if let Some(event) = body.get_mut("event").and_then(Value::as_object_mut) {
-        event.insert("id".into(), Value::from(id.clone()));
-    }
-    let body = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
-    Document { stream, id, class, body }
+    // `shared` is an open object with members: go on writing into it.
+    let mut j = Json::resume(shared);
+    j.raw_members(facts.fixed());
+    j.object("event")
+        .str("kind", event.kind)
+        .strs("category", &[event.category])
+        .strs("type", &[event.kind_type])
+        .str("action", event.action)
+        .opt_str("outcome", event.outcome)
+        .str("dataset", &format!("cloud_defend.{dataset}"))
+        .str("module", "cloud_defend")
+        .str("id", &id)
+        .close();
+    j.object("data_stream")
+        .str("type", "logs")
+        .str("dataset", &format!("cloud_defend.{dataset}"))
+        .str("namespace", &facts.namespace)
+        .close();
+    j.close();
+    Document { stream, id, class, body: j.finish().into_bytes() }
 }
 
 /// A document id unique per node boot, record and data stream, and the
@@ -409,10 +400,6 @@ pub fn format_unix_ns(ns: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem / 60) % 60, rem % 60)
 }
 
-fn insert(body: &mut Map<String, Value>, key: &str, value: Value) {
-    body.insert(key.into(), value);
-}
-
 /// Removes null fields, empty lists and the objects left empty,
 /// recursively: ECS documents leave unknown fields out rather than null.
 fn strip_nulls(map: &mut Map<String, Value>) {
@@ -448,10 +435,18 @@ mod tests {
         assert_eq!(entity_id("a1", 42, 1_700_000_000), "YTEtNDItMTcwMDAwMDAwMA==");
     }
 
+    fn file_json(path: &str) -> Value {
+        let mut j = Json::default();
+        j.open();
+        file_fields(&mut j, path);
+        j.close();
+        serde_json::from_str::<Value>(j.as_str()).unwrap_or_default()["file"].clone()
+    }
+
     #[test]
     fn file_fields_split_name_and_extension() {
-        assert_eq!(file_fields("/etc/nginx/nginx.conf")["extension"], "conf");
-        assert_eq!(file_fields("/usr/bin/.hidden").get("extension"), None);
-        assert_eq!(file_fields("/usr/bin/tool")["name"], "tool");
+        assert_eq!(file_json("/etc/nginx/nginx.conf")["extension"], "conf");
+        assert_eq!(file_json("/usr/bin/.hidden").get("extension"), None);
+        assert_eq!(file_json("/usr/bin/tool")["name"], "tool");
     }
 }

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod document;
 pub mod ecs;
 pub mod facts;
+pub mod json;
 pub mod kube;
 pub mod load;
 pub mod logging;

@@ -58,6 +58,10 @@ pub struct Process {
     pub cgroup_id: u64,
     /// Its exit code, once it ended.
     pub exit_code: Option<i32>,
+    /// A cache of its `entity_id` and `start` as the documents write them
+    /// (both fixed for the life of the process): filled by [`crate::ecs`],
+    /// cleared for a forked child.
+    pub ecs_ids: std::sync::OnceLock<(String, String)>,
 }
 
 /// How many previous executables are kept per process.
@@ -112,6 +116,7 @@ impl ProcessCache {
                     child.start_boot_ns = head.ktime_ns;
                     child.previous.clear();
                     child.exit_code = None;
+                    child.ecs_ids = std::sync::OnceLock::new();
                     self.insert(child);
                 }
                 LIFE_EXEC => {
@@ -239,6 +244,7 @@ impl ProcessCache {
             previous: Vec::new(),
             cgroup_id: head.cgroup_id,
             exit_code: None,
+            ecs_ids: std::sync::OnceLock::new(),
         }
     }
 }
