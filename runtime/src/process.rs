@@ -64,6 +64,10 @@ pub struct Process {
     pub ecs_ids: std::sync::OnceLock<(String, String)>,
 }
 
+/// How many ended processes are kept (for records that arrive after their
+/// exit, and for the ancestry of their orphans).
+pub const MAX_ENDED: usize = 1024;
+
 /// How many previous executables are kept per process.
 pub const MAX_PREVIOUS: usize = 4;
 
@@ -196,6 +200,15 @@ impl ProcessCache {
 
     fn insert(&mut self, process: Process) {
         self.processes.insert(process.pid, process);
+        // Ended processes are kept only as long as a late record or an
+        // orphan's ancestry may still name them: the most recent few.
+        while self.ended.len() > MAX_ENDED {
+            if let Some(pid) = self.ended.pop_front() {
+                if self.processes.get(&pid).is_some_and(|p| p.exit_code.is_some()) {
+                    self.processes.remove(&pid);
+                }
+            }
+        }
         while self.processes.len() > self.capacity {
             match self.ended.pop_front() {
                 Some(pid) => {

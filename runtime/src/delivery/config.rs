@@ -37,7 +37,7 @@ impl Default for DeliveryConfig {
             sink: SinkConfig::default(),
             queue: QueueConfig::default(),
             batch: BatchConfig::default(),
-            channel_capacity: 16_384,
+            channel_capacity: 4_096,
             max_document_bytes: 8 << 20,
         }
     }
