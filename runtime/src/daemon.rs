@@ -120,6 +120,9 @@ pub struct Daemon {
     pub kube: Option<crate::kube::Kube>,
     /// The Kubernetes view's generation last applied to the registry.
     pub kube_generation: u64,
+    /// New cgroups below the kubepods roots, as they are made (`None` when
+    /// inotify is unavailable: the periodic scan alone finds them).
+    pub watch: Option<crate::watch::CgroupWatch>,
 }
 
 impl Daemon {
@@ -176,6 +179,13 @@ impl Daemon {
             pinned: None,
             kube: None,
             kube_generation: 0,
+            watch: match crate::watch::CgroupWatch::new() {
+                Ok(watch) => Some(watch),
+                Err(error) => {
+                    tracing::warn!(%error, "no inotify: new containers are found by the periodic scan only");
+                    None
+                }
+            },
         };
         daemon.kube = start_kube(&daemon.config);
         daemon.find_roots()?;
@@ -189,6 +199,9 @@ impl Daemon {
         let roots = cgroup::find_kubepods_roots(&self.cgroupfs, cgroup::DEFAULT_MAX_DEPTH)?;
         for root in &roots {
             self.active.probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
+            if let Some(watch) = &mut self.watch {
+                watch.watch_tree(&root.path);
+            }
         }
         self.roots = roots;
         Ok(())
@@ -304,6 +317,12 @@ impl Daemon {
                 Err(error) => tracing::error!(%error, "cannot update a container's row after its pod changed"),
             }
         }
+    }
+
+    /// Reads the cgroup watch; whether a cgroup was made below a kubepods
+    /// root since the last read (then a scan is due).
+    pub fn watch_events(&mut self) -> bool {
+        self.watch.as_mut().is_some_and(crate::watch::CgroupWatch::read)
     }
 
     /// Drains the ring buffer into documents.

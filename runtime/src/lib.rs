@@ -20,5 +20,6 @@ pub mod metrics;
 pub mod process;
 pub mod run;
 pub mod server;
+pub mod watch;
 
 pub use run::{check, run};

@@ -2,7 +2,8 @@
 //! signals; delivery and the operations endpoint run beside it.
 //!
 //! Turns: drain the ring buffer (every `drain_interval`), scan for
-//! containers (every `rescan_interval`, and at once after a record from a
+//! containers (every `rescan_interval`, and on the next drain turn after a
+//! new cgroup appears below a kubepods root or a record comes from a
 //! pending container), check the artifact for a change (every
 //! `reload_check_interval`, and on SIGHUP), render the metrics (every
 //! second). SIGTERM or SIGINT: a last drain, then delivery flushes what it
@@ -84,7 +85,9 @@ async fn main_loop(config: Config) -> Result<(), String> {
         tokio::select! {
             _ = drain_tick.tick() => {
                 daemon.drain(&mut documents);
-                if daemon.scan_due {
+                // A new cgroup (the watch, one non-blocking read) or a
+                // pending container's record: scan now.
+                if daemon.watch_events() || daemon.scan_due {
                     daemon.scan();
                 }
             }

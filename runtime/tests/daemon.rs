@@ -143,6 +143,12 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     assert!(daemon.report("none").contains("revision 7"));
     let first_generation = daemon.pinned.clone().expect("pinned");
 
+    // The new cgroup is seen by the watch, without waiting for a scan.
+    assert!(daemon.watch.as_ref().is_some_and(|w| !w.is_empty()), "the kubepods tree is not watched");
+    let second = cgroup.leaf.parent().unwrap().join("e".repeat(64));
+    std::fs::create_dir(&second).unwrap();
+    assert!(daemon.watch_events(), "the watch did not see a new container cgroup");
+    std::fs::remove_dir(&second).unwrap();
     // No bundle yet: the container is found but pending.
     daemon.scan();
     assert_eq!(daemon.registry.len(), 0);
