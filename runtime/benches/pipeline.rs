@@ -5,7 +5,7 @@
 //!
 //! Records: a mix shaped like a busy container, per 10 records: 3 exec
 //! lifecycle records with arguments, 3 exec decisions (logged), 2 file
-//! decisions (alerted), 1 fork, 1 exit.
+//! decisions (alerted), 1 fork (of the next ten records' process), 1 exit.
 //!
 //! `cargo bench -p d4c-runtime --bench pipeline`; criterion prints `thrpt`
 //! in elements (records) per second.
@@ -70,9 +70,11 @@ fn records() -> Vec<Record> {
                 path = format!("/tmp/dropper-{n}.sh").into_bytes();
             }
             8 => {
+                // The next ten records' process: forked by this one, as a
+                // busy container's processes are by their known parents.
                 head.record = RECORD_LIFECYCLE;
                 head.op = LIFE_FORK;
-                head.child_tgid = pid + 100_000;
+                head.child_tgid = pid + 1;
             }
             _ => {
                 head.record = RECORD_LIFECYCLE;

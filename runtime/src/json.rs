@@ -134,11 +134,27 @@ impl Json {
     }
 }
 
+/// The bytes a JSON string must escape: control characters, `"`, `\\`.
+// Indexing is in bounds by construction (indices below 256, evaluated at
+// compile time, where an overflow is a build error).
+#[allow(clippy::indexing_slicing)]
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// Appends `value` as a JSON string.
 fn string(out: &mut String, value: &str) {
     out.push('"');
-    // Most strings need no escape: one branch-light scan, one copy.
-    if !value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    // Most strings need no escape: one table lookup per byte, one copy.
+    if !value.bytes().any(|b| ESCAPED.get(usize::from(b)).copied().unwrap_or(true)) {
         out.push_str(value);
         out.push('"');
         return;
