@@ -189,7 +189,7 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 						      __u32 unresolved)
 {
 	struct d4c_scratch *s = d4c_scratch_get();
-	struct d4c_config *config = d4c_config_get();
+	struct d4c_config *config;
 	struct d4c_event *r;
 	/* The bytes the walk wrote: a path not resolved whole is reported
 	 * by them alone (path_len says it was cut), never with the bytes an
@@ -229,6 +229,7 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	r = d4c_record_start(D4C_RECORD_DECISION);
 	if (!r)
 		return actions;
+	config = d4c_config_get();
 	r->kind = op->head.kind;
 	r->op = op->head.op;
 	r->volume = op->head.volume;

@@ -85,11 +85,14 @@ pub fn ensure_tracefs() -> std::io::Result<()> {
     {
         return Ok(());
     }
-    let source = c"tracefs";
-    let dir = c"/sys/kernel/tracing";
-    // SAFETY: the strings are NUL-terminated constants that outlive the
-    // call; no data argument.
-    let r = unsafe { libc::mount(source.as_ptr(), dir.as_ptr(), source.as_ptr(), 0, std::ptr::null()) };
+    mount(c"tracefs", c"/sys/kernel/tracing")
+}
+
+/// Mounts the pseudo file system `fstype` (also the source's name) at `dir`.
+fn mount(fstype: &std::ffi::CStr, dir: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: the strings are NUL-terminated and outlive the call; no data
+    // argument.
+    let r = unsafe { libc::mount(fstype.as_ptr(), dir.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
     if r == 0 {
         Ok(())
     } else {
@@ -107,15 +110,7 @@ pub fn ensure_bpffs() -> std::io::Result<()> {
     if is_bpffs(dir) {
         return Ok(());
     }
-    let source = c"bpf";
-    // SAFETY: the strings are NUL-terminated constants that outlive the
-    // call; no data argument.
-    let r = unsafe { libc::mount(source.as_ptr(), dir.as_ptr(), source.as_ptr(), 0, std::ptr::null()) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    mount(c"bpf", dir)
 }
 
 /// Whether `dir` is on a BPF file system.

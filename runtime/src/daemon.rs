@@ -36,8 +36,6 @@ pub struct Counters {
     pub records: BTreeMap<&'static str, u64>,
     /// Documents made, by data stream dataset.
     pub documents: BTreeMap<String, u64>,
-    /// Documents delivery refused (channel full, too large): lost.
-    pub documents_refused: u64,
     /// Operations the kernel refused (records flagged denied).
     pub blocked: u64,
     /// Records that could not be parsed.
@@ -68,18 +66,7 @@ pub struct Active {
     /// The policy.
     pub policy: Policy,
     /// The artifact file's identity when it was read (to see a change).
-    pub file_stamp: Option<FileStamp>,
-}
-
-/// What identifies a version of a file: device, inode, size, mtime.
-pub type FileStamp = (u64, u64, u64, i64, i64);
-
-/// The stamp of the file at `path` (following symlinks, as a ConfigMap's
-/// `..data` swap changes the target).
-pub fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+    pub file_stamp: Option<load::FileStamp>,
 }
 
 /// The daemon.
@@ -129,10 +116,7 @@ impl Daemon {
     /// Loads the artifact, the probes, the kubepods roots and the
     /// containers; attaches the probes. Errors say what failed and where.
     pub fn start(config: Config) -> Result<Daemon, String> {
-        let artifact = config.artifact.clone().ok_or("no artifact: pass --artifact PATH (a `d4cc compile` output)")?;
-        let key = config.trusted_key.as_deref().map(load::trusted_key).transpose().map_err(|e| e.to_string())?;
-        let stamp = file_stamp(&artifact);
-        let policy = load::load(&artifact, key.as_ref()).map_err(|e| e.to_string())?;
+        let (policy, stamp) = load::load_configured(&config)?;
         let lsm = probes::bpf_lsm_active().unwrap_or(false);
         let (cgroupfs, cgroup_mode) = cgroup_hierarchy(&config)?;
         // The host's root through pid 1 (hostPID), else our own.
@@ -225,8 +209,8 @@ impl Daemon {
             }
             // When the cgroup appeared: its directory's change time (set
             // at mkdir), on the probes' clock; else now.
-            let appeared = cgroup_birth_boot_ns(&f.path, now).unwrap_or(now);
-            let first_seen = *self.waiting.entry(f.cgroup_id).or_insert(appeared);
+            let first_seen =
+                *self.waiting.entry(f.cgroup_id).or_insert_with(|| cgroup_birth_boot_ns(&f.path, now).unwrap_or(now));
             let bundle = match containers::read_bundle(&self.config.bundle_patterns, &f.cgroup.container_id) {
                 Ok(Some(bundle)) => bundle,
                 Ok(None) => continue,
@@ -441,7 +425,7 @@ impl Daemon {
     /// Whether the artifact file changed since it was loaded.
     pub fn artifact_changed(&self) -> bool {
         let Some(path) = &self.config.artifact else { return false };
-        file_stamp(path) != self.active.file_stamp
+        load::file_stamp(path) != self.active.file_stamp
     }
 
     /// Loads the artifact again and switches to it without a gap: the new
@@ -465,10 +449,7 @@ impl Daemon {
     }
 
     fn try_reload(&mut self, out: &mut Vec<Document>) -> Result<(), String> {
-        let artifact = self.config.artifact.clone().ok_or("no artifact configured")?;
-        let key = self.config.trusted_key.as_deref().map(load::trusted_key).transpose().map_err(|e| e.to_string())?;
-        let stamp = file_stamp(&artifact);
-        let policy = load::load(&artifact, key.as_ref()).map_err(|e| e.to_string())?;
+        let (policy, stamp) = load::load_configured(&self.config)?;
         let mut probes = load_probes(&self.config, &policy, self.lsm, self.cgroup_mode)?;
         for root in &self.roots {
             probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
@@ -501,7 +482,6 @@ impl Daemon {
         let policy = &self.active.policy;
         let stats = self.active.probes.stats();
         let verified: u64 = stats.iter().filter_map(|s| s.verified_instructions).map(u64::from).sum();
-        let enforcing = self.lsm && self.config.enforce;
         let mode = match (self.lsm, self.config.enforce) {
             (true, true) => "ENFORCING: blocking responses refuse operations".to_owned(),
             (true, false) => "audit (enforce = false in the configuration): nothing is blocked".to_owned(),
@@ -510,7 +490,6 @@ impl Daemon {
                            process events are reported, NOTHING IS BLOCKED"
                 .to_owned(),
         };
-        let _ = enforcing;
         format!(
             "d4c-runtime {} on {} (Linux {}, {})\n\
              \x20 policy      {} revision {} (sha256 {}), {}\n\
@@ -668,9 +647,4 @@ fn load_probes(config: &Config, policy: &Policy, lsm: bool, cgroup_mode: CgroupM
 fn dataset(stream: &str) -> String {
     let rest = stream.strip_prefix("logs-").unwrap_or(stream);
     rest.rsplit_once('-').map_or(rest, |(d, _)| d).to_owned()
-}
-
-/// The artifact's path, for messages.
-pub fn artifact_path(config: &Config) -> PathBuf {
-    config.artifact.clone().unwrap_or_default()
 }

@@ -119,6 +119,30 @@ pub fn load(path: &Path, key: Option<&VerifyingKey>) -> Result<Policy, LoadError
     })
 }
 
+/// What identifies a version of a file: device, inode, size, mtime.
+pub type FileStamp = (u64, u64, u64, i64, i64);
+
+/// The stamp of the file at `path` (following symlinks, as a ConfigMap's
+/// `..data` swap changes the target).
+pub fn file_stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// Loads the configured artifact (`config.artifact`, checked against
+/// `config.trusted_key` when set), with the stamp of the file read: the
+/// one path from configuration to policy, for start-up, reload and
+/// `--check`.
+pub fn load_configured(config: &crate::config::Config) -> Result<(Policy, Option<FileStamp>), String> {
+    let artifact = config.artifact.as_deref().ok_or("no artifact: pass --artifact PATH (a `d4cc compile` output)")?;
+    let key = config.trusted_key.as_deref().map(trusted_key).transpose().map_err(|e| e.to_string())?;
+    // Stamped before it is read: a change during the read is seen again.
+    let stamp = file_stamp(artifact);
+    let policy = load(artifact, key.as_ref()).map_err(|e| e.to_string())?;
+    Ok((policy, stamp))
+}
+
 /// The artifact's bytes, aligned for the zero-copy table records.
 fn read_aligned(mut file: File) -> std::io::Result<d4c_artifact::AlignedBytes> {
     let mut bytes = Vec::new();

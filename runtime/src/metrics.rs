@@ -127,11 +127,6 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
         e.sample("d4c_delivery_dropped_total", &[("class", "alert"), ("reason", reason.label())], counts.alert as f64);
         e.sample("d4c_delivery_dropped_total", &[("class", "log"), ("reason", reason.label())], counts.log as f64);
     }
-    e.sample(
-        "d4c_delivery_dropped_total",
-        &[("class", "any"), ("reason", "refused_by_channel")],
-        c.documents_refused as f64,
-    );
     e.family("d4c_delivery_queue_records", "gauge", "Records in the disk queue not yet acknowledged.")
         .sample("d4c_delivery_queue_records", &[("class", "alert")], stats.queue_records.alert as f64)
         .sample("d4c_delivery_queue_records", &[("class", "log")], stats.queue_records.log as f64);

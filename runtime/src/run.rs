@@ -26,12 +26,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Checks the artifact and configuration without touching the kernel.
 pub fn check(config: &Config) -> Result<String, String> {
-    let artifact = config.artifact.clone().ok_or("no artifact: pass --artifact PATH")?;
-    let key = config.trusted_key.as_deref().map(crate::load::trusted_key).transpose().map_err(|e| e.to_string())?;
-    let policy = crate::load::load(&artifact, key.as_ref()).map_err(|e| e.to_string())?;
+    let (policy, _) = crate::load::load_configured(config)?;
     Ok(format!(
         "artifact `{}`: policy {} revision {} (sha256 {}), compiled by {}, {}\nconfiguration: ok (delivery: {})",
-        artifact.display(),
+        policy.path.display(),
         policy.name,
         policy.revision,
         policy.digest,
@@ -107,24 +105,24 @@ async fn main_loop(config: Config) -> Result<(), String> {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
-        for document in documents.drain(..) {
-            if sender.try_send(document).is_err() {
-                daemon.counters.documents_refused += 1;
-            }
-        }
+        forward(&sender, &mut documents);
         shared.beat();
     }
     tracing::info!("shutting down: last drain, then delivery flushes");
     daemon.drain(&mut documents);
-    for document in documents.drain(..) {
-        if sender.try_send(document).is_err() {
-            daemon.counters.documents_refused += 1;
-        }
-    }
+    forward(&sender, &mut documents);
     drop(sender);
     // The probes stay attached until the daemon exits: dropping them last
     // keeps enforcement for as long as possible.
     delivery.shutdown(SHUTDOWN_GRACE).await.map_err(|e| e.to_string())?;
     drop(daemon);
     Ok(())
+}
+
+/// Hands `documents` to delivery. A document it refuses (channel full, too
+/// large, closed) is counted there, by class and reason, and is lost.
+fn forward(sender: &crate::delivery::DocumentSender, documents: &mut Vec<Document>) {
+    for document in documents.drain(..) {
+        let _ = sender.try_send(document);
+    }
 }

@@ -41,37 +41,10 @@ fn main() -> ExitCode {
         "noop" => agent::noop_main(rest),
         "smoke" => {
             let workdir = rest.first().map_or_else(|| PathBuf::from(smoke::DEFAULT_WORKDIR), PathBuf::from);
-            match smoke::run(&workdir) {
-                Ok(summary) => {
-                    println!("D4C-VMTEST-SMOKE: ok {summary}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    println!("D4C-VMTEST-SMOKE: FAIL {}", one_line(&e));
-                    ExitCode::FAILURE
-                }
-            }
+            report("D4C-VMTEST-SMOKE", smoke::run(&workdir))
         }
-        "evasion" => match evasion::run() {
-            Ok(summary) => {
-                println!("D4C-VMTEST-EVASION: ok {summary}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                println!("D4C-VMTEST-EVASION: FAILED {}", one_line(&e));
-                ExitCode::FAILURE
-            }
-        },
-        "runtime" => match runtime_check::run() {
-            Ok(summary) => {
-                println!("D4C-VMTEST-RUNTIME: ok {summary}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                println!("D4C-VMTEST-RUNTIME: FAILED {}", one_line(&e));
-                ExitCode::FAILURE
-            }
-        },
+        "evasion" => report("D4C-VMTEST-EVASION", evasion::run()),
+        "runtime" => report("D4C-VMTEST-RUNTIME", runtime_check::run()),
         "bench" => {
             let iterations = rest.first().and_then(|n| n.parse().ok()).unwrap_or(200);
             match guest::bench(iterations) {
@@ -113,4 +86,19 @@ fn main() -> ExitCode {
 /// `text` on one console line: newlines become ` | `.
 fn one_line(text: &str) -> String {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
+}
+
+/// Prints a check's result line (`PREFIX: ok SUMMARY` or `PREFIX: FAIL
+/// WHY`, what scripts/vmtest reads) and gives its exit status.
+fn report(prefix: &str, result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(summary) => {
+            println!("{prefix}: ok {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{prefix}: FAIL {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
 }
