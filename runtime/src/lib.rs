@@ -16,6 +16,7 @@ pub mod json;
 pub mod kube;
 pub mod load;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod process;
 pub mod run;

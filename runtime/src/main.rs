@@ -39,6 +39,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    d4c_runtime::memory::one_arena();
     let cli = Cli::parse();
     d4c_runtime::logging::init();
     let mut overrides = Vec::new();

@@ -61,6 +61,7 @@ async fn main_loop(config: Config) -> Result<(), String> {
     let (drain_every, scan_every, reload_every) =
         (config.drain_interval, config.rescan_interval, config.reload_check_interval);
     let mut daemon = Daemon::start(config)?;
+    crate::memory::give_back();
     let to_enforcing_ms = crate::facts::boot_ns().saturating_sub(started) as f64 / 1e6;
     eprintln!("{}\n  started in  {to_enforcing_ms:.0} ms", daemon.report(&description));
     if !daemon.lsm {
@@ -93,11 +94,13 @@ async fn main_loop(config: Config) -> Result<(), String> {
             _ = reload_tick.tick() => {
                 if daemon.artifact_changed() {
                     let _ = daemon.reload(&mut documents);
+                    crate::memory::give_back();
                 }
             }
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the artifact");
                 let _ = daemon.reload(&mut documents);
+                crate::memory::give_back();
             }
             _ = metrics_tick.tick() => {
                 shared.set_metrics(crate::metrics::render(&daemon, &delivery.stats()));
