@@ -182,6 +182,26 @@ struct d4c_result {
 /* A container process forked, exec'd, exited, or began a session. */
 #define D4C_RECORD_LIFECYCLE 2
 
+/* d4c_event.hook: the program that wrote the record, one per program of
+ * probes.bpf.c (0 is none: every record has one). The runtime reports it
+ * as cloud_defend.hook_point, in the original's names (lsm__path_mknod,
+ * tracepoint__sched_process_fork, ...). The exit is ours, a tp_btf
+ * tracepoint (tracepoint__sched_process_exit); the original's was a kprobe
+ * on taskstats_exit (kprobe__taskstats_exit). */
+#define D4C_HOOK_PATH_MKNOD 1
+#define D4C_HOOK_FILE_OPEN 2
+#define D4C_HOOK_PATH_TRUNCATE 3
+#define D4C_HOOK_PATH_CHMOD 4
+#define D4C_HOOK_PATH_LINK 5
+#define D4C_HOOK_PATH_UNLINK 6
+#define D4C_HOOK_PATH_RENAME 7
+#define D4C_HOOK_BPRM_CHECK_SECURITY 8
+#define D4C_HOOK_TASK_ALLOC 9
+#define D4C_HOOK_SCHED_PROCESS_FORK 10
+#define D4C_HOOK_SCHED_PROCESS_EXEC 11
+#define D4C_HOOK_SCHED_PROCESS_EXIT 12
+#define D4C_HOOK_SYS_EXIT_SETSID 13
+
 /* d4c_event.op for lifecycle records */
 #define D4C_LIFE_FORK 0
 #define D4C_LIFE_EXEC 1
@@ -248,6 +268,8 @@ struct d4c_event {
 	__u32 child_tgid; /* fork: the new process; exit: the exit code */
 	__u32 path_len;	  /* bytes of path; more than D4C_PATH_MAX: cut */
 	__u32 name_len;
+	__u32 hook;	/* D4C_HOOK_*: the program that wrote the record */
+	__u32 reserved; /* zero; keeps the __u64 fields 8-aligned */
 	__u64 cgroup_id;
 	__u64 ktime_ns;		   /* bpf_ktime_get_boot_ns */
 	__u8 comm[D4C_NAME_BYTES]; /* the acting task's comm */

@@ -85,6 +85,55 @@ pub const RECORD_DECISION: u32 = 1;
 /// `D4C_RECORD_LIFECYCLE`: a container process forked, exec'd, exited or
 /// began a session.
 pub const RECORD_LIFECYCLE: u32 = 2;
+/// `D4C_HOOK_*`: the program that wrote a record ([`EventRecord::hook`]),
+/// one per program of `probes.bpf.c`; 0 is none. `D4C_HOOK_PATH_MKNOD`.
+pub const HOOK_PATH_MKNOD: u32 = 1;
+/// `D4C_HOOK_FILE_OPEN`.
+pub const HOOK_FILE_OPEN: u32 = 2;
+/// `D4C_HOOK_PATH_TRUNCATE`.
+pub const HOOK_PATH_TRUNCATE: u32 = 3;
+/// `D4C_HOOK_PATH_CHMOD`.
+pub const HOOK_PATH_CHMOD: u32 = 4;
+/// `D4C_HOOK_PATH_LINK`.
+pub const HOOK_PATH_LINK: u32 = 5;
+/// `D4C_HOOK_PATH_UNLINK`.
+pub const HOOK_PATH_UNLINK: u32 = 6;
+/// `D4C_HOOK_PATH_RENAME`.
+pub const HOOK_PATH_RENAME: u32 = 7;
+/// `D4C_HOOK_BPRM_CHECK_SECURITY`.
+pub const HOOK_BPRM_CHECK_SECURITY: u32 = 8;
+/// `D4C_HOOK_TASK_ALLOC`.
+pub const HOOK_TASK_ALLOC: u32 = 9;
+/// `D4C_HOOK_SCHED_PROCESS_FORK`.
+pub const HOOK_SCHED_PROCESS_FORK: u32 = 10;
+/// `D4C_HOOK_SCHED_PROCESS_EXEC`.
+pub const HOOK_SCHED_PROCESS_EXEC: u32 = 11;
+/// `D4C_HOOK_SCHED_PROCESS_EXIT`.
+pub const HOOK_SCHED_PROCESS_EXIT: u32 = 12;
+/// `D4C_HOOK_SYS_EXIT_SETSID`.
+pub const HOOK_SYS_EXIT_SETSID: u32 = 13;
+
+/// Every `HOOK_*` with the name the runtime reports in
+/// `cloud_defend.hook_point`: the original's names. The exit is reported
+/// as `tracepoint__sched_process_exit`, since ours is the
+/// `sched_process_exit` tracepoint; the original's exit hook was a kprobe
+/// on `taskstats_exit`, `kprobe__taskstats_exit`.
+pub const HOOK_POINTS: [(u32, &str); 13] = [
+    (HOOK_PATH_MKNOD, "lsm__path_mknod"),
+    (HOOK_FILE_OPEN, "lsm__file_open"),
+    (HOOK_PATH_TRUNCATE, "lsm__path_truncate"),
+    (HOOK_PATH_CHMOD, "lsm__path_chmod"),
+    (HOOK_PATH_LINK, "lsm__path_link"),
+    (HOOK_PATH_UNLINK, "lsm__path_unlink"),
+    (HOOK_PATH_RENAME, "lsm__path_rename"),
+    (HOOK_BPRM_CHECK_SECURITY, "lsm__bprm_check_security"),
+    (HOOK_TASK_ALLOC, "lsm__task_alloc"),
+    (HOOK_SCHED_PROCESS_FORK, "tracepoint__sched_process_fork"),
+    (HOOK_SCHED_PROCESS_EXEC, "tracepoint__sched_process_exec"),
+    (HOOK_SCHED_PROCESS_EXIT, "tracepoint__sched_process_exit"),
+    (HOOK_SYS_EXIT_SETSID, "tracepoint__syscalls_sys_exit_setsid"),
+];
+
 /// `D4C_LIFE_FORK`.
 pub const LIFE_FORK: u32 = 0;
 /// `D4C_LIFE_EXEC`.
@@ -175,6 +224,19 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_CGROUP_LEGACY", CGROUP_LEGACY as u64),
     ("D4C_RECORD_DECISION", RECORD_DECISION as u64),
     ("D4C_RECORD_LIFECYCLE", RECORD_LIFECYCLE as u64),
+    ("D4C_HOOK_PATH_MKNOD", HOOK_PATH_MKNOD as u64),
+    ("D4C_HOOK_FILE_OPEN", HOOK_FILE_OPEN as u64),
+    ("D4C_HOOK_PATH_TRUNCATE", HOOK_PATH_TRUNCATE as u64),
+    ("D4C_HOOK_PATH_CHMOD", HOOK_PATH_CHMOD as u64),
+    ("D4C_HOOK_PATH_LINK", HOOK_PATH_LINK as u64),
+    ("D4C_HOOK_PATH_UNLINK", HOOK_PATH_UNLINK as u64),
+    ("D4C_HOOK_PATH_RENAME", HOOK_PATH_RENAME as u64),
+    ("D4C_HOOK_BPRM_CHECK_SECURITY", HOOK_BPRM_CHECK_SECURITY as u64),
+    ("D4C_HOOK_TASK_ALLOC", HOOK_TASK_ALLOC as u64),
+    ("D4C_HOOK_SCHED_PROCESS_FORK", HOOK_SCHED_PROCESS_FORK as u64),
+    ("D4C_HOOK_SCHED_PROCESS_EXEC", HOOK_SCHED_PROCESS_EXEC as u64),
+    ("D4C_HOOK_SCHED_PROCESS_EXIT", HOOK_SCHED_PROCESS_EXIT as u64),
+    ("D4C_HOOK_SYS_EXIT_SETSID", HOOK_SYS_EXIT_SETSID as u64),
     ("D4C_LIFE_FORK", LIFE_FORK as u64),
     ("D4C_LIFE_EXEC", LIFE_EXEC as u64),
     ("D4C_LIFE_EXIT", LIFE_EXIT as u64),
@@ -335,6 +397,10 @@ pub struct EventRecord {
     pub path_len: u32,
     /// Bytes of `name`.
     pub name_len: u32,
+    /// `HOOK_*`: the program that wrote the record.
+    pub hook: u32,
+    /// Zero (keeps the `u64` fields 8-aligned).
+    pub reserved: u32,
     /// The acting task's cgroup id.
     pub cgroup_id: u64,
     /// `bpf_ktime_get_boot_ns`.
@@ -476,6 +542,8 @@ pub fn layouts() -> Vec<Layout> {
                 ("child_tgid", offset_of!(EventRecord, child_tgid)),
                 ("path_len", offset_of!(EventRecord, path_len)),
                 ("name_len", offset_of!(EventRecord, name_len)),
+                ("hook", offset_of!(EventRecord, hook)),
+                ("reserved", offset_of!(EventRecord, reserved)),
                 ("cgroup_id", offset_of!(EventRecord, cgroup_id)),
                 ("ktime_ns", offset_of!(EventRecord, ktime_ns)),
                 ("comm", offset_of!(EventRecord, comm)),
@@ -505,6 +573,7 @@ const _: () = {
     assert!(offset_of!(DecisionResult, steps) == 24);
     assert!(size_of::<CgroupEntry>() == 8);
     assert!(size_of::<Config>() == 16);
-    assert!(offset_of!(EventRecord, cgroup_id) == 72);
-    assert!(size_of::<EventRecord>() == 120);
+    assert!(offset_of!(EventRecord, hook) == 72);
+    assert!(offset_of!(EventRecord, cgroup_id) == 80);
+    assert!(size_of::<EventRecord>() == 128);
 };

@@ -24,6 +24,9 @@
  *   whose last link is gone) is also execMemFd;
  * - task_alloc: fork (not new threads).
  *
+ * Every record says which program wrote it (d4c_event.hook, D4C_HOOK_*):
+ * d4c_begin and d4c_lifecycle take the hook, d4c_record_start stores it.
+ *
  * A path that cannot be resolved whole (longer than D4C_PATH_MAX, or
  * outside the task's root) fails closed: the operation gets the union of
  * its container row's actions, so it is refused whenever anything in that
@@ -58,12 +61,15 @@ struct {
 	__type(value, struct d4c_event);
 } d4c_record SEC(".maps");
 
-/* A decision in progress: the operation, then what d4c_decide said. */
+/* A decision in progress: the operation and what d4c_decide said; then,
+ * from `hook` on, what every event of one hook call shares (d4c_begin sets
+ * it, d4c_next keeps it). */
 struct d4c_op {
 	struct d4c_event_head head;
 	struct d4c_result result;
-	struct d4c_where where;
 	__u32 event_flags; /* D4C_EV_* */
+	__u32 hook;	   /* D4C_HOOK_*: the program deciding */
+	struct d4c_where where;
 };
 
 static __always_inline int d4c_is_exec(umode_t mode)
@@ -113,8 +119,10 @@ static __always_inline __u32 d4c_name_len(const __u8 *name)
 	return len;
 }
 
-/* The fixed part of a record for the current task. */
-static __always_inline struct d4c_event *d4c_record_start(__u32 record)
+/* The fixed part of a record for the current task, written by the
+ * program `hook` (D4C_HOOK_*). */
+static __always_inline struct d4c_event *d4c_record_start(__u32 record,
+							  __u32 hook)
 {
 	__u32 zero = 0;
 	struct d4c_event *r = bpf_map_lookup_elem(&d4c_record, &zero);
@@ -126,6 +134,7 @@ static __always_inline struct d4c_event *d4c_record_start(__u32 record)
 		return NULL;
 	__builtin_memset(r, 0, offsetof(struct d4c_event, path));
 	r->record = record;
+	r->hook = hook;
 	r->pid = (__u32)pid_tgid;
 	r->tgid = pid_tgid >> 32;
 	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
@@ -226,7 +235,7 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	if (actions == 0 && !(op->event_flags & D4C_EV_TRUNCATED))
 		return 0;
 
-	r = d4c_record_start(D4C_RECORD_DECISION);
+	r = d4c_record_start(D4C_RECORD_DECISION, op->hook);
 	if (!r)
 		return actions;
 	config = d4c_config_get();
@@ -264,13 +273,22 @@ static __always_inline int d4c_verdict(__u32 actions)
 	return -D4C_EPERM;
 }
 
-/* The current task's container, or 0: then nothing is decided. */
-static __always_inline int d4c_begin(struct d4c_op *op)
+/* Starts the program `hook`'s decisions: the current task's container,
+ * or 0: then nothing is decided. */
+static __always_inline int d4c_begin(struct d4c_op *op, __u32 hook)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 	__builtin_memset(op, 0, sizeof(*op));
+	op->hook = hook;
 	return d4c_container_of(task, &op->where);
+}
+
+/* Clears the operation for the hook call's next event; keeps the hook and
+ * the container. */
+static __always_inline void d4c_next(struct d4c_op *op)
+{
+	__builtin_memset(op, 0, offsetof(struct d4c_op, hook));
 }
 
 /* Decides one file event at (mnt, dentry). */
@@ -318,7 +336,7 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry,
 	 * creates a file (may_o_create passes S_IFREG | mode). */
 	if ((mode & D4C_S_IFMT) != 0 && (mode & D4C_S_IFMT) != D4C_S_IFREG)
 		return 0;
-	if (!d4c_begin(&op))
+	if (!d4c_begin(&op, D4C_HOOK_PATH_MKNOD))
 		return 0;
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(dir, mnt), dentry,
 					  d4c_created(mode), 0));
@@ -338,7 +356,7 @@ int BPF_PROG(d4c_file_open, struct file *file)
 		return 0;
 	if ((mode & D4C_S_IFMT) != D4C_S_IFREG)
 		return 0;
-	if (!d4c_begin(&op))
+	if (!d4c_begin(&op, D4C_HOOK_FILE_OPEN))
 		return 0;
 	/* An O_TMPFILE open creates the file it opens: vfs_tmpfile calls no
 	 * path hook and sets no FMODE_CREATED (seen on 6.1 and 6.12). It is
@@ -357,7 +375,8 @@ int BPF_PROG(d4c_path_truncate, const struct path *path)
 	umode_t mode = d4c_dentry_mode(dentry);
 	struct d4c_op op;
 
-	if ((mode & D4C_S_IFMT) != D4C_S_IFREG || !d4c_begin(&op))
+	if ((mode & D4C_S_IFMT) != D4C_S_IFREG ||
+	    !d4c_begin(&op, D4C_HOOK_PATH_TRUNCATE))
 		return 0;
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(path, mnt), dentry,
 					  d4c_modified(mode), 0));
@@ -371,7 +390,8 @@ int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode)
 	struct d4c_op op;
 	__u32 opcode;
 
-	if ((old & D4C_S_IFMT) != D4C_S_IFREG || !d4c_begin(&op))
+	if ((old & D4C_S_IFMT) != D4C_S_IFREG ||
+	    !d4c_begin(&op, D4C_HOOK_PATH_CHMOD))
 		return 0;
 	if (d4c_is_exec(old))
 		opcode = D4C_OP_MODIFY_EXECUTABLE;
@@ -390,7 +410,7 @@ int BPF_PROG(d4c_path_link, struct dentry *old_dentry,
 	umode_t mode = d4c_dentry_mode(old_dentry);
 	struct d4c_op op;
 
-	if (d4c_is_dir(mode) || !d4c_begin(&op))
+	if (d4c_is_dir(mode) || !d4c_begin(&op, D4C_HOOK_PATH_LINK))
 		return 0;
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(new_dir, mnt),
 					  new_dentry, d4c_created(mode), 0));
@@ -401,7 +421,7 @@ int BPF_PROG(d4c_path_unlink, const struct path *dir, struct dentry *dentry)
 {
 	struct d4c_op op;
 
-	if (!d4c_begin(&op))
+	if (!d4c_begin(&op, D4C_HOOK_PATH_UNLINK))
 		return 0;
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(dir, mnt), dentry,
 					  D4C_OP_DELETE_FILE, 0));
@@ -414,13 +434,11 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir,
 {
 	umode_t mode = d4c_dentry_mode(old_dentry);
 	umode_t over = d4c_dentry_mode(new_dentry);
-	struct d4c_where where;
 	struct d4c_op op;
 	__u32 actions, opcode;
 
-	if (d4c_is_dir(mode) || !d4c_begin(&op))
+	if (d4c_is_dir(mode) || !d4c_begin(&op, D4C_HOOK_PATH_RENAME))
 		return 0;
-	where = op.where;
 	actions = d4c_file_event(&op, BPF_CORE_READ(old_dir, mnt), old_dentry,
 				 D4C_OP_DELETE_FILE, D4C_EV_FIRST);
 	if (over)
@@ -429,8 +447,7 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir,
 			     : D4C_OP_MODIFY_FILE;
 	else
 		opcode = d4c_created(mode);
-	__builtin_memset(&op, 0, sizeof(op));
-	op.where = where;
+	d4c_next(&op);
 	actions |= d4c_file_event(&op, BPF_CORE_READ(new_dir, mnt), new_dentry,
 				  opcode, D4C_EV_SECOND);
 	return d4c_verdict(actions);
@@ -499,15 +516,13 @@ int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
 	struct file *file = BPF_CORE_READ(bprm, file);
 	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
 	struct d4c_place place = {};
-	struct d4c_where where;
 	struct d4c_op op;
 	__u32 actions = 0, nlink;
 	__u8 name[D4C_NAME_BYTES];
 	__u32 name_len;
 
-	if (!s || !d4c_begin(&op))
+	if (!s || !d4c_begin(&op, D4C_HOOK_BPRM_CHECK_SECURITY))
 		return 0;
-	where = op.where;
 	d4c_exec_name(s, bprm, dentry, &op.head);
 	__builtin_memcpy(name, op.head.name, D4C_NAME_BYTES);
 	name_len = op.head.name_len;
@@ -524,8 +539,7 @@ int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
 		op.head.volume = D4C_VOLUME_ROOTFS;
 		op.event_flags = D4C_EV_FILELESS | D4C_EV_FIRST;
 		actions = d4c_decide_and_report(&op, 0);
-		__builtin_memset(&op, 0, sizeof(op));
-		op.where = where;
+		d4c_next(&op);
 		__builtin_memcpy(op.head.name, name, D4C_NAME_BYTES);
 		op.head.name_len = name_len;
 		place.len = bpf_probe_read_kernel_str(
@@ -558,7 +572,7 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child,
 
 	if (clone_flags & D4C_CLONE_THREAD)
 		return 0;
-	if (!s || !d4c_begin(&op))
+	if (!s || !d4c_begin(&op, D4C_HOOK_TASK_ALLOC))
 		return 0;
 	exe = BPF_CORE_READ(task, mm, exe_file);
 	if (!exe)
@@ -581,15 +595,17 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child,
 
 /* ---- Lifecycle: reported for container tasks, never decided ---- */
 
+/* A lifecycle record `what` (D4C_LIFE_*) of `task` by the program `hook`,
+ * or NULL when `task` is in no container. */
 static __always_inline struct d4c_event *d4c_lifecycle(struct task_struct *task,
-						       __u32 what)
+						       __u32 what, __u32 hook)
 {
 	struct d4c_where where = {};
 	struct d4c_event *r;
 
 	if (!d4c_container_of(task, &where))
 		return NULL;
-	r = d4c_record_start(D4C_RECORD_LIFECYCLE);
+	r = d4c_record_start(D4C_RECORD_LIFECYCLE, hook);
 	if (!r)
 		return NULL;
 	r->op = what;
@@ -604,9 +620,10 @@ static __always_inline struct d4c_event *d4c_lifecycle(struct task_struct *task,
 
 /* Reports a lifecycle record with no path; `value` in child_tgid. */
 static __always_inline void d4c_lifecycle_report(struct task_struct *task,
-						 __u32 what, __u32 value)
+						 __u32 what, __u32 value,
+						 __u32 hook)
 {
-	struct d4c_event *r = d4c_lifecycle(task, what);
+	struct d4c_event *r = d4c_lifecycle(task, what, hook);
 
 	if (r) {
 		r->child_tgid = value;
@@ -620,7 +637,8 @@ int BPF_PROG(d4c_fork, struct task_struct *parent, struct task_struct *child)
 	/* A new thread is not a new process. */
 	if (BPF_CORE_READ(child, pid) == BPF_CORE_READ(child, tgid))
 		d4c_lifecycle_report(parent, D4C_LIFE_FORK,
-				     BPF_CORE_READ(child, tgid));
+				     BPF_CORE_READ(child, tgid),
+				     D4C_HOOK_SCHED_PROCESS_FORK);
 	return 0;
 }
 
@@ -628,7 +646,8 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
 	     struct linux_binprm *bprm)
 {
-	struct d4c_event *r = d4c_lifecycle(task, D4C_LIFE_EXEC);
+	struct d4c_event *r =
+	    d4c_lifecycle(task, D4C_LIFE_EXEC, D4C_HOOK_SCHED_PROCESS_EXEC);
 	unsigned long start, end;
 	__u64 len;
 	long n;
@@ -670,7 +689,8 @@ int BPF_PROG(d4c_exit, struct task_struct *task)
 	 * tracepoint (6.1 lacks it): report the leader's exit. */
 	if (BPF_CORE_READ(task, pid) == BPF_CORE_READ(task, tgid))
 		d4c_lifecycle_report(task, D4C_LIFE_EXIT,
-				     BPF_CORE_READ(task, exit_code));
+				     BPF_CORE_READ(task, exit_code),
+				     D4C_HOOK_SCHED_PROCESS_EXIT);
 	return 0;
 }
 
@@ -680,7 +700,7 @@ int d4c_setsid(struct trace_event_raw_sys_exit *ctx)
 	if (ctx->ret >= 0)
 		d4c_lifecycle_report(
 		    (struct task_struct *)bpf_get_current_task(),
-		    D4C_LIFE_SETSID, 0);
+		    D4C_LIFE_SETSID, 0, D4C_HOOK_SYS_EXIT_SETSID);
 	return 0;
 }
 

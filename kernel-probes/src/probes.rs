@@ -20,7 +20,7 @@
 
 use crate::abi::{
     CgroupEntry, Config, EventRecord, ARGS_OFFSET, CGROUP_CONTAINER, CGROUP_KUBEPODS, CGROUP_LEGACY, CGROUP_UNIFIED,
-    COUNTERS, EVENT_RECORD_BYTES, EV_ARGS, KIND_FILE, KIND_PROCESS, RECORD_DECISION, ROW_PENDING,
+    COUNTERS, EVENT_RECORD_BYTES, EV_ARGS, HOOK_POINTS, KIND_FILE, KIND_PROCESS, RECORD_DECISION, ROW_PENDING,
 };
 use crate::maps::{self, error, MapError};
 pub use crate::sys::ensure_bpffs;
@@ -138,6 +138,15 @@ impl Record {
             .map_err(|_| MapError(format!("a ring buffer record of {} bytes, shorter than its head", bytes.len())))?;
         let len = (head.path_len as usize).min(rest.len());
         Ok(Record { head, path: rest.get(..len).unwrap_or_default().to_vec() })
+    }
+
+    /// The hook that wrote the record, by the name `cloud_defend.hook_point`
+    /// gives it ([`HOOK_POINTS`]): `lsm__file_open`,
+    /// `tracepoint__sched_process_exec`, ... `None` when the record's
+    /// `hook` is no known `HOOK_*` value (0: written by probes older than
+    /// the field).
+    pub fn hook_point(&self) -> Option<&'static str> {
+        HOOK_POINTS.iter().find(|(hook, _)| *hook == self.head.hook).map(|(_, name)| *name)
     }
 
     /// The path as text (lossy: paths are bytes).
@@ -521,4 +530,57 @@ where
         .ok_or_else(|| MapError(format!("the probes object has no program `{name}`")))?
         .try_into()
         .map_err(|e| error(&format!("program `{name}`"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::abi::{CONSTANTS, HOOK_SCHED_PROCESS_EXIT, HOOK_SYS_EXIT_SETSID};
+    use zerocopy::FromZeros;
+
+    fn record(hook: u32) -> Record {
+        let mut head = EventRecord::new_zeroed();
+        head.hook = hook;
+        Record { head, path: Vec::new() }
+    }
+
+    /// The hook point of the program attached where `D4C_HOOK_<X>` says,
+    /// from the program tables: `lsm__` and the LSM hook, `tracepoint__`
+    /// and the BTF tracepoint, `tracepoint__<category>_` and the classic
+    /// one.
+    fn program_hook_point(constant: &str) -> Option<String> {
+        let x = constant.strip_prefix("D4C_HOOK_")?.to_ascii_lowercase();
+        if LSM_PROGRAMS.iter().any(|(_, hook)| *hook == x) {
+            return Some(format!("lsm__{x}"));
+        }
+        if BTF_TRACEPOINTS.iter().any(|(_, point)| *point == x) {
+            return Some(format!("tracepoint__{x}"));
+        }
+        TRACEPOINTS
+            .iter()
+            .find(|(_, _, point)| *point == x)
+            .map(|(_, category, _)| format!("tracepoint__{category}_{x}"))
+    }
+
+    #[test]
+    fn hook_point_names_every_hook_by_its_program() {
+        let hooks: Vec<_> = CONSTANTS.iter().filter(|(name, _)| name.starts_with("D4C_HOOK_")).collect();
+        for (name, value) in &hooks {
+            let expected = program_hook_point(name).unwrap_or_else(|| panic!("`{name}` names no program"));
+            assert_eq!(record(*value as u32).hook_point(), Some(expected.as_str()), "`{name}`");
+        }
+        // One hook per program, each named once.
+        assert_eq!(hooks.len(), LSM_PROGRAMS.len() + BTF_TRACEPOINTS.len() + TRACEPOINTS.len());
+        let mut names: Vec<_> = HOOK_POINTS.iter().map(|(_, name)| *name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), hooks.len());
+        // Ours is the tracepoint; the original's exit was kprobe__taskstats_exit.
+        assert_eq!(record(HOOK_SCHED_PROCESS_EXIT).hook_point(), Some("tracepoint__sched_process_exit"));
+        for unknown in [0, HOOK_SYS_EXIT_SETSID + 1, u32::MAX] {
+            assert_eq!(record(unknown).hook_point(), None, "hook {unknown}");
+        }
+    }
 }

@@ -99,3 +99,40 @@ fn object_btf_matches_rust_layout() {
         }
     }
 }
+
+/// The section a program of probes.bpf.c is attached by, in the
+/// `cloud_defend.hook_point` form: `lsm/file_open` is `lsm__file_open`,
+/// `tp_btf/sched_process_exec` is `tracepoint__sched_process_exec`,
+/// `tracepoint/syscalls/sys_exit_setsid` is
+/// `tracepoint__syscalls_sys_exit_setsid`.
+fn hook_point_of_section(section: &str) -> String {
+    let (family, rest) = section.split_once('/').unwrap();
+    let family = if family == "lsm" { "lsm" } else { "tracepoint" };
+    format!("{family}__{}", rest.replace('/', "_"))
+}
+
+#[test]
+fn every_program_stores_the_hook_of_its_section() {
+    // The LSM programs cannot run on this machine: this checks their
+    // source instead. Each program's body names exactly one D4C_HOOK_*.
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/probes.bpf.c")).unwrap();
+    let value = |name: &str| abi::CONSTANTS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v as u32);
+    let mut programs = 0;
+    for part in source.split("SEC(\"").skip(1) {
+        let (section, body) = part.split_once("\")").unwrap();
+        if !section.contains('/') {
+            continue; // license, maps
+        }
+        let body = body.split("\n}\n").next().unwrap();
+        let hooks: Vec<&str> = body
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("D4C_HOOK_"))
+            .collect();
+        assert_eq!(hooks.len(), 1, "`{section}` names {hooks:?}, not one D4C_HOOK_*");
+        let hook = value(hooks[0]).unwrap_or_else(|| panic!("`{}` is not in abi::CONSTANTS", hooks[0]));
+        let name = abi::HOOK_POINTS.iter().find(|(h, _)| *h == hook).map(|(_, n)| *n);
+        assert_eq!(name, Some(hook_point_of_section(section).as_str()), "`{section}` stores {}", hooks[0]);
+        programs += 1;
+    }
+    assert_eq!(programs, abi::HOOK_POINTS.len(), "one program per hook");
+}

@@ -43,6 +43,9 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
     let mut records = probes.drain().unwrap();
     let second = std::process::Command::new("/bin/true").status().unwrap();
     assert!(second.success());
+    // setsid(1) forks when it leads a process group, then calls setsid().
+    let session = std::process::Command::new("setsid").args(["--wait", "/bin/true"]).status().unwrap();
+    assert!(session.success());
     probes.remove_cgroup(id).unwrap();
     let later = probes.drain().unwrap();
     assert!(later.iter().any(|r| r.head.op == abi::LIFE_EXEC && r.exec_file() == "/bin/true"), "{later:#?}");
@@ -63,6 +66,19 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
     assert_eq!(exec.head.row, row);
     assert!(ours.iter().any(|r| r.head.op == abi::LIFE_FORK && r.head.tgid == std::process::id()), "no fork record");
     assert!(ours.iter().any(|r| r.head.op == abi::LIFE_EXIT), "no exit record");
+    assert!(ours.iter().any(|r| r.head.op == abi::LIFE_SETSID), "no setsid record");
+    // Every record names the tracepoint that wrote it.
+    for r in &ours {
+        let expected = match r.head.op {
+            abi::LIFE_FORK => "tracepoint__sched_process_fork",
+            abi::LIFE_EXEC => "tracepoint__sched_process_exec",
+            abi::LIFE_EXIT => "tracepoint__sched_process_exit",
+            abi::LIFE_SETSID => "tracepoint__syscalls_sys_exit_setsid",
+            op => panic!("a lifecycle record of op {op}: {r:#?}"),
+        };
+        assert_eq!(r.hook_point(), Some(expected), "{r:#?}");
+        assert_eq!(r.head.reserved, 0);
+    }
     let counters = probes.counters().unwrap();
     assert_eq!(counters[abi::COUNT_DROPPED as usize], 0);
     assert!(counters[abi::COUNT_EVENTS as usize] >= 3, "{counters:?}");
