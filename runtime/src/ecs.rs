@@ -11,9 +11,14 @@
 //!
 //! Invariants: the same record always gives the same documents with the
 //! same ids (the ids make delivery idempotent); nothing here reads files or
-//! blocks.
+//! blocks. What stays the same from one document to the next (the node's
+//! members, a container's, a process's) is serialised once and copied
+//! ([`FixedJson`], [`ProcessJson`]): a cached text is used only while what
+//! it was written from is unchanged.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use base64::Engine as _;
 use d4c_kernel_probes::abi::{
@@ -62,15 +67,53 @@ pub struct Facts {
     /// The boot id: part of every document id, so that ids never repeat
     /// across reboots (boot-time stamps do).
     pub boot_id: String,
-    /// A cache of the serialised fields that never change (`ecs`, `agent`,
-    /// `host`, `cloud`): leave it default; it is filled on first use.
-    pub fixed_json: std::sync::OnceLock<String>,
+    /// Caches of the serialised members that stay the same from one
+    /// document to the next: leave it default; they fill on first use.
+    pub fixed_json: FixedJson,
+}
+
+/// Serialised members that stay the same from one document to the next.
+///
+/// Invariants: the node's members (`ecs`, `agent`, `host`, `cloud`) are
+/// written once, from facts fixed for the daemon's life; a container's
+/// members (`container`, `orchestrator`) are used only while its metadata
+/// and the cluster facts equal those they were written from; at most
+/// [`CACHED_CONTAINERS`] containers are kept.
+#[derive(Debug, Default)]
+pub struct FixedJson {
+    /// `"ecs":{..},"agent":{..},"host":{..}[,"cloud":{..}]`.
+    node: OnceLock<String>,
+    /// Per container id. A mutex, not a `RefCell`: the facts stay `Sync`.
+    containers: Mutex<HashMap<String, ContainerJson>>,
+}
+
+impl Clone for FixedJson {
+    /// Empty: a copy's caches are filled from the copy's facts.
+    fn clone(&self) -> Self {
+        FixedJson::default()
+    }
+}
+
+/// How many containers' members [`FixedJson`] keeps; past it, it starts
+/// over. A node runs at most a few hundred containers (110 pods by
+/// default), so it rarely does; the bound keeps the entries of containers
+/// long gone (each holds a copy of their metadata) from piling up.
+pub const CACHED_CONTAINERS: usize = 512;
+
+/// One container's `"container":{..},"orchestrator":{..}`, with what they
+/// were written from.
+#[derive(Debug)]
+struct ContainerJson {
+    metadata: Metadata,
+    cluster_id: Option<String>,
+    cluster_name: Option<String>,
+    members: String,
 }
 
 impl Facts {
     /// `"ecs":{..},"agent":{..},"host":{..}[,"cloud":{..}]`, serialised once.
-    fn fixed(&self) -> &str {
-        self.fixed_json.get_or_init(|| {
+    fn node_members(&self) -> &str {
+        self.fixed_json.node.get_or_init(|| {
             let mut fixed = Map::new();
             fixed.insert("ecs".into(), json!({"version": ECS_VERSION}));
             fixed.insert(
@@ -86,6 +129,79 @@ impl Facts {
             // Without the braces: spliced into each document.
             text.get(1..text.len().saturating_sub(1)).unwrap_or_default().to_owned()
         })
+    }
+
+    /// Appends `"container":{..},"orchestrator":{..}` of `container` to
+    /// `j`: copied from the cache while current, else written and cached.
+    fn container_members(&self, j: &mut Json, container: &Metadata) {
+        let mut cache = self.fixed_json.containers.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = cache.get(&container.id).filter(|cached| {
+            cached.metadata == *container
+                && cached.cluster_id == self.cluster_id
+                && cached.cluster_name == self.cluster_name
+        });
+        if let Some(cached) = current {
+            j.raw_members(&cached.members);
+            return;
+        }
+        let mut members = Json::members(1024);
+        container_fields(&mut members, self, container);
+        let members = members.finish();
+        j.raw_members(&members);
+        if cache.len() >= CACHED_CONTAINERS {
+            cache.clear();
+        }
+        let cached = ContainerJson {
+            metadata: container.clone(),
+            cluster_id: self.cluster_id.clone(),
+            cluster_name: self.cluster_name.clone(),
+            members,
+        };
+        cache.insert(container.id.clone(), cached);
+    }
+}
+
+/// A process's members as the documents write them, kept in the process
+/// ([`Process::ecs_json`], which the process cache empties whenever a
+/// field written here changes) and copied into each document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessJson {
+    /// `args` to `group`: `process.*` but for `pid`, `name` and
+    /// `executable`, which an exec's decision takes from its record.
+    fields: String,
+    /// `"previous":[..]`; empty when the process ran nothing before.
+    previous: String,
+}
+
+impl ProcessJson {
+    /// The members of `process`, whose `entity_id` and `start` take the
+    /// agent id and the boot's wall-clock time from `facts`.
+    fn new(facts: &Facts, process: &Process) -> ProcessJson {
+        let start_ns = facts.boot_epoch_ns.saturating_add(process.start_boot_ns);
+        let mut j = Json::members(512);
+        j.strs("args", &process.args).num("args_count", process.args.len());
+        if !process.args.is_empty() {
+            j.str("command_line", &command_line(&process.args));
+        }
+        j.opt_str("working_directory", process.working_directory.as_deref())
+            .str("entity_id", &entity_id(&facts.agent_id, process.pid, start_ns / 1_000_000_000))
+            .str("start", &format_unix_ns(start_ns));
+        j.object("user").str("id", &process.uid.to_string()).close();
+        j.object("group").str("id", &process.gid.to_string()).close();
+        let mut previous = Json::members(0);
+        if !process.previous.is_empty() {
+            previous.array("previous");
+            for exec in &process.previous {
+                previous.open().str("executable", &exec.executable).all_strs("args", &exec.args).close();
+            }
+            previous.close_array();
+        }
+        ProcessJson { fields: j.finish(), previous: previous.finish() }
+    }
+
+    /// The members of `process`, written on first use.
+    fn of<'p>(facts: &Facts, process: &'p Process) -> &'p ProcessJson {
+        process.ecs_json.get_or_init(|| ProcessJson::new(facts, process))
     }
 }
 
@@ -156,15 +272,13 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
     j.close();
     // Written once; each document adds its own `event` and `data_stream`
     // (the alert and the log of one record differ only there).
-    let shared = j.finish();
+    let mut shared = j.finish();
     let types = if denied { "denied" } else { types };
     let dataset_of_log = if category == "file" { "file" } else { "process" };
-    let mut documents = Vec::new();
+    let mut documents = Vec::with_capacity(2);
     let wanted = [(ACTION_ALERT, Class::Alert, "alerts", "alert"), (ACTION_LOG, Class::Log, dataset_of_log, "event")];
-    for (bit, class, dataset, kind) in wanted {
-        if head.actions & bit == 0 {
-            continue;
-        }
+    let mut wanted = wanted.into_iter().filter(|(bit, ..)| head.actions & bit != 0).peekable();
+    while let Some((_, class, dataset, kind)) = wanted.next() {
         let event = Event {
             kind,
             category,
@@ -172,7 +286,15 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
             action,
             outcome: Some(if denied { "failure" } else { "success" }),
         };
-        documents.push(finish(facts, subject.record, shared.clone(), &event, class, dataset));
+        // The last document takes the shared text, the others a copy.
+        let text = if wanted.peek().is_none() {
+            std::mem::take(&mut shared)
+        } else {
+            let mut copy = String::with_capacity(shared.len() + finish_room(facts));
+            copy.push_str(&shared);
+            copy
+        };
+        documents.push(finish(facts, subject.record, text, &event, class, dataset));
     }
     documents
 }
@@ -211,9 +333,7 @@ fn common(j: &mut Json, facts: &Facts, subject: &Subject<'_>, exec: Option<(&str
     j.open().str("@timestamp", &timestamp(facts, subject.record.head.ktime_ns));
     j.object("process");
     process_fields(j, facts, process, exec);
-    if let Some(previous) = (!process.previous.is_empty()).then_some(&process.previous) {
-        j.raw_members(&previous_json(previous));
-    }
+    j.raw_members(&ProcessJson::of(facts, process).previous);
     j.bool("interactive", subject.record.head.flags & d4c_kernel_probes::abi::EV_INTERACTIVE != 0);
     if let Some(code) = process.exit_code.filter(|_| subject.record.head.op == d4c_kernel_probes::abi::LIFE_EXIT) {
         j.num("exit_code", code).str("end", &timestamp(facts, subject.record.head.ktime_ns));
@@ -238,67 +358,57 @@ fn common(j: &mut Json, facts: &Facts, subject: &Subject<'_>, exec: Option<(&str
     }
     j.close();
     if let Some(container) = subject.container {
-        let (image_name, tag) = match &container.image {
-            Some(image) => {
-                let (full, _, tag) = d4c_artifact::event::split_image(image);
-                (Some(full), tag)
-            }
-            None => (None, None),
-        };
-        j.object("container").str("id", &container.id).opt_str("name", container.name.as_deref());
-        j.opt_str("runtime", container.runtime);
-        if image_name.is_some() || tag.is_some() {
-            j.object("image").opt_str("name", image_name.as_deref()).opt_str("tag", tag.as_deref()).close();
-        }
-        j.close();
-        j.object("orchestrator").str("type", "kubernetes");
-        if facts.cluster_id.is_some() || facts.cluster_name.is_some() {
-            j.object("cluster")
-                .opt_str("id", facts.cluster_id.as_deref())
-                .opt_str("name", facts.cluster_name.as_deref())
-                .close();
-        }
-        j.opt_str("namespace", container.namespace.as_deref());
-        let labels: Vec<String> = container.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-        let annotations: Vec<String> = container.pod_annotations.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-        j.object("resource")
-            .str("type", "pod")
-            .opt_str("name", container.pod_name.as_deref())
-            .opt_str("id", container.pod_uid.as_deref())
-            .strs("ip", &container.pod_ips)
-            .strs("label", &labels)
-            .strs("annotation", &annotations);
-        if let Some(parent) = &container.parent_type {
-            j.object("parent").str("type", parent).close();
-        }
-        j.close().close();
+        facts.container_members(j, container);
     }
 }
 
-/// `process.*` members of one process (the object is open).
+/// `container.*` and `orchestrator.*` of `container` (an object is open).
+fn container_fields(j: &mut Json, facts: &Facts, container: &Metadata) {
+    let (image_name, tag) = match &container.image {
+        Some(image) => {
+            let (full, _, tag) = d4c_artifact::event::split_image(image);
+            (Some(full), tag)
+        }
+        None => (None, None),
+    };
+    j.object("container").str("id", &container.id).opt_str("name", container.name.as_deref());
+    j.opt_str("runtime", container.runtime);
+    if image_name.is_some() || tag.is_some() {
+        j.object("image").opt_str("name", image_name.as_deref()).opt_str("tag", tag.as_deref()).close();
+    }
+    j.close();
+    j.object("orchestrator").str("type", "kubernetes");
+    if facts.cluster_id.is_some() || facts.cluster_name.is_some() {
+        j.object("cluster")
+            .opt_str("id", facts.cluster_id.as_deref())
+            .opt_str("name", facts.cluster_name.as_deref())
+            .close();
+    }
+    j.opt_str("namespace", container.namespace.as_deref());
+    let labels: Vec<String> = container.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    let annotations: Vec<String> = container.pod_annotations.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    j.object("resource")
+        .str("type", "pod")
+        .opt_str("name", container.pod_name.as_deref())
+        .opt_str("id", container.pod_uid.as_deref())
+        .strs("ip", &container.pod_ips)
+        .strs("label", &labels)
+        .strs("annotation", &annotations);
+    if let Some(parent) = &container.parent_type {
+        j.object("parent").str("type", parent).close();
+    }
+    j.close().close();
+}
+
+/// `process.*` members of one process (the object is open); `exec`
+/// overrides `executable` and `name`.
 fn process_fields(j: &mut Json, facts: &Facts, process: &Process, exec: Option<(&str, &str)>) {
-    let ids = process.ecs_ids.get_or_init(|| {
-        let start_ns = facts.boot_epoch_ns.saturating_add(process.start_boot_ns);
-        (entity_id(&facts.agent_id, process.pid, start_ns / 1_000_000_000), timestamp(facts, process.start_boot_ns))
-    });
     let (executable, name) = match exec {
         Some((executable, name)) => (Some(executable), name),
         None => (process.executable.as_deref(), process.name.as_str()),
     };
     j.num("pid", process.pid).str("name", name).opt_str("executable", executable);
-    j.strs("args", &process.args).num("args_count", process.args.len());
-    if !process.args.is_empty() {
-        j.str("command_line", &command_line(&process.args));
-    }
-    j.opt_str("working_directory", process.working_directory.as_deref()).str("entity_id", &ids.0).str("start", &ids.1);
-    j.object("user").str("id", &process.uid.to_string()).close();
-    j.object("group").str("id", &process.gid.to_string()).close();
-}
-
-/// `"previous":[{"executable":..,"args":[..]},..]`.
-fn previous_json(previous: &[crate::process::Exec]) -> String {
-    let list: Vec<Value> = previous.iter().map(|e| json!({"executable": e.executable, "args": e.args})).collect();
-    format!("\"previous\":{}", Value::Array(list))
+    j.raw_members(&ProcessJson::of(facts, process).fields);
 }
 
 /// `process.entity_id` as the original builds it: base64 of
@@ -335,27 +445,37 @@ fn file_fields(j: &mut Json, path: &str) {
     j.object("file").str("path", path).str("name", name).opt_str("extension", extension).close();
 }
 
+/// Room for what [`finish`] appends to the shared members (the node's
+/// members, `event`, `data_stream`): reserved up front, so that a body is
+/// not copied again as it grows. An estimate; past it the body just grows.
+fn finish_room(facts: &Facts) -> usize {
+    facts.node_members().len() + 384 + 2 * facts.namespace.len()
+}
+
 /// One document: the record's `shared` members (an open object), its
 /// `event` (with its id), the data stream, and the node's fixed fields.
 fn finish(facts: &Facts, record: &Record, shared: String, event: &Event<'_>, class: Class, dataset: &str) -> Document {
-    let stream = format!("logs-cloud_defend.{dataset}-{}", facts.namespace);
     let id = document_id(facts, record, dataset);
+    let full_dataset = ["cloud_defend.", dataset].concat();
+    let stream = ["logs-", &full_dataset, "-", &facts.namespace].concat();
+    let mut shared = shared;
+    shared.reserve(finish_room(facts));
     // `shared` is an open object with members: go on writing into it.
     let mut j = Json::resume(shared);
-    j.raw_members(facts.fixed());
+    j.raw_members(facts.node_members());
     j.object("event")
         .str("kind", event.kind)
         .strs("category", &[event.category])
         .strs("type", &[event.kind_type])
         .str("action", event.action)
         .opt_str("outcome", event.outcome)
-        .str("dataset", &format!("cloud_defend.{dataset}"))
+        .str("dataset", &full_dataset)
         .str("module", "cloud_defend")
         .str("id", &id)
         .close();
     j.object("data_stream")
         .str("type", "logs")
-        .str("dataset", &format!("cloud_defend.{dataset}"))
+        .str("dataset", &full_dataset)
         .str("namespace", &facts.namespace)
         .close();
     j.close();
@@ -366,7 +486,7 @@ fn finish(facts: &Facts, record: &Record, shared: String, event: &Event<'_>, cla
 /// same for the same record every time.
 fn document_id(facts: &Facts, record: &Record, dataset: &str) -> String {
     let head = &record.head;
-    let mut key = String::new();
+    let mut key = String::with_capacity(128);
     let _ = write!(
         key,
         "{}|{}|{}|{}|{}|{}|{}|{}|{dataset}",
@@ -397,7 +517,35 @@ pub fn format_unix_ns(ns: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem / 60) % 60, rem % 60)
+    // Digits pushed by hand rather than `format!` (one timestamp per
+    // document, on the hot path); four digits of year suffice, as a u64 of
+    // nanoseconds ends in 2554.
+    let year = u64::try_from(year).unwrap_or(0);
+    let (month, day) = (month as u64, day as u64);
+    let mut text = String::with_capacity(24);
+    let pairs = [
+        (year / 100, ""),
+        (year % 100, "-"),
+        (month, "-"),
+        (day, "T"),
+        (rem / 3600, ":"),
+        ((rem / 60) % 60, ":"),
+        (rem % 60, "."),
+        (millis / 10, ""),
+    ];
+    for (pair, separator) in pairs {
+        text.push(digit(pair / 10));
+        text.push(digit(pair));
+        text.push_str(separator);
+    }
+    text.push(digit(millis));
+    text.push('Z');
+    text
+}
+
+/// The last decimal digit of `n`.
+fn digit(n: u64) -> char {
+    char::from(b'0' + (n % 10) as u8)
 }
 
 /// Removes null fields, empty lists and the objects left empty,
@@ -422,6 +570,87 @@ mod tests {
         assert_eq!(format_unix_ns(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_unix_ns(1_795_000_000_123_000_000), "2026-11-18T11:06:40.123Z");
         assert_eq!(format_unix_ns(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_unix_ns(4_102_444_799_999_000_000), "2099-12-31T23:59:59.999Z");
+    }
+
+    fn record(kind: u32, op: u32, tgid: u32, args: &[&str]) -> Record {
+        use d4c_kernel_probes::abi::{EventRecord, ACTION_LOG, ARGS_OFFSET, EV_ARGS};
+        use zerocopy::FromZeros;
+        let mut head = EventRecord::new_zeroed();
+        (head.record, head.op, head.pid, head.tgid, head.ppid, head.cgroup_id) = (kind, op, tgid, tgid, 1, 9);
+        head.ktime_ns = 5_000_000_000;
+        let mut path = b"/bin/x".to_vec();
+        if kind == RECORD_DECISION {
+            (head.kind, head.actions) = (KIND_PROCESS, ACTION_LOG);
+        } else if !args.is_empty() {
+            head.flags = EV_ARGS;
+            path.resize(ARGS_OFFSET as usize, 0);
+            path.extend(args.iter().flat_map(|a| a.bytes().chain([0])));
+        }
+        Record { head, path }
+    }
+
+    /// The one document of a logged exec decision by `record`'s process.
+    fn document(
+        facts: &Facts,
+        cache: &mut crate::process::ProcessCache,
+        record: &Record,
+        container: &Metadata,
+    ) -> Value {
+        let process = cache.observe(record);
+        let ancestors = cache.ancestors(process.pid);
+        let subject =
+            Subject { record, process: &process, ancestors: &ancestors, container: Some(container), matched: &[] };
+        let documents = decision_documents(facts, &subject);
+        assert_eq!(documents.len(), 1);
+        serde_json::from_slice(&documents[0].body).unwrap_or_default()
+    }
+
+    #[test]
+    fn cached_process_members_follow_execs_forks_and_ids() {
+        use d4c_kernel_probes::abi::{LIFE_EXEC, LIFE_FORK, RECORD_LIFECYCLE};
+        let facts = Facts { agent_id: "a".into(), ..Facts::default() };
+        let container = Metadata { id: "c1".into(), ..Metadata::default() };
+        let mut cache = crate::process::ProcessCache::new(64, "/nonexistent-proc".into());
+        let decision = record(RECORD_DECISION, OP_EXEC, 10, &[]);
+        cache.observe(&record(RECORD_LIFECYCLE, LIFE_EXEC, 10, &["x", "one"]));
+        let first = document(&facts, &mut cache, &decision, &container);
+        assert_eq!(first["process"]["args"], json!(["x", "one"]));
+        assert_eq!(first["process"].get("previous"), None);
+        cache.observe(&record(RECORD_LIFECYCLE, LIFE_EXEC, 10, &["x", "two"]));
+        let second = document(&facts, &mut cache, &decision, &container);
+        assert_eq!(second["process"]["args"], json!(["x", "two"]));
+        assert_eq!(second["process"]["previous"], json!([{"executable": "/bin/x", "args": ["x", "one"]}]));
+        let mut setuid = decision.clone();
+        (setuid.head.uid, setuid.head.gid) = (5, 6);
+        let third = document(&facts, &mut cache, &setuid, &container);
+        assert_eq!((&third["process"]["user"]["id"], &third["process"]["group"]["id"]), (&json!("5"), &json!("6")));
+        let mut fork = record(RECORD_LIFECYCLE, LIFE_FORK, 10, &[]);
+        fork.head.child_tgid = 11;
+        cache.observe(&fork);
+        let child = document(&facts, &mut cache, &record(RECORD_DECISION, OP_EXEC, 11, &[]), &container);
+        assert_eq!(child["process"]["pid"], 11);
+        assert_eq!(child["process"]["entity_id"], json!(entity_id("a", 11, 5)));
+        assert_eq!(child["process"].get("previous"), None);
+    }
+
+    #[test]
+    fn cached_container_members_follow_metadata_and_cluster() {
+        let mut facts = Facts::default();
+        let mut container = Metadata { id: "c1".into(), ..Metadata::default() };
+        let mut cache = crate::process::ProcessCache::new(64, "/nonexistent-proc".into());
+        let decision = record(RECORD_DECISION, OP_EXEC, 10, &[]);
+        let first = document(&facts, &mut cache, &decision, &container);
+        assert_eq!(first["orchestrator"]["resource"].get("label"), None);
+        container.labels.insert("app".into(), "web".into());
+        let second = document(&facts, &mut cache, &decision, &container);
+        assert_eq!(second["orchestrator"]["resource"]["label"], json!(["app:web"]));
+        facts.cluster_id = Some("k1".into());
+        let third = document(&facts, &mut cache, &decision, &container);
+        assert_eq!(third["orchestrator"]["cluster"]["id"], "k1");
+        let other = Metadata { id: "c2".into(), name: Some("db".into()), ..Metadata::default() };
+        assert_eq!(document(&facts, &mut cache, &decision, &other)["container"]["name"], "db");
+        assert_eq!(document(&facts, &mut cache, &decision, &container)["container"]["id"], "c1");
     }
 
     #[test]

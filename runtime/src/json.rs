@@ -35,6 +35,12 @@ impl Json {
         Json { out: text, written: vec![true] }
     }
 
+    /// A writer of bare members (`"a":1,"b":2`, no braces), with
+    /// `capacity` bytes reserved: text for [`Json::raw_members`].
+    pub fn members(capacity: usize) -> Json {
+        Json { out: String::with_capacity(capacity), written: vec![false] }
+    }
+
     /// The text written so far.
     pub fn as_str(&self) -> &str {
         &self.out
@@ -65,16 +71,36 @@ impl Json {
 
     /// Opens the object member `key`.
     pub fn object(&mut self, key: &str) -> &mut Self {
-        self.key(key);
-        self.out.push('{');
-        self.written.push(false);
-        self
+        self.begin(key, '{')
     }
 
     /// Closes an object.
     pub fn close(&mut self) -> &mut Self {
+        self.end('}')
+    }
+
+    /// Opens the array member `key`.
+    pub fn array(&mut self, key: &str) -> &mut Self {
+        self.begin(key, '[')
+    }
+
+    /// Closes an array.
+    pub fn close_array(&mut self) -> &mut Self {
+        self.end(']')
+    }
+
+    /// Opens the member `key`, an object or an array by its `bracket`.
+    fn begin(&mut self, key: &str, bracket: char) -> &mut Self {
+        self.key(key);
+        self.out.push(bracket);
+        self.written.push(false);
+        self
+    }
+
+    /// Closes the innermost object or array with `bracket`.
+    fn end(&mut self, bracket: char) -> &mut Self {
         self.written.pop();
-        self.out.push('}');
+        self.out.push(bracket);
         self
     }
 
@@ -107,21 +133,22 @@ impl Json {
         self
     }
 
+    /// `key: ["a", ...]`, empty or not.
+    pub fn all_strs<S: AsRef<str>>(&mut self, key: &str, values: &[S]) -> &mut Self {
+        self.array(key);
+        for value in values {
+            self.separate();
+            string(&mut self.out, value.as_ref());
+        }
+        self.close_array()
+    }
+
     /// `key: ["a", ...]`, left out when empty.
     pub fn strs<S: AsRef<str>>(&mut self, key: &str, values: &[S]) -> &mut Self {
         if values.is_empty() {
             return self;
         }
-        self.key(key);
-        self.out.push('[');
-        for (i, value) in values.iter().enumerate() {
-            if i > 0 {
-                self.out.push(',');
-            }
-            string(&mut self.out, value.as_ref());
-        }
-        self.out.push(']');
-        self
+        self.all_strs(key, values)
     }
 
     /// Members already serialised (`"a":1,"b":2`, no braces), spliced in.
@@ -134,27 +161,18 @@ impl Json {
     }
 }
 
-/// The bytes a JSON string must escape: control characters, `"`, `\\`.
-// Indexing is in bounds by construction (indices below 256, evaluated at
-// compile time, where an overflow is a build error).
-#[allow(clippy::indexing_slicing)]
-const ESCAPED: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
+/// Whether `value` holds a byte a JSON string must escape: a control
+/// character, `"` or `\\`. The check has no early exit, so that it is
+/// vectorised (many bytes at a time): most strings hold none.
+pub(crate) fn needs_escape(value: &str) -> bool {
+    value.bytes().fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'))
+}
 
 /// Appends `value` as a JSON string.
 fn string(out: &mut String, value: &str) {
     out.push('"');
-    // Most strings need no escape: one table lookup per byte, one copy.
-    if !value.bytes().any(|b| ESCAPED.get(usize::from(b)).copied().unwrap_or(true)) {
+    // Most strings need no escape: one check, then one copy.
+    if !needs_escape(value) {
         out.push_str(value);
         out.push('"');
         return;
@@ -192,13 +210,20 @@ mod tests {
         let mut j = Json::default();
         j.open().str("s", nasty).num("n", 42).bool("b", true).opt_str("none", None).strs::<&str>("empty", &[]);
         j.object("o").strs("list", &["x", nasty]).close();
-        j.raw_members("\"raw\":[1,2]").close();
+        j.raw_members("\"raw\":[1,2]").all_strs::<&str>("kept", &[]);
+        j.array("objects").open().num("a", 1).close().open().close().close_array();
+        let mut members = Json::members(16);
+        members.num("m", 1).str("m2", "x");
+        j.raw_members(members.as_str()).close();
         let text = j.finish();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(value["s"], nasty);
         assert_eq!(value["n"], 42);
         assert_eq!(value["o"]["list"][1], nasty);
         assert_eq!(value["raw"][1], 2);
+        assert_eq!(value["kept"], serde_json::json!([]));
+        assert_eq!(value["objects"], serde_json::json!([{"a": 1}, {}]));
+        assert_eq!((&value["m"], &value["m2"]), (&serde_json::json!(1), &serde_json::json!("x")));
         assert!(value.get("none").is_none() && value.get("empty").is_none());
     }
 }

@@ -8,12 +8,18 @@
 //!
 //! Invariants: the cache is bounded ([`ProcessCache::new`]'s capacity,
 //! ended processes first out); a lookup never fails, it returns what is
-//! known (the record's own fields at least).
+//! known (the record's own fields at least). Processes are shared
+//! (`Arc`), so that a record costs no copy of a process's arguments and
+//! history, and a process's serialised members ([`Process::ecs_json`])
+//! outlive the record that asked for them.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
-use d4c_kernel_probes::abi::{EV_INTERACTIVE, LIFE_EXEC, LIFE_EXIT, LIFE_FORK, LIFE_SETSID, RECORD_LIFECYCLE};
+use d4c_kernel_probes::abi::{
+    EventRecord, EV_INTERACTIVE, LIFE_EXEC, LIFE_EXIT, LIFE_FORK, LIFE_SETSID, RECORD_LIFECYCLE,
+};
 use d4c_kernel_probes::probes::Record;
 
 /// An executable a process ran before its current one.
@@ -58,10 +64,56 @@ pub struct Process {
     pub cgroup_id: u64,
     /// Its exit code, once it ended.
     pub exit_code: Option<i32>,
-    /// A cache of its `entity_id` and `start` as the documents write them
-    /// (both fixed for the life of the process): filled by [`crate::ecs`],
-    /// cleared for a forked child.
-    pub ecs_ids: std::sync::OnceLock<(String, String)>,
+    /// A cache of its members as the documents write them: filled by
+    /// [`crate::ecs`] on first use, emptied by the cache whenever a field
+    /// it holds changes (a forked child, an exec, new user or group ids).
+    pub ecs_json: OnceLock<crate::ecs::ProcessJson>,
+}
+
+impl Process {
+    /// Takes the ids every record carries (they may have changed since the
+    /// process was cached: a reparenting, a setuid, a cgroup move).
+    fn refresh(&mut self, head: &EventRecord) {
+        if (self.uid, self.gid) != (head.uid, head.gid) {
+            self.ecs_json.take();
+        }
+        self.ppid = head.ppid;
+        self.sid = head.sid;
+        self.uid = head.uid;
+        self.gid = head.gid;
+        self.cgroup_id = head.cgroup_id;
+    }
+
+    /// The child of a fork: a copy of this process with its own pid and
+    /// start, and no history.
+    fn forked(&self, head: &EventRecord) -> Process {
+        Process {
+            pid: head.child_tgid,
+            ppid: head.tgid,
+            start_boot_ns: head.ktime_ns,
+            previous: Vec::new(),
+            exit_code: None,
+            ecs_json: OnceLock::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Runs `file` with `args`: the current executable becomes a previous one.
+    fn exec(&mut self, record: &Record, file: String, args: Vec<String>) {
+        let executable =
+            if file.starts_with('/') { file } else { join(self.working_directory.as_deref().unwrap_or("/"), &file) };
+        if let Some(old) = self.executable.take() {
+            self.previous.push(Exec { executable: old, args: std::mem::take(&mut self.args) });
+            if self.previous.len() > MAX_PREVIOUS {
+                self.previous.remove(0);
+            }
+        }
+        self.executable = Some(executable);
+        self.name = record.name_text();
+        self.args = args;
+        self.interactive = record.head.flags & EV_INTERACTIVE != 0;
+        self.ecs_json.take();
+    }
 }
 
 /// How many ended processes are kept (for records that arrive after their
@@ -74,7 +126,7 @@ pub const MAX_PREVIOUS: usize = 4;
 /// The cache.
 #[derive(Debug)]
 pub struct ProcessCache {
-    processes: HashMap<u32, Process>,
+    processes: HashMap<u32, Arc<Process>>,
     /// Ended processes, oldest first: evicted first.
     ended: VecDeque<u32>,
     capacity: usize,
@@ -102,49 +154,30 @@ impl ProcessCache {
 
     /// The process `pid`, if cached.
     pub fn get(&self, pid: u32) -> Option<&Process> {
-        self.processes.get(&pid)
+        self.processes.get(&pid).map(|p| &**p)
     }
 
     /// Applies a lifecycle record; other records only make sure their
-    /// process is known. Returns the process the record is about.
-    pub fn observe(&mut self, record: &Record) -> Process {
+    /// process is known and refresh its ids (parent, session, user, group,
+    /// cgroup) from the record. Returns the process the record is about,
+    /// shared with the cache: holding it across the next `observe` of the
+    /// same process costs that `observe` a copy of the process.
+    pub fn observe(&mut self, record: &Record) -> Arc<Process> {
         let head = &record.head;
-        let mut process = self.known(record);
-        if head.record == RECORD_LIFECYCLE {
+        let lifecycle = head.record == RECORD_LIFECYCLE;
+        // Read before the process is borrowed from the map.
+        let exec = (lifecycle && head.op == LIFE_EXEC).then(|| {
+            let args = record.exec_args().or_else(|| read_args(&self.proc_root, head.tgid)).unwrap_or_default();
+            (record.exec_file(), args)
+        });
+        let slot = self.processes.entry(head.tgid).or_insert_with(|| Arc::new(read_proc(&self.proc_root, record)));
+        // Unshared unless the caller still holds the previous result.
+        let process = Arc::make_mut(slot);
+        process.refresh(head);
+        let mut child = None;
+        if lifecycle {
             match head.op {
-                LIFE_FORK => {
-                    // The child starts as a copy of its parent.
-                    let mut child = process.clone();
-                    child.pid = head.child_tgid;
-                    child.ppid = head.tgid;
-                    child.start_boot_ns = head.ktime_ns;
-                    child.previous.clear();
-                    child.exit_code = None;
-                    child.ecs_ids = std::sync::OnceLock::new();
-                    self.insert(child);
-                }
-                LIFE_EXEC => {
-                    let (file, args) = (record.exec_file(), record.exec_args());
-                    let executable = if file.starts_with('/') {
-                        file
-                    } else {
-                        let cwd = process.working_directory.clone().unwrap_or_else(|| "/".into());
-                        join(&cwd, &file)
-                    };
-                    if let Some(old) = process.executable.take() {
-                        process.previous.push(Exec { executable: old, args: std::mem::take(&mut process.args) });
-                        if process.previous.len() > MAX_PREVIOUS {
-                            process.previous.remove(0);
-                        }
-                    }
-                    process.executable = Some(executable);
-                    process.name = record.name_text();
-                    process.args = match args {
-                        Some(args) => args,
-                        None => self.read_args(head.tgid).unwrap_or_default(),
-                    };
-                    process.interactive = head.flags & EV_INTERACTIVE != 0;
-                }
+                LIFE_FORK => child = Some(process.forked(head)),
                 LIFE_EXIT => {
                     process.exit_code = Some(exit_status(head.child_tgid));
                     self.ended.push_back(head.tgid);
@@ -155,30 +188,16 @@ impl ProcessCache {
                 }
                 _ => {}
             }
-            self.insert(process.clone());
-        }
-        process
-    }
-
-    /// The process of `record`: the cached one, refreshed with the
-    /// record's ids, or one read from `/proc` (or made of the record alone
-    /// when it has gone).
-    fn known(&mut self, record: &Record) -> Process {
-        let head = &record.head;
-        let mut process = match self.processes.get(&head.tgid) {
-            Some(p) => p.clone(),
-            None => {
-                let p = self.read_proc(record);
-                self.insert(p.clone());
-                p
+            if let Some((file, args)) = exec {
+                process.exec(record, file, args);
             }
-        };
-        process.ppid = head.ppid;
-        process.sid = head.sid;
-        process.uid = head.uid;
-        process.gid = head.gid;
-        process.cgroup_id = head.cgroup_id;
-        process
+        }
+        let observed = Arc::clone(slot);
+        if let Some(child) = child {
+            self.processes.insert(child.pid, Arc::new(child));
+        }
+        self.evict();
+        observed
     }
 
     /// The ancestors of `pid` in its container (parent first), stopping at
@@ -198,8 +217,8 @@ impl ProcessCache {
         chain
     }
 
-    fn insert(&mut self, process: Process) {
-        self.processes.insert(process.pid, process);
+    /// Brings the cache back within its bounds.
+    fn evict(&mut self) {
         // Ended processes are kept only as long as a late record or an
         // orphan's ancestry may still name them: the most recent few.
         while self.ended.len() > MAX_ENDED {
@@ -226,39 +245,40 @@ impl ProcessCache {
             }
         }
     }
+}
 
-    fn read_args(&self, pid: u32) -> Option<Vec<String>> {
-        let bytes = std::fs::read(self.proc_root.join(pid.to_string()).join("cmdline")).ok()?;
-        Some(split_nul(&bytes))
-    }
+/// The arguments of `pid`, from `<proc_root>/<pid>/cmdline`.
+fn read_args(proc_root: &Path, pid: u32) -> Option<Vec<String>> {
+    let bytes = std::fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
+    Some(split_nul(&bytes))
+}
 
-    /// A process from `/proc/<tgid>`, completed by the record.
-    fn read_proc(&self, record: &Record) -> Process {
-        let head = &record.head;
-        let dir = self.proc_root.join(head.tgid.to_string());
-        let stat = std::fs::read_to_string(dir.join("stat")).ok();
-        let fields = stat.as_deref().and_then(stat_fields);
-        let ticks = fields.as_ref().and_then(|f| f.get(19)).and_then(|s| s.parse::<u64>().ok());
-        let pgid = fields.as_ref().and_then(|f| f.get(2)).and_then(|s| s.parse::<u32>().ok());
-        let tick_ns = 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1);
-        Process {
-            pid: head.tgid,
-            ppid: head.ppid,
-            sid: head.sid,
-            pgid: pgid.unwrap_or(0),
-            uid: head.uid,
-            gid: head.gid,
-            start_boot_ns: ticks.map_or(head.ktime_ns, |t| t.saturating_mul(tick_ns)),
-            executable: None,
-            name: record.comm_text(),
-            args: self.read_args(head.tgid).unwrap_or_default(),
-            working_directory: None,
-            interactive: head.flags & EV_INTERACTIVE != 0,
-            previous: Vec::new(),
-            cgroup_id: head.cgroup_id,
-            exit_code: None,
-            ecs_ids: std::sync::OnceLock::new(),
-        }
+/// A process from `<proc_root>/<tgid>`, completed by the record.
+fn read_proc(proc_root: &Path, record: &Record) -> Process {
+    let head = &record.head;
+    let dir = proc_root.join(head.tgid.to_string());
+    let stat = std::fs::read_to_string(dir.join("stat")).ok();
+    let fields = stat.as_deref().and_then(stat_fields);
+    let ticks = fields.as_ref().and_then(|f| f.get(19)).and_then(|s| s.parse::<u64>().ok());
+    let pgid = fields.as_ref().and_then(|f| f.get(2)).and_then(|s| s.parse::<u32>().ok());
+    let tick_ns = 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1);
+    Process {
+        pid: head.tgid,
+        ppid: head.ppid,
+        sid: head.sid,
+        pgid: pgid.unwrap_or(0),
+        uid: head.uid,
+        gid: head.gid,
+        start_boot_ns: ticks.map_or(head.ktime_ns, |t| t.saturating_mul(tick_ns)),
+        executable: None,
+        name: record.comm_text(),
+        args: read_args(proc_root, head.tgid).unwrap_or_default(),
+        working_directory: None,
+        interactive: head.flags & EV_INTERACTIVE != 0,
+        previous: Vec::new(),
+        cgroup_id: head.cgroup_id,
+        exit_code: None,
+        ecs_json: OnceLock::new(),
     }
 }
 
