@@ -254,6 +254,9 @@ impl Daemon {
                         image = ?metadata.image, row, "container registered"
                     );
                     self.registry.insert(f.cgroup_id, metadata);
+                    // Its processes so far: their executables and
+                    // arguments are read now, while they run.
+                    self.processes.learn_cgroup(&f.path, f.cgroup_id);
                 }
                 Err(error) => {
                     tracing::error!(container = %metadata.id, %error, "cannot register the container; it stays pending (fail closed)");
@@ -309,19 +312,21 @@ impl Daemon {
         self.watch.as_mut().is_some_and(crate::watch::CgroupWatch::read)
     }
 
-    /// Drains the ring buffer into documents.
-    pub fn drain(&mut self, out: &mut Vec<Document>) {
+    /// Drains the ring buffer into documents. Returns the records drained
+    /// (the VM suite checks them beside their documents).
+    pub fn drain(&mut self, out: &mut Vec<Document>) -> Vec<Record> {
         let records = match self.active.probes.drain() {
             Ok(records) => records,
             Err(error) => {
                 self.counters.bad_records += 1;
                 tracing::error!(%error, "cannot read the ring buffer");
-                return;
+                return Vec::new();
             }
         };
         for record in &records {
             self.handle(record, out);
         }
+        records
     }
 
     /// One record: the process cache learns from it; a decision with

@@ -255,7 +255,10 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
     if head.kind == KIND_FILE && head.op != OP_EXEC_MEMFD {
         file_fields(&mut j, &path);
     }
-    j.object("cloud_defend").str("operation", operation).strs("matched_selectors", subject.matched);
+    j.object("cloud_defend")
+        .str("operation", operation)
+        .strs("matched_selectors", subject.matched)
+        .opt_str("hook_point", subject.record.hook_point());
     policy_fields(&mut j, facts);
     if head.flags & EV_TRUNCATED != 0 {
         j.bool("path_truncated", true);
@@ -304,7 +307,7 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
 pub fn end_document(facts: &Facts, subject: &Subject<'_>) -> Document {
     let mut j = Json::with_capacity(4096);
     common(&mut j, facts, subject, None);
-    j.object("cloud_defend");
+    j.object("cloud_defend").opt_str("hook_point", subject.record.hook_point());
     policy_fields(&mut j, facts);
     j.close();
     let event = Event { kind: "event", category: "process", kind_type: "end", action: "end", outcome: None };
@@ -334,7 +337,15 @@ fn common(j: &mut Json, facts: &Facts, subject: &Subject<'_>, exec: Option<(&str
     j.object("process");
     process_fields(j, facts, process, exec);
     j.raw_members(&ProcessJson::of(facts, process).previous);
-    j.bool("interactive", subject.record.head.flags & d4c_kernel_probes::abi::EV_INTERACTIVE != 0);
+    // A file decision's record does not say whether the session has a
+    // terminal (the file hooks do not look); the process cache knows.
+    let head = &subject.record.head;
+    let interactive = if head.record == RECORD_DECISION && head.kind == KIND_FILE {
+        process.interactive
+    } else {
+        head.flags & d4c_kernel_probes::abi::EV_INTERACTIVE != 0
+    };
+    j.bool("interactive", interactive);
     if let Some(code) = process.exit_code.filter(|_| subject.record.head.op == d4c_kernel_probes::abi::LIFE_EXIT) {
         j.num("exit_code", code).str("end", &timestamp(facts, subject.record.head.ktime_ns));
     }

@@ -200,6 +200,27 @@ impl ProcessCache {
         observed
     }
 
+    /// Learns from `/proc` every process in the cgroup directory
+    /// `cgroup_dir` (id `cgroup_id`) that the cache does not know: a
+    /// container's processes that started before the daemon, read while
+    /// they run (a process that acts and exits before its record is read
+    /// can no longer be read then). Returns how many were learned.
+    pub fn learn_cgroup(&mut self, cgroup_dir: &Path, cgroup_id: u64) -> usize {
+        let Ok(procs) = std::fs::read_to_string(cgroup_dir.join("cgroup.procs")) else { return 0 };
+        let mut learned = 0;
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+            if self.processes.contains_key(&pid) {
+                continue;
+            }
+            if let Some(process) = from_proc(&self.proc_root, pid, cgroup_id) {
+                self.processes.insert(pid, Arc::new(process));
+                learned += 1;
+            }
+        }
+        self.evict();
+        learned
+    }
+
     /// The ancestors of `pid` in its container (parent first), stopping at
     /// the first process outside the container's cgroup or not known.
     pub fn ancestors(&self, pid: u32) -> Vec<&Process> {
@@ -253,32 +274,88 @@ fn read_args(proc_root: &Path, pid: u32) -> Option<Vec<String>> {
     Some(split_nul(&bytes))
 }
 
-/// A process from `<proc_root>/<tgid>`, completed by the record.
+/// A process from `<proc_root>/<tgid>`, with the record's ids (the
+/// kernel's at the event); the record's fields alone when `/proc` has it
+/// no more (a short-lived process that started before the daemon).
 fn read_proc(proc_root: &Path, record: &Record) -> Process {
     let head = &record.head;
-    let dir = proc_root.join(head.tgid.to_string());
-    let stat = std::fs::read_to_string(dir.join("stat")).ok();
-    let fields = stat.as_deref().and_then(stat_fields);
-    let ticks = fields.as_ref().and_then(|f| f.get(19)).and_then(|s| s.parse::<u64>().ok());
-    let pgid = fields.as_ref().and_then(|f| f.get(2)).and_then(|s| s.parse::<u32>().ok());
-    let tick_ns = 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1);
-    Process {
+    let mut process = from_proc(proc_root, head.tgid, head.cgroup_id).unwrap_or_else(|| Process {
         pid: head.tgid,
-        ppid: head.ppid,
-        sid: head.sid,
-        pgid: pgid.unwrap_or(0),
-        uid: head.uid,
-        gid: head.gid,
-        start_boot_ns: ticks.map_or(head.ktime_ns, |t| t.saturating_mul(tick_ns)),
-        executable: None,
+        start_boot_ns: head.ktime_ns,
         name: record.comm_text(),
-        args: read_args(proc_root, head.tgid).unwrap_or_default(),
-        working_directory: None,
         interactive: head.flags & EV_INTERACTIVE != 0,
-        previous: Vec::new(),
         cgroup_id: head.cgroup_id,
+        ..Process::default()
+    });
+    process.refresh(head);
+    process
+}
+
+/// The process `pid` as `<proc_root>/<pid>` describes it, in the cgroup
+/// `cgroup_id`; `None` when it is gone. Fields whose files cannot be read
+/// are left out (`exe` and `cwd` of another user's process need
+/// `CAP_SYS_PTRACE`).
+fn from_proc(proc_root: &Path, pid: u32, cgroup_id: u64) -> Option<Process> {
+    let dir = proc_root.join(pid.to_string());
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_owned();
+    let fields = stat_fields(&stat)?;
+    let number = |i: usize| fields.get(i).and_then(|s| s.parse::<i64>().ok());
+    let id = |i: usize| number(i).and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+    // Real user and group ids: the first of `status`'s four.
+    let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+    let real = |key: &str| {
+        status.lines().find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse::<u32>().ok()).unwrap_or(0)
+    };
+    let tick_ns = 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1);
+    Some(Process {
+        pid,
+        ppid: id(1),
+        pgid: id(2),
+        sid: id(3),
+        uid: real("Uid:"),
+        gid: real("Gid:"),
+        start_boot_ns: number(19).and_then(|t| u64::try_from(t).ok()).unwrap_or(0).saturating_mul(tick_ns),
+        executable: container_path(&dir, "exe"),
+        name,
+        args: read_args(proc_root, pid).unwrap_or_default(),
+        working_directory: container_path(&dir, "cwd"),
+        // The controlling terminal (`tty_nr`) is the session's: whether
+        // its leader has one.
+        interactive: number(4).is_some_and(|tty| tty != 0),
+        previous: Vec::new(),
+        cgroup_id,
         exit_code: None,
         ecs_json: OnceLock::new(),
+    })
+}
+
+/// The path a process's `link` (`exe`, `cwd`) names, as the process sees
+/// it: the link read below `dir` (`<proc_root>/<pid>`), less the process's
+/// root when that is a directory of ours (a chroot, `runc --no-pivot`); a
+/// container that pivoted its root shows container paths already. `None`
+/// when the link cannot be read (the process is gone, or it belongs to
+/// another user and the daemon lacks `CAP_SYS_PTRACE`).
+fn container_path(dir: &Path, link: &str) -> Option<String> {
+    let target = std::fs::read_link(dir.join(link)).ok()?;
+    let root = std::fs::read_link(dir.join("root")).ok();
+    Some(below_root(&target.to_string_lossy(), &root.as_deref().map(Path::to_string_lossy).unwrap_or_default()))
+}
+
+/// `target` (a `/proc` link's text) as seen from `root` (the process's
+/// root link's text): the root's prefix removed, and the ` (deleted)` the
+/// kernel appends for a removed file.
+fn below_root(target: &str, root: &str) -> String {
+    let target = target.strip_suffix(" (deleted)").unwrap_or(target);
+    let root = root.trim_end_matches('/');
+    let inside = match target.strip_prefix(root) {
+        Some(rest) if !root.is_empty() && (rest.is_empty() || rest.starts_with('/')) => rest,
+        _ => target,
+    };
+    if inside.is_empty() {
+        "/".to_owned()
+    } else {
+        inside.to_owned()
     }
 }
 
@@ -329,6 +406,46 @@ mod tests {
     use super::*;
     use d4c_kernel_probes::abi::{EventRecord, ARGS_OFFSET, EV_ARGS, RECORD_DECISION};
     use zerocopy::FromZeros;
+
+    #[test]
+    fn a_cgroups_processes_are_learned_from_proc() -> Result<(), String> {
+        let dir = std::env::temp_dir().join(format!("d4c-learn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let me = std::process::id();
+        // Ourselves, and a pid no process has.
+        std::fs::write(dir.join("cgroup.procs"), format!("{me}\n4194305\n")).map_err(|e| e.to_string())?;
+        let mut cache = ProcessCache::new(64, PathBuf::from("/proc"));
+        let learned = cache.learn_cgroup(&dir, 77);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(learned, 1);
+        let process = cache.get(me).ok_or("not learned")?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        assert_eq!(process.executable.as_deref(), Some(exe.to_string_lossy().as_ref()));
+        assert_eq!(process.cgroup_id, 77);
+        assert_eq!(process.ppid, std::os::unix::process::parent_id());
+        assert!(!process.args.is_empty() && process.start_boot_ns > 0);
+        // Known processes are not read again.
+        assert_eq!(cache.learn_cgroup(Path::new("/nonexistent"), 77), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn links_read_as_the_process_sees_them() -> Result<(), String> {
+        // A chroot (runc --no-pivot): the root's prefix goes.
+        assert_eq!(below_root("/run/c/rootfs/usr/bin/sh", "/run/c/rootfs"), "/usr/bin/sh");
+        assert_eq!(below_root("/run/c/rootfs", "/run/c/rootfs/"), "/");
+        // Not below the root (a sibling with the same prefix), the host's
+        // root, or a pivoted container: as it is.
+        assert_eq!(below_root("/run/c/rootfs2/x", "/run/c/rootfs"), "/run/c/rootfs2/x");
+        assert_eq!(below_root("/usr/bin/sh", "/"), "/usr/bin/sh");
+        assert_eq!(below_root("/usr/bin/sh", ""), "/usr/bin/sh");
+        assert_eq!(below_root("/tmp/stage2 (deleted)", "/"), "/tmp/stage2");
+        // This process, from /proc.
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        assert_eq!(container_path(Path::new("/proc/self"), "exe"), Some(exe.to_string_lossy().into_owned()));
+        assert_eq!(container_path(Path::new("/proc/0"), "exe"), None);
+        Ok(())
+    }
 
     fn record(kind: u32, op: u32, tgid: u32, ppid: u32) -> Record {
         let mut head = EventRecord::new_zeroed();
