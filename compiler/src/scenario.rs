@@ -515,10 +515,14 @@ fn describe_verdict(actions: Actions, selectors: &BTreeSet<String>) -> String {
     }
 }
 
-/// The tables of the policy a scenario file at `scenario` names as
-/// `policy` (relative to the file): read, linted, compiled in memory.
-/// Errors are a message and a help line.
-fn policy_tables(scenario: &std::path::Path, policy: &str) -> Result<d4c_artifact::eval::Tables, (String, String)> {
+/// The policy a scenario file at `scenario` names as `policy` (relative to
+/// the file), read, linted and compiled in memory: the artifact's bytes
+/// (policy name `scenario`, revision 0) and its tables. Errors are a
+/// message and a help line.
+fn compile_policy(
+    scenario: &std::path::Path,
+    policy: &str,
+) -> Result<(Vec<u8>, d4c_artifact::eval::Tables), (String, String)> {
     let policy_path = scenario.parent().unwrap_or(std::path::Path::new(".")).join(policy);
     let shown = policy_path.display().to_string();
     let policy_bytes = std::fs::read(&policy_path).map_err(|e| {
@@ -535,7 +539,8 @@ fn policy_tables(scenario: &std::path::Path, policy: &str) -> Result<d4c_artifac
         .and_then(|bytes| {
             let aligned = d4c_artifact::aligned_copy(&bytes);
             let artifact = d4c_artifact::Artifact::parse(&aligned).map_err(|e| e.to_string())?;
-            d4c_artifact::eval::Tables::read(&artifact).map_err(|e| e.to_string())
+            let tables = d4c_artifact::eval::Tables::read(&artifact).map_err(|e| e.to_string())?;
+            Ok((bytes, tables))
         })
         .map_err(|e| (format!("the policy does not compile: {e}"), "run `d4cc compile` on it for details".into()))
 }
@@ -550,6 +555,9 @@ pub struct Prepared {
     pub file: ScenarioFile,
     /// The policy's tables.
     pub tables: d4c_artifact::eval::Tables,
+    /// The policy's artifact (policy name `scenario`, revision 0), as
+    /// `d4cc compile` writes it.
+    pub artifact: Vec<u8>,
     /// Each container's metadata, by name.
     pub containers: HashMap<String, Container>,
     /// The prediction for each step that could run, `host` steps included.
@@ -568,12 +576,12 @@ pub fn prepare(path: &std::path::Path) -> Result<Prepared, String> {
         return Err(format!("`{}`: {} (byte {})", path.display(), e.message, e.span.start));
     }
     let policy = file.policy.as_ref().ok_or_else(|| format!("`{}` names no policy", path.display()))?;
-    let tables = policy_tables(path, &policy.value).map_err(|(message, _)| message)?;
+    let (artifact, tables) = compile_policy(path, &policy.value).map_err(|(message, _)| message)?;
     let (results, problems) = run(&file, &TablesDecider { tables: &tables });
     let mut ignored = Vec::new();
     let containers =
         file.containers.iter().map(|d| (d.name.value.clone(), sandbox(&d.fields, &mut ignored).container)).collect();
-    Ok(Prepared { text, file, tables, containers, results, problems })
+    Ok(Prepared { text, file, tables, artifact, containers, results, problems })
 }
 
 /// Runs the scenario file at `path`: parses it, compiles its policy (in
@@ -606,8 +614,8 @@ pub fn test_file(path: &std::path::Path, name: &str) -> Result<FileOutcome, Stri
     let Some(policy) = &file.policy else {
         return Ok(FileOutcome { source, diagnostics, steps: 0, failed: 0 });
     };
-    let tables = match policy_tables(path, &policy.value) {
-        Ok(t) => t,
+    let tables = match compile_policy(path, &policy.value) {
+        Ok((_, t)) => t,
         Err((message, help)) => {
             diagnostics.push(
                 Diagnostic::new(Code::ScenarioState, to_span(&policy.span), message).label("this policy").help(help),

@@ -9,7 +9,12 @@
 //! - the kernel's decision records are the predicted events that have
 //!   actions, field for field (kind, operation, path, volume; executable,
 //!   name, terminal), and their actions are the predicted ones;
-//! - the selectors each record's row entry matched are the predicted ones.
+//! - the selectors each record's row entry matched are the predicted ones;
+//! - the documents the runtime makes of the records (its own record path,
+//!   [`Daemon`], which also loads the probes and discovers the containers
+//!   from their cgroups and bundles) are delivered by its delivery to the
+//!   guest's `_bulk` endpoint, and each says what the prediction says,
+//!   field by field ([`crate::documents`]).
 //!
 //! Kernels differ on the comm a `fexecve` of a memfd gets (the fd number,
 //! or the memfd's name): for `memfd-exec` steps the process name is taken
@@ -20,7 +25,9 @@
 //! `D4C-VMTEST-FILE:` line per file, one `D4C-VMTEST-VERIFIER:` line with
 //! every program's verifier instruction count, and counters.
 
+use crate::bulk_sink::{BulkSink, Received};
 use crate::bundle::{Actor, AgentOp, Container, ContainerSpec};
+use crate::documents::{self, Acting, Expected, Setup};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::{Container as Meta, Event, FileEvent, ProcessEvent, Volume};
 use d4c_artifact::ops::{Actions, Kind, Operation};
@@ -28,6 +35,9 @@ use d4c_grammar::{ContainerField, Op, Step};
 use d4c_kernel_probes::abi;
 use d4c_kernel_probes::cgroup;
 use d4c_kernel_probes::probes::{Probes, Record, Settings};
+use d4c_runtime::daemon::Daemon;
+use d4c_runtime::delivery::{Delivery, DocumentSender};
+use d4c_runtime::kube::PodInfo;
 use d4cc::scenario::{prepare, Prepared, StepResult};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -42,6 +52,20 @@ const EPERM: i32 = 1;
 const ENOEXEC: i32 = 8;
 /// The default mode of `create` and `mknod` (docs/scenarios.md).
 const DEFAULT_MODE: u32 = 0o644;
+/// The guest's `_bulk` endpoint for the scenarios' documents.
+const SINK: &str = "127.0.0.1:9202";
+/// What the runtime is configured with, as its documents show it.
+const SETUP: Setup<'static> =
+    Setup { namespace: "vmtest", cluster_name: "vmtest-cluster", policy_id: "scenario", revision: 0 };
+/// How long delivery may take to flush a file's documents (TCG is slow).
+const DELIVERY_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where each file's documents go: the endpoint, and the async runtime
+/// delivery runs on while the runner performs steps.
+struct Sink {
+    endpoint: BulkSink,
+    tokio: tokio::runtime::Runtime,
+}
 
 /// Runs every scenario file in `paths` (files, or directories searched for
 /// `*.d4ct`). Returns whether all passed; `Err` when the run could not be
@@ -52,11 +76,19 @@ pub fn run(paths: &[PathBuf]) -> Result<bool, String> {
         return Err("no scenario files (*.d4ct) found".into());
     }
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
+    let sink = Sink {
+        endpoint: BulkSink::start(SINK)?,
+        tokio: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start an async runtime: {e}"))?,
+    };
     let mut all_passed = true;
     let mut total = Totals::default();
     for (n, file) in files.iter().enumerate() {
         // A file that cannot be run fails, and the others still run.
-        let outcome = match run_file(file, n, n == 0) {
+        let outcome = match run_file(file, n, n == 0, &sink) {
             Ok(outcome) => outcome,
             Err(e) => {
                 println!("D4C-VMTEST-FILE: FAIL {} could not be run: {}", file.display(), e.replace('\n', " | "));
@@ -65,24 +97,27 @@ pub fn run(paths: &[PathBuf]) -> Result<bool, String> {
             }
         };
         println!(
-            "D4C-VMTEST-FILE: {} {} steps={} failed={} host-steps-skipped={}",
+            "D4C-VMTEST-FILE: {} {} steps={} failed={} host-steps-skipped={} documents={}",
             if outcome.failed == 0 { "ok" } else { "FAIL" },
             file.display(),
             outcome.steps,
             outcome.failed,
-            outcome.host_skipped
+            outcome.host_skipped,
+            outcome.documents
         );
         all_passed &= outcome.failed == 0;
         total.steps += outcome.steps;
         total.failed += outcome.failed;
         total.host_skipped += outcome.host_skipped;
+        total.documents += outcome.documents;
     }
     println!(
-        "D4C-VMTEST-TOTAL: files={} steps={} failed={} host-steps-skipped={}",
+        "D4C-VMTEST-TOTAL: files={} steps={} failed={} host-steps-skipped={} documents={}",
         files.len(),
         total.steps,
         total.failed,
-        total.host_skipped
+        total.host_skipped,
+        total.documents
     );
     Ok(all_passed)
 }
@@ -92,6 +127,8 @@ struct Totals {
     steps: usize,
     failed: usize,
     host_skipped: usize,
+    /// Documents delivered and checked field by field.
+    documents: usize,
 }
 
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -123,7 +160,7 @@ struct Planned<'a> {
 }
 
 /// Runs one file. `Err` only when the file cannot be run at all.
-fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, String> {
+fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result<Totals, String> {
     let prepared = prepare(path)?;
     for problem in &prepared.problems {
         println!(
@@ -230,27 +267,16 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
         containers.len(),
         planned.len()
     );
-    let mut probes = Probes::load(prepared.tables.clone(), Settings::default())
-        .map_err(|e| format!("{}: cannot load the probes: {e}", path.display()))?;
-    let roots = cgroup::find_kubepods_roots(Path::new(CGROUPFS), cgroup::DEFAULT_MAX_DEPTH)?;
-    if roots.is_empty() {
-        return Err(format!("no kubepods cgroup under {CGROUPFS}"));
-    }
-    for root in &roots {
-        probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
-    }
-    let mut rows: HashMap<String, u32> = HashMap::new();
-    for (name, container) in &containers {
-        let id = cgroup::cgroup_id(&container.cgroup_dir())?;
-        let meta = prepared.containers.get(name).cloned().unwrap_or_default();
-        rows.insert(name.clone(), probes.add_container(id, &meta).map_err(|e| e.to_string())?);
-    }
-    probes.attach().map_err(|e| format!("{}: cannot attach the probes: {e}", path.display()))?;
-    probes.drain().map_err(|e| e.to_string())?;
+    let (mut daemon, delivery) = start_runtime(&prepared, &workdir, &containers, sink)?;
+    let sender = delivery.sender();
+    forward(&sender, &mut daemon, &mut Vec::new());
     println!("D4C-VMTEST-PROGRESS: {}: attached; performing", path.display());
 
-    let mut failed = 0;
-    for plan in &planned {
+    // Steps that failed (by index in `planned`), and each step's documents
+    // as made: their ids, and what each must say.
+    let mut failed_steps = BTreeSet::new();
+    let mut made: Vec<StepDocuments> = Vec::new();
+    for (n, plan) in planned.iter().enumerate() {
         let container = containers
             .get_mut(&plan.step.container.value)
             .ok_or_else(|| format!("no container `{}`", plan.step.container.value))?;
@@ -263,11 +289,11 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
                 // is no part of the scenario's state, so it gets an
                 // executable's again, mode and name unchanged.
                 restore_executable(container, &plan.actor.exe)?;
-                probes.set_enforce(false).map_err(|e| e.to_string())?;
+                daemon.active.probes.set_enforce(false).map_err(|e| e.to_string())?;
                 let staged = container.stage(&plan.actor)?;
                 let pid = container.staged_pid(staged)?;
-                probes.set_enforce(true).map_err(|e| e.to_string())?;
-                probes.drain().map_err(|e| e.to_string())?;
+                daemon.active.probes.set_enforce(true).map_err(|e| e.to_string())?;
+                forward(&sender, &mut daemon, &mut Vec::new());
                 (staged, pid)
             }
         };
@@ -278,16 +304,26 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
         if verbose() {
             println!("D4C-VMTEST-PROGRESS: errno {}; draining", outcome.errno);
         }
-        let all = probes.drain().map_err(|e| e.to_string())?;
+        let mut ids = Vec::new();
+        let all = forward(&sender, &mut daemon, &mut ids);
         if verbose() {
             println!("D4C-VMTEST-PROGRESS: {} records", all.len());
         }
         let records: Vec<Record> =
             all.into_iter().filter(|r| r.head.record == abi::RECORD_DECISION && r.head.tgid == pid).collect();
         let meta = prepared.containers.get(&plan.step.container.value).cloned().unwrap_or_default();
-        let problems = check_step(&prepared, &probes, plan, &meta, outcome.errno, &records);
+        let (problems, events) = check_step(&prepared, &daemon.active.probes, plan, &meta, outcome.errno, &records);
+        // The step's documents: its actor's decisions (not the ends of
+        // processes, which come when they exit).
+        let ids = ids.into_iter().filter(|(doc_pid, action, _)| *doc_pid == pid && action != "end");
+        made.push(StepDocuments {
+            step: n,
+            pid,
+            ids: ids.map(|(_, _, id)| id).collect(),
+            expected: documents::expected(&prepared.tables, &meta, &events, &plan.step.op.value),
+        });
         if !problems.is_empty() {
-            failed += 1;
+            failed_steps.insert(n);
             println!(
                 "D4C-VMTEST-STEP: FAIL {}:{} `{op}`: {} [errno {} ({}); records: {}]",
                 path.display(),
@@ -300,6 +336,7 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
         }
     }
 
+    let probes = &daemon.active.probes;
     if print_stats {
         let stats = probes.stats();
         let counts: Vec<String> = stats
@@ -312,12 +349,178 @@ fn run_file(path: &Path, index: usize, print_stats: bool) -> Result<Totals, Stri
     let named: Vec<String> =
         abi::COUNTER_NAMES.iter().zip(&counters).map(|(name, value)| format!("{name}={value}")).collect();
     println!("D4C-VMTEST-COUNTERS: {} {}", path.display(), named.join(" "));
-    drop(probes);
+    // The probes detach with the daemon (they are not pinned); delivery
+    // then flushes everything to the endpoint.
+    drop(daemon);
+    drop(sender);
+    let report = sink
+        .tokio
+        .block_on(delivery.shutdown(DELIVERY_GRACE))
+        .map_err(|e| format!("{}: delivery did not shut down: {e}", path.display()))?;
+    if report.left_in_queue > 0 {
+        println!(
+            "D4C-VMTEST-NOTE: {}: {} documents were not delivered within {DELIVERY_GRACE:?}",
+            path.display(),
+            report.left_in_queue
+        );
+    }
+    let checked = check_documents(path, &planned, &containers, &made, &sink.endpoint, &mut failed_steps);
     for (_, container) in containers {
         container.stop()?;
     }
     let _ = std::fs::remove_dir_all(&workdir);
-    Ok(Totals { steps: planned.len(), failed: failed + prepared.problems.len(), host_skipped: host_skipped + unreal })
+    Ok(Totals {
+        steps: planned.len(),
+        failed: failed_steps.len() + prepared.problems.len(),
+        host_skipped: host_skipped + unreal,
+        documents: checked,
+    })
+}
+
+/// Starts the runtime's daemon in process, as a node's `d4c-runtime` would
+/// run: the scenario's policy as its artifact, the probes loaded and
+/// attached (not pinned), the containers found from their cgroups and
+/// bundles; and its delivery to the guest's endpoint. The pods' labels,
+/// which come from the Kubernetes API on a node, are applied as the API
+/// watcher applies them. The runtime's view of each container must be the
+/// scenario's: else the file cannot be run.
+fn start_runtime(
+    prepared: &Prepared,
+    workdir: &Path,
+    containers: &HashMap<String, Container>,
+    sink: &Sink,
+) -> Result<(Daemon, Delivery), String> {
+    let artifact = workdir.join("policy.d4c");
+    std::fs::write(&artifact, &prepared.artifact).map_err(|e| format!("{}: {e}", artifact.display()))?;
+    let config_path = workdir.join("runtime.toml");
+    let toml = format!(
+        "artifact = \"{artifact}\"\nstate_dir = \"{workdir}/state\"\nnamespace = \"{namespace}\"\n\
+         cluster_name = \"{cluster}\"\npin_dir = \"\"\nbundle_patterns = [\"{workdir}/{{id}}/config.json\"]\n\
+         [kubernetes]\nenabled = false\n\
+         [delivery.sink.elasticsearch]\nurls = [\"http://{SINK}\"]\n[delivery.batch]\nflush_interval = \"100ms\"\n",
+        artifact = artifact.display(),
+        workdir = workdir.display(),
+        namespace = SETUP.namespace,
+        cluster = SETUP.cluster_name,
+    );
+    std::fs::write(&config_path, toml).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let config = d4c_runtime::config::read(Some(&config_path), [], &[])?;
+    let delivery = {
+        let _context = sink.tokio.enter();
+        Delivery::start(config.delivery.clone(), &config.state_dir).map_err(|e| format!("delivery: {e}"))?
+    };
+    let mut daemon = Daemon::start(config).map_err(|e| format!("the runtime cannot start: {e}"))?;
+    for (name, container) in containers {
+        let cgroup_id = cgroup::cgroup_id(&container.cgroup_dir())?;
+        let spec = container.spec();
+        let meta = prepared.containers.get(name).cloned().unwrap_or_default();
+        let mut found = daemon.registry.get(cgroup_id).cloned().ok_or_else(|| {
+            format!(
+                "the runtime did not find container `{name}` from its cgroup and bundle ({} containers)",
+                daemon.registry.len()
+            )
+        })?;
+        let pod = PodInfo {
+            uid: spec.pod_uid.clone(),
+            name: spec.pod.clone().unwrap_or_default(),
+            namespace: spec.namespace.clone().unwrap_or_default(),
+            labels: spec.labels.iter().cloned().collect(),
+            ..PodInfo::default()
+        };
+        d4c_runtime::kube::apply(&mut found, &pod);
+        // Cluster facts are the node's in the runtime, per container in a
+        // scenario: the rows are made from the scenario's view, which must
+        // otherwise be the runtime's.
+        let mut view = found.selector_view(meta.cluster_id.as_deref(), meta.cluster_name.as_deref());
+        let mut scenario = meta.clone();
+        view.labels.sort();
+        scenario.labels.sort();
+        if view != scenario {
+            return Err(format!("the runtime sees container `{name}` as {view:?}, the scenario as {scenario:?}"));
+        }
+        daemon.active.probes.add_container(cgroup_id, &meta).map_err(|e| e.to_string())?;
+        daemon.registry.insert(cgroup_id, found);
+    }
+    Ok((daemon, delivery))
+}
+
+/// Drains the daemon: its documents go to delivery; each one's acting pid,
+/// `event.action` and id are added to `ids`. Returns the records drained.
+fn forward(sender: &DocumentSender, daemon: &mut Daemon, ids: &mut Vec<(u32, String, String)>) -> Vec<Record> {
+    let mut made = Vec::new();
+    let records = daemon.drain(&mut made);
+    for document in made {
+        let body: serde_json::Value = serde_json::from_slice(&document.body).unwrap_or_default();
+        let pid = body.pointer("/process/pid").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let action = body.pointer("/event/action").and_then(serde_json::Value::as_str).unwrap_or_default();
+        ids.push((u32::try_from(pid).unwrap_or(0), action.to_owned(), document.id.clone()));
+        if let Err(error) = sender.try_send(document) {
+            println!("D4C-VMTEST-NOTE: delivery refused a document: {error}");
+        }
+    }
+    records
+}
+
+/// A step's documents as the runtime made them, and what they must say.
+struct StepDocuments {
+    /// The step's index in the planned steps.
+    step: usize,
+    /// The actor's pid.
+    pid: u32,
+    /// The ids of the documents of the actor's decisions, in record order.
+    ids: Vec<String>,
+    /// What they must say, in the same order.
+    expected: Vec<Expected>,
+}
+
+/// Waits for each step's documents at the endpoint and compares each with
+/// its expectation; a step with a difference fails (added to `failed`).
+/// Returns how many documents were checked.
+fn check_documents(
+    path: &Path,
+    planned: &[Planned<'_>],
+    containers: &HashMap<String, Container>,
+    made: &[StepDocuments],
+    endpoint: &BulkSink,
+    failed: &mut BTreeSet<usize>,
+) -> usize {
+    let ids: BTreeSet<&str> = made.iter().flat_map(|m| m.ids.iter().map(String::as_str)).collect();
+    let received = endpoint
+        .wait_for(DELIVERY_GRACE, |docs| {
+            let delivered: BTreeSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+            ids.is_subset(&delivered)
+        })
+        .unwrap_or_else(|partial| partial);
+    let by_id: HashMap<&str, &Received> = received.iter().map(|d| (d.id.as_str(), d)).collect();
+    let mut checked = 0;
+    for step in made {
+        let Some(plan) = planned.get(step.step) else { continue };
+        let Some(container) = containers.get(&plan.step.container.value) else { continue };
+        let mut problems = Vec::new();
+        if step.ids.len() != step.expected.len() {
+            problems.push(format!(
+                "the runtime made {} documents, the prediction {}",
+                step.ids.len(),
+                step.expected.len()
+            ));
+        }
+        for (id, want) in step.ids.iter().zip(&step.expected) {
+            let Some(got) = by_id.get(id.as_str()) else {
+                problems.push(format!("document {id} was not delivered"));
+                continue;
+            };
+            checked += 1;
+            let acting = Acting { container: container.spec(), actor: &plan.actor, pid: step.pid };
+            for p in documents::compare(got, want, &SETUP, &acting) {
+                problems.push(format!("{} document: {p}", if want.alert { "alert" } else { "log" }));
+            }
+        }
+        if !problems.is_empty() {
+            failed.insert(step.step);
+            println!("D4C-VMTEST-STEP: FAIL {}:{} documents: {}", path.display(), plan.line, problems.join("; "));
+        }
+    }
+    checked
 }
 
 /// Whether to print a line per step (`D4C_VMTEST_VERBOSE=1`, or
@@ -442,7 +645,9 @@ fn event_kind(event: &Event) -> Kind {
     }
 }
 
-/// What is wrong with a step's outcome, in words (empty: it passed).
+/// What is wrong with a step's outcome, in words (empty: it passed), and
+/// the events the kernel had to report (the predicted ones with actions,
+/// in order; a fileless exec's name as the kernel gave it).
 fn check_step(
     prepared: &Prepared,
     probes: &Probes,
@@ -450,7 +655,7 @@ fn check_step(
     meta: &Meta,
     errno: i32,
     records: &[Record],
-) -> Vec<String> {
+) -> (Vec<String>, Vec<Event>) {
     let tables: &Tables = &prepared.tables;
     let predicted = plan.prediction;
     let memfd = matches!(plan.step.op.value, Op::MemfdExec(_));
@@ -535,7 +740,7 @@ fn check_step(
     if got != expected {
         problems.push(format!("the kernel reported {got:?}, the prediction is {expected:?}"));
     }
-    problems
+    (problems, expected)
 }
 
 fn actions_text(actions: Actions) -> String {

@@ -21,6 +21,7 @@
 pub mod agent;
 pub mod bulk_sink;
 pub mod bundle;
+pub mod documents;
 pub mod evasion;
 pub mod guest;
 pub mod protocol;
