@@ -132,7 +132,7 @@ impl Daemon {
         let facts = Facts {
             agent_id,
             agent_version: env!("CARGO_PKG_VERSION").into(),
-            host: node.host_fields(config.node_name.as_deref()),
+            host: node.host_fields(config.node_name.as_deref(), None),
             cloud: None,
             cluster_id: config.cluster_id.clone(),
             cluster_name: config.cluster_name.clone(),
@@ -285,6 +285,15 @@ impl Daemon {
         self.kube_generation = generation;
         if self.config.cluster_id.is_none() {
             self.facts.cluster_id = kube.cluster_id();
+        }
+        if let Some(api) = kube.node() {
+            let host = self.node.host_fields(self.config.node_name.as_deref(), Some(&api));
+            let cloud = crate::facts::cloud_fields(&api);
+            if (&host, &cloud) != (&self.facts.host, &self.facts.cloud) {
+                self.facts.host = host;
+                self.facts.cloud = cloud;
+                self.facts.fixed_json.forget_node();
+            }
         }
         let mut changed = Vec::new();
         for (cgroup_id, metadata) in self.registry.iter() {

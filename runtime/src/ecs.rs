@@ -87,6 +87,14 @@ pub struct FixedJson {
     containers: Mutex<HashMap<String, ContainerJson>>,
 }
 
+impl FixedJson {
+    /// Forgets the node's members: the facts they are written from
+    /// (`host`, `cloud`) changed.
+    pub fn forget_node(&mut self) {
+        self.node = OnceLock::new();
+    }
+}
+
 impl Clone for FixedJson {
     /// Empty: a copy's caches are filled from the copy's facts.
     fn clone(&self) -> Self {

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::kube::NodeInfo;
+
 /// What was read of the node.
 #[derive(Debug, Clone, Default)]
 pub struct Node {
@@ -50,12 +52,15 @@ impl Node {
     }
 
     /// `host.*` as an object (`node_name`, the Kubernetes node, wins as
-    /// `host.name` when given).
-    pub fn host_fields(&self, node_name: Option<&str>) -> Value {
+    /// `host.name` when given). `api`, the node's object when the
+    /// Kubernetes API gave it, adds `host.ip` (its internal and external
+    /// addresses) and fills the host name where the node's files did not.
+    pub fn host_fields(&self, node_name: Option<&str>, api: Option<&NodeInfo>) -> Value {
         let [id, name, version, full] = &self.os;
-        json!({
-            "hostname": self.hostname,
-            "name": node_name.map(str::to_owned).or_else(|| self.hostname.clone()),
+        let hostname = self.hostname.clone().or_else(|| api.and_then(NodeInfo::hostname).map(str::to_owned));
+        let mut host = json!({
+            "hostname": hostname,
+            "name": node_name.map(str::to_owned).or_else(|| hostname.clone()),
             "id": self.machine_id,
             "boot": {"id": self.boot_id},
             "architecture": self.architecture,
@@ -68,8 +73,32 @@ impl Node {
                 "kernel": self.kernel,
                 "platform": id,
             },
-        })
+        });
+        if let (Some(ips), Some(object)) = (api.map(NodeInfo::ips).filter(|ips| !ips.is_empty()), host.as_object_mut())
+        {
+            object.insert("ip".into(), json!(ips));
+        }
+        host
     }
+}
+
+/// `cloud.*` from the node's well-known topology labels
+/// (`topology.kubernetes.io/region` and `/zone`, which cloud providers
+/// set); `None` without either.
+pub fn cloud_fields(api: &NodeInfo) -> Option<Value> {
+    let label = |key: &str| api.labels.get(key).filter(|v| !v.is_empty());
+    let (region, zone) = (label("topology.kubernetes.io/region"), label("topology.kubernetes.io/zone"));
+    if region.is_none() && zone.is_none() {
+        return None;
+    }
+    let mut cloud = serde_json::Map::new();
+    if let Some(region) = region {
+        cloud.insert("region".into(), json!(region));
+    }
+    if let Some(zone) = zone {
+        cloud.insert("availability_zone".into(), json!(zone));
+    }
+    Some(Value::Object(cloud))
 }
 
 /// Wall-clock nanoseconds since the Unix epoch at boot: `CLOCK_REALTIME -
@@ -108,12 +137,39 @@ mod tests {
         let node = Node::read(root.path());
         assert_eq!(node.machine_id.as_deref(), Some("abc123"));
         assert_eq!(node.boot_id, None);
-        let host = node.host_fields(Some("k8s-node-a"));
+        let host = node.host_fields(Some("k8s-node-a"), None);
         assert_eq!(host["name"], "k8s-node-a");
         assert_eq!(host["hostname"], "node-a");
         assert_eq!(host["os"]["name"], "Debian GNU/Linux");
         assert_eq!(host["os"]["version"], "12");
+        assert!(host.get("ip").is_none());
         Ok(())
+    }
+
+    #[test]
+    fn the_node_object_adds_addresses_and_topology() {
+        use crate::kube::NodeAddress;
+        let address = |kind: &str, address: &str| NodeAddress { kind: kind.into(), address: address.into() };
+        let api = NodeInfo {
+            name: "k8s-node-a".into(),
+            addresses: vec![
+                address("Hostname", "ip-10-0-0-7"),
+                address("InternalIP", "10.0.0.7"),
+                address("ExternalIP", "203.0.113.7"),
+            ],
+            labels: [("topology.kubernetes.io/zone".to_owned(), "eu-west-1a".to_owned())].into(),
+            ..NodeInfo::default()
+        };
+        // The node's own files win; the API fills what they lack.
+        let read = Node { hostname: Some("node-a".into()), ..Node::default() };
+        let host = read.host_fields(None, Some(&api));
+        assert_eq!(host["hostname"], "node-a");
+        assert_eq!(host["ip"], json!(["10.0.0.7", "203.0.113.7"]));
+        let host = Node::default().host_fields(None, Some(&api));
+        assert_eq!(host["hostname"], "ip-10-0-0-7");
+        assert_eq!(host["name"], "ip-10-0-0-7");
+        assert_eq!(cloud_fields(&api), Some(json!({"availability_zone": "eu-west-1a"})));
+        assert_eq!(cloud_fields(&NodeInfo::default()), None);
     }
 
     #[test]
