@@ -110,6 +110,37 @@ pub struct Daemon {
     /// New cgroups below the kubepods roots, as they are made (`None` when
     /// inotify is unavailable: the periodic scan alone finds them).
     pub watch: Option<crate::watch::CgroupWatch>,
+    /// What the probes replaced by reloads had counted: added to the
+    /// probes' own, so that the kernel's counters never go back.
+    pub retired: Retired,
+}
+
+/// The kernel counters and program statistics of probes no longer in
+/// force (each reload replaces the probes, whose maps and programs start
+/// from zero).
+#[derive(Debug, Default, Clone)]
+pub struct Retired {
+    /// `d4c_counters`, by index.
+    pub counters: Vec<u64>,
+    /// Per program: times run, and nanoseconds run.
+    pub programs: BTreeMap<String, (u64, u64)>,
+}
+
+impl Retired {
+    /// Adds what `probes` counted.
+    fn add(&mut self, probes: &Probes) {
+        if let Ok(counters) = probes.counters() {
+            self.counters.resize(self.counters.len().max(counters.len()), 0);
+            for (sum, value) in self.counters.iter_mut().zip(counters) {
+                *sum = sum.saturating_add(value);
+            }
+        }
+        for program in probes.stats() {
+            let entry = self.programs.entry(program.name).or_default();
+            entry.0 = entry.0.saturating_add(program.run_count);
+            entry.1 = entry.1.saturating_add(program.run_time_ns);
+        }
+    }
 }
 
 impl Daemon {
@@ -163,6 +194,7 @@ impl Daemon {
             pinned: None,
             kube: None,
             kube_generation: 0,
+            retired: Retired::default(),
             watch: match crate::watch::CgroupWatch::new() {
                 Ok(watch) => Some(watch),
                 Err(error) => {
@@ -478,6 +510,7 @@ impl Daemon {
         // policy's facts, then let them go.
         self.drain(out);
         let old = std::mem::replace(&mut self.active, active);
+        self.retired.add(&old.probes);
         drop(old);
         self.pinned = pinned;
         self.facts.policy_id = self.active.policy.name.clone();
@@ -488,6 +521,29 @@ impl Daemon {
             digest = %self.active.policy.digest, "policy reloaded"
         );
         Ok(())
+    }
+
+    /// The kernel's counters since the daemon started, by index (the
+    /// probes in force and those replaced by reloads).
+    pub fn kernel_counters(&self) -> Result<Vec<u64>, String> {
+        let mut counters = self.active.probes.counters().map_err(|e| e.to_string())?;
+        for (value, retired) in counters.iter_mut().zip(&self.retired.counters) {
+            *value = value.saturating_add(*retired);
+        }
+        Ok(counters)
+    }
+
+    /// Every program's statistics since the daemon started (runs and run
+    /// time of replaced probes included).
+    pub fn program_stats(&self) -> Vec<probes::ProgramStats> {
+        let mut stats = self.active.probes.stats();
+        for program in &mut stats {
+            if let Some((runs, ns)) = self.retired.programs.get(&program.name) {
+                program.run_count = program.run_count.saturating_add(*runs);
+                program.run_time_ns = program.run_time_ns.saturating_add(*ns);
+            }
+        }
+        stats
     }
 
     /// The start-up report: which capabilities are active on this kernel,

@@ -42,7 +42,7 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
         "counter",
         "The probes' counters, by name (decisions, denied, events, dropped, truncated, pending, errors).",
     );
-    match daemon.active.probes.counters() {
+    match daemon.kernel_counters() {
         Ok(values) => {
             for (name, value) in COUNTER_NAMES.iter().zip(values) {
                 e.sample("d4c_kernel_events_total", &[("counter", name)], value as f64);
@@ -55,7 +55,7 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
         "counter",
         "Time each BPF program ran (needs kernel.bpf_stats_enabled=1).",
     );
-    let stats_kernel = daemon.active.probes.stats();
+    let stats_kernel = daemon.program_stats();
     for program in &stats_kernel {
         e.sample("d4c_program_run_seconds_total", &[("program", &program.name)], program.run_time_ns as f64 / 1e9);
     }

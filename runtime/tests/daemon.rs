@@ -198,6 +198,9 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     assert_eq!(true_exec["process"]["executable"], "/bin/true");
     // Every selector the fired responses matched, as the original records them.
     assert_eq!(true_exec["cloud_defend"]["matched_selectors"], serde_json::json!(["prodExecs", "anyTrue"]));
+    // Decided by the exec check, or (audit mode) from the exec tracepoint.
+    let hook = if daemon.lsm { "lsm__bprm_check_security" } else { "tracepoint__sched_process_exec" };
+    assert_eq!(true_exec["cloud_defend"]["hook_point"], hook);
     let end = values.iter().find(|v| v["event"]["action"] == "end").unwrap();
     assert_eq!(end["event"]["type"], serde_json::json!(["end"]));
     assert_eq!(end["process"]["exit_code"], 0);
@@ -222,8 +225,13 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     // A good one is switched to; documents carry its revision.
     let newer = compile(dir.path(), "test", 8, POLICY);
     assert_eq!(newer, artifact);
+    let counted = daemon.kernel_counters().unwrap();
     daemon.reload(&mut out).unwrap();
     assert_eq!(daemon.active.policy.revision, 8);
+    // The new probes count from zero; the daemon's counters go on.
+    let after = daemon.kernel_counters().unwrap();
+    assert!(counted.iter().sum::<u64>() > 0, "{counted:?}");
+    assert!(after.iter().zip(&counted).all(|(a, c)| a >= c), "{after:?} < {counted:?}");
     // The new probes are pinned; the old generation is gone.
     let generations: Vec<PathBuf> = std::fs::read_dir(&pin_dir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(generations, [daemon.pinned.clone().unwrap()]);
