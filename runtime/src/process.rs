@@ -98,8 +98,12 @@ impl Process {
         }
     }
 
-    /// Runs `file` with `args`: the current executable becomes a previous one.
-    fn exec(&mut self, record: &Record, file: String, args: Vec<String>) {
+    /// Runs `file` with `args` in `cwd` (when known; else where it was):
+    /// the current executable becomes a previous one.
+    fn exec(&mut self, record: &Record, file: String, args: Vec<String>, cwd: Option<String>) {
+        if cwd.is_some() {
+            self.working_directory = cwd;
+        }
         let executable =
             if file.starts_with('/') { file } else { join(self.working_directory.as_deref().unwrap_or("/"), &file) };
         if let Some(old) = self.executable.take() {
@@ -168,7 +172,11 @@ impl ProcessCache {
         // Read before the process is borrowed from the map.
         let exec = (lifecycle && head.op == LIFE_EXEC).then(|| {
             let args = record.exec_args().or_else(|| read_args(&self.proc_root, head.tgid)).unwrap_or_default();
-            (record.exec_file(), args)
+            // The working directory as the new program starts in it: read
+            // now, as a container's first process only enters its root
+            // just before it execs its entrypoint.
+            let cwd = container_path(&self.proc_root.join(head.tgid.to_string()), "cwd");
+            (record.exec_file(), args, cwd)
         });
         let slot = self.processes.entry(head.tgid).or_insert_with(|| Arc::new(read_proc(&self.proc_root, record)));
         // Unshared unless the caller still holds the previous result.
@@ -188,8 +196,8 @@ impl ProcessCache {
                 }
                 _ => {}
             }
-            if let Some((file, args)) = exec {
-                process.exec(record, file, args);
+            if let Some((file, args, cwd)) = exec {
+                process.exec(record, file, args, cwd);
             }
         }
         let observed = Arc::clone(slot);
@@ -277,6 +285,9 @@ fn read_args(proc_root: &Path, pid: u32) -> Option<Vec<String>> {
 /// A process from `<proc_root>/<tgid>`, with the record's ids (the
 /// kernel's at the event); the record's fields alone when `/proc` has it
 /// no more (a short-lived process that started before the daemon).
+/// Without a working directory: a process first seen by a record may be a
+/// container's first, which has not entered the container's root yet (its
+/// exec, which does, reads it).
 fn read_proc(proc_root: &Path, record: &Record) -> Process {
     let head = &record.head;
     let mut process = from_proc(proc_root, head.tgid, head.cgroup_id).unwrap_or_else(|| Process {
@@ -288,6 +299,7 @@ fn read_proc(proc_root: &Path, record: &Record) -> Process {
         ..Process::default()
     });
     process.refresh(head);
+    process.working_directory = None;
     process
 }
 

@@ -287,6 +287,10 @@ pub fn run() -> Result<String, String> {
             ("/host/name", json!("vm-node")),
             ("/process/executable", json!("/usr/bin/tool")),
             ("/process/name", json!("tool")),
+            // The bundle's `cwd`, as the container sees it.
+            ("/process/working_directory", json!("/")),
+            ("/process/parent/executable", json!("/.d4c/agent")),
+            ("/cloud_defend/hook_point", json!("lsm__path_mknod")),
             ("/cloud_defend/matched_selectors", json!(["executableDrift"])),
             ("/cloud_defend/operation", json!("createExecutable")),
             ("/cloud_defend/package_policy_id", json!("drift-prevention")),
