@@ -82,23 +82,41 @@ impl Node {
     }
 }
 
-/// `cloud.*` from the node's well-known topology labels
-/// (`topology.kubernetes.io/region` and `/zone`, which cloud providers
-/// set); `None` without either.
+/// `cloud.*` from the node's object: `region` and `availability_zone`
+/// from the well-known topology labels (`topology.kubernetes.io/region`,
+/// `/zone`), `provider` and the instance from `spec.providerID` (the
+/// scheme, and the last path segment: `aws:///<zone>/<instance id>`,
+/// `gce://<project>/<zone>/<instance name>`, `azure://.../virtualMachines/<name>`).
+/// `None` when the node says none of these.
 pub fn cloud_fields(api: &NodeInfo) -> Option<Value> {
-    let label = |key: &str| api.labels.get(key).filter(|v| !v.is_empty());
-    let (region, zone) = (label("topology.kubernetes.io/region"), label("topology.kubernetes.io/zone"));
-    if region.is_none() && zone.is_none() {
-        return None;
-    }
     let mut cloud = serde_json::Map::new();
-    if let Some(region) = region {
+    let label = |key: &str| api.labels.get(key).filter(|v| !v.is_empty());
+    if let Some(region) = label("topology.kubernetes.io/region") {
         cloud.insert("region".into(), json!(region));
     }
-    if let Some(zone) = zone {
+    if let Some(zone) = label("topology.kubernetes.io/zone") {
         cloud.insert("availability_zone".into(), json!(zone));
     }
-    Some(Value::Object(cloud))
+    if let Some((scheme, rest)) = api.provider_id.as_deref().and_then(|p| p.split_once("://")) {
+        let provider = match scheme {
+            "aws" => "aws",
+            "gce" => "gcp",
+            "azure" => "azure",
+            other => other,
+        };
+        cloud.insert("provider".into(), json!(provider));
+        if let Some(last) = rest.rsplit('/').next().filter(|l| !l.is_empty()) {
+            // AWS and Azure name the instance by id, GCE by name.
+            let key = if scheme == "gce" { "name" } else { "id" };
+            cloud.insert("instance".into(), json!({ key: last }));
+        }
+        if scheme == "gce" {
+            if let Some(project) = rest.split('/').next().filter(|p| !p.is_empty()) {
+                cloud.insert("project".into(), json!({"id": project}));
+            }
+        }
+    }
+    (!cloud.is_empty()).then_some(Value::Object(cloud))
 }
 
 /// Wall-clock nanoseconds since the Unix epoch at boot: `CLOCK_REALTIME -
@@ -170,6 +188,25 @@ mod tests {
         assert_eq!(host["name"], "ip-10-0-0-7");
         assert_eq!(cloud_fields(&api), Some(json!({"availability_zone": "eu-west-1a"})));
         assert_eq!(cloud_fields(&NodeInfo::default()), None);
+        let provided = |id: &str| NodeInfo { provider_id: Some(id.into()), ..NodeInfo::default() };
+        assert_eq!(
+            cloud_fields(&provided("aws:///eu-west-1a/i-0abc123")),
+            Some(json!({"provider": "aws", "instance": {"id": "i-0abc123"}}))
+        );
+        assert_eq!(
+            cloud_fields(&provided("gce://my-project/europe-west1-b/node-7")),
+            Some(json!({"provider": "gcp", "instance": {"name": "node-7"}, "project": {"id": "my-project"}}))
+        );
+        assert_eq!(
+            cloud_fields(&provided(
+                "azure:///subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm-3"
+            )),
+            Some(json!({"provider": "azure", "instance": {"id": "vm-3"}}))
+        );
+        assert_eq!(
+            cloud_fields(&provided("kind://docker/kind/kind-control-plane")).map(|c| c["provider"].clone()),
+            Some(json!("kind"))
+        );
     }
 
     #[test]

@@ -199,6 +199,9 @@ pub struct NodeInfo {
     pub addresses: Vec<NodeAddress>,
     /// `metadata.labels` (`topology.kubernetes.io/zone`, ...).
     pub labels: BTreeMap<String, String>,
+    /// `spec.providerID`, e.g. `aws:///eu-west-1a/i-0abc` or
+    /// `gce://project/zone/name`.
+    pub provider_id: Option<String>,
 }
 
 impl NodeInfo {
@@ -222,6 +225,7 @@ impl NodeInfo {
                 .map(|a| a.iter().map(|a| NodeAddress { kind: a.type_.clone(), address: a.address.clone() }).collect())
                 .unwrap_or_default(),
             labels: node.metadata.labels.clone().unwrap_or_default(),
+            provider_id: node.spec.as_ref().and_then(|s| s.provider_id.clone()).filter(|p| !p.is_empty()),
         }
     }
 
