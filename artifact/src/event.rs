@@ -66,6 +66,16 @@ pub enum Event {
     Process(ProcessEvent),
 }
 
+impl Event {
+    /// Its kind: which selectors and tables decide it.
+    pub fn kind(&self) -> crate::ops::Kind {
+        match self {
+            Event::File(_) => crate::ops::Kind::File,
+            Event::Process(_) => crate::ops::Kind::Process,
+        }
+    }
+}
+
 /// The spellings of a full image name that name the same image: Docker Hub's
 /// official images are `docker.io/library/NAME`, also written
 /// `docker.io/NAME`. A `containerImageFullName` pattern matches when it

@@ -565,13 +565,6 @@ fn containers(old: &Tables, new: &Tables) -> Vec<Container> {
 // ---------------------------------------------------------------------------
 // Evaluation
 
-fn kind_of(event: &Event) -> Kind {
-    match event {
-        Event::File(_) => Kind::File,
-        Event::Process(_) => Kind::Process,
-    }
-}
-
 /// A verdict with the matched selectors by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Named<'t> {
@@ -735,7 +728,7 @@ fn examples(old: &Tables, new: &Tables, max_examples: usize) -> Examples {
         if current.is_none_or(|(at, ..)| at != e) {
             current = events
                 .get(e)
-                .map(|(event, order)| (e, kind_of(&event), order, before.dyn_class(&event), after.dyn_class(&event)));
+                .map(|(event, order)| (e, event.kind(), order, before.dyn_class(&event), after.dyn_class(&event)));
         }
         let Some((_, kind, order, old_class, new_class)) = current else { continue };
         let (old_row, new_row) = (before.row(kind, c), after.row(kind, c));
@@ -920,7 +913,7 @@ mod tests {
             for e in 0..events.len() {
                 let (event, _) = events.get(e).unwrap();
                 assert!(seen.insert(event_text(&event)), "seed {seed}: {} twice", event_text(&event));
-                let kind = kind_of(&event);
+                let kind = event.kind();
                 for (c, container) in containers.iter().enumerate() {
                     for (side, tables) in [(&mut before, &old), (&mut after, &new)] {
                         let (row, class) = (side.row(kind, c), side.dyn_class(&event));

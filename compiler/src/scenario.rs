@@ -465,11 +465,7 @@ impl Decider for TablesDecider<'_> {
     }
 
     fn selector_name(&self, event: &Event, index: usize) -> Option<String> {
-        let kind = match event {
-            Event::File(_) => d4c_artifact::ops::Kind::File,
-            Event::Process(_) => d4c_artifact::ops::Kind::Process,
-        };
-        self.tables.kind(kind).selectors.get(index).map(|s| s.name.clone())
+        self.tables.kind(event.kind()).selectors.get(index).map(|s| s.name.clone())
     }
 
     fn has_selector(&self, name: &str) -> bool {

@@ -117,7 +117,8 @@ pub const HOOK_SYS_EXIT_SETSID: u32 = 13;
 /// `cloud_defend.hook_point`: the original's names. The exit is reported
 /// as `tracepoint__sched_process_exit`, since ours is the
 /// `sched_process_exit` tracepoint; the original's exit hook was a kprobe
-/// on `taskstats_exit`, `kprobe__taskstats_exit`.
+/// on `taskstats_exit`, `kprobe__taskstats_exit`. In value order, from 1:
+/// the entry of `hook` is at `hook - 1` (checked at compile time).
 pub const HOOK_POINTS: [(u32, &str); 13] = [
     (HOOK_PATH_MKNOD, "lsm__path_mknod"),
     (HOOK_FILE_OPEN, "lsm__file_open"),
@@ -133,6 +134,16 @@ pub const HOOK_POINTS: [(u32, &str); 13] = [
     (HOOK_SCHED_PROCESS_EXIT, "tracepoint__sched_process_exit"),
     (HOOK_SYS_EXIT_SETSID, "tracepoint__syscalls_sys_exit_setsid"),
 ];
+
+const _: () = {
+    let mut rest: &[(u32, &str)] = &HOOK_POINTS;
+    let mut expected = 1;
+    while let [(hook, _), tail @ ..] = rest {
+        assert!(*hook == expected, "HOOK_POINTS is in value order, from 1");
+        expected += 1;
+        rest = tail;
+    }
+};
 
 /// `D4C_LIFE_FORK`.
 pub const LIFE_FORK: u32 = 0;

@@ -184,6 +184,18 @@ static __always_inline __u32 d4c_row_summary(__u32 row, __u32 kind)
 		       : D4C_ACTION_LOG | D4C_ACTION_ALERT | D4C_ACTION_BLOCK;
 }
 
+/* Whether `actions` refuse the operation: they block, and d4c enforces
+ * (the setting is read only then). */
+static __always_inline int d4c_refuses(__u32 actions)
+{
+	struct d4c_config *config;
+
+	if (!(actions & D4C_ACTION_BLOCK))
+		return 0;
+	config = d4c_config_get();
+	return config && config->enforce;
+}
+
 /*
  * Decides op->head (its path in the scratch's event.path), reports it, and
  * returns the actions. `unresolved`: the path is not the file's whole
@@ -198,7 +210,6 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 						      __u32 unresolved)
 {
 	struct d4c_scratch *s = d4c_scratch_get();
-	struct d4c_config *config;
 	struct d4c_event *r;
 	/* The bytes the walk wrote: a path not resolved whole is reported
 	 * by them alone (path_len says it was cut), never with the bytes an
@@ -238,13 +249,12 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	r = d4c_record_start(D4C_RECORD_DECISION, op->hook);
 	if (!r)
 		return actions;
-	config = d4c_config_get();
 	r->kind = op->head.kind;
 	r->op = op->head.op;
 	r->volume = op->head.volume;
 	r->flags = op->event_flags;
 	/* The hook refuses this operation (d4c_verdict decides the same). */
-	if ((actions & D4C_ACTION_BLOCK) && config && config->enforce)
+	if (d4c_refuses(actions))
 		r->flags |= D4C_EV_DENIED;
 	r->actions = actions;
 	r->dyn_class = op->result.dyn_class;
@@ -265,9 +275,7 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 /* 0, or -EPERM when `actions` block and d4c enforces. */
 static __always_inline int d4c_verdict(__u32 actions)
 {
-	struct d4c_config *config = d4c_config_get();
-
-	if (!(actions & D4C_ACTION_BLOCK) || !config || !config->enforce)
+	if (!d4c_refuses(actions))
 		return 0;
 	d4c_count(D4C_COUNT_DENIED);
 	return -D4C_EPERM;

@@ -146,7 +146,8 @@ impl Record {
     /// `hook` is no known `HOOK_*` value (0: written by probes older than
     /// the field).
     pub fn hook_point(&self) -> Option<&'static str> {
-        HOOK_POINTS.iter().find(|(hook, _)| *hook == self.head.hook).map(|(_, name)| *name)
+        let index = usize::try_from(self.head.hook).ok()?.checked_sub(1)?;
+        HOOK_POINTS.get(index).map(|(_, name)| *name)
     }
 
     /// The path as text (lossy: paths are bytes).

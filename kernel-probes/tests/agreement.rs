@@ -34,13 +34,6 @@ fn tables_of(source: &[u8], policy: &CheckedPolicy) -> Tables {
     Tables::read(&artifact).unwrap()
 }
 
-fn kind_of(event: &Event) -> Kind {
-    match event {
-        Event::File(_) => Kind::File,
-        Event::Process(_) => Kind::Process,
-    }
-}
-
 /// Loads `tables`, writes one row per container (row i for containers[i]),
 /// and checks every (container index, event). Returns the verifier count.
 fn check(tables: &Tables, containers: &[Container], cases: &[(usize, Event)]) -> Option<u32> {
@@ -55,7 +48,7 @@ fn check(tables: &Tables, containers: &[Container], cases: &[(usize, Event)]) ->
         }
     }
     for (row, event) in cases {
-        let kind = kind_of(event);
+        let kind = event.kind();
         let (want_kind, want_class) = tables.dynamic_class(event);
         let entries = tables.row(kind, &tables.container_selectors(kind, &containers[*row]));
         let want_actions = entries.get(want_class as usize).copied().unwrap_or(Actions::NONE);

@@ -107,6 +107,10 @@ pub struct Daemon {
     pub kube: Option<crate::kube::Kube>,
     /// The Kubernetes view's generation last applied to the registry.
     pub kube_generation: u64,
+    /// When the Kubernetes view was started (boot ns): a pod's labels are
+    /// waited for from then at the earliest (containers older than the
+    /// daemon get the whole wait too).
+    pub kube_since: u64,
     /// New cgroups below the kubepods roots, as they are made (`None` when
     /// inotify is unavailable: the periodic scan alone finds them).
     pub watch: Option<crate::watch::CgroupWatch>,
@@ -194,6 +198,7 @@ impl Daemon {
             pinned: None,
             kube: None,
             kube_generation: 0,
+            kube_since: 0,
             retired: Retired::default(),
             watch: match crate::watch::CgroupWatch::new() {
                 Ok(watch) => Some(watch),
@@ -204,6 +209,7 @@ impl Daemon {
             },
         };
         daemon.kube = start_kube(&daemon.config);
+        daemon.kube_since = crate::facts::boot_ns();
         daemon.find_roots()?;
         daemon.scan();
         daemon.pinned = attach(&daemon.config, &mut daemon.active)?;
@@ -265,7 +271,9 @@ impl Daemon {
                     // The pod's labels may decide its selectors: wait for
                     // them a little (the container stays pending, which
                     // fails closed), then register without them.
-                    None if now.saturating_sub(first_seen) < self.config.kubernetes.label_wait.as_nanos() as u64 => {
+                    None if now.saturating_sub(first_seen.max(self.kube_since))
+                        < self.config.kubernetes.label_wait.as_nanos() as u64 =>
+                    {
                         continue;
                     }
                     None => {
@@ -315,8 +323,13 @@ impl Daemon {
             return;
         }
         self.kube_generation = generation;
+        // The cluster id is a container condition: when it arrives (or
+        // changes), every container's row is made again.
+        let mut cluster_changed = false;
         if self.config.cluster_id.is_none() {
-            self.facts.cluster_id = kube.cluster_id();
+            let cluster_id = kube.cluster_id();
+            cluster_changed = cluster_id != self.facts.cluster_id;
+            self.facts.cluster_id = cluster_id;
         }
         if let Some(api) = kube.node() {
             let host = self.node.host_fields(self.config.node_name.as_deref(), Some(&api));
@@ -336,13 +349,21 @@ impl Daemon {
                 changed.push((*cgroup_id, updated));
             }
         }
+        if cluster_changed {
+            let pods_changed: HashSet<u64> = changed.iter().map(|(id, _)| *id).collect();
+            changed.extend(
+                self.registry.iter().filter(|(id, _)| !pods_changed.contains(*id)).map(|(id, m)| (*id, m.clone())),
+            );
+        }
         for (cgroup_id, metadata) in changed {
             let view = metadata.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref());
             match self.active.probes.add_container(cgroup_id, &view) {
                 Ok(_) => {
                     self.registry.insert(cgroup_id, metadata);
                 }
-                Err(error) => tracing::error!(%error, "cannot update a container's row after its pod changed"),
+                Err(error) => {
+                    tracing::error!(%error, "cannot update a container's row after its pod or the cluster id changed");
+                }
             }
         }
     }

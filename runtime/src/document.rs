@@ -11,6 +11,27 @@ pub enum Class {
     Log,
 }
 
+impl Class {
+    /// Both, alerts first: in the order [`Class::index`] gives.
+    pub const ALL: [Class; 2] = [Class::Alert, Class::Log];
+
+    /// Its index in per-class arrays: 0 for alerts, 1 for logs.
+    pub fn index(self) -> usize {
+        match self {
+            Class::Alert => 0,
+            Class::Log => 1,
+        }
+    }
+
+    /// Its Prometheus label: `alert` or `log`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::Alert => "alert",
+            Class::Log => "log",
+        }
+    }
+}
+
 /// One ECS document ready for delivery.
 ///
 /// Invariants: `body` is one JSON object in UTF-8 with no trailing newline;

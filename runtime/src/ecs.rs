@@ -39,7 +39,7 @@ pub const ECS_VERSION: &str = "8.11.0";
 
 /// The facts every document carries: the agent, the node, the cluster and
 /// the policy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Facts {
     /// `agent.id`: stable per node (the machine id, or configured).
     pub agent_id: String,
@@ -92,13 +92,6 @@ impl FixedJson {
     /// (`host`, `cloud`) changed.
     pub fn forget_node(&mut self) {
         self.node = OnceLock::new();
-    }
-}
-
-impl Clone for FixedJson {
-    /// Empty: a copy's caches are filled from the copy's facts.
-    fn clone(&self) -> Self {
-        FixedJson::default()
     }
 }
 

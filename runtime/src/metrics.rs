@@ -6,6 +6,7 @@ use d4c_kernel_probes::abi::COUNTER_NAMES;
 
 use crate::daemon::Daemon;
 use crate::delivery::stats::{DeliveryStatsSnapshot, DropReason};
+use crate::document::Class;
 use crate::server::Exposition;
 
 /// The metrics text for `daemon` and delivery's `stats`.
@@ -111,28 +112,36 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     );
 
     e.family("d4c_delivery_documents_total", "counter", "Documents through delivery, by class and outcome.");
-    for (class, pick) in [("alert", 0usize), ("log", 1usize)] {
-        let get = |b: crate::delivery::stats::ByClass| if pick == 0 { b.alert } else { b.log };
-        for (outcome, value) in [
-            ("accepted", get(stats.accepted)),
-            ("delivered", get(stats.delivered)),
-            ("dead_lettered", get(stats.dead_lettered)),
-        ] {
-            e.sample("d4c_delivery_documents_total", &[("class", class), ("outcome", outcome)], value as f64);
+    for class in Class::ALL {
+        for (outcome, counts) in
+            [("accepted", stats.accepted), ("delivered", stats.delivered), ("dead_lettered", stats.dead_lettered)]
+        {
+            e.sample(
+                "d4c_delivery_documents_total",
+                &[("class", class.label()), ("outcome", outcome)],
+                counts.get(class) as f64,
+            );
         }
     }
     e.family("d4c_delivery_dropped_total", "counter", "Documents lost, by class and reason (userspace drops).");
     for reason in DropReason::ALL {
         let counts = stats.dropped(reason);
-        e.sample("d4c_delivery_dropped_total", &[("class", "alert"), ("reason", reason.label())], counts.alert as f64);
-        e.sample("d4c_delivery_dropped_total", &[("class", "log"), ("reason", reason.label())], counts.log as f64);
+        for class in Class::ALL {
+            e.sample(
+                "d4c_delivery_dropped_total",
+                &[("class", class.label()), ("reason", reason.label())],
+                counts.get(class) as f64,
+            );
+        }
     }
-    e.family("d4c_delivery_queue_records", "gauge", "Records in the disk queue not yet acknowledged.")
-        .sample("d4c_delivery_queue_records", &[("class", "alert")], stats.queue_records.alert as f64)
-        .sample("d4c_delivery_queue_records", &[("class", "log")], stats.queue_records.log as f64);
-    e.family("d4c_delivery_queue_bytes", "gauge", "Bytes of the disk queue.")
-        .sample("d4c_delivery_queue_bytes", &[("class", "alert")], stats.queue_bytes.alert as f64)
-        .sample("d4c_delivery_queue_bytes", &[("class", "log")], stats.queue_bytes.log as f64);
+    e.family("d4c_delivery_queue_records", "gauge", "Records in the disk queue not yet acknowledged.");
+    for class in Class::ALL {
+        e.sample("d4c_delivery_queue_records", &[("class", class.label())], stats.queue_records.get(class) as f64);
+    }
+    e.family("d4c_delivery_queue_bytes", "gauge", "Bytes of the disk queue.");
+    for class in Class::ALL {
+        e.sample("d4c_delivery_queue_bytes", &[("class", class.label())], stats.queue_bytes.get(class) as f64);
+    }
     e.family("d4c_delivery_retries_total", "counter", "Documents sent again after a failed attempt.").sample(
         "d4c_delivery_retries_total",
         &[],

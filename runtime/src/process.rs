@@ -220,7 +220,10 @@ impl ProcessCache {
             if self.processes.contains_key(&pid) {
                 continue;
             }
-            if let Some(process) = from_proc(&self.proc_root, pid, cgroup_id) {
+            if let Some(mut process) = from_proc(&self.proc_root, pid, cgroup_id) {
+                // Running in a registered container: in its root already
+                // (but for its first process, whose exec reads it again).
+                process.working_directory = container_path(&self.proc_root.join(pid.to_string()), "cwd");
                 self.processes.insert(pid, Arc::new(process));
                 learned += 1;
             }
@@ -246,22 +249,26 @@ impl ProcessCache {
         chain
     }
 
+    /// Forgets `pid`, an ended process, unless a live process has taken
+    /// the pid since.
+    fn forget_ended(&mut self, pid: u32) {
+        if self.processes.get(&pid).is_some_and(|p| p.exit_code.is_some()) {
+            self.processes.remove(&pid);
+        }
+    }
+
     /// Brings the cache back within its bounds.
     fn evict(&mut self) {
         // Ended processes are kept only as long as a late record or an
         // orphan's ancestry may still name them: the most recent few.
         while self.ended.len() > MAX_ENDED {
             if let Some(pid) = self.ended.pop_front() {
-                if self.processes.get(&pid).is_some_and(|p| p.exit_code.is_some()) {
-                    self.processes.remove(&pid);
-                }
+                self.forget_ended(pid);
             }
         }
         while self.processes.len() > self.capacity {
             match self.ended.pop_front() {
-                Some(pid) => {
-                    self.processes.remove(&pid);
-                }
+                Some(pid) => self.forget_ended(pid),
                 None => {
                     // Every cached process is alive: forget the oldest.
                     let oldest = self.processes.values().min_by_key(|p| p.start_boot_ns).map(|p| p.pid);
@@ -298,15 +305,21 @@ fn read_proc(proc_root: &Path, record: &Record) -> Process {
         cgroup_id: head.cgroup_id,
         ..Process::default()
     });
+    if head.record == RECORD_LIFECYCLE && head.op == LIFE_EXEC {
+        // `/proc` shows the new program already, which the exec record
+        // brings itself: what ran before is unknown, not that.
+        process.executable = None;
+        process.args.clear();
+    }
     process.refresh(head);
-    process.working_directory = None;
     process
 }
 
 /// The process `pid` as `<proc_root>/<pid>` describes it, in the cgroup
-/// `cgroup_id`; `None` when it is gone. Fields whose files cannot be read
-/// are left out (`exe` and `cwd` of another user's process need
-/// `CAP_SYS_PTRACE`).
+/// `cgroup_id`; `None` when it is gone. Without its working directory,
+/// which only a caller that knows the process is in its root reads.
+/// Fields whose files cannot be read are left out (`exe` of another
+/// user's process needs `CAP_SYS_PTRACE`).
 fn from_proc(proc_root: &Path, pid: u32, cgroup_id: u64) -> Option<Process> {
     let dir = proc_root.join(pid.to_string());
     let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
@@ -331,7 +344,7 @@ fn from_proc(proc_root: &Path, pid: u32, cgroup_id: u64) -> Option<Process> {
         executable: container_path(&dir, "exe"),
         name,
         args: read_args(proc_root, pid).unwrap_or_default(),
-        working_directory: container_path(&dir, "cwd"),
+        working_directory: None,
         // The controlling terminal (`tty_nr`) is the session's: whether
         // its leader has one.
         interactive: number(4).is_some_and(|tty| tty != 0),

@@ -11,7 +11,7 @@
 //! before that watch is found by the scan the directory's own event runs).
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
@@ -32,11 +32,6 @@ impl CgroupWatch {
     pub fn new() -> std::io::Result<CgroupWatch> {
         let fd = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
         Ok(CgroupWatch { fd, watched: HashMap::new() })
-    }
-
-    /// The inotify descriptor, for readiness polling.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 
     /// How many directories are watched.

@@ -84,11 +84,7 @@ pub fn expected(tables: &Tables, meta: &Meta, events: &[Event], op: &Op) -> Vec<
     let mut out = Vec::new();
     for event in events {
         let verdict = tables.decide(meta, event);
-        let kind = match event {
-            Event::File(_) => d4c_artifact::ops::Kind::File,
-            Event::Process(_) => d4c_artifact::ops::Kind::Process,
-        };
-        let selectors = &tables.kind(kind).selectors;
+        let selectors = &tables.kind(event.kind()).selectors;
         let matched: Vec<String> =
             verdict.matched.iter().filter_map(|i| selectors.get(*i).map(|s| s.name.clone())).collect();
         for (bit, alert) in [(Actions::ALERT, true), (Actions::LOG, false)] {

@@ -638,13 +638,6 @@ fn record_event(record: &Record) -> Option<Event> {
     }
 }
 
-fn event_kind(event: &Event) -> Kind {
-    match event {
-        Event::File(_) => Kind::File,
-        Event::Process(_) => Kind::Process,
-    }
-}
-
 /// What is wrong with a step's outcome, in words (empty: it passed), and
 /// the events the kernel had to report (the predicted ones with actions,
 /// in order; a fileless exec's name as the kernel gave it).
@@ -684,7 +677,7 @@ fn check_step(
             problems.push(format!("a record the runner cannot read: {:?}", record.head));
             continue;
         };
-        let kind = event_kind(&event);
+        let kind = event.kind();
         actions = actions.union(Actions::from_bits(u8::try_from(record.head.actions).unwrap_or(u8::MAX)));
         // The kernel's row entry, explained: which selectors it matched.
         for i in probes.matched_selectors(record) {

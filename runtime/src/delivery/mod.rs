@@ -238,11 +238,6 @@ impl Delivery {
         self.stats.snapshot()
     }
 
-    /// The live counters, to snapshot from another task.
-    pub fn stats_handle(&self) -> Arc<DeliveryStats> {
-        Arc::clone(&self.stats)
-    }
-
     /// Stops taking documents, moves what is in the channels to the disk
     /// queue, delivers what it can within `grace`, then fsyncs the queue.
     /// What is not delivered stays queued for the next start.

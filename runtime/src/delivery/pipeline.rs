@@ -155,7 +155,7 @@ impl Sink {
                     documents = written;
                     match result {
                         Ok(()) => {
-                            for class in [Class::Alert, Class::Log] {
+                            for class in Class::ALL {
                                 stats.delivered(class, documents.iter().filter(|d| d.class == class).count() as u64);
                             }
                             return;

@@ -40,7 +40,7 @@ use std::time::Instant;
 use crate::delivery::config::FsyncPolicy;
 use crate::delivery::error::DeliveryError;
 use crate::delivery::record::{self, Decoded, SEGMENT_HEADER, SEGMENT_MAGIC};
-use crate::delivery::stats::{class_index, DeliveryStats, DropReason};
+use crate::delivery::stats::{DeliveryStats, DropReason};
 use crate::document::{Class, Document};
 
 const CURSOR_MAGIC: [u8; 8] = *b"D4CQCUR1";
@@ -218,7 +218,7 @@ impl DiskQueue {
     }
 
     fn class_mut(&mut self, class: Class) -> Option<&mut ClassQueue> {
-        self.classes.get_mut(class_index(class))
+        self.classes.get_mut(class.index())
     }
 
     /// Appends `documents` in order, shedding logs when the budget is
@@ -229,11 +229,19 @@ impl DiskQueue {
         let mut failure = None;
         for document in documents {
             if let Err(error) = self.append_one(&document, stats) {
+                // Not encoded: counted here, once.
                 stats.dropped(document.class, DropReason::Io, 1);
                 failure = Some(error);
+                continue;
+            }
+            // Encoded: a failed write counts it with the rest it held.
+            if let Some(queue) = self.class_mut(document.class).filter(|q| q.pending.len() >= WRITE_CHUNK) {
+                if let Err(error) = queue.flush(stats) {
+                    failure = Some(error);
+                }
             }
         }
-        for class in [Class::Alert, Class::Log] {
+        for class in Class::ALL {
             if let Some(queue) = self.class_mut(class) {
                 if let Err(error) = queue.flush(stats) {
                     failure = Some(error);
@@ -258,7 +266,7 @@ impl DiskQueue {
         let segment_bytes = self.options.segment_bytes;
         let needs_roll = self.class_mut(document.class).is_none_or(|q| q.needs_roll(len, segment_bytes));
         let need = len + if needs_roll { SEGMENT_HEADER } else { 0 };
-        if self.disk_bytes() + need > self.options.max_bytes {
+        if self.disk_bytes().saturating_add(need) > self.options.max_bytes {
             self.shed_logs(need, stats)?;
             if self.disk_bytes() + need > self.options.max_bytes {
                 stats.dropped(document.class, DropReason::QueueFull, 1);
@@ -274,15 +282,12 @@ impl DiskQueue {
         if record::encode(document, &mut queue.pending) {
             queue.pending_records += 1;
         }
-        if queue.pending.len() >= WRITE_CHUNK {
-            queue.flush(stats)?;
-        }
         Ok(())
     }
 
     /// Deletes the oldest unread log segments until `need` more bytes fit.
     fn shed_logs(&mut self, need: u64, stats: &DeliveryStats) -> Result<(), DeliveryError> {
-        let logs_index = class_index(Class::Log);
+        let logs_index = Class::Log.index();
         for queue in &mut self.classes {
             queue.flush(stats)?;
         }
@@ -569,7 +574,7 @@ impl ClassQueue {
         limits: BatchLimits,
         stats: &DeliveryStats,
     ) -> Result<(), DeliveryError> {
-        let slot = class_index(self.class);
+        let slot = self.class.index();
         loop {
             if batch.is_full(limits) {
                 return Ok(());

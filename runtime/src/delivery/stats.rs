@@ -10,24 +10,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::document::Class;
-
-/// The Prometheus label of a class: `alert` or `log`.
-pub fn class_label(class: Class) -> &'static str {
-    match class {
-        Class::Alert => "alert",
-        Class::Log => "log",
-    }
-}
-
-pub(crate) fn class_index(class: Class) -> usize {
-    match class {
-        Class::Alert => 0,
-        Class::Log => 1,
-    }
-}
 
 /// Why a document was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,8 +100,6 @@ pub struct DeliveryStats {
 pub struct LastError {
     /// The error's message.
     pub message: String,
-    /// When it happened, in milliseconds since the Unix epoch.
-    pub at_unix_ms: u64,
 }
 
 /// A pair of counts, one per class.
@@ -131,10 +114,7 @@ pub struct ByClass {
 impl ByClass {
     /// The count of one class.
     pub fn get(&self, class: Class) -> u64 {
-        match class {
-            Class::Alert => self.alert,
-            Class::Log => self.log,
-        }
+        [self.alert, self.log].get(class.index()).copied().unwrap_or(0)
     }
 
     /// Both classes together.
@@ -208,13 +188,15 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 fn read(pair: &PerClass) -> ByClass {
-    ByClass { alert: pair[0].load(Ordering::Relaxed), log: pair[1].load(Ordering::Relaxed) }
+    let [alert, log] = pair;
+    ByClass { alert: alert.load(Ordering::Relaxed), log: log.load(Ordering::Relaxed) }
 }
 
 fn slot(pair: &PerClass, class: Class) -> &AtomicU64 {
+    let [alert, log] = pair;
     match class {
-        Class::Alert => &pair[0],
-        Class::Log => &pair[1],
+        Class::Alert => alert,
+        Class::Log => log,
     }
 }
 
@@ -280,7 +262,7 @@ impl DeliveryStats {
     }
 
     pub(crate) fn dropped(&self, class: Class, reason: DropReason, n: u64) {
-        if let Some(counter) = self.dropped.get(class_index(class)).and_then(|r| r.get(reason.index())) {
+        if let Some(counter) = self.dropped.get(class.index()).and_then(|r| r.get(reason.index())) {
             add(counter, n);
         }
     }
@@ -305,11 +287,7 @@ impl DeliveryStats {
     }
 
     pub(crate) fn set_last_error(&self, message: String) {
-        let at_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(LastError { message, at_unix_ms });
+        *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(LastError { message });
     }
 }
 
