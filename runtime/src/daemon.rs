@@ -151,7 +151,7 @@ impl Daemon {
     /// Loads the artifact, the probes, the kubepods roots and the
     /// containers; attaches the probes. Errors say what failed and where.
     pub fn start(config: Config) -> Result<Daemon, String> {
-        let (policy, stamp) = load::load_configured(&config)?;
+        let (policy, tables, stamp) = load::load_configured(&config)?;
         let lsm = probes::bpf_lsm_active().unwrap_or(false);
         let (cgroupfs, cgroup_mode) = cgroup_hierarchy(&config)?;
         // The host's root through pid 1 (hostPID), else our own.
@@ -179,7 +179,7 @@ impl Daemon {
             boot_id: node.boot_id.clone().unwrap_or_default(),
             fixed_json: Default::default(),
         };
-        let probes = load_probes(&config, &policy, lsm, cgroup_mode)?;
+        let probes = load_probes(&config, tables, lsm, cgroup_mode)?;
         let mut daemon = Daemon {
             processes: ProcessCache::new(config.process_cache, config.proc_root.clone()),
             config,
@@ -516,8 +516,8 @@ impl Daemon {
     }
 
     fn try_reload(&mut self, out: &mut Vec<Document>) -> Result<(), String> {
-        let (policy, stamp) = load::load_configured(&self.config)?;
-        let mut probes = load_probes(&self.config, &policy, self.lsm, self.cgroup_mode)?;
+        let (policy, tables, stamp) = load::load_configured(&self.config)?;
+        let mut probes = load_probes(&self.config, tables, self.lsm, self.cgroup_mode)?;
         for root in &self.roots {
             probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
         }
@@ -720,7 +720,12 @@ fn cgroup_hierarchy(config: &Config) -> Result<(PathBuf, CgroupMode), String> {
 
 /// Loads (verifies) the probes for `policy`; enforcement only with the BPF
 /// LSM and `enforce`.
-fn load_probes(config: &Config, policy: &Policy, lsm: bool, cgroup_mode: CgroupMode) -> Result<Probes, String> {
+fn load_probes(
+    config: &Config,
+    tables: d4c_artifact::eval::Tables,
+    lsm: bool,
+    cgroup_mode: CgroupMode,
+) -> Result<Probes, String> {
     let settings = Settings {
         enforce: lsm && config.enforce,
         cgroup_mode,
@@ -731,7 +736,7 @@ fn load_probes(config: &Config, policy: &Policy, lsm: bool, cgroup_mode: CgroupM
         },
         lsm,
     };
-    Probes::load(policy.tables.clone(), settings).map_err(|e| e.to_string())
+    Probes::load(tables, settings).map_err(|e| e.to_string())
 }
 
 /// `logs-cloud_defend.file-default` -> `cloud_defend.file`.

@@ -8,8 +8,8 @@
 //! checked are the bytes loaded.
 //!
 //! In: a path (and optionally the public key the artifact must be signed
-//! by). Out: a [`Policy`] with the tables the probes are loaded with and
-//! what the documents say about the policy. Nothing is loaded into the
+//! by). Out: the tables the probes are loaded with (and keep), and a
+//! [`Policy`]: what the documents say about the policy. Nothing is loaded into the
 //! kernel here, so a bad artifact is refused before anything changes.
 
 use std::fmt;
@@ -19,10 +19,9 @@ use std::path::{Path, PathBuf};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::{to_hex, Artifact, ArtifactError, VerifyingKey};
 
-/// A verified artifact's tables and identity.
+/// A verified artifact's identity (its tables go to the probes, which
+/// keep the one copy).
 pub struct Policy {
-    /// The decision tables, read from the mapped file.
-    pub tables: Tables,
     /// The policy's name, as compiled.
     pub name: String,
     /// The policy's revision, as the compiler was given it.
@@ -99,7 +98,7 @@ pub fn trusted_key(path: &Path) -> Result<VerifyingKey, LoadError> {
 /// Every structural check of [`Artifact::parse`] runs (layout, section and
 /// content digests); with `key`, the artifact must carry a valid signature
 /// by that key: unsigned or foreign-signed artifacts are refused.
-pub fn load(path: &Path, key: Option<&VerifyingKey>) -> Result<Policy, LoadError> {
+pub fn load(path: &Path, key: Option<&VerifyingKey>) -> Result<(Policy, Tables), LoadError> {
     let fail = |kind| LoadError { path: path.to_path_buf(), kind };
     let file = File::open(path).map_err(|e| fail(LoadErrorKind::Io(e)))?;
     let bytes = read_aligned(file).map_err(|e| fail(LoadErrorKind::Io(e)))?;
@@ -108,15 +107,15 @@ pub fn load(path: &Path, key: Option<&VerifyingKey>) -> Result<Policy, LoadError
         artifact.verify_signature(key).map_err(|e| fail(LoadErrorKind::Artifact(e)))?;
     }
     let tables = Tables::read(&artifact).map_err(|e| fail(LoadErrorKind::Tables(e.to_string())))?;
-    Ok(Policy {
-        tables,
+    let policy = Policy {
         name: artifact.policy_name().to_owned(),
         revision: artifact.header().revision,
         digest: to_hex(&artifact.header().content_digest),
         compiler: artifact.compiler_version().to_owned(),
         signed: key.is_some(),
         path: path.to_path_buf(),
-    })
+    };
+    Ok((policy, tables))
 }
 
 /// What identifies a version of a file: device, inode, size, mtime.
@@ -134,13 +133,13 @@ pub fn file_stamp(path: &Path) -> Option<FileStamp> {
 /// `config.trusted_key` when set), with the stamp of the file read: the
 /// one path from configuration to policy, for start-up, reload and
 /// `--check`.
-pub fn load_configured(config: &crate::config::Config) -> Result<(Policy, Option<FileStamp>), String> {
+pub fn load_configured(config: &crate::config::Config) -> Result<(Policy, Tables, Option<FileStamp>), String> {
     let artifact = config.artifact.as_deref().ok_or("no artifact: pass --artifact PATH (a `d4cc compile` output)")?;
     let key = config.trusted_key.as_deref().map(trusted_key).transpose().map_err(|e| e.to_string())?;
     // Stamped before it is read: a change during the read is seen again.
     let stamp = file_stamp(artifact);
-    let policy = load(artifact, key.as_ref()).map_err(|e| e.to_string())?;
-    Ok((policy, stamp))
+    let (policy, tables) = load(artifact, key.as_ref()).map_err(|e| e.to_string())?;
+    Ok((policy, tables, stamp))
 }
 
 /// The artifact's bytes, aligned for the zero-copy table records.

@@ -26,7 +26,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Checks the artifact and configuration without touching the kernel.
 pub fn check(config: &Config) -> Result<String, String> {
-    let (policy, _) = crate::load::load_configured(config)?;
+    let (policy, _, _) = crate::load::load_configured(config)?;
     Ok(format!(
         "artifact `{}`: policy {} revision {} (sha256 {}), compiled by {}, {}\nconfiguration: ok (delivery: {})",
         policy.path.display(),
