@@ -35,7 +35,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bundle::{AgentOp, LinkVia};
+use crate::ops::{AgentOp, LinkVia};
 use crate::protocol::{
     self, encode_opt, parse_op, write_line, LineReader, Reply, Request, StagedMsg, EXIT_TIMEOUT, IDLE_TIMEOUT,
     PERFORM_TIMEOUT, STAGE_TIMEOUT,

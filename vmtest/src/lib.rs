@@ -4,6 +4,8 @@
 //! - [`bundle`]: OCI bundles and runc; a [`bundle::Container`] is started
 //!   as a kubelet-managed containerd would start it, with an agent as its
 //!   init process, and stages actors that each perform one syscall.
+//! - [`ops`]: what a staged actor performs ([`ops::AgentOp`]) and what
+//!   came of it.
 //! - [`agent`]: the container side: the agent, the staged actors, `noop`.
 //! - [`protocol`]: the lines between the guest, the agent and the actors.
 //! - [`smoke`]: the infrastructure's own test.
@@ -24,6 +26,7 @@ pub mod bundle;
 pub mod documents;
 pub mod evasion;
 pub mod guest;
+pub mod ops;
 pub mod protocol;
 pub mod runtime_check;
 pub mod smoke;

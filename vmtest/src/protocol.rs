@@ -24,7 +24,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::bundle::{AgentOp, LinkVia};
+use crate::ops::{AgentOp, LinkVia};
 use crate::sys;
 
 /// How long the guest waits for the agent's `ready` after `runc run`

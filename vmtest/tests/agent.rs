@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use d4c_vmtest::bundle::AgentOp;
+use d4c_vmtest::ops::AgentOp;
 use d4c_vmtest::protocol::{write_line, LineReader, Reply, Request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_d4c-vmtest");
