@@ -6,7 +6,9 @@
 //!   init process, and stages actors that each perform one syscall.
 //! - [`ops`]: what a staged actor performs ([`ops::AgentOp`]) and what
 //!   came of it.
-//! - [`agent`]: the container side: the agent, the staged actors, `noop`.
+//! - [`agent`]: the container side (`d4c-vmtest-agent`): the agent, the
+//!   staged actors, `noop`, `pause`; [`link`]: the agents' connections to
+//!   the harness.
 //! - [`protocol`]: the lines between the guest, the agent and the actors.
 //! - [`smoke`]: the infrastructure's own test.
 //! - [`guest`]: the scenario runner.
@@ -26,6 +28,7 @@ pub mod bundle;
 pub mod documents;
 pub mod evasion;
 pub mod guest;
+pub mod link;
 pub mod ops;
 pub mod protocol;
 pub mod runtime_check;
