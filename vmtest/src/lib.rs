@@ -4,6 +4,9 @@
 //! - [`bundle`]: OCI bundles and runc; a [`bundle::Container`] is started
 //!   as a kubelet-managed containerd would start it, with an agent as its
 //!   init process, and stages actors that each perform one syscall.
+//! - [`cri`]: a CRI client with the kubelet's requests; [`node`]: the
+//!   kubelet's part (pods, volume layouts, image imports); [`image`]: OCI
+//!   image archives built in the guest.
 //! - [`ops`]: what a staged actor performs ([`ops::AgentOp`]) and what
 //!   came of it.
 //! - [`agent`]: the container side (`d4c-vmtest-agent`): the agent, the
@@ -25,10 +28,13 @@
 pub mod agent;
 pub mod bulk_sink;
 pub mod bundle;
+pub mod cri;
 pub mod documents;
 pub mod evasion;
 pub mod guest;
+pub mod image;
 pub mod link;
+pub mod node;
 pub mod ops;
 pub mod protocol;
 pub mod runtime_check;
