@@ -29,13 +29,12 @@
 //! an actor of the same container before the probes are loaded: it is not
 //! what is decided.
 
-use crate::bundle::{Actor, AgentOp, Container, ContainerSpec, LinkVia, Outcome, CGROUP_ROOT};
+use crate::bundle::{Actor, AgentOp, Container, ContainerSpec, LinkVia, Outcome};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::{Container as Meta, Event, FileEvent, ProcessEvent, Volume};
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_kernel_probes::abi;
-use d4c_kernel_probes::cgroup;
-use d4c_kernel_probes::probes::{Probes, Record, Settings};
+use d4c_kernel_probes::probes::{Record, Settings};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -278,12 +277,13 @@ pub fn run() -> Result<String, String> {
     std::fs::create_dir_all(&workdir).map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
     let spec = ContainerSpec {
         name: "app".into(),
-        id: "e7a5".repeat(16),
         pod_uid: "e7a50000-0000-4000-8000-0000000e7a50".into(),
         image: Some("ghcr.io/acme/app:2.0".into()),
         namespace: Some("prod".into()),
         pod: Some("evasion".into()),
         files: vec![("/usr/bin/tool".into(), 0o755), ("/usr/bin/notes.txt".into(), 0o644)],
+        // The bind mount of a case needs CAP_SYS_ADMIN.
+        privileged: true,
         ..ContainerSpec::default()
     };
     let mut container = Container::start(&spec, &workdir)?;
@@ -320,15 +320,7 @@ fn perform_cases(container: &mut Container, tables: &Tables, meta: &Meta) -> Res
         staged.push((id, container.staged_pid(id)?));
     }
 
-    let mut probes =
-        Probes::load(tables.clone(), Settings::default()).map_err(|e| format!("cannot load the probes: {e}"))?;
-    for root in cgroup::find_kubepods_roots(Path::new(CGROUP_ROOT), cgroup::DEFAULT_MAX_DEPTH)? {
-        probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
-    }
-    let id = cgroup::cgroup_id(&container.cgroup_dir())?;
-    probes.add_container(id, meta).map_err(|e| e.to_string())?;
-    probes.attach().map_err(|e| format!("cannot attach the probes: {e}"))?;
-    probes.drain().map_err(|e| e.to_string())?;
+    let mut probes = crate::guest::attach_probes(tables, Settings::default(), container, meta)?;
 
     let mut failed = Vec::new();
     for (case, (id, pid)) in cases.iter().zip(staged) {
@@ -336,12 +328,7 @@ fn perform_cases(container: &mut Container, tables: &Tables, meta: &Meta) -> Res
         let start = Instant::now();
         let outcome = container.perform(id, &op)?;
         let ms = start.elapsed().as_millis();
-        let records: Vec<Record> = probes
-            .drain()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|r| r.head.record == abi::RECORD_DECISION && r.head.tgid == pid)
-            .collect();
+        let records = crate::guest::decisions_of(&mut probes, pid)?;
         let mut problems = check(case, &outcome, &records, tables, meta);
         if let Some((path, exists)) = &case.effect {
             if container.host_path(path)?.exists() != *exists {
@@ -406,10 +393,27 @@ fn remove_chain(container: &Container, dir: &str) -> Result<(), String> {
     result
 }
 
+/// Whether this kernel's overlayfs supports `O_TMPFILE` (Linux 6.6 and
+/// later).
+fn overlay_has_tmpfile() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut numbers = release.trim().split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 6)
+}
+
 /// What is wrong with a case's outcome and records (empty: it passed).
 fn check(case: &Case, outcome: &Outcome, records: &[Record], tables: &Tables, meta: &Meta) -> Vec<String> {
     let mut problems = Vec::new();
     let calls = u32::try_from(case.ops.len()).unwrap_or(u32::MAX);
+    // overlayfs has O_TMPFILE since Linux 6.6: before, the open fails with
+    // EOPNOTSUPP on a container's root file system before any hook, and
+    // the case cannot happen at all.
+    if !overlay_has_tmpfile() && matches!(case.ops.first(), Some(AgentOp::OpenTmpfile { .. })) {
+        if outcome.errno != libc::EOPNOTSUPP || outcome.completed != 0 || !records.is_empty() {
+            problems.push("expected EOPNOTSUPP at op 1 with no record (overlayfs before 6.6 has no O_TMPFILE)".into());
+        }
+        return problems;
+    }
     match &case.refused {
         Some((failing, _)) if outcome.errno != libc::EPERM || outcome.completed != *failing => {
             problems.push(format!("expected EPERM at op {}", failing + 1));
