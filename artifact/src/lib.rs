@@ -160,6 +160,13 @@ pub fn section_name(kind: u32) -> Option<&'static str> {
     tables::SECTION_NAMES.iter().find(|(k, _)| *k == kind).map(|(_, name)| *name)
 }
 
+/// The largest policy revision: documents carry it as
+/// `cloud_defend.package_policy_revision`, which the Defend for Containers
+/// integration maps as a `short` (a larger value is a malformed field).
+/// `d4cc compile` refuses a larger `--revision`, and `d4c-runtime` an
+/// artifact that has one.
+pub const MAX_REVISION: u64 = 32_767;
+
 /// SHA-256 of `bytes` (the digest used everywhere in the format; also the
 /// one the compiler puts in [`WriterMeta::source_digest`]).
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

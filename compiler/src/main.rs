@@ -107,7 +107,8 @@ struct CompileArgs {
     /// The policy name recorded in the artifact (default: the file's stem).
     #[arg(long)]
     name: Option<String>,
-    /// The policy revision recorded in the artifact.
+    /// The policy revision recorded in the artifact (0 to 32767: the
+    /// integration maps `cloud_defend.package_policy_revision` as a short).
     #[arg(long, default_value_t = 1)]
     revision: u64,
     /// When to colour diagnostics.
@@ -380,6 +381,14 @@ fn refuse(message: String) -> Result<ExitCode, Fatal> {
 }
 
 fn compile(args: &CompileArgs) -> Result<ExitCode, Fatal> {
+    if args.revision > d4c_artifact::MAX_REVISION {
+        return Err(Fatal(format!(
+            "--revision {} is over {}, the largest `cloud_defend.package_policy_revision` holds (a short in the \
+             integration's mapping): d4c-runtime would refuse the artifact",
+            args.revision,
+            d4c_artifact::MAX_REVISION
+        )));
+    }
     let bytes = read(&args.policy)?;
     let name = display_name(&args.policy);
     let (source, output) = lint_bytes(name, bytes.clone());

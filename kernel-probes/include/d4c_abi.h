@@ -30,6 +30,11 @@
 #define D4C_PATH_MAX 4096
 /* A process name: the kernel's comm (TASK_COMM_LEN). */
 #define D4C_NAME_BYTES 16
+/* Bytes of an exec's arguments a record carries, less one (a power of two,
+ * so that `& (D4C_ARGS_MAX - 1)` bounds a length for the verifier). */
+#define D4C_ARGS_MAX 4096
+/* Arguments read from an exec caller's argv, at most. */
+#define D4C_ARGS_COUNT 64
 
 /* Event kinds (d4c_artifact::ops::Kind). */
 #define D4C_KIND_FILE 0
@@ -187,7 +192,8 @@ struct d4c_result {
  * as cloud_defend.hook_point, in the original's names (lsm__path_mknod,
  * tracepoint__sched_process_fork, ...). The exit is ours, a tp_btf
  * tracepoint (tracepoint__sched_process_exit); the original's was a kprobe
- * on taskstats_exit (kprobe__taskstats_exit). */
+ * on taskstats_exit (kprobe__taskstats_exit). Values are never reused;
+ * they need not be contiguous. */
 #define D4C_HOOK_PATH_MKNOD 1
 #define D4C_HOOK_FILE_OPEN 2
 #define D4C_HOOK_PATH_TRUNCATE 3
@@ -201,28 +207,38 @@ struct d4c_result {
 #define D4C_HOOK_SCHED_PROCESS_EXEC 11
 #define D4C_HOOK_SCHED_PROCESS_EXIT 12
 #define D4C_HOOK_SYS_EXIT_SETSID 13
+#define D4C_HOOK_SYS_EXIT_EXECVE 17
+#define D4C_HOOK_SYS_EXIT_EXECVEAT 18
 
 /* d4c_event.op for lifecycle records */
 #define D4C_LIFE_FORK 0
 #define D4C_LIFE_EXEC 1
 #define D4C_LIFE_EXIT 2
 #define D4C_LIFE_SETSID 3
+/* An exec that a decision record reported as allowed did not happen (it
+ * failed after bprm_check_security, e.g. ENOEXEC): child_tgid holds the
+ * errno. Written at the exec syscall's return, by the thread that called
+ * it, so the runtime learns that no sched_process_exec record will come. */
+#define D4C_LIFE_EXEC_FAILED 4
 
 /* d4c_event.flags */
 #define D4C_EV_HAS_PATH 1
 #define D4C_EV_INTERACTIVE 2
-#define D4C_EV_PENDING 4    /* the container's metadata was pending */
-#define D4C_EV_DENIED 8	    /* the hook refused the operation */
-#define D4C_EV_TRUNCATED 16 /* the path could not be resolved whole */
+#define D4C_EV_PENDING 4 /* the container's metadata was pending */
+#define D4C_EV_DENIED 8	 /* the hook refused the operation */
+/* The path could not be resolved whole. On an exec lifecycle record: the
+ * executable is not reachable from the task's root, and the path is the
+ * name exec was given (a memfd's: its own, "memfd:NAME"). */
+#define D4C_EV_TRUNCATED 16
 #define D4C_EV_FIRST 32	    /* the first of a syscall's two events */
 #define D4C_EV_SECOND 64    /* the second of them */
 #define D4C_EV_FILELESS 128 /* exec of a file with no name (memfd) */
-/* An exec lifecycle record's path holds the file name exec was given
- * (NUL-terminated; the bytes after it are meaningless) up to D4C_ARGS_OFFSET,
- * then the new program's arguments as the kernel laid them out (NUL-separated),
- * cut at D4C_PATH_MAX. */
+/* The record ends with an exec's arguments: args_len bytes after the path,
+ * NUL-separated, cut at D4C_ARGS_MAX - 1 bytes. An exec lifecycle record's
+ * are the new program's, as the kernel laid them out on its stack; an exec
+ * decision's are those the caller passed to execve (its argv, read at
+ * bprm_check_security, before the new program exists). */
 #define D4C_EV_ARGS 256
-#define D4C_ARGS_OFFSET 2048
 
 /* Counters (d4c_counters, per CPU), by index. */
 #define D4C_COUNT_DECISIONS 0 /* operations decided in containers */
@@ -247,8 +263,11 @@ struct d4c_config {
 	__u32 reserved[2];
 };
 
-/* A ring buffer record: the fixed part, then path_len bytes of path (at
- * most D4C_PATH_MAX; the record is cut after them). */
+/* A ring buffer record: the fixed part, then the path's bytes (path_len of
+ * them, at most D4C_PATH_MAX; a path not resolved whole says
+ * D4C_PATH_MAX + 1 and carries what the walk wrote), then args_len bytes of
+ * arguments (D4C_EV_ARGS). The record is cut after them: the path's bytes
+ * are the record's length less the fixed part and the arguments. */
 struct d4c_event {
 	__u32 record; /* D4C_RECORD_* */
 	__u32 kind;   /* D4C_KIND_* (decisions) */
@@ -268,13 +287,19 @@ struct d4c_event {
 	__u32 child_tgid; /* fork: the new process; exit: the exit code */
 	__u32 path_len;	  /* bytes of path; more than D4C_PATH_MAX: cut */
 	__u32 name_len;
-	__u32 hook;	/* D4C_HOOK_*: the program that wrote the record */
-	__u32 reserved; /* zero; keeps the __u64 fields 8-aligned */
+	__u32 hook; /* D4C_HOOK_*: the program that wrote the record */
+	/* A file decision: the file's mode (type and permissions), the new
+	 * one for a creation or a chmod; 0 when unknown. */
+	__u32 mode;
 	__u64 cgroup_id;
 	__u64 ktime_ns;		   /* bpf_ktime_get_boot_ns */
 	__u8 comm[D4C_NAME_BYTES]; /* the acting task's comm */
 	__u8 name[D4C_NAME_BYTES]; /* the event's process name */
-	__u8 path[D4C_PATH_MAX];
+	__u32 args_len;		   /* D4C_EV_ARGS: bytes of arguments */
+	__u32 reserved;		   /* zero; keeps the size 8-aligned */
+	/* The path, then (D4C_EV_ARGS) the arguments; the record is cut
+	 * after them. Room for both at their longest. */
+	__u8 path[D4C_PATH_MAX + D4C_ARGS_MAX];
 };
 
 #endif /* D4C_ABI_H */

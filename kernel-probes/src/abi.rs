@@ -19,6 +19,11 @@ pub use d4c_artifact::tables::{
 pub const PATH_MAX: usize = 4096;
 /// Bytes of a process name (`D4C_NAME_BYTES`, the kernel's `TASK_COMM_LEN`).
 pub const NAME_BYTES: usize = 16;
+/// `D4C_ARGS_MAX`: a record carries at most `ARGS_MAX - 1` bytes of an
+/// exec's arguments.
+pub const ARGS_MAX: usize = 4096;
+/// `D4C_ARGS_COUNT`: arguments read from an exec caller's `argv`, at most.
+pub const ARGS_COUNT: usize = 64;
 /// `D4C_KIND_FILE`.
 pub const KIND_FILE: u32 = 0;
 /// `D4C_KIND_PROCESS`.
@@ -112,14 +117,18 @@ pub const HOOK_SCHED_PROCESS_EXEC: u32 = 11;
 pub const HOOK_SCHED_PROCESS_EXIT: u32 = 12;
 /// `D4C_HOOK_SYS_EXIT_SETSID`.
 pub const HOOK_SYS_EXIT_SETSID: u32 = 13;
+/// `D4C_HOOK_SYS_EXIT_EXECVE`: an exec's failure, at `execve`'s return.
+pub const HOOK_SYS_EXIT_EXECVE: u32 = 17;
+/// `D4C_HOOK_SYS_EXIT_EXECVEAT`: an exec's failure, at `execveat`'s return.
+pub const HOOK_SYS_EXIT_EXECVEAT: u32 = 18;
 
 /// Every `HOOK_*` with the name the runtime reports in
 /// `cloud_defend.hook_point`: the original's names. The exit is reported
 /// as `tracepoint__sched_process_exit`, since ours is the
 /// `sched_process_exit` tracepoint; the original's exit hook was a kprobe
-/// on `taskstats_exit`, `kprobe__taskstats_exit`. In value order, from 1:
-/// the entry of `hook` is at `hook - 1` (checked at compile time).
-pub const HOOK_POINTS: [(u32, &str); 13] = [
+/// on `taskstats_exit`, `kprobe__taskstats_exit`. In strictly increasing
+/// value order (checked at compile time); values need not be contiguous.
+pub const HOOK_POINTS: [(u32, &str); 15] = [
     (HOOK_PATH_MKNOD, "lsm__path_mknod"),
     (HOOK_FILE_OPEN, "lsm__file_open"),
     (HOOK_PATH_TRUNCATE, "lsm__path_truncate"),
@@ -133,17 +142,25 @@ pub const HOOK_POINTS: [(u32, &str); 13] = [
     (HOOK_SCHED_PROCESS_EXEC, "tracepoint__sched_process_exec"),
     (HOOK_SCHED_PROCESS_EXIT, "tracepoint__sched_process_exit"),
     (HOOK_SYS_EXIT_SETSID, "tracepoint__syscalls_sys_exit_setsid"),
+    (HOOK_SYS_EXIT_EXECVE, "tracepoint__syscalls_sys_exit_execve"),
+    (HOOK_SYS_EXIT_EXECVEAT, "tracepoint__syscalls_sys_exit_execveat"),
 ];
 
 const _: () = {
     let mut rest: &[(u32, &str)] = &HOOK_POINTS;
-    let mut expected = 1;
+    let mut last = 0;
     while let [(hook, _), tail @ ..] = rest {
-        assert!(*hook == expected, "HOOK_POINTS is in value order, from 1");
-        expected += 1;
+        assert!(*hook > last, "HOOK_POINTS is in strictly increasing value order, from 1");
+        last = *hook;
         rest = tail;
     }
 };
+
+/// The name `cloud_defend.hook_point` gives the hook `D4C_HOOK_*` value
+/// `hook` ([`HOOK_POINTS`]); `None` for a value this build does not know.
+pub fn hook_point(hook: u32) -> Option<&'static str> {
+    HOOK_POINTS.binary_search_by_key(&hook, |(value, _)| *value).ok().and_then(|i| HOOK_POINTS.get(i)).map(|(_, n)| *n)
+}
 
 /// `D4C_LIFE_FORK`.
 pub const LIFE_FORK: u32 = 0;
@@ -153,6 +170,9 @@ pub const LIFE_EXEC: u32 = 1;
 pub const LIFE_EXIT: u32 = 2;
 /// `D4C_LIFE_SETSID`.
 pub const LIFE_SETSID: u32 = 3;
+/// `D4C_LIFE_EXEC_FAILED`: an exec a decision record reported as allowed
+/// did not happen; `child_tgid` holds the errno.
+pub const LIFE_EXEC_FAILED: u32 = 4;
 /// `D4C_EV_HAS_PATH`: the record has a path.
 pub const EV_HAS_PATH: u32 = 1;
 /// `D4C_EV_INTERACTIVE`: the session has a controlling terminal.
@@ -161,7 +181,9 @@ pub const EV_INTERACTIVE: u32 = 2;
 pub const EV_PENDING: u32 = 4;
 /// `D4C_EV_DENIED`: the hook refused the operation.
 pub const EV_DENIED: u32 = 8;
-/// `D4C_EV_TRUNCATED`: the path could not be resolved whole.
+/// `D4C_EV_TRUNCATED`: the path could not be resolved whole. On an exec
+/// lifecycle record: the executable is not reachable from the task's
+/// root, and the path is the name exec was given.
 pub const EV_TRUNCATED: u32 = 16;
 /// `D4C_EV_FIRST`: the first of a syscall's two events.
 pub const EV_FIRST: u32 = 32;
@@ -169,11 +191,11 @@ pub const EV_FIRST: u32 = 32;
 pub const EV_SECOND: u32 = 64;
 /// `D4C_EV_FILELESS`: the exec of a file with no name (a memfd).
 pub const EV_FILELESS: u32 = 128;
-/// `D4C_EV_ARGS`: an exec lifecycle record's path is the file name, NUL
-/// padded to [`ARGS_OFFSET`], then the arguments, NUL-separated.
+/// `D4C_EV_ARGS`: the record ends with an exec's arguments,
+/// [`EventRecord::args_len`] bytes after the path, NUL-separated (an exec
+/// lifecycle record's: the new program's; an exec decision's: those its
+/// caller passed).
 pub const EV_ARGS: u32 = 256;
-/// `D4C_ARGS_OFFSET`: where an exec lifecycle record's arguments start.
-pub const ARGS_OFFSET: u32 = 2048;
 /// Counter indices (`D4C_COUNT_*`).
 pub const COUNT_DECISIONS: u32 = 0;
 /// `D4C_COUNT_DENIED`.
@@ -205,6 +227,8 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_STATE_HAS_EDGES", STATE_HAS_EDGES as u64),
     ("D4C_PATH_MAX", PATH_MAX as u64),
     ("D4C_NAME_BYTES", NAME_BYTES as u64),
+    ("D4C_ARGS_MAX", ARGS_MAX as u64),
+    ("D4C_ARGS_COUNT", ARGS_COUNT as u64),
     ("D4C_KIND_FILE", KIND_FILE as u64),
     ("D4C_KIND_PROCESS", KIND_PROCESS as u64),
     ("D4C_EVENT_HAS_PATH", EVENT_HAS_PATH as u64),
@@ -248,10 +272,13 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_HOOK_SCHED_PROCESS_EXEC", HOOK_SCHED_PROCESS_EXEC as u64),
     ("D4C_HOOK_SCHED_PROCESS_EXIT", HOOK_SCHED_PROCESS_EXIT as u64),
     ("D4C_HOOK_SYS_EXIT_SETSID", HOOK_SYS_EXIT_SETSID as u64),
+    ("D4C_HOOK_SYS_EXIT_EXECVE", HOOK_SYS_EXIT_EXECVE as u64),
+    ("D4C_HOOK_SYS_EXIT_EXECVEAT", HOOK_SYS_EXIT_EXECVEAT as u64),
     ("D4C_LIFE_FORK", LIFE_FORK as u64),
     ("D4C_LIFE_EXEC", LIFE_EXEC as u64),
     ("D4C_LIFE_EXIT", LIFE_EXIT as u64),
     ("D4C_LIFE_SETSID", LIFE_SETSID as u64),
+    ("D4C_LIFE_EXEC_FAILED", LIFE_EXEC_FAILED as u64),
     ("D4C_EV_HAS_PATH", EV_HAS_PATH as u64),
     ("D4C_EV_INTERACTIVE", EV_INTERACTIVE as u64),
     ("D4C_EV_PENDING", EV_PENDING as u64),
@@ -261,7 +288,6 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_EV_SECOND", EV_SECOND as u64),
     ("D4C_EV_FILELESS", EV_FILELESS as u64),
     ("D4C_EV_ARGS", EV_ARGS as u64),
-    ("D4C_ARGS_OFFSET", ARGS_OFFSET as u64),
     ("D4C_COUNT_DECISIONS", COUNT_DECISIONS as u64),
     ("D4C_COUNT_DENIED", COUNT_DENIED as u64),
     ("D4C_COUNT_EVENTS", COUNT_EVENTS as u64),
@@ -410,8 +436,9 @@ pub struct EventRecord {
     pub name_len: u32,
     /// `HOOK_*`: the program that wrote the record.
     pub hook: u32,
-    /// Zero (keeps the `u64` fields 8-aligned).
-    pub reserved: u32,
+    /// A file decision: the file's mode (type and permission bits; the new
+    /// one for a creation or a chmod); 0 when unknown.
+    pub mode: u32,
     /// The acting task's cgroup id.
     pub cgroup_id: u64,
     /// `bpf_ktime_get_boot_ns`.
@@ -420,6 +447,10 @@ pub struct EventRecord {
     pub comm: [u8; NAME_BYTES],
     /// The event's process name (exec: the new one), NUL padded.
     pub name: [u8; NAME_BYTES],
+    /// [`EV_ARGS`]: bytes of arguments at the record's end.
+    pub args_len: u32,
+    /// Zero (keeps the size 8-aligned).
+    pub reserved: u32,
 }
 
 /// Bytes of [`EventRecord`]: where the path starts in a record.
@@ -533,7 +564,7 @@ pub fn layouts() -> Vec<Layout> {
         ),
         (
             "d4c_event",
-            size_of::<EventRecord>() + PATH_MAX,
+            size_of::<EventRecord>() + PATH_MAX + ARGS_MAX,
             vec![
                 ("record", offset_of!(EventRecord, record)),
                 ("kind", offset_of!(EventRecord, kind)),
@@ -554,11 +585,13 @@ pub fn layouts() -> Vec<Layout> {
                 ("path_len", offset_of!(EventRecord, path_len)),
                 ("name_len", offset_of!(EventRecord, name_len)),
                 ("hook", offset_of!(EventRecord, hook)),
-                ("reserved", offset_of!(EventRecord, reserved)),
+                ("mode", offset_of!(EventRecord, mode)),
                 ("cgroup_id", offset_of!(EventRecord, cgroup_id)),
                 ("ktime_ns", offset_of!(EventRecord, ktime_ns)),
                 ("comm", offset_of!(EventRecord, comm)),
                 ("name", offset_of!(EventRecord, name)),
+                ("args_len", offset_of!(EventRecord, args_len)),
+                ("reserved", offset_of!(EventRecord, reserved)),
                 ("path", size_of::<EventRecord>()),
             ],
         ),
@@ -586,5 +619,6 @@ const _: () = {
     assert!(size_of::<Config>() == 16);
     assert!(offset_of!(EventRecord, hook) == 72);
     assert!(offset_of!(EventRecord, cgroup_id) == 80);
-    assert!(size_of::<EventRecord>() == 128);
+    assert!(offset_of!(EventRecord, args_len) == 128);
+    assert!(size_of::<EventRecord>() == 136);
 };

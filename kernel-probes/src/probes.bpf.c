@@ -27,6 +27,13 @@
  * Every record says which program wrote it (d4c_event.hook, D4C_HOOK_*):
  * d4c_begin and d4c_lifecycle take the hook, d4c_record_start stores it.
  *
+ * An exec's records say what it was and what became of it: the decision
+ * (bprm_check_security) carries the arguments the caller passed; then
+ * either the new program's lifecycle record (sched_process_exec: its
+ * executable as the task sees it, and its arguments) or, when an exec
+ * reported as allowed fails after the decision, a failure record at the
+ * syscall's return (sys_exit_execve, sys_exit_execveat).
+ *
  * A path that cannot be resolved whole (longer than D4C_PATH_MAX, or
  * outside the task's root) fails closed: the operation gets the union of
  * its container row's actions, so it is refused whenever anything in that
@@ -53,6 +60,33 @@ struct {
 	__uint(max_entries, 1 << 22);
 } d4c_events SEC(".maps");
 
+/* Threads whose exec a decision record reported as allowed (d4c_event.pid),
+ * until the exec syscall returns: a failure is then reported (the exec did
+ * not happen). An LRU: an exec from a thread other than the leader makes
+ * the thread the leader, under another pid, and its entry ages out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} d4c_execs SEC(".maps");
+
+/* An exec caller's arguments as they are read, before they go into the
+ * record. Twice D4C_ARGS_MAX, so that masks alone bound every write. */
+struct d4c_argv {
+	__u64 argv; /* the caller's argv (a user address) */
+	__u32 len;  /* bytes read, NULs included */
+	__u32 reserved;
+	__u8 bytes[2 * D4C_ARGS_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct d4c_argv);
+} d4c_argbuf SEC(".maps");
+
 /* The record being built (too large for the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -68,6 +102,7 @@ struct d4c_op {
 	struct d4c_event_head head;
 	struct d4c_result result;
 	__u32 event_flags; /* D4C_EV_* */
+	__u32 mode;	   /* the file's mode, for the record */
 	__u32 hook;	   /* D4C_HOOK_*: the program deciding */
 	struct d4c_where where;
 };
@@ -151,7 +186,7 @@ static __always_inline void d4c_record_output(struct d4c_event *r, __u32 len)
 {
 	/* The mask gives the verifier an upper bound that survives the
 	 * compiler's 32-bit arithmetic (6.1 saw the size as unbounded). */
-	__u64 size = (offsetof(struct d4c_event, path) + (__u64)len) & 0x1fff;
+	__u64 size = (offsetof(struct d4c_event, path) + (__u64)len) & 0x3fff;
 
 	if (size > sizeof(*r))
 		size = sizeof(*r);
@@ -161,15 +196,74 @@ static __always_inline void d4c_record_output(struct d4c_event *r, __u32 len)
 		d4c_count(D4C_COUNT_EVENTS);
 }
 
-/* Writes the record with `len` bytes of path from `path`. */
-static __always_inline void d4c_record_send(struct d4c_event *r,
-					    const void *path, __u32 len)
+/* execve's argv, from the syscall's registers: on x86-64, execve (59) has
+ * it in rsi, execveat (322) in rdx. 0 for any other entry (a 32-bit
+ * caller's int 0x80, another architecture): no arguments are read. */
+static __always_inline __u64 d4c_syscall_argv(void)
 {
-	if (len > D4C_PATH_MAX)
-		len = D4C_PATH_MAX;
+#if defined(__TARGET_ARCH_x86)
+	struct pt_regs *regs =
+	    (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	long nr = BPF_CORE_READ(regs, orig_ax);
+
+	if (nr == 59)
+		return BPF_CORE_READ(regs, si);
+	if (nr == 322)
+		return BPF_CORE_READ(regs, dx);
+#endif
+	return 0;
+}
+
+/* One argument: argv[index] appended to the buffer, NUL included. */
+static long d4c_argv_one(__u64 index, void *ctx)
+{
+	__u32 zero = 0;
+	struct d4c_argv *a = bpf_map_lookup_elem(&d4c_argbuf, &zero);
+	const char *arg = NULL;
+	__u64 at;
+	long n;
+
+	if (!a || a->len >= D4C_ARGS_MAX - 1)
+		return 1;
+	if (bpf_probe_read_user(
+		&arg, sizeof(arg),
+		(const void *)(a->argv + index * sizeof(arg))) ||
+	    !arg)
+		return 1;
+	at = a->len & (D4C_ARGS_MAX - 1);
+	n = bpf_probe_read_user_str(&a->bytes[at], D4C_ARGS_MAX - at, arg);
+	if (n <= 0)
+		return 1;
+	a->len += (__u32)n;
+	return 0;
+}
+
+/* The arguments the exec's caller passed, written at r->path[at] (right
+ * after the path's `at` bytes); returns their bytes. At bprm_check_security
+ * the new program's stack is not mapped yet: they are read from the
+ * caller's argv, at most D4C_ARGS_COUNT of them and D4C_ARGS_MAX - 1 bytes,
+ * one per bpf_loop iteration. */
+static __always_inline __u32 d4c_exec_args(struct d4c_event *r, __u32 at)
+{
+	__u32 zero = 0, len;
+	struct d4c_argv *a = bpf_map_lookup_elem(&d4c_argbuf, &zero);
+
+	if (!a)
+		return 0;
+	a->len = 0;
+	a->argv = d4c_syscall_argv();
+	if (!a->argv)
+		return 0;
+	bpf_loop(D4C_ARGS_COUNT, d4c_argv_one, NULL, 0);
+	len = a->len;
+	if (len > D4C_ARGS_MAX - 1)
+		len = D4C_ARGS_MAX - 1;
+	if (at > D4C_PATH_MAX)
+		at = D4C_PATH_MAX;
 	if (len > 0)
-		bpf_probe_read_kernel(r->path, len, path);
-	d4c_record_output(r, len);
+		bpf_probe_read_kernel(&r->path[at], len, a->bytes);
+	r->args_len = len;
+	return len;
 }
 
 /* The union of a row's actions (its D4C_DYN_ANY entry); none means the
@@ -214,7 +308,8 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	/* The bytes the walk wrote: a path not resolved whole is reported
 	 * by them alone (path_len says it was cut), never with the bytes an
 	 * earlier, longer path left after them in the scratch. */
-	__u32 actions, walked = op ? op->head.path_len : 0;
+	__u32 actions, len, walked = op ? op->head.path_len : 0;
+	__u32 tid;
 
 	if (!op || !s)
 		return 0;
@@ -263,12 +358,23 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	r->cgroup_id = op->where.cgroup_id;
 	r->path_len = op->head.path_len;
 	r->name_len = op->head.name_len;
+	r->mode = op->mode;
 	__builtin_memcpy(r->name, op->head.name, D4C_NAME_BYTES);
+	len = 0;
 	if (op->head.flags & D4C_EVENT_HAS_PATH)
-		d4c_record_send(r, s->event.path,
-				walked > D4C_PATH_MAX ? D4C_PATH_MAX : walked);
-	else
-		d4c_record_send(r, s->event.path, 0);
+		len = walked > D4C_PATH_MAX ? D4C_PATH_MAX : walked;
+	if (len > 0)
+		bpf_probe_read_kernel(r->path, len, s->event.path);
+	/* An exec's decision: the arguments it was called with. */
+	if (op->event_flags & D4C_EV_ARGS)
+		len += d4c_exec_args(r, len);
+	d4c_record_output(r, len);
+	/* An exec allowed and reported: should it fail from here on, its
+	 * failure is reported at the syscall's return. */
+	if ((op->event_flags & D4C_EV_ARGS) && !(r->flags & D4C_EV_DENIED)) {
+		tid = r->pid;
+		bpf_map_update_elem(&d4c_execs, &tid, &tid, BPF_ANY);
+	}
 	return actions;
 }
 
@@ -299,11 +405,12 @@ static __always_inline void d4c_next(struct d4c_op *op)
 	__builtin_memset(op, 0, offsetof(struct d4c_op, hook));
 }
 
-/* Decides one file event at (mnt, dentry). */
+/* Decides one file event at (mnt, dentry), a file of mode `mode` (the
+ * new mode of a file being created or chmod'd). */
 static __always_inline __u32 d4c_file_event(struct d4c_op *op,
 					    struct vfsmount *mnt,
 					    struct dentry *dentry, __u32 opcode,
-					    __u32 part)
+					    __u32 part, umode_t mode)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct d4c_scratch *s = d4c_scratch_get();
@@ -319,6 +426,7 @@ static __always_inline __u32 d4c_file_event(struct d4c_op *op,
 	op->head.flags = D4C_EVENT_HAS_PATH;
 	op->head.path_len = place.len;
 	op->event_flags = D4C_EV_HAS_PATH | part;
+	op->mode = mode;
 	return d4c_decide_and_report(op, place.truncated || place.outside);
 }
 
@@ -347,7 +455,8 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry,
 	if (!d4c_begin(&op, D4C_HOOK_PATH_MKNOD))
 		return 0;
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(dir, mnt), dentry,
-					  d4c_created(mode), 0));
+					  d4c_created(mode), 0,
+					  D4C_S_IFREG | (mode & ~D4C_S_IFMT)));
 }
 
 SEC("lsm/file_open")
@@ -373,7 +482,7 @@ int BPF_PROG(d4c_file_open, struct file *file)
 					       : d4c_modified(mode);
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(file, f_path.mnt),
 					  BPF_CORE_READ(file, f_path.dentry),
-					  opcode, 0));
+					  opcode, 0, mode));
 }
 
 SEC("lsm/path_truncate")
@@ -387,7 +496,7 @@ int BPF_PROG(d4c_path_truncate, const struct path *path)
 	    !d4c_begin(&op, D4C_HOOK_PATH_TRUNCATE))
 		return 0;
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(path, mnt), dentry,
-					  d4c_modified(mode), 0));
+					  d4c_modified(mode), 0, mode));
 }
 
 SEC("lsm/path_chmod")
@@ -408,7 +517,8 @@ int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode)
 	else
 		opcode = D4C_OP_MODIFY_FILE;
 	return d4c_verdict(
-	    d4c_file_event(&op, BPF_CORE_READ(path, mnt), dentry, opcode, 0));
+	    d4c_file_event(&op, BPF_CORE_READ(path, mnt), dentry, opcode, 0,
+			   (old & D4C_S_IFMT) | (mode & ~D4C_S_IFMT)));
 }
 
 SEC("lsm/path_link")
@@ -421,7 +531,8 @@ int BPF_PROG(d4c_path_link, struct dentry *old_dentry,
 	if (d4c_is_dir(mode) || !d4c_begin(&op, D4C_HOOK_PATH_LINK))
 		return 0;
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(new_dir, mnt),
-					  new_dentry, d4c_created(mode), 0));
+					  new_dentry, d4c_created(mode), 0,
+					  mode));
 }
 
 SEC("lsm/path_unlink")
@@ -432,7 +543,8 @@ int BPF_PROG(d4c_path_unlink, const struct path *dir, struct dentry *dentry)
 	if (!d4c_begin(&op, D4C_HOOK_PATH_UNLINK))
 		return 0;
 	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(dir, mnt), dentry,
-					  D4C_OP_DELETE_FILE, 0));
+					  D4C_OP_DELETE_FILE, 0,
+					  d4c_dentry_mode(dentry)));
 }
 
 SEC("lsm/path_rename")
@@ -448,7 +560,7 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir,
 	if (d4c_is_dir(mode) || !d4c_begin(&op, D4C_HOOK_PATH_RENAME))
 		return 0;
 	actions = d4c_file_event(&op, BPF_CORE_READ(old_dir, mnt), old_dentry,
-				 D4C_OP_DELETE_FILE, D4C_EV_FIRST);
+				 D4C_OP_DELETE_FILE, D4C_EV_FIRST, mode);
 	if (over)
 		opcode = d4c_is_exec(mode) || d4c_is_exec(over)
 			     ? D4C_OP_MODIFY_EXECUTABLE
@@ -457,7 +569,7 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir,
 		opcode = d4c_created(mode);
 	d4c_next(&op);
 	actions |= d4c_file_event(&op, BPF_CORE_READ(new_dir, mnt), new_dentry,
-				  opcode, D4C_EV_SECOND);
+				  opcode, D4C_EV_SECOND, mode);
 	return d4c_verdict(actions);
 }
 
@@ -545,7 +657,8 @@ int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
 		op.head.kind = D4C_KIND_FILE;
 		op.head.op = D4C_OP_EXEC_MEMFD;
 		op.head.volume = D4C_VOLUME_ROOTFS;
-		op.event_flags = D4C_EV_FILELESS | D4C_EV_FIRST;
+		op.event_flags = D4C_EV_FILELESS | D4C_EV_FIRST | D4C_EV_ARGS;
+		op.mode = BPF_CORE_READ(dentry, d_inode, i_mode);
 		actions = d4c_decide_and_report(&op, 0);
 		d4c_next(&op);
 		__builtin_memcpy(op.head.name, name, D4C_NAME_BYTES);
@@ -562,8 +675,9 @@ int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
 	op.head.flags = D4C_EVENT_HAS_PATH;
 	op.head.path_len = place.len;
 	op.head.interactive = d4c_interactive(task);
-	op.event_flags |=
-	    D4C_EV_HAS_PATH | (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
+	op.event_flags |= D4C_EV_HAS_PATH | D4C_EV_ARGS |
+			  (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
+	op.mode = BPF_CORE_READ(dentry, d_inode, i_mode);
 	actions |= d4c_decide_and_report(&op, place.truncated || place.outside);
 	return d4c_verdict(actions);
 }
@@ -635,7 +749,7 @@ static __always_inline void d4c_lifecycle_report(struct task_struct *task,
 
 	if (r) {
 		r->child_tgid = value;
-		d4c_record_send(r, NULL, 0);
+		d4c_record_output(r, 0);
 	}
 }
 
@@ -656,36 +770,63 @@ int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
 {
 	struct d4c_event *r =
 	    d4c_lifecycle(task, D4C_LIFE_EXEC, D4C_HOOK_SCHED_PROCESS_EXEC);
+	struct d4c_scratch *s = d4c_scratch_get();
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	struct d4c_place place = {};
 	unsigned long start, end;
-	__u64 len;
+	__u32 len = 0;
+	__u64 args;
 	long n;
 
-	if (!r)
+	if (!r || !s)
 		return 0;
-	/* The comm exec gave, and the file name exec was given. */
+	/* The comm exec gave. */
 	BPF_CORE_READ_INTO(&r->name, task, comm);
 	r->name_len = d4c_name_len(r->name);
-	/* NUL-terminated; the bytes after the NUL up to the arguments are
-	 * not cleared (clang cannot expand a 2 KiB memset for BPF) and are
-	 * ignored by userspace. */
-	n = bpf_probe_read_kernel_str(r->path, D4C_ARGS_OFFSET,
-				      BPF_CORE_READ(bprm, filename));
-	if (n > 1)
+	/* The new program's executable (bprm->file, which becomes the mm's
+	 * exe_file; for a script, its interpreter), as the task sees it: the
+	 * path the exec's decision had, and /proc/PID/exe's. */
+	if (!d4c_resolve(s, task, BPF_CORE_READ(file, f_path.mnt), dentry,
+			 &place) &&
+	    !place.truncated && !place.outside) {
+		len = place.len > D4C_PATH_MAX ? D4C_PATH_MAX : place.len;
+		bpf_probe_read_kernel(r->path, len, s->event.path);
+	} else {
+		/* Not reachable from the task's root (runc re-executing a
+		 * sealed copy of itself, a memfd): the name exec was given,
+		 * or a memfd's own ("memfd:NAME", as its decision says). */
+		r->flags |= D4C_EV_TRUNCATED;
+		if (BPF_CORE_READ(dentry, d_inode, __i_nlink) == 0)
+			n = bpf_probe_read_kernel_str(
+			    r->path, D4C_LONG_COMPONENT_BYTES + 1,
+			    BPF_CORE_READ(dentry, d_name.name));
+		else
+			n = bpf_probe_read_kernel_str(
+			    r->path, D4C_PATH_MAX,
+			    BPF_CORE_READ(bprm, filename));
+		len = n > 1 ? (__u32)n - 1 : 0;
+	}
+	if (len > 0)
 		r->flags |= D4C_EV_HAS_PATH;
+	r->path_len = len;
+	r->mode = BPF_CORE_READ(dentry, d_inode, i_mode);
 	/* The arguments, read here, in the new program, so that a process
 	 * gone before userspace reads its record still has them. */
 	start = BPF_CORE_READ(task, mm, arg_start);
 	end = BPF_CORE_READ(task, mm, arg_end);
-	len = end > start ? end - start : 0;
-	if (len > D4C_PATH_MAX - D4C_ARGS_OFFSET - 1)
-		len = D4C_PATH_MAX - D4C_ARGS_OFFSET - 1;
-	len &= D4C_PATH_MAX - D4C_ARGS_OFFSET - 1;
-	if (len && bpf_probe_read_user(r->path + D4C_ARGS_OFFSET, len,
-				       (const void *)start))
-		len = 0;
+	args = end > start ? end - start : 0;
+	if (args > D4C_ARGS_MAX - 1)
+		args = D4C_ARGS_MAX - 1;
+	if (len > D4C_PATH_MAX)
+		len = D4C_PATH_MAX;
+	if (args &&
+	    bpf_probe_read_user(&r->path[len], args & (D4C_ARGS_MAX - 1),
+				(const void *)start))
+		args = 0;
 	r->flags |= D4C_EV_ARGS;
-	r->path_len = D4C_ARGS_OFFSET + (__u32)len;
-	d4c_record_output(r, r->path_len);
+	r->args_len = (__u32)args;
+	d4c_record_output(r, len + (__u32)args);
 	return 0;
 }
 
@@ -699,6 +840,36 @@ int BPF_PROG(d4c_exit, struct task_struct *task)
 		d4c_lifecycle_report(task, D4C_LIFE_EXIT,
 				     BPF_CORE_READ(task, exit_code),
 				     D4C_HOOK_SCHED_PROCESS_EXIT);
+	return 0;
+}
+
+/* The end of an exec syscall of a thread whose exec was reported as
+ * allowed: a failure (ret < 0) is reported, as no sched_process_exec
+ * record will come. */
+static __always_inline void d4c_exec_returned(long ret, __u32 hook)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (!bpf_map_lookup_elem(&d4c_execs, &tid))
+		return;
+	bpf_map_delete_elem(&d4c_execs, &tid);
+	if (ret < 0)
+		d4c_lifecycle_report(
+		    (struct task_struct *)bpf_get_current_task(),
+		    D4C_LIFE_EXEC_FAILED, (__u32)-ret, hook);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execve")
+int d4c_execve_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	d4c_exec_returned(ctx->ret, D4C_HOOK_SYS_EXIT_EXECVE);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int d4c_execveat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	d4c_exec_returned(ctx->ret, D4C_HOOK_SYS_EXIT_EXECVEAT);
 	return 0;
 }
 

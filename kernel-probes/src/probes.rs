@@ -19,8 +19,8 @@
 //! [`Probes::attach`] refuses to enforce without it.
 
 use crate::abi::{
-    CgroupEntry, Config, EventRecord, ARGS_OFFSET, CGROUP_CONTAINER, CGROUP_KUBEPODS, CGROUP_LEGACY, CGROUP_UNIFIED,
-    COUNTERS, EVENT_RECORD_BYTES, EV_ARGS, HOOK_POINTS, KIND_FILE, KIND_PROCESS, RECORD_DECISION, ROW_PENDING,
+    CgroupEntry, Config, EventRecord, CGROUP_CONTAINER, CGROUP_KUBEPODS, CGROUP_LEGACY, CGROUP_UNIFIED, COUNTERS,
+    EVENT_RECORD_BYTES, EV_ARGS, KIND_FILE, KIND_PROCESS, RECORD_DECISION, ROW_PENDING,
 };
 use crate::maps::{self, error, MapError};
 pub use crate::sys::ensure_bpffs;
@@ -54,7 +54,11 @@ pub const BTF_TRACEPOINTS: &[(&str, &str)] =
     &[("d4c_fork", "sched_process_fork"), ("d4c_exec", "sched_process_exec"), ("d4c_exit", "sched_process_exit")];
 
 /// The classic tracepoints, by program name, category and name.
-pub const TRACEPOINTS: &[(&str, &str, &str)] = &[("d4c_setsid", "syscalls", "sys_exit_setsid")];
+pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
+    ("d4c_setsid", "syscalls", "sys_exit_setsid"),
+    ("d4c_execve_exit", "syscalls", "sys_exit_execve"),
+    ("d4c_execveat_exit", "syscalls", "sys_exit_execveat"),
+];
 
 /// Which cgroup hierarchy identifies containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,32 +126,48 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
 }
 
-/// A ring buffer record: its fixed part and its path bytes.
+/// A ring buffer record: its fixed part, its path bytes and its
+/// arguments' bytes. What they mean is the runtime's to decode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// The fixed part.
     pub head: EventRecord,
-    /// The path bytes (at most `PATH_MAX`).
+    /// The path bytes (at most `PATH_MAX`; a path not resolved whole is
+    /// the part the walk wrote).
     pub path: Vec<u8>,
+    /// With [`EV_ARGS`]: an exec's arguments, NUL-separated (at most
+    /// `ARGS_MAX - 1` bytes); else empty.
+    pub args: Vec<u8>,
 }
 
 impl Record {
-    /// Parses a record as the probes write it.
+    /// Parses a record as the probes write it: the fixed part, the path's
+    /// bytes, then `args_len` bytes of arguments at the end.
     pub fn parse(bytes: &[u8]) -> Result<Record, MapError> {
         let (head, rest) = EventRecord::read_from_prefix(bytes)
             .map_err(|_| MapError(format!("a ring buffer record of {} bytes, shorter than its head", bytes.len())))?;
-        let len = (head.path_len as usize).min(rest.len());
-        Ok(Record { head, path: rest.get(..len).unwrap_or_default().to_vec() })
+        let args_len = if head.flags & EV_ARGS != 0 { (head.args_len as usize).min(rest.len()) } else { 0 };
+        let (path, args) = rest.split_at(rest.len() - args_len);
+        let len = (head.path_len as usize).min(path.len());
+        Ok(Record { head, path: path.get(..len).unwrap_or_default().to_vec(), args: args.to_vec() })
+    }
+
+    /// The record's bytes as the probes write them: what [`Record::parse`]
+    /// reads (for tests and benchmarks that make records).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = zerocopy::IntoBytes::as_bytes(&self.head).to_vec();
+        bytes.extend_from_slice(&self.path);
+        bytes.extend_from_slice(&self.args);
+        bytes
     }
 
     /// The hook that wrote the record, by the name `cloud_defend.hook_point`
-    /// gives it ([`HOOK_POINTS`]): `lsm__file_open`,
+    /// gives it ([`crate::abi::HOOK_POINTS`]): `lsm__file_open`,
     /// `tracepoint__sched_process_exec`, ... `None` when the record's
     /// `hook` is no known `HOOK_*` value (0: written by probes older than
     /// the field).
     pub fn hook_point(&self) -> Option<&'static str> {
-        let index = usize::try_from(self.head.hook).ok()?.checked_sub(1)?;
-        HOOK_POINTS.get(index).map(|(_, name)| *name)
+        crate::abi::hook_point(self.head.hook)
     }
 
     /// The path as text (lossy: paths are bytes).
@@ -155,23 +175,13 @@ impl Record {
         String::from_utf8_lossy(&self.path).into_owned()
     }
 
-    /// An exec lifecycle record's file name (the path, without the
-    /// arguments that follow it when [`EV_ARGS`] is set).
-    pub fn exec_file(&self) -> String {
-        let end = if self.head.flags & EV_ARGS != 0 { ARGS_OFFSET as usize } else { self.path.len() };
-        let file = self.path.get(..end.min(self.path.len())).unwrap_or_default();
-        let end = file.iter().position(|&b| b == 0).unwrap_or(file.len());
-        String::from_utf8_lossy(file.get(..end).unwrap_or_default()).into_owned()
-    }
-
-    /// An exec lifecycle record's arguments, `argv[0]` first, when the
-    /// kernel copied them ([`EV_ARGS`]); cut at [`crate::abi::PATH_MAX`] bytes.
-    pub fn exec_args(&self) -> Option<Vec<String>> {
+    /// The arguments as text, `argv[0]` first, when the record carries
+    /// them ([`EV_ARGS`]).
+    pub fn args_text(&self) -> Option<Vec<String>> {
         if self.head.flags & EV_ARGS == 0 {
             return None;
         }
-        let bytes = self.path.get(ARGS_OFFSET as usize..).unwrap_or_default();
-        let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        let bytes = self.args.strip_suffix(&[0]).unwrap_or(&self.args);
         if bytes.is_empty() {
             return Some(Vec::new());
         }
@@ -436,11 +446,18 @@ impl Probes {
     /// container condition taken as holding), since its row is the union.
     pub fn matched_selectors(&self, record: &Record) -> BTreeSet<usize> {
         let Some(kind) = Probes::record_kind(record) else { return BTreeSet::new() };
+        self.explain(kind, record.head.dyn_class, record.head.row)
+    }
+
+    /// The selectors of `kind` the row entry of dynamic class `dyn_class`
+    /// in row `row` matched, by index: what [`Probes::matched_selectors`]
+    /// says of a decision record with these values.
+    pub fn explain(&self, kind: Kind, dyn_class: u32, row: u32) -> BTreeSet<usize> {
         let members = match kind {
-            Kind::File => self.tables.file_dyn_members(record.head.dyn_class),
-            Kind::Process => self.tables.process_dyn_members(record.head.dyn_class),
+            Kind::File => self.tables.file_dyn_members(dyn_class),
+            Kind::Process => self.tables.process_dyn_members(dyn_class),
         };
-        let in_container = match self.row_verdicts(record.head.row, kind) {
+        let in_container = match self.row_verdicts(row, kind) {
             Some(verdicts) => verdicts.to_vec(),
             None => vec![true; members.len()],
         };
@@ -538,13 +555,13 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use super::*;
-    use crate::abi::{CONSTANTS, HOOK_SCHED_PROCESS_EXIT, HOOK_SYS_EXIT_SETSID};
+    use crate::abi::{CONSTANTS, HOOK_POINTS, HOOK_SCHED_PROCESS_EXIT, HOOK_SYS_EXIT_EXECVEAT, HOOK_SYS_EXIT_SETSID};
     use zerocopy::FromZeros;
 
     fn record(hook: u32) -> Record {
         let mut head = EventRecord::new_zeroed();
         head.hook = hook;
-        Record { head, path: Vec::new() }
+        Record { head, path: Vec::new(), args: Vec::new() }
     }
 
     /// The hook point of the program attached where `D4C_HOOK_<X>` says,
@@ -580,8 +597,40 @@ mod tests {
         assert_eq!(names.len(), hooks.len());
         // Ours is the tracepoint; the original's exit was kprobe__taskstats_exit.
         assert_eq!(record(HOOK_SCHED_PROCESS_EXIT).hook_point(), Some("tracepoint__sched_process_exit"));
-        for unknown in [0, HOOK_SYS_EXIT_SETSID + 1, u32::MAX] {
+        for unknown in [0, HOOK_SYS_EXIT_SETSID + 1, HOOK_SYS_EXIT_EXECVEAT + 1, u32::MAX] {
             assert_eq!(record(unknown).hook_point(), None, "hook {unknown}");
         }
+    }
+
+    #[test]
+    fn records_parse_to_their_path_and_arguments() {
+        use crate::abi::{ARGS_MAX, EV_ARGS, PATH_MAX};
+        let mut head = EventRecord::new_zeroed();
+        head.flags = EV_ARGS;
+        head.path_len = 9;
+        head.args_len = 9;
+        let written = Record { head, path: b"/bin/true".to_vec(), args: b"true\0-x\0\0".to_vec() };
+        let read = Record::parse(&written.to_bytes()).unwrap();
+        assert_eq!(read, written);
+        assert_eq!(read.args_text(), Some(vec!["true".to_string(), "-x".into(), "".into()]));
+        // A path not resolved whole: path_len says PATH_MAX + 1, the bytes
+        // are the walk's; the arguments are still the record's last bytes.
+        let mut cut = written.clone();
+        cut.head.path_len = PATH_MAX as u32 + 1;
+        let read = Record::parse(&cut.to_bytes()).unwrap();
+        assert_eq!((read.path.as_slice(), read.args.as_slice()), (&b"/bin/true"[..], &b"true\0-x\0\0"[..]));
+        // Lengths past the record's end are cut to it, never read beyond.
+        let mut lying = written.clone();
+        lying.head.args_len = ARGS_MAX as u32 * 8;
+        let read = Record::parse(&lying.to_bytes()).unwrap();
+        assert!(read.path.is_empty() && read.args.len() == 18);
+        // Without EV_ARGS the trailing bytes are path.
+        let mut plain = written;
+        plain.head.flags = 0;
+        plain.head.path_len = 18;
+        let read = Record::parse(&plain.to_bytes()).unwrap();
+        assert_eq!((read.path.len(), read.args_text()), (18, None));
+        assert!(Record::parse(&[0; 12]).is_err());
+        assert!(HOOK_POINTS.len() > 2);
     }
 }

@@ -48,20 +48,23 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
     assert!(session.success());
     probes.remove_cgroup(id).unwrap();
     let later = probes.drain().unwrap();
-    assert!(later.iter().any(|r| r.head.op == abi::LIFE_EXEC && r.exec_file() == "/bin/true"), "{later:#?}");
+    // The executable as the task sees it, resolved from the file (through
+    // the /bin symlink of a merged-/usr system): what /proc/PID/exe says.
+    let true_exe = std::fs::canonicalize("/bin/true").unwrap().to_string_lossy().into_owned();
+    let is_true = |r: &&d4c_kernel_probes::probes::Record| {
+        r.head.record == abi::RECORD_LIFECYCLE && r.head.op == abi::LIFE_EXEC && r.path_text() == true_exe
+    };
+    assert!(later.iter().any(|r| is_true(&r)), "{later:#?}");
     records.extend(later);
     let ours: Vec<_> = records.iter().filter(|r| r.head.cgroup_id == id).collect();
-    let exec = ours
-        .iter()
-        .find(|r| r.head.record == abi::RECORD_LIFECYCLE && r.head.op == abi::LIFE_EXEC && r.exec_file() == "/bin/true")
-        .unwrap_or_else(|| panic!("no exec record of /bin/true in {records:#?}"));
+    let exec =
+        ours.iter().copied().find(is_true).unwrap_or_else(|| panic!("no exec record of /bin/true in {records:#?}"));
     assert_eq!(exec.name_text(), "true");
+    assert_eq!(exec.head.flags & abi::EV_TRUNCATED, 0, "resolved whole");
+    assert_eq!(exec.head.path_len as usize, true_exe.len());
+    assert_eq!(exec.head.mode & 0o170000, 0o100000, "a regular file's mode: {:o}", exec.head.mode);
     // The arguments, copied in the kernel: empty and spaced ones kept.
-    let args = ours
-        .iter()
-        .filter(|r| r.head.op == abi::LIFE_EXEC && r.exec_file() == "/bin/true")
-        .filter_map(|r| r.exec_args())
-        .collect::<Vec<_>>();
+    let args = ours.iter().copied().filter(is_true).filter_map(|r| r.args_text()).collect::<Vec<_>>();
     assert!(args.contains(&vec!["/bin/true".to_string(), "first arg".into(), "".into(), "x".into()]), "{args:?}");
     assert_eq!(exec.head.row, row);
     assert!(ours.iter().any(|r| r.head.op == abi::LIFE_FORK && r.head.tgid == std::process::id()), "no fork record");
@@ -78,6 +81,7 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
         };
         assert_eq!(r.hook_point(), Some(expected), "{r:#?}");
         assert_eq!(r.head.reserved, 0);
+        assert_eq!(r.head.args_len as usize, r.args.len());
     }
     let counters = probes.counters().unwrap();
     assert_eq!(counters[abi::COUNT_DROPPED as usize], 0);
@@ -94,11 +98,11 @@ fn pinned_programs_outlive_their_loader_until_unpinned() {
     drop(probes);
     // The loader is gone; the links are not.
     let pins: Vec<_> = std::fs::read_dir(dir.join("gen-1")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(pins.len(), 4, "{pins:?}");
+    assert_eq!(pins.len(), 6, "{pins:?}");
     for pin in &pins {
         aya::programs::links::PinnedLink::from_pin(dir.join("gen-1").join(pin)).expect("a live pinned link");
     }
-    assert_eq!(d4c_kernel_probes::probes::unpin_all(&dir).unwrap(), 4);
+    assert_eq!(d4c_kernel_probes::probes::unpin_all(&dir).unwrap(), 6);
     assert!(!dir.exists());
     assert_eq!(d4c_kernel_probes::probes::unpin_all(&dir).unwrap(), 0, "uninstalling twice is fine");
 }

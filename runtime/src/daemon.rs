@@ -1,44 +1,36 @@
 //! The daemon's state and its turns: the kernel side (probes, rows,
-//! cgroups), the container registry, the process cache, and the path from
-//! ring buffer records to documents.
+//! cgroups), the container registry, and the records' path to documents
+//! ([`Pipeline`], to which the daemon gives what only it knows: the
+//! selectors a decision matched, audit mode's decisions, the containers).
 //!
 //! One task owns all of it and turns it from the main loop ([`crate::run`]):
 //! drain the ring buffer, scan for containers, check the artifact for a
 //! new revision, render the metrics. Nothing here waits on the network.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use d4c_kernel_probes::abi::{
-    ACTION_BLOCK, EV_HAS_PATH, EV_INTERACTIVE, EV_PENDING, KIND_PROCESS, LIFE_EXEC, LIFE_EXIT, LIFE_FORK, OP_EXEC,
-    OP_FORK, RECORD_DECISION,
-};
-
-/// A flag of userspace's own on a decision made in audit mode (outside the
-/// kernel's `D4C_EV_*` bits).
-pub const EV_AUDIT: u32 = 1 << 31;
+use d4c_artifact::event::{Event as TableEvent, ProcessEvent, Volume};
+use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_kernel_probes::cgroup::{self, KubepodsRoot};
 use d4c_kernel_probes::probes::{self, CgroupMode, Pending, Probes, Record, Settings};
 
 use crate::config::{Config, PendingMode};
 use crate::containers::{self, Metadata, Registry};
 use crate::document::Document;
-use crate::ecs::{self, Facts, Subject};
+use crate::ecs::Facts;
+use crate::event::{Decision, Event, FileType, Part};
 use crate::facts::Node;
+use crate::inflight::{Decided, Matched};
 use crate::load::{self, Policy};
-use crate::process::ProcessCache;
+use crate::pipeline::{Context, Pipeline};
+use crate::process::Process;
 
-/// Counters of the userspace pipeline (the kernel's are read from the
-/// probes).
+/// Counters of the daemon (the pipeline's are [`Pipeline::tallies`], the
+/// kernel's are read from the probes).
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
-    /// Records read from the ring buffer, by kind (`decision`, `lifecycle`).
-    pub records: BTreeMap<&'static str, u64>,
-    /// Documents made, by data stream dataset.
-    pub documents: BTreeMap<String, u64>,
-    /// Operations the kernel refused (records flagged denied).
-    pub blocked: u64,
-    /// Records that could not be parsed.
+    /// Ring buffer reads that failed.
     pub bad_records: u64,
     /// Container scans done.
     pub scans: u64,
@@ -88,10 +80,13 @@ pub struct Daemon {
     /// Cgroups found whose bundle is not readable yet, with when they
     /// were first seen pending (boot ns).
     pub waiting: BTreeMap<u64, u64>,
-    /// The processes.
-    pub processes: ProcessCache,
-    /// Processes whose start was logged: their end is logged too.
-    pub logged: HashSet<u32>,
+    /// The records' path to documents: the process cache, decisions in
+    /// flight, containers' user names.
+    pub pipeline: Pipeline,
+    /// The selectors each row entry matched, by kind, dynamic class and
+    /// row: explained once per policy (emptied when it changes, and when
+    /// it grows past [`MAX_EXPLAINED`]).
+    pub explained: std::cell::RefCell<HashMap<(Kind, u32, u32), Matched>>,
     /// Userspace counters.
     pub counters: Counters,
     /// A scan is due now (a pending container was seen).
@@ -158,12 +153,7 @@ impl Daemon {
         let host_root =
             if config.host_root.join("etc").is_dir() { config.host_root.clone() } else { PathBuf::from("/") };
         let node = Node::read(&host_root);
-        let agent_id = config
-            .agent_id
-            .clone()
-            .or_else(|| node.machine_id.clone())
-            .or_else(|| node.hostname.clone())
-            .unwrap_or_else(|| "unknown".into());
+        let agent_id = crate::facts::agent_id(config.agent_id.as_deref(), &node, &config.state_dir)?;
         let facts = Facts {
             agent_id,
             agent_version: env!("CARGO_PKG_VERSION").into(),
@@ -181,7 +171,8 @@ impl Daemon {
         };
         let probes = load_probes(&config, tables, lsm, cgroup_mode)?;
         let mut daemon = Daemon {
-            processes: ProcessCache::new(config.process_cache, config.proc_root.clone()),
+            pipeline: Pipeline::new(config.process_cache, config.proc_root.clone()),
+            explained: Default::default(),
             config,
             active: Active { probes, policy, file_stamp: stamp },
             lsm,
@@ -190,7 +181,6 @@ impl Daemon {
             roots: Vec::new(),
             registry: Registry::default(),
             waiting: BTreeMap::new(),
-            logged: HashSet::new(),
             counters: Counters::default(),
             scan_due: false,
             cgroup_mode,
@@ -296,7 +286,7 @@ impl Daemon {
                     self.registry.insert(f.cgroup_id, metadata);
                     // Its processes so far: their executables and
                     // arguments are read now, while they run.
-                    self.processes.learn_cgroup(&f.path, f.cgroup_id);
+                    self.pipeline.processes.learn_cgroup(&f.path, f.cgroup_id);
                 }
                 Err(error) => {
                     tracing::error!(container = %metadata.id, %error, "cannot register the container; it stays pending (fail closed)");
@@ -305,6 +295,7 @@ impl Daemon {
         }
         for gone in self.registry.retain_present(&found) {
             self.counters.containers_removed += 1;
+            self.pipeline.users.forget(gone);
             if let Err(error) = self.active.probes.remove_cgroup(gone) {
                 tracing::warn!(cgroup_id = gone, %error, "cannot remove a container's cgroup from the kernel");
             }
@@ -374,119 +365,82 @@ impl Daemon {
         self.watch.as_mut().is_some_and(crate::watch::CgroupWatch::read)
     }
 
-    /// Drains the ring buffer into documents. Returns the records drained
-    /// (the VM suite checks them beside their documents).
+    /// Drains the ring buffer into documents; then what has waited too
+    /// long for its outcome comes out. Returns the records drained (the VM
+    /// suite checks them beside their documents).
     pub fn drain(&mut self, out: &mut Vec<Document>) -> Vec<Record> {
         let records = match self.active.probes.drain() {
             Ok(records) => records,
             Err(error) => {
                 self.counters.bad_records += 1;
                 tracing::error!(%error, "cannot read the ring buffer");
-                return Vec::new();
+                Vec::new()
             }
         };
-        for record in &records {
-            self.handle(record, out);
-        }
+        self.handle_all(&records, out);
         records
     }
 
-    /// One record: the process cache learns from it; a decision with
-    /// actions becomes documents; the exit of a logged process, an end.
-    pub fn handle(&mut self, record: &Record, out: &mut Vec<Document>) {
-        let head = &record.head;
-        let kind = if head.record == RECORD_DECISION { "decision" } else { "lifecycle" };
-        *self.counters.records.entry(kind).or_default() += 1;
-        if head.flags & EV_PENDING != 0 && !self.scan_due {
-            self.scan_due = true;
-            self.waiting.entry(head.cgroup_id).or_insert(head.ktime_ns);
-        }
-        let process = self.processes.observe(record);
-        if head.record == RECORD_DECISION {
-            let matched = self.selector_names(record, self.active.probes.matched_selectors(record));
-            self.emit_decision(record, &process, &matched, out);
-        } else if !self.lsm && matches!(head.op, LIFE_FORK | LIFE_EXEC) {
-            // Audit mode: no LSM program decided this; decide it here.
-            if let Some((decision, matched)) = self.audit_decision(record, &process) {
-                let matched = self.selector_names(&decision, matched);
-                self.emit_decision(&decision, &process, &matched, out);
+    /// Records, in ring buffer order: each decoded, then through the
+    /// pipeline; then what has waited too long for its outcome comes out.
+    /// A record of a container whose metadata is pending makes a scan due.
+    pub fn handle_all(&mut self, records: &[Record], out: &mut Vec<Document>) {
+        let mut pending = Vec::new();
+        self.with_context(|pipeline, cx| {
+            for record in records {
+                let event = crate::event::decode(record);
+                let task = event.task();
+                if task.pending {
+                    pending.push((task.cgroup_id, task.ktime_ns));
+                }
+                pipeline.event(event, cx, out);
             }
-        } else if head.op == LIFE_EXIT && self.logged.remove(&head.tgid) {
-            let ancestors = self.processes.ancestors(process.pid);
-            let container = self.registry.get(head.cgroup_id);
-            let subject = Subject { record, process: &process, ancestors: &ancestors, container, matched: &[] };
-            let document = ecs::end_document(&self.facts, &subject);
-            *self.counters.documents.entry(dataset(&document.stream)).or_default() += 1;
-            out.push(document);
-        }
-    }
-
-    /// The names of selectors of a decision record's kind, by index.
-    fn selector_names(&self, record: &Record, indices: impl IntoIterator<Item = usize>) -> Vec<String> {
-        let Some(kind) = Probes::record_kind(record) else { return Vec::new() };
-        let selectors = &self.active.probes.tables().kind(kind).selectors;
-        indices.into_iter().filter_map(|i| selectors.get(i).map(|s| s.name.clone())).collect()
-    }
-
-    /// The documents of a decision.
-    fn emit_decision(
-        &mut self,
-        record: &Record,
-        process: &crate::process::Process,
-        matched: &[String],
-        out: &mut Vec<Document>,
-    ) {
-        let ancestors = self.processes.ancestors(process.pid);
-        let container = self.registry.get(record.head.cgroup_id);
-        let subject = Subject { record, process, ancestors: &ancestors, container, matched };
-        let documents = ecs::decision_documents(&self.facts, &subject);
-        if record.head.flags & d4c_kernel_probes::abi::EV_DENIED != 0 {
-            self.counters.blocked += 1;
-        }
-        if !documents.is_empty() && Probes::record_kind(record) == Some(d4c_artifact::ops::Kind::Process) {
-            self.logged.insert(process.pid);
-        }
-        for d in &documents {
-            *self.counters.documents.entry(dataset(&d.stream)).or_default() += 1;
-        }
-        out.extend(documents);
-    }
-
-    /// Audit mode (no BPF LSM): the decision the kernel would have made for
-    /// a fork or an exec, made here from the lifecycle record with the
-    /// table evaluator, as a decision record without `block` (nothing was
-    /// refused). `None` when no response fires.
-    fn audit_decision(&self, record: &Record, process: &crate::process::Process) -> Option<(Record, Vec<usize>)> {
-        use d4c_artifact::event::{Event, ProcessEvent};
-        use d4c_artifact::ops::Operation;
-        let head = &record.head;
-        let (operation, op) =
-            if head.op == LIFE_FORK { (Operation::Fork, OP_FORK) } else { (Operation::Exec, OP_EXEC) };
-        let executable = process.executable.clone().unwrap_or_default();
-        let event = Event::Process(ProcessEvent {
-            operation,
-            executable: executable.clone(),
-            name: if head.op == LIFE_FORK { record.comm_text() } else { record.name_text() },
-            interactive: head.flags & EV_INTERACTIVE != 0,
+            pipeline.expire(cx, out);
         });
-        let container = match self.registry.get(head.cgroup_id) {
-            Some(m) => m.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref()),
-            None => d4c_artifact::event::Container::default(),
-        };
-        let verdict = self.active.probes.tables().decide(&container, &event);
-        let actions = u32::from(verdict.actions.bits()) & !ACTION_BLOCK;
-        if actions == 0 {
-            return None;
+        if let Some((cgroup_id, ktime_ns)) = pending.first().copied().filter(|_| !self.scan_due) {
+            self.scan_due = true;
+            self.waiting.entry(cgroup_id).or_insert(ktime_ns);
         }
-        let mut decision = record.clone();
-        decision.head.record = RECORD_DECISION;
-        decision.head.kind = KIND_PROCESS;
-        decision.head.op = op;
-        decision.head.actions = actions;
-        decision.head.flags = (head.flags & (EV_INTERACTIVE | EV_PENDING)) | EV_HAS_PATH | EV_AUDIT;
-        decision.path = executable.into_bytes();
-        decision.head.path_len = u32::try_from(decision.path.len()).unwrap_or(u32::MAX);
-        Some((decision, verdict.matched.into_iter().collect()))
+    }
+
+    /// One record (see [`Daemon::handle_all`]).
+    pub fn handle(&mut self, record: &Record, out: &mut Vec<Document>) {
+        self.handle_all(std::slice::from_ref(record), out);
+    }
+
+    /// Every decision still waiting for its outcome comes out (the daemon
+    /// stops).
+    pub fn flush(&mut self, out: &mut Vec<Document>) {
+        self.with_context(|pipeline, cx| pipeline.flush(cx, out));
+    }
+
+    /// Runs `f` on the pipeline with a [`Context`] of now.
+    fn with_context(&mut self, f: impl FnOnce(&mut Pipeline, &Context<'_>)) {
+        let Daemon { pipeline, active, registry, facts, lsm, explained, .. } = self;
+        let probes = &active.probes;
+        let explain = |d: &Decision| {
+            let key = (d.kind(), d.dyn_class, d.row);
+            let mut memo = explained.borrow_mut();
+            if let Some(names) = memo.get(&key) {
+                return Matched::clone(names);
+            }
+            if memo.len() >= MAX_EXPLAINED {
+                memo.clear();
+            }
+            let names: Matched = selector_names(probes, d, probes.explain(d.kind(), d.dyn_class, d.row)).into();
+            memo.insert(key, Matched::clone(&names));
+            names
+        };
+        let audit = |event: &Event, process: &Process| audit_decision(probes, registry, facts, event, process);
+        let cx = Context {
+            facts,
+            containers: registry,
+            explain: &explain,
+            audit: if *lsm { None } else { Some(&audit) },
+            now_ns: crate::facts::boot_ns(),
+            created_ns: crate::facts::realtime_ns(),
+        };
+        f(pipeline, &cx);
     }
 
     /// Whether the artifact file changed since it was loaded.
@@ -531,12 +485,14 @@ impl Daemon {
         // policy's facts, then let them go.
         self.drain(out);
         let old = std::mem::replace(&mut self.active, active);
+        self.explained.get_mut().clear();
         self.retired.add(&old.probes);
         drop(old);
         self.pinned = pinned;
         self.facts.policy_id = self.active.policy.name.clone();
         self.facts.policy_revision = self.active.policy.revision;
         self.facts.policy_digest = self.active.policy.digest.clone();
+        self.facts.fixed_json.forget_policy();
         tracing::info!(
             policy = %self.active.policy.name, revision = self.active.policy.revision,
             digest = %self.active.policy.digest, "policy reloaded"
@@ -739,8 +695,67 @@ fn load_probes(
     Probes::load(tables, settings).map_err(|e| e.to_string())
 }
 
-/// `logs-cloud_defend.file-default` -> `cloud_defend.file`.
-fn dataset(stream: &str) -> String {
-    let rest = stream.strip_prefix("logs-").unwrap_or(stream);
-    rest.rsplit_once('-').map_or(rest, |(d, _)| d).to_owned()
+/// Row entries whose matched selectors are kept explained, at most.
+pub const MAX_EXPLAINED: usize = 65_536;
+
+/// The names of the selectors of `decision`'s kind, by index.
+fn selector_names(probes: &Probes, decision: &Decision, indices: impl IntoIterator<Item = usize>) -> Vec<String> {
+    let selectors = &probes.tables().kind(decision.kind()).selectors;
+    indices.into_iter().filter_map(|i| selectors.get(i).map(|s| s.name.clone())).collect()
+}
+
+/// Audit mode (no BPF LSM): the decision the kernel would have made of a
+/// fork or an exec that happened, made here with the table evaluator from
+/// its lifecycle event and the process it describes (the forker, or the
+/// new program), without `block` (nothing was refused). `None` when no
+/// response fires.
+fn audit_decision(
+    probes: &Probes,
+    registry: &Registry,
+    facts: &Facts,
+    event: &Event,
+    process: &Process,
+) -> Option<Decided> {
+    let (operation, name, args) = match event {
+        Event::Fork(fork) => (Operation::Fork, fork.task.comm, None),
+        Event::Exec(exec) => (Operation::Exec, exec.name, Some(crate::event::Args::new(&process.args))),
+        _ => return None,
+    };
+    let task = event.task();
+    let executable = process.executable.clone().unwrap_or_default();
+    let table_event = TableEvent::Process(ProcessEvent {
+        operation,
+        executable: executable.clone(),
+        name: name.text(),
+        interactive: task.interactive,
+    });
+    let container = match registry.get(task.cgroup_id) {
+        Some(m) => m.selector_view(facts.cluster_id.as_deref(), facts.cluster_name.as_deref()),
+        None => d4c_artifact::event::Container::default(),
+    };
+    let verdict = probes.tables().decide(&container, &table_event);
+    let actions = Actions::from_bits(verdict.actions.bits() & !Actions::BLOCK.bits());
+    if actions.is_empty() {
+        return None;
+    }
+    let decision = Decision {
+        task: task.clone(),
+        operation,
+        actions,
+        denied: false,
+        truncated: false,
+        fileless: false,
+        part: Part::Only,
+        file_type: FileType::File,
+        volume: Volume::RootFs,
+        path: executable,
+        name,
+        args,
+        mode: None,
+        dyn_class: 0,
+        row: 0,
+        audit: true,
+    };
+    let matched = selector_names(probes, &decision, verdict.matched).into();
+    Some(Decided { decision, matched })
 }

@@ -1,38 +1,46 @@
-//! ECS documents from kernel records.
+//! ECS documents from decoded events.
 //!
-//! In: a decision record (or a process end), the process cache's view of
-//! the acting process and its ancestors, the container's metadata, the
-//! matched selectors, and the node's facts. Out: one [`Document`] per
-//! action that asks for one: `log` to `logs-cloud_defend.file-<ns>` or
-//! `logs-cloud_defend.process-<ns>`, `alert` to
-//! `logs-cloud_defend.alerts-<ns>`, as the original's field tables list
-//! them, plus `process.command_line` and d4c's own `cloud_defend.*` facts
-//! (the path was cut, the container was pending).
+//! In: a decision with what became of it ([`Report`]: the decision, its
+//! matched selectors, its [`Outcome`], the process the document describes
+//! and its ancestors, the container's metadata, the user's and group's
+//! names), or a process's end ([`Ending`]), and the node's facts. Out: one
+//! [`Document`] per action that asks for one: `log` to
+//! `logs-cloud_defend.file-<ns>` or `logs-cloud_defend.process-<ns>`,
+//! `alert` to `logs-cloud_defend.alerts-<ns>`, with the fields of the
+//! original's tables (see `runtime/README.md` for each field's source) and
+//! d4c's own `cloud_defend.*` facts (the operation, the path was cut, the
+//! container was pending, the errno of an exec that failed). Every field
+//! is in `fields.txt` with its mapped type ([`crate::fields`]).
 //!
-//! Invariants: the same record always gives the same documents with the
+//! The process a document describes is the one the event is about: an
+//! exec that happened, the new program (as the process cache has it after
+//! the exec); a fork that happened, the new process; a refused exec, the
+//! program refused, with the arguments it was called with. An operation's
+//! `event.action` and `cloud_defend.hook_point` follow its hook, as the
+//! original's tables list them.
+//!
+//! Invariants: the same decision always gives the same documents with the
 //! same ids (the ids make delivery idempotent); nothing here reads files or
-//! blocks. What stays the same from one document to the next (the node's
-//! members, a container's, a process's) is serialised once and copied
-//! ([`FixedJson`], [`ProcessJson`]): a cached text is used only while what
-//! it was written from is unchanged.
+//! blocks, nor reads the probes' ABI (the events are decoded already). What
+//! stays the same from one document to the next (the node's members, a
+//! container's, a process's) is serialised once and copied ([`FixedJson`],
+//! [`ProcessJson`]): a cached text is used only while what it was written
+//! from is unchanged.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use base64::Engine as _;
-use d4c_kernel_probes::abi::{
-    ACTION_ALERT, ACTION_BLOCK, ACTION_LOG, EV_DENIED, EV_FILELESS, EV_PENDING, EV_TRUNCATED, KIND_FILE, KIND_PROCESS,
-    OP_CREATE_EXECUTABLE, OP_CREATE_FILE, OP_DELETE_FILE, OP_EXEC, OP_EXEC_MEMFD, OP_FORK, OP_MODIFY_EXECUTABLE,
-    OP_MODIFY_FILE, RECORD_DECISION,
-};
-use d4c_kernel_probes::probes::Record;
+use d4c_artifact::ops::{Actions, Operation};
 use serde_json::{json, Map, Value};
 
 use crate::containers::Metadata;
 use crate::document::{Class, Document};
+use crate::event::{Decision, Exit, FileType, Hook};
+use crate::inflight::Outcome;
 use crate::json::Json;
 use crate::process::Process;
+use crate::users::Names;
 
 /// The ECS version the documents follow.
 pub const ECS_VERSION: &str = "8.11.0";
@@ -57,8 +65,9 @@ pub struct Facts {
     pub namespace: String,
     /// `cloud_defend.package_policy_id`: the policy's name.
     pub policy_id: String,
-    /// `cloud_defend.package_policy_revision`.
-    pub policy_revision: u64,
+    /// `cloud_defend.package_policy_revision` (a short: at most
+    /// [`d4c_artifact::MAX_REVISION`], as [`crate::load`] makes sure).
+    pub policy_revision: u16,
     /// The artifact's content digest (hex).
     pub policy_digest: String,
     /// Wall-clock nanoseconds since the Unix epoch at boot: added to a
@@ -75,23 +84,41 @@ pub struct Facts {
 /// Serialised members that stay the same from one document to the next.
 ///
 /// Invariants: the node's members (`ecs`, `agent`, `host`, `cloud`) are
-/// written once, from facts fixed for the daemon's life; a container's
-/// members (`container`, `orchestrator`) are used only while its metadata
-/// and the cluster facts equal those they were written from; at most
-/// [`CACHED_CONTAINERS`] containers are kept.
+/// written once, from facts fixed for the daemon's life (or until
+/// [`FixedJson::forget_node`]); the policy's, until
+/// [`FixedJson::forget_policy`]; a container's members (`container`,
+/// `orchestrator`) are used only while its metadata and the cluster facts
+/// equal those they were written from; at most [`CACHED_CONTAINERS`]
+/// containers are kept. `event`'s members but its time and id, and
+/// `data_stream`, depend on nothing but what they are written from.
 #[derive(Debug, Default)]
 pub struct FixedJson {
     /// `"ecs":{..},"agent":{..},"host":{..}[,"cloud":{..}]`.
     node: OnceLock<String>,
+    /// `"package_policy_id":..,"package_policy_revision":..,"policy_digest":..`.
+    policy: OnceLock<String>,
+    /// `"data_stream":{..}`, by dataset (alerts, file, process).
+    data_streams: [OnceLock<String>; 3],
+    /// `event`'s fixed members, by what they are written from.
+    events: Mutex<Vec<(EventKey, String)>>,
     /// Per container id. A mutex, not a `RefCell`: the facts stay `Sync`.
     containers: Mutex<HashMap<String, ContainerJson>>,
 }
+
+/// What `event`'s fixed members are written from: kind, category, type,
+/// action, outcome, dataset.
+type EventKey = [&'static str; 6];
 
 impl FixedJson {
     /// Forgets the node's members: the facts they are written from
     /// (`host`, `cloud`) changed.
     pub fn forget_node(&mut self) {
         self.node = OnceLock::new();
+    }
+
+    /// Forgets the policy's members: a reload changed the policy.
+    pub fn forget_policy(&mut self) {
+        self.policy = OnceLock::new();
     }
 }
 
@@ -132,6 +159,60 @@ impl Facts {
         })
     }
 
+    /// `cloud_defend`'s policy members, serialised once per policy.
+    fn policy_members(&self) -> &str {
+        self.fixed_json.policy.get_or_init(|| {
+            let mut j = Json::members(160);
+            j.str("package_policy_id", &self.policy_id)
+                .uint("package_policy_revision", u64::from(self.policy_revision))
+                .str("policy_digest", &self.policy_digest);
+            j.finish()
+        })
+    }
+
+    /// `"data_stream":{..}` of the dataset `full` (`cloud_defend.alerts`,
+    /// `.file`, `.process`), serialised once.
+    fn data_stream_members(&self, full: &'static str) -> &str {
+        let slot = match full {
+            "cloud_defend.alerts" => 0,
+            "cloud_defend.file" => 1,
+            _ => 2,
+        };
+        let Some(cell) = self.fixed_json.data_streams.get(slot) else { return "" };
+        cell.get_or_init(|| {
+            let mut j = Json::members(96);
+            j.object("data_stream").str("type", "logs").str("dataset", full).str("namespace", &self.namespace).close();
+            j.finish()
+        })
+    }
+
+    /// Appends `event`'s fixed members of `event` to `j`: copied from the
+    /// cache, or written and cached.
+    fn event_members(&self, j: &mut Json, event: &Event, full_dataset: &'static str) {
+        let key: EventKey =
+            [event.kind, event.category, event.kind_type, event.action, event.outcome.unwrap_or(""), full_dataset];
+        let mut cache = self.fixed_json.events.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, members)) = cache.iter().find(|(k, _)| *k == key) {
+            j.raw_members(members);
+            return;
+        }
+        let mut members = Json::members(192);
+        members
+            .str("kind", event.kind)
+            .strs("category", &[event.category])
+            .strs("type", &[event.kind_type])
+            .str("action", event.action)
+            .opt_str("outcome", event.outcome)
+            .str("dataset", full_dataset)
+            .str("module", "cloud_defend");
+        let members = members.finish();
+        j.raw_members(&members);
+        // A few dozen combinations at most; the bound is a guard.
+        if cache.len() < 256 {
+            cache.push((key, members));
+        }
+    }
+
     /// Appends `"container":{..},"orchestrator":{..}` of `container` to
     /// `j`: copied from the cache while current, else written and cached.
     fn container_members(&self, j: &mut Json, container: &Metadata) {
@@ -162,34 +243,28 @@ impl Facts {
     }
 }
 
-/// A process's members as the documents write them, kept in the process
-/// ([`Process::ecs_json`], which the process cache empties whenever a
-/// field written here changes) and copied into each document.
+/// A process's program members as the documents write them, kept in the
+/// process ([`Process::ecs_json`], which the process cache empties at an
+/// exec) and copied into each document; its identity's members are kept
+/// apart ([`Process::ecs_identity`]), as an exec keeps them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessJson {
-    /// `args` to `group`: `process.*` but for `pid`, `name` and
-    /// `executable`, which an exec's decision takes from its record.
-    fields: String,
+    /// `args`, `args_count`, `command_line`, `working_directory`.
+    program: String,
     /// `"previous":[..]`; empty when the process ran nothing before.
     previous: String,
 }
 
 impl ProcessJson {
-    /// The members of `process`, whose `entity_id` and `start` take the
-    /// agent id and the boot's wall-clock time from `facts`.
-    fn new(facts: &Facts, process: &Process) -> ProcessJson {
-        let start_ns = facts.boot_epoch_ns.saturating_add(process.start_boot_ns);
+    /// The program members of `process`.
+    fn new(process: &Process) -> ProcessJson {
         let mut j = Json::members(512);
-        j.strs("args", &process.args).num("args_count", process.args.len());
+        j.strs("args", &process.args).uint("args_count", process.args.len() as u64);
         if !process.args.is_empty() {
             j.str("command_line", &command_line(&process.args));
         }
-        j.opt_str("working_directory", process.working_directory.as_deref())
-            .str("entity_id", &entity_id(&facts.agent_id, process.pid, start_ns / 1_000_000_000))
-            .str("start", &format_unix_ns(start_ns));
-        j.object("user").str("id", &process.uid.to_string()).close();
-        j.object("group").str("id", &process.gid.to_string()).close();
-        let mut previous = Json::members(0);
+        j.opt_str("working_directory", process.working_directory.as_deref());
+        let mut previous = Json::members(if process.previous.is_empty() { 0 } else { 256 });
         if !process.previous.is_empty() {
             previous.array("previous");
             for exec in &process.previous {
@@ -197,99 +272,167 @@ impl ProcessJson {
             }
             previous.close_array();
         }
-        ProcessJson { fields: j.finish(), previous: previous.finish() }
+        ProcessJson { program: j.finish(), previous: previous.finish() }
     }
 
-    /// The members of `process`, written on first use.
-    fn of<'p>(facts: &Facts, process: &'p Process) -> &'p ProcessJson {
-        process.ecs_json.get_or_init(|| ProcessJson::new(facts, process))
+    /// The program members of `process`, written on first use.
+    fn of(process: &Process) -> &ProcessJson {
+        process.ecs_json.get_or_init(|| ProcessJson::new(process))
     }
 }
 
-/// What a record is about, for the documents.
-pub struct Subject<'a> {
-    /// The record.
-    pub record: &'a Record,
-    /// The acting process (for a fork, the parent).
+/// `entity_id`, `start`, `user.id`, `group.id` of `process` (whose
+/// `entity_id` and `start` take the agent id and the boot's wall-clock
+/// time from `facts`), written on first use.
+fn identity<'p>(facts: &Facts, process: &'p Process) -> &'p str {
+    process.ecs_identity.get_or_init(|| {
+        let start_ns = facts.boot_epoch_ns.saturating_add(process.start_boot_ns);
+        let mut j = Json::members(160);
+        j.str("entity_id", &entity_id(&facts.agent_id, process.pid, start_ns / 1_000_000_000))
+            .str("start", Stamp::new(start_ns).as_str());
+        j.object("user").str("id", Decimal::new(process.uid).as_str()).close();
+        j.object("group").str("id", Decimal::new(process.gid).as_str()).close();
+        j.finish()
+    })
+}
+
+/// A decision, what became of it, and what its documents describe.
+pub struct Report<'a> {
+    /// The decision.
+    pub decision: &'a Decision,
+    /// The names of the selectors it matched.
+    pub matched: &'a [String],
+    /// What became of the operation.
+    pub outcome: Outcome,
+    /// The process the documents describe: the actor of a file operation;
+    /// an exec's new program (the program refused, for an exec that did
+    /// not happen); a fork's new process (the forker, for a fork that did
+    /// not happen).
     pub process: &'a Process,
     /// Its ancestors in the container, parent first.
     pub ancestors: &'a [&'a Process],
     /// The container's metadata, when registered.
     pub container: Option<&'a Metadata>,
-    /// The names of the matched selectors.
-    pub matched: &'a [String],
+    /// The names of the process's user and group, as its container knows
+    /// them.
+    pub names: &'a Names,
+    /// When the documents are made: wall-clock nanoseconds since the epoch
+    /// (`event.created`).
+    pub created_ns: u64,
 }
 
-/// The documents for a decision record: none when its actions ask for none.
-pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document> {
-    let head = &subject.record.head;
-    if head.record != RECORD_DECISION {
+/// A process's end, for its `end` document.
+pub struct Ending<'a> {
+    /// The exit.
+    pub exit: &'a Exit,
+    /// The process, as the cache has it.
+    pub process: &'a Process,
+    /// Its ancestors in the container, parent first.
+    pub ancestors: &'a [&'a Process],
+    /// The container's metadata, when registered.
+    pub container: Option<&'a Metadata>,
+    /// The names of its user and group.
+    pub names: &'a Names,
+    /// When the document is made (wall clock, ns).
+    pub created_ns: u64,
+}
+
+/// `event.category`, `event.action` and `event.type` of a decision's
+/// operation, by its hook as the original's tables list them: a write-open
+/// is `open` (`change`), a rename `rename`, a link `link`, a chmod or a
+/// truncate `modification`; an unknown hook's by the operation alone.
+pub fn ecs_event(decision: &Decision) -> (&'static str, &'static str, &'static str) {
+    let kind_type = match decision.operation {
+        Operation::Exec | Operation::ExecMemFd => return ("process", "exec", "start"),
+        Operation::Fork => return ("process", "fork", "start"),
+        Operation::CreateExecutable | Operation::CreateFile => "creation",
+        Operation::ModifyExecutable | Operation::ModifyFile => "change",
+        Operation::DeleteFile => "deletion",
+    };
+    match decision.task.hook {
+        Hook::FileOpen => ("file", "open", kind_type),
+        Hook::PathRename => ("file", "rename", kind_type),
+        Hook::PathLink => ("file", "link", kind_type),
+        Hook::PathChmod | Hook::PathTruncate => ("file", "modification", "change"),
+        Hook::PathUnlink => ("file", "deletion", "deletion"),
+        Hook::PathMknod => ("file", "creation", kind_type),
+        _ => match kind_type {
+            "creation" => ("file", "creation", kind_type),
+            "change" => ("file", "modification", kind_type),
+            _ => ("file", "deletion", kind_type),
+        },
+    }
+}
+
+/// The documents of a decision: none when its actions ask for none.
+pub fn decision_documents(facts: &Facts, report: &Report<'_>) -> Vec<Document> {
+    let d = report.decision;
+    let wants_documents = d.actions.contains(Actions::LOG) || d.actions.contains(Actions::ALERT);
+    if !wants_documents {
         return Vec::new();
     }
-    let denied = head.flags & EV_DENIED != 0;
-    let (category, action, types) = match (head.kind, head.op) {
-        (KIND_FILE, OP_CREATE_EXECUTABLE | OP_CREATE_FILE) => ("file", "creation", "creation"),
-        (KIND_FILE, OP_MODIFY_EXECUTABLE | OP_MODIFY_FILE) => ("file", "modification", "change"),
-        (KIND_FILE, OP_DELETE_FILE) => ("file", "deletion", "deletion"),
-        (KIND_FILE, OP_EXEC_MEMFD) => ("process", "exec", "start"),
-        (KIND_PROCESS, OP_FORK) => ("process", "fork", "start"),
-        (KIND_PROCESS, OP_EXEC) => ("process", "exec", "start"),
-        _ => return Vec::new(),
+    let (category, action, kind_type) = ecs_event(d);
+    let (completion, errno) = match report.outcome {
+        Outcome::Happened { hook, ktime_ns, .. } => (Some((hook, ktime_ns)), None),
+        Outcome::Failed { hook, errno } => (hook.map(|h| (h, d.task.ktime_ns)), errno),
+        _ => (None, None),
     };
-    let operation = match (head.kind, head.op) {
-        (KIND_FILE, OP_CREATE_EXECUTABLE) => "createExecutable",
-        (KIND_FILE, OP_MODIFY_EXECUTABLE) => "modifyExecutable",
-        (KIND_FILE, OP_CREATE_FILE) => "createFile",
-        (KIND_FILE, OP_MODIFY_FILE) => "modifyFile",
-        (KIND_FILE, OP_DELETE_FILE) => "deleteFile",
-        (KIND_FILE, _) => "execMemFd",
-        (_, OP_FORK) => "fork",
-        _ => "exec",
-    };
-    let path = subject.record.path_text();
-    // The exec's own executable, which the process cache learns only after
-    // the exec (and never, when it was refused).
-    let name = subject.record.name_text();
-    let exec = (head.kind == KIND_PROCESS && head.op == OP_EXEC).then_some((path.as_str(), name.as_str()));
+    // The time the event happened: an exec's or a fork's when it did.
+    let at = completion.map_or(d.task.ktime_ns, |(_, t)| t);
     let mut j = Json::with_capacity(4096);
-    common(&mut j, facts, subject, exec);
-    if head.kind == KIND_FILE && head.op != OP_EXEC_MEMFD {
-        file_fields(&mut j, &path);
+    common(&mut j, facts, report.process, report.ancestors, report.container, at, None);
+    people(&mut j, report.process, report.names);
+    if category == "file" {
+        file_fields(&mut j, &d.path, d.mode, d.file_type);
+    }
+    // The hooks the event was seen at: the decision's, then the one that
+    // said what became of it.
+    let mut hooks = [""; 2];
+    let mut seen = 0;
+    for hook in [Some(d.task.hook), completion.map(|(h, _)| h)].into_iter().flatten() {
+        if let Some(point) = hook.point().filter(|p| !hooks.contains(p)) {
+            if let Some(slot) = hooks.get_mut(seen) {
+                *slot = point;
+                seen += 1;
+            }
+        }
     }
     j.object("cloud_defend")
-        .str("operation", operation)
-        .strs("matched_selectors", subject.matched)
-        .opt_str("hook_point", subject.record.hook_point());
+        .str("operation", d.operation.name())
+        .strs("matched_selectors", report.matched)
+        .strs("hook_point", hooks.get(..seen).unwrap_or_default());
     policy_fields(&mut j, facts);
-    if head.flags & EV_TRUNCATED != 0 {
+    if d.truncated {
         j.bool("path_truncated", true);
     }
-    if head.flags & EV_PENDING != 0 {
+    if d.task.pending {
         j.bool("container_pending", true);
     }
-    if head.flags & EV_FILELESS != 0 {
+    if d.fileless {
         j.bool("fileless", true);
     }
-    if head.actions & ACTION_BLOCK != 0 {
-        j.bool("blocked", denied);
+    if d.actions.contains(Actions::BLOCK) {
+        j.bool("blocked", d.denied);
+    }
+    if let Some(errno) = errno {
+        j.num("errno", errno);
     }
     j.close();
     // Written once; each document adds its own `event` and `data_stream`
-    // (the alert and the log of one record differ only there).
+    // (the alert and the log of one decision differ only there).
     let mut shared = j.finish();
-    let types = if denied { "denied" } else { types };
-    let dataset_of_log = if category == "file" { "file" } else { "process" };
+    let (kind_type, outcome) = match report.outcome {
+        Outcome::Refused => ("denied", "failure"),
+        Outcome::Failed { .. } => (kind_type, "failure"),
+        Outcome::Unconfirmed => (kind_type, "unknown"),
+        Outcome::Decided | Outcome::Happened { .. } => (kind_type, "success"),
+    };
+    let id_key = Key::Decision(d);
     let mut documents = Vec::with_capacity(2);
-    let wanted = [(ACTION_ALERT, Class::Alert, "alerts", "alert"), (ACTION_LOG, Class::Log, dataset_of_log, "event")];
-    let mut wanted = wanted.into_iter().filter(|(bit, ..)| head.actions & bit != 0).peekable();
+    let wanted = [(Actions::ALERT, Class::Alert, "alerts", "alert"), (Actions::LOG, Class::Log, category, "event")];
+    let mut wanted = wanted.into_iter().filter(|(bit, ..)| d.actions.contains(*bit)).peekable();
     while let Some((_, class, dataset, kind)) = wanted.next() {
-        let event = Event {
-            kind,
-            category,
-            kind_type: types,
-            action,
-            outcome: Some(if denied { "failure" } else { "success" }),
-        };
+        let event = Event { kind, category, kind_type, action, outcome: Some(outcome), created_ns: report.created_ns };
         // The last document takes the shared text, the others a copy.
         let text = if wanted.peek().is_none() {
             std::mem::take(&mut shared)
@@ -298,70 +441,78 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
             copy.push_str(&shared);
             copy
         };
-        documents.push(finish(facts, subject.record, text, &event, class, dataset));
+        documents.push(finish(facts, &id_key, text, &event, class, dataset));
     }
     documents
 }
 
 /// The `end` document of a process whose start was logged: to the process
 /// log stream.
-pub fn end_document(facts: &Facts, subject: &Subject<'_>) -> Document {
+pub fn end_document(facts: &Facts, ending: &Ending<'_>) -> Document {
+    let task = &ending.exit.task;
     let mut j = Json::with_capacity(4096);
-    common(&mut j, facts, subject, None);
-    j.object("cloud_defend").opt_str("hook_point", subject.record.hook_point());
+    common(&mut j, facts, ending.process, ending.ancestors, ending.container, task.ktime_ns, Some(ending.exit.code));
+    people(&mut j, ending.process, ending.names);
+    let hooks: Vec<&str> = task.hook.point().into_iter().collect();
+    j.object("cloud_defend").strs("hook_point", &hooks);
     policy_fields(&mut j, facts);
     j.close();
-    let event = Event { kind: "event", category: "process", kind_type: "end", action: "end", outcome: None };
-    finish(facts, subject.record, j.finish(), &event, Class::Log, "process")
+    let event = Event {
+        kind: "event",
+        category: "process",
+        kind_type: "end",
+        action: "end",
+        outcome: None,
+        created_ns: ending.created_ns,
+    };
+    finish(facts, &Key::End(task.ktime_ns, task.pid), j.finish(), &event, Class::Log, "process")
 }
 
-/// What distinguishes one document of a record from another.
-struct Event<'a> {
-    kind: &'a str,
-    category: &'a str,
-    kind_type: &'a str,
-    action: &'a str,
-    outcome: Option<&'a str>,
+/// What distinguishes one document of a decision from another.
+struct Event {
+    kind: &'static str,
+    category: &'static str,
+    kind_type: &'static str,
+    action: &'static str,
+    outcome: Option<&'static str>,
+    created_ns: u64,
 }
 
 fn policy_fields(j: &mut Json, facts: &Facts) {
-    j.str("package_policy_id", &facts.policy_id)
-        .num("package_policy_revision", facts.policy_revision)
-        .str("policy_digest", &facts.policy_digest);
+    j.raw_members(facts.policy_members());
 }
 
-/// Opens the document and writes the fields every document of `subject`
-/// has; `exec` overrides `process.executable` and `process.name`.
-fn common(j: &mut Json, facts: &Facts, subject: &Subject<'_>, exec: Option<(&str, &str)>) {
-    let process = subject.process;
-    j.open().str("@timestamp", &timestamp(facts, subject.record.head.ktime_ns));
+/// Opens the document and writes `@timestamp` (boot-clock `at`), the
+/// described `process` with its relatives (`exit_code`: an end's), and the
+/// container's members.
+fn common(
+    j: &mut Json,
+    facts: &Facts,
+    process: &Process,
+    ancestors: &[&Process],
+    container: Option<&Metadata>,
+    at: u64,
+    exit_code: Option<i32>,
+) {
+    j.open().str("@timestamp", timestamp(facts, at).as_str());
     j.object("process");
-    process_fields(j, facts, process, exec);
-    j.raw_members(&ProcessJson::of(facts, process).previous);
-    // A file decision's record does not say whether the session has a
-    // terminal (the file hooks do not look); the process cache knows.
-    let head = &subject.record.head;
-    let interactive = if head.record == RECORD_DECISION && head.kind == KIND_FILE {
-        process.interactive
-    } else {
-        head.flags & d4c_kernel_probes::abi::EV_INTERACTIVE != 0
-    };
-    j.bool("interactive", interactive);
-    if let Some(code) = process.exit_code.filter(|_| subject.record.head.op == d4c_kernel_probes::abi::LIFE_EXIT) {
-        j.num("exit_code", code).str("end", &timestamp(facts, subject.record.head.ktime_ns));
+    process_fields(j, facts, process);
+    j.raw_members(&ProcessJson::of(process).previous);
+    if let Some(code) = exit_code {
+        j.num("exit_code", code).str("end", timestamp(facts, at).as_str());
     }
     let relatives = [
-        ("parent", subject.ancestors.first().copied()),
-        ("session_leader", subject.ancestors.iter().copied().find(|a| a.pid == process.sid)),
-        ("group_leader", subject.ancestors.iter().copied().find(|a| a.pid == process.pgid)),
+        ("parent", ancestors.first().copied()),
+        ("session_leader", ancestors.iter().copied().find(|a| a.pid == process.sid)),
+        ("group_leader", ancestors.iter().copied().find(|a| a.pid == process.pgid)),
         // The process is its own entry leader when the cache has no
         // ancestor of it in the container.
-        ("entry_leader", Some(subject.ancestors.last().copied().unwrap_or(process))),
+        ("entry_leader", Some(ancestors.last().copied().unwrap_or(process))),
     ];
     for (name, relative) in relatives {
         let Some(relative) = relative else { continue };
         j.object(name);
-        process_fields(j, facts, relative, None);
+        process_fields(j, facts, relative);
         j.bool("same_as_process", relative.pid == process.pid);
         if name == "entry_leader" {
             j.object("entry_meta").str("type", "container").close();
@@ -369,17 +520,36 @@ fn common(j: &mut Json, facts: &Facts, subject: &Subject<'_>, exec: Option<(&str
         j.close();
     }
     j.close();
-    if let Some(container) = subject.container {
+    if let Some(container) = container {
         facts.container_members(j, container);
     }
 }
 
-/// `container.*` and `orchestrator.*` of `container` (an object is open).
+/// The top-level `user` and `group`: the described process's ids, and
+/// their names as its container knows them.
+fn people(j: &mut Json, process: &Process, names: &Names) {
+    let write = || {
+        let mut j = Json::members(96);
+        j.object("user").str("id", Decimal::new(process.uid).as_str()).opt_str("name", names.user.as_deref()).close();
+        j.object("group").str("id", Decimal::new(process.gid).as_str()).opt_str("name", names.group.as_deref()).close();
+        j.finish()
+    };
+    // Kept in the process, while written with the same names.
+    let (cached_names, cached) = process.ecs_people.get_or_init(|| (names.clone(), write()));
+    if cached_names == names {
+        j.raw_members(cached);
+    } else {
+        j.raw_members(&write());
+    }
+}
+/// `container.*` and `orchestrator.*` of `container` (an object is open):
+/// `container.image.name` is the image's bare name (`nginx`), as the
+/// original writes it.
 fn container_fields(j: &mut Json, facts: &Facts, container: &Metadata) {
     let (image_name, tag) = match &container.image {
         Some(image) => {
-            let (full, _, tag) = d4c_artifact::event::split_image(image);
-            (Some(full), tag)
+            let (_, name, tag) = d4c_artifact::event::split_image(image);
+            (Some(name), tag)
         }
         None => (None, None),
     };
@@ -412,15 +582,14 @@ fn container_fields(j: &mut Json, facts: &Facts, container: &Metadata) {
     j.close().close();
 }
 
-/// `process.*` members of one process (the object is open); `exec`
-/// overrides `executable` and `name`.
-fn process_fields(j: &mut Json, facts: &Facts, process: &Process, exec: Option<(&str, &str)>) {
-    let (executable, name) = match exec {
-        Some((executable, name)) => (Some(executable), name),
-        None => (process.executable.as_deref(), process.name.as_str()),
-    };
-    j.num("pid", process.pid).str("name", name).opt_str("executable", executable);
-    j.raw_members(&ProcessJson::of(facts, process).fields);
+/// `process.*` members of one process (the object is open): the same for
+/// the described process and its relatives.
+fn process_fields(j: &mut Json, facts: &Facts, process: &Process) {
+    j.uint("pid", u64::from(process.pid))
+        .str("name", &process.name)
+        .opt_str("executable", process.executable.as_deref());
+    j.raw_members(&ProcessJson::of(process).program).raw_members(identity(facts, process));
+    j.bool("interactive", process.interactive);
 }
 
 /// `process.entity_id` as the original builds it: base64 of
@@ -428,6 +597,22 @@ fn process_fields(j: &mut Json, facts: &Facts, process: &Process, exec: Option<(
 pub fn entity_id(agent_id: &str, pid: u32, start_unix_s: u64) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{agent_id}-{pid}-{start_unix_s}"))
 }
+
+/// The bytes an argument may hold and be written unquoted in
+/// [`command_line`]: letters, digits and `-_./=:,+@%`.
+// The index is below 256 (and `get_mut` is not const).
+#[allow(clippy::indexing_slicing)]
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'_' | b'.' | b'/' | b'=' | b':' | b',' | b'+' | b'@' | b'%');
+        b += 1;
+    }
+    table
+};
 
 /// `process.command_line`: the arguments joined by spaces, each quoted
 /// (POSIX shell single quotes) when it holds anything a shell would split
@@ -438,7 +623,7 @@ pub fn command_line(args: &[String]) -> String {
         if i > 0 {
             line.push(' ');
         }
-        let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+        let plain = !arg.is_empty() && arg.bytes().all(|b| PLAIN.get(usize::from(b)).copied().unwrap_or(false));
         if plain {
             line.push_str(arg);
         } else {
@@ -450,114 +635,208 @@ pub fn command_line(args: &[String]) -> String {
     line
 }
 
-/// `file.path`, `file.name`, `file.extension`.
-fn file_fields(j: &mut Json, path: &str) {
+/// `file.path`, `file.name`, `file.extension`, `file.mode` (octal text, as
+/// ECS writes it: `0644`), and `file.type: dir` for a directory's event.
+fn file_fields(j: &mut Json, path: &str, mode: Option<u32>, file_type: FileType) {
+    let directory = file_type == FileType::Directory;
     let name = path.rsplit('/').next().unwrap_or(path);
     let extension = name.rsplit_once('.').filter(|(stem, ext)| !stem.is_empty() && !ext.is_empty()).map(|(_, e)| e);
-    j.object("file").str("path", path).str("name", name).opt_str("extension", extension).close();
+    let mode = mode.map(Octal::new);
+    j.object("file")
+        .str("path", path)
+        .str("name", name)
+        .opt_str("extension", extension.filter(|_| !directory))
+        .opt_str("mode", mode.as_ref().map(Octal::as_str))
+        .opt_str("type", directory.then_some("dir"))
+        .close();
 }
 
 /// Room for what [`finish`] appends to the shared members (the node's
 /// members, `event`, `data_stream`): reserved up front, so that a body is
 /// not copied again as it grows. An estimate; past it the body just grows.
 fn finish_room(facts: &Facts) -> usize {
-    facts.node_members().len() + 384 + 2 * facts.namespace.len()
+    facts.node_members().len() + 448 + 2 * facts.namespace.len()
 }
 
-/// One document: the record's `shared` members (an open object), its
-/// `event` (with its id), the data stream, and the node's fixed fields.
-fn finish(facts: &Facts, record: &Record, shared: String, event: &Event<'_>, class: Class, dataset: &str) -> Document {
-    let id = document_id(facts, record, dataset);
-    let full_dataset = ["cloud_defend.", dataset].concat();
-    let stream = ["logs-", &full_dataset, "-", &facts.namespace].concat();
+/// One document: the `shared` members (an open object), its `event` (with
+/// its id, made from `key` and the data stream), the data stream, and the
+/// node's fixed fields.
+fn finish(facts: &Facts, key: &Key<'_>, shared: String, event: &Event, class: Class, dataset: &str) -> Document {
+    let id = document_id(facts, key, dataset);
+    let full_dataset = match dataset {
+        "alerts" => "cloud_defend.alerts",
+        "file" => "cloud_defend.file",
+        _ => "cloud_defend.process",
+    };
+    let stream = ["logs-", full_dataset, "-", &facts.namespace].concat();
     let mut shared = shared;
     shared.reserve(finish_room(facts));
     // `shared` is an open object with members: go on writing into it.
     let mut j = Json::resume(shared);
     j.raw_members(facts.node_members());
-    j.object("event")
-        .str("kind", event.kind)
-        .strs("category", &[event.category])
-        .strs("type", &[event.kind_type])
-        .str("action", event.action)
-        .opt_str("outcome", event.outcome)
-        .str("dataset", &full_dataset)
-        .str("module", "cloud_defend")
-        .str("id", &id)
-        .close();
-    j.object("data_stream")
-        .str("type", "logs")
-        .str("dataset", &full_dataset)
-        .str("namespace", &facts.namespace)
-        .close();
+    j.object("event");
+    facts.event_members(&mut j, event, full_dataset);
+    j.str("created", Stamp::new(event.created_ns).as_str()).str("id", &id).close();
+    j.raw_members(facts.data_stream_members(full_dataset));
     j.close();
-    Document { stream, id, class, body: j.finish().into_bytes() }
+    let body = j.finish().into_bytes();
+    #[cfg(test)]
+    crate::fields::assert_conforms(&body);
+    Document { stream, id, class, body }
 }
 
-/// A document id unique per node boot, record and data stream, and the
-/// same for the same record every time.
-fn document_id(facts: &Facts, record: &Record, dataset: &str) -> String {
-    let head = &record.head;
-    let mut key = String::with_capacity(128);
-    let _ = write!(
-        key,
-        "{}|{}|{}|{}|{}|{}|{}|{}|{dataset}",
-        facts.agent_id, facts.boot_id, head.ktime_ns, head.pid, head.record, head.kind, head.op, head.flags
-    );
-    let digest = d4c_artifact::sha256(key.as_bytes());
+/// What identifies an event among all of a node's boot.
+enum Key<'a> {
+    /// A decision: its time, its thread, and which of its syscall's
+    /// events it is.
+    Decision(&'a Decision),
+    /// A process's end: its time and pid.
+    End(u64, u32),
+}
+
+/// A document id unique per node boot, event and data stream, and the
+/// same for the same event every time.
+fn document_id(facts: &Facts, key: &Key<'_>, dataset: &str) -> String {
+    let mut text = String::with_capacity(160);
+    let push_number = crate::json::push_uint;
+    text.push_str(&facts.agent_id);
+    text.push('|');
+    text.push_str(&facts.boot_id);
+    text.push('|');
+    match key {
+        Key::Decision(d) => {
+            push_number(&mut text, d.task.ktime_ns);
+            text.push('|');
+            push_number(&mut text, u64::from(d.task.pid));
+            text.push('|');
+            text.push_str(d.operation.name());
+            text.push_str(match d.part {
+                crate::event::Part::Only => "|Only|",
+                crate::event::Part::First => "|First|",
+                crate::event::Part::Later => "|Later|",
+            });
+            text.push(if d.denied { '1' } else { '0' });
+            text.push('|');
+            text.push(if d.audit { '1' } else { '0' });
+        }
+        Key::End(ktime, pid) => {
+            push_number(&mut text, *ktime);
+            text.push('|');
+            push_number(&mut text, u64::from(*pid));
+            text.push_str("|end");
+        }
+    }
+    text.push('|');
+    text.push_str(dataset);
+    let digest = d4c_artifact::sha256(text.as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.get(..15).unwrap_or_default())
 }
 
 /// RFC 3339 UTC with milliseconds, from a boot-time stamp.
-pub fn timestamp(facts: &Facts, boot_ns: u64) -> String {
-    format_unix_ns(facts.boot_epoch_ns.saturating_add(boot_ns))
+pub fn timestamp(facts: &Facts, boot_ns: u64) -> Stamp {
+    Stamp::new(facts.boot_epoch_ns.saturating_add(boot_ns))
 }
 
 /// RFC 3339 UTC with milliseconds (`1970-01-01T00:00:00.000Z`).
 pub fn format_unix_ns(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let millis = (ns / 1_000_000) % 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm), for days since 1970.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Digits pushed by hand rather than `format!` (one timestamp per
-    // document, on the hot path); four digits of year suffice, as a u64 of
-    // nanoseconds ends in 2554.
-    let year = u64::try_from(year).unwrap_or(0);
-    let (month, day) = (month as u64, day as u64);
-    let mut text = String::with_capacity(24);
-    let pairs = [
-        (year / 100, ""),
-        (year % 100, "-"),
-        (month, "-"),
-        (day, "T"),
-        (rem / 3600, ":"),
-        ((rem / 60) % 60, ":"),
-        (rem % 60, "."),
-        (millis / 10, ""),
-    ];
-    for (pair, separator) in pairs {
-        text.push(digit(pair / 10));
-        text.push(digit(pair));
-        text.push_str(separator);
+    Stamp::new(ns).as_str().to_owned()
+}
+
+/// A time as RFC 3339 UTC text with milliseconds, on the stack: a
+/// document writes two or three, and none needs a heap string.
+pub struct Stamp([u8; 24]);
+
+impl Stamp {
+    /// `ns`, wall-clock nanoseconds since the epoch.
+    pub fn new(ns: u64) -> Stamp {
+        let secs = ns / 1_000_000_000;
+        let millis = (ns / 1_000_000) % 1000;
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        // Civil from days (Howard Hinnant's algorithm), for days since 1970.
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        // Four digits of year suffice: a u64 of nanoseconds ends in 2554.
+        let year = u64::try_from(year).unwrap_or(0);
+        let (month, day) = (month as u64, day as u64);
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        let pairs = [
+            (0, year / 100),
+            (2, year % 100),
+            (5, month),
+            (8, day),
+            (11, rem / 3600),
+            (14, (rem / 60) % 60),
+            (17, rem % 60),
+            (20, millis / 10),
+        ];
+        for (at, pair) in pairs {
+            if let Some([tens, ones]) = text.get_mut(at..at + 2) {
+                (*tens, *ones) = (digit(pair / 10), digit(pair));
+            }
+        }
+        if let Some(last) = text.get_mut(22) {
+            *last = digit(millis);
+        }
+        Stamp(text)
     }
-    text.push(digit(millis));
-    text.push('Z');
-    text
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// `n` in decimal, on the stack.
+struct Decimal([u8; 10], usize);
+
+impl Decimal {
+    fn new(mut n: u32) -> Decimal {
+        let mut buf = [b'0'; 10];
+        let mut at = buf.len();
+        loop {
+            at -= 1;
+            if let Some(d) = buf.get_mut(at) {
+                *d = digit(u64::from(n));
+            }
+            n /= 10;
+            if n == 0 || at == 0 {
+                break;
+            }
+        }
+        Decimal(buf, at)
+    }
+
+    fn as_str(&self) -> &str {
+        self.0.get(self.1..).and_then(|d| std::str::from_utf8(d).ok()).unwrap_or_default()
+    }
+}
+
+/// A mode's permission bits as ECS writes `file.mode`: four octal digits
+/// (`0644`, `4755`), on the stack.
+struct Octal([u8; 4]);
+
+impl Octal {
+    fn new(mode: u32) -> Octal {
+        let m = u64::from(mode & 0o7777);
+        Octal([b'0' + (m >> 9) as u8, b'0' + ((m >> 6) & 7) as u8, b'0' + ((m >> 3) & 7) as u8, b'0' + (m & 7) as u8])
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// The last decimal digit of `n`.
-fn digit(n: u64) -> char {
-    char::from(b'0' + (n % 10) as u8)
+fn digit(n: u64) -> u8 {
+    b'0' + (n % 10) as u8
 }
 
 /// Removes null fields, empty lists and the objects left empty,
@@ -576,6 +855,9 @@ fn strip_nulls(map: &mut Map<String, Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::containers::Registry;
+    use crate::event::{decode, encode, Event};
+    use crate::pipeline::{Context, Pipeline};
 
     #[test]
     fn timestamps_are_rfc3339() {
@@ -585,84 +867,180 @@ mod tests {
         assert_eq!(format_unix_ns(4_102_444_799_999_000_000), "2099-12-31T23:59:59.999Z");
     }
 
-    fn record(kind: u32, op: u32, tgid: u32, args: &[&str]) -> Record {
-        use d4c_kernel_probes::abi::{EventRecord, ACTION_LOG, ARGS_OFFSET, EV_ARGS};
-        use zerocopy::FromZeros;
-        let mut head = EventRecord::new_zeroed();
-        (head.record, head.op, head.pid, head.tgid, head.ppid, head.cgroup_id) = (kind, op, tgid, tgid, 1, 9);
-        head.ktime_ns = 5_000_000_000;
-        let mut path = b"/bin/x".to_vec();
-        if kind == RECORD_DECISION {
-            (head.kind, head.actions) = (KIND_PROCESS, ACTION_LOG);
-        } else if !args.is_empty() {
-            head.flags = EV_ARGS;
-            path.resize(ARGS_OFFSET as usize, 0);
-            path.extend(args.iter().flat_map(|a| a.bytes().chain([0])));
+    /// Runs `records` through a pipeline (container `c1` at cgroup 9, every
+    /// decision matching `allProcesses`); the documents, parsed.
+    fn run(facts: &Facts, pipeline: &mut Pipeline, container: &Metadata, records: &[Record]) -> Vec<Value> {
+        let mut registry = Registry::default();
+        registry.insert(9, container.clone());
+        let matched: crate::inflight::Matched = vec!["allProcesses".to_owned()].into();
+        let explain = |_: &Decision| matched.clone();
+        let cx = Context {
+            facts,
+            containers: &registry,
+            explain: &explain,
+            audit: None,
+            now_ns: 0,
+            created_ns: 1_795_000_000_000_000_000,
+        };
+        let mut out = Vec::new();
+        for record in records {
+            pipeline.record(record, &cx, &mut out);
         }
-        Record { head, path }
+        out.iter().map(|d| serde_json::from_slice(&d.body).unwrap_or_default()).collect()
     }
 
-    /// The one document of a logged exec decision by `record`'s process.
-    fn document(
-        facts: &Facts,
-        cache: &mut crate::process::ProcessCache,
-        record: &Record,
-        container: &Metadata,
-    ) -> Value {
-        let process = cache.observe(record);
-        let ancestors = cache.ancestors(process.pid);
-        let subject =
-            Subject { record, process: &process, ancestors: &ancestors, container: Some(container), matched: &[] };
-        let documents = decision_documents(facts, &subject);
-        assert_eq!(documents.len(), 1);
-        serde_json::from_slice(&documents[0].body).unwrap_or_default()
+    use d4c_kernel_probes::probes::Record;
+
+    fn pipeline() -> Pipeline {
+        Pipeline::new(64, "/nonexistent-proc".into())
+    }
+
+    fn exec_pair(tgid: u32, exe: &str, args: &[&str]) -> [Record; 2] {
+        let name = exe.rsplit('/').next().unwrap_or(exe);
+        [encode::exec_decision(tgid, exe, name, args, Actions::LOG), encode::exec(tgid, exe, name, Some(args))]
     }
 
     #[test]
     fn cached_process_members_follow_execs_forks_and_ids() {
-        use d4c_kernel_probes::abi::{LIFE_EXEC, LIFE_FORK, RECORD_LIFECYCLE};
         let facts = Facts { agent_id: "a".into(), ..Facts::default() };
         let container = Metadata { id: "c1".into(), ..Metadata::default() };
-        let mut cache = crate::process::ProcessCache::new(64, "/nonexistent-proc".into());
-        let decision = record(RECORD_DECISION, OP_EXEC, 10, &[]);
-        cache.observe(&record(RECORD_LIFECYCLE, LIFE_EXEC, 10, &["x", "one"]));
-        let first = document(&facts, &mut cache, &decision, &container);
-        assert_eq!(first["process"]["args"], json!(["x", "one"]));
-        assert_eq!(first["process"].get("previous"), None);
-        cache.observe(&record(RECORD_LIFECYCLE, LIFE_EXEC, 10, &["x", "two"]));
-        let second = document(&facts, &mut cache, &decision, &container);
-        assert_eq!(second["process"]["args"], json!(["x", "two"]));
-        assert_eq!(second["process"]["previous"], json!([{"executable": "/bin/x", "args": ["x", "one"]}]));
-        let mut setuid = decision.clone();
+        let mut pipeline = pipeline();
+        let first = run(&facts, &mut pipeline, &container, &exec_pair(10, "/bin/x", &["x", "one"]));
+        assert_eq!(first[0]["process"]["args"], json!(["x", "one"]));
+        assert_eq!(first[0]["process"].get("previous"), None);
+        let second = run(&facts, &mut pipeline, &container, &exec_pair(10, "/bin/x", &["x", "two"]));
+        assert_eq!(second[0]["process"]["args"], json!(["x", "two"]));
+        assert_eq!(second[0]["process"]["previous"], json!([{"executable": "/bin/x", "args": ["x", "one"]}]));
+        let mut setuid = encode::decision(10, encode::HOOK_FILE_OPEN, Operation::ModifyFile, "/etc/x", Actions::LOG);
         (setuid.head.uid, setuid.head.gid) = (5, 6);
-        let third = document(&facts, &mut cache, &setuid, &container);
-        assert_eq!((&third["process"]["user"]["id"], &third["process"]["group"]["id"]), (&json!("5"), &json!("6")));
-        let mut fork = record(RECORD_LIFECYCLE, LIFE_FORK, 10, &[]);
-        fork.head.child_tgid = 11;
-        cache.observe(&fork);
-        let child = document(&facts, &mut cache, &record(RECORD_DECISION, OP_EXEC, 11, &[]), &container);
-        assert_eq!(child["process"]["pid"], 11);
-        assert_eq!(child["process"]["entity_id"], json!(entity_id("a", 11, 5)));
-        assert_eq!(child["process"].get("previous"), None);
+        let third = run(&facts, &mut pipeline, &container, &[setuid]);
+        assert_eq!(
+            (&third[0]["process"]["user"]["id"], &third[0]["process"]["group"]["id"]),
+            (&json!("5"), &json!("6"))
+        );
+        assert_eq!((&third[0]["user"]["id"], &third[0]["group"]["id"]), (&json!("5"), &json!("6")));
+        let fork = [
+            encode::decision(10, encode::HOOK_TASK_ALLOC, Operation::Fork, "/bin/x", Actions::LOG),
+            encode::lifecycle(10, encode::FORK, 11),
+        ];
+        let child = run(&facts, &mut pipeline, &container, &fork);
+        // A fork's document describes the new process, its parent the forker.
+        assert_eq!(child[0]["process"]["pid"], 11);
+        assert_eq!(child[0]["process"]["parent"]["pid"], 10);
+        assert_eq!(child[0]["process"]["entity_id"], json!(entity_id("a", 11, 5)));
+        assert_eq!(child[0]["process"].get("previous"), None);
+        assert_eq!(
+            child[0]["cloud_defend"]["hook_point"],
+            json!(["lsm__task_alloc", "tracepoint__sched_process_fork"])
+        );
     }
 
     #[test]
     fn cached_container_members_follow_metadata_and_cluster() {
         let mut facts = Facts::default();
         let mut container = Metadata { id: "c1".into(), ..Metadata::default() };
-        let mut cache = crate::process::ProcessCache::new(64, "/nonexistent-proc".into());
-        let decision = record(RECORD_DECISION, OP_EXEC, 10, &[]);
-        let first = document(&facts, &mut cache, &decision, &container);
-        assert_eq!(first["orchestrator"]["resource"].get("label"), None);
+        let mut pipeline = pipeline();
+        let file = || [encode::decision(10, encode::HOOK_PATH_UNLINK, Operation::DeleteFile, "/x", Actions::LOG)];
+        let first = run(&facts, &mut pipeline, &container, &file());
+        assert_eq!(first[0]["orchestrator"]["resource"].get("label"), None);
         container.labels.insert("app".into(), "web".into());
-        let second = document(&facts, &mut cache, &decision, &container);
-        assert_eq!(second["orchestrator"]["resource"]["label"], json!(["app:web"]));
+        let second = run(&facts, &mut pipeline, &container, &file());
+        assert_eq!(second[0]["orchestrator"]["resource"]["label"], json!(["app:web"]));
         facts.cluster_id = Some("k1".into());
-        let third = document(&facts, &mut cache, &decision, &container);
-        assert_eq!(third["orchestrator"]["cluster"]["id"], "k1");
+        let third = run(&facts, &mut pipeline, &container, &file());
+        assert_eq!(third[0]["orchestrator"]["cluster"]["id"], "k1");
         let other = Metadata { id: "c2".into(), name: Some("db".into()), ..Metadata::default() };
-        assert_eq!(document(&facts, &mut cache, &decision, &other)["container"]["name"], "db");
-        assert_eq!(document(&facts, &mut cache, &decision, &container)["container"]["id"], "c1");
+        assert_eq!(run(&facts, &mut pipeline, &other, &file())[0]["container"]["name"], "db");
+        assert_eq!(run(&facts, &mut pipeline, &container, &file())[0]["container"]["id"], "c1");
+    }
+
+    #[test]
+    fn image_names_are_bare_as_the_original_writes_them() {
+        let facts = Facts::default();
+        let mut pipeline = pipeline();
+        for (image, name, tag) in [
+            ("docker.io/library/nginx:1.27", "nginx", Some("1.27")),
+            ("nginx", "nginx", Some("latest")),
+            ("ghcr.io/acme/tools/scanner:v2", "scanner", Some("v2")),
+            ("registry:5000/app@sha256:abc", "app", None),
+        ] {
+            let container = Metadata { id: "c1".into(), image: Some(image.into()), ..Metadata::default() };
+            let file = [encode::decision(10, encode::HOOK_PATH_UNLINK, Operation::DeleteFile, "/x", Actions::LOG)];
+            let doc = &run(&facts, &mut pipeline, &container, &file)[0];
+            assert_eq!(doc["container"]["image"]["name"], name, "{image}");
+            assert_eq!(doc["container"]["image"].get("tag").and_then(Value::as_str), tag, "{image}");
+        }
+    }
+
+    #[test]
+    fn file_actions_and_hook_points_follow_the_hook_as_the_seed_lists_them() {
+        let facts = Facts { policy_revision: 32_767, ..Facts::default() };
+        let container = Metadata { id: "c1".into(), ..Metadata::default() };
+        let mut pipeline = pipeline();
+        use encode::*;
+        let cases = [
+            (HOOK_PATH_MKNOD, Operation::CreateExecutable, "creation", "creation", "lsm__path_mknod"),
+            (HOOK_FILE_OPEN, Operation::ModifyFile, "open", "change", "lsm__file_open"),
+            (HOOK_FILE_OPEN, Operation::CreateFile, "open", "creation", "lsm__file_open"),
+            (HOOK_PATH_TRUNCATE, Operation::ModifyExecutable, "modification", "change", "lsm__path_truncate"),
+            (HOOK_PATH_CHMOD, Operation::CreateExecutable, "modification", "change", "lsm__path_chmod"),
+            (HOOK_PATH_LINK, Operation::CreateFile, "link", "creation", "lsm__path_link"),
+            (HOOK_PATH_UNLINK, Operation::DeleteFile, "deletion", "deletion", "lsm__path_unlink"),
+            (HOOK_PATH_RENAME, Operation::DeleteFile, "rename", "deletion", "lsm__path_rename"),
+            (HOOK_PATH_RENAME, Operation::ModifyFile, "rename", "change", "lsm__path_rename"),
+        ];
+        for (hook, operation, action, kind_type, point) in cases {
+            let mut record = decision(10, hook, operation, "/etc/app.conf", Actions::LOG);
+            record.head.mode = 0o100640;
+            let doc = &run(&facts, &mut pipeline, &container, &[record])[0];
+            assert_eq!(doc["event"]["action"], action, "{point} {operation:?}");
+            assert_eq!(doc["event"]["type"], json!([kind_type]), "{point} {operation:?}");
+            assert_eq!(doc["event"]["category"], json!(["file"]));
+            assert_eq!(doc["cloud_defend"]["hook_point"], json!([point]));
+            assert_eq!(doc["file"]["mode"], "0640");
+            assert_eq!(doc["cloud_defend"]["package_policy_revision"], 32_767);
+        }
+        // A hook this build does not know: its document is made, by the
+        // operation alone, and says no hook point.
+        let unknown = decision(10, 15, Operation::CreateFile, "/mnt/new", Actions::LOG);
+        let doc = &run(&facts, &mut pipeline, &container, &[unknown])[0];
+        assert_eq!((&doc["event"]["action"], &doc["event"]["type"]), (&json!("creation"), &json!(["creation"])));
+        assert_eq!(doc["cloud_defend"].get("hook_point"), None);
+    }
+
+    /// Issue 12: a write-open of an existing file was `event.action:
+    /// modification`; the original writes `open` (`event.type: change`,
+    /// hook `lsm__file_open`), which the rules on open events look for.
+    #[test]
+    fn regression_write_opens_as_modification() {
+        let facts = Facts::default();
+        let container = Metadata { id: "c1".into(), ..Metadata::default() };
+        let mut record =
+            encode::decision(10, encode::HOOK_FILE_OPEN, Operation::ModifyFile, "/etc/passwd", Actions::ALERT);
+        record.head.flags |= encode::DENIED;
+        record.head.actions = u32::from(Actions::ALERT.union(Actions::BLOCK).bits());
+        let docs = run(&facts, &mut pipeline(), &container, &[record]);
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0]["event"]["action"], "open");
+        assert_eq!(docs[0]["event"]["type"], json!(["denied"]));
+        assert_eq!(docs[0]["event"]["outcome"], "failure");
+        assert_eq!(docs[0]["cloud_defend"]["blocked"], true);
+        let allowed = encode::decision(10, encode::HOOK_FILE_OPEN, Operation::ModifyFile, "/etc/motd", Actions::LOG);
+        let docs = run(&facts, &mut pipeline(), &container, &[allowed]);
+        assert_eq!((&docs[0]["event"]["action"], &docs[0]["event"]["type"]), (&json!("open"), &json!(["change"])));
+    }
+
+    #[test]
+    fn every_document_says_when_it_was_made_and_who_acted() {
+        let facts = Facts::default();
+        let container = Metadata { id: "c1".into(), ..Metadata::default() };
+        let mut record = encode::decision(10, encode::HOOK_PATH_MKNOD, Operation::CreateFile, "/tmp/x", Actions::LOG);
+        (record.head.uid, record.head.gid) = (33, 33);
+        let docs = run(&facts, &mut pipeline(), &container, &[record]);
+        assert_eq!(docs[0]["event"]["created"], "2026-11-18T11:06:40.000Z");
+        assert_eq!((&docs[0]["user"]["id"], &docs[0]["group"]["id"]), (&json!("33"), &json!("33")));
+        // The relatives say whether they are interactive.
+        assert!(docs[0]["process"]["entry_leader"]["interactive"].is_boolean());
     }
 
     #[test]
@@ -676,18 +1054,29 @@ mod tests {
         assert_eq!(entity_id("a1", 42, 1_700_000_000), "YTEtNDItMTcwMDAwMDAwMA==");
     }
 
-    fn file_json(path: &str) -> Value {
+    fn file_json(path: &str, mode: Option<u32>, file_type: FileType) -> Value {
         let mut j = Json::default();
         j.open();
-        file_fields(&mut j, path);
+        file_fields(&mut j, path, mode, file_type);
         j.close();
         serde_json::from_str::<Value>(j.as_str()).unwrap_or_default()["file"].clone()
     }
 
     #[test]
-    fn file_fields_split_name_and_extension() {
-        assert_eq!(file_json("/etc/nginx/nginx.conf")["extension"], "conf");
-        assert_eq!(file_json("/usr/bin/.hidden").get("extension"), None);
-        assert_eq!(file_json("/usr/bin/tool")["name"], "tool");
+    fn file_fields_split_name_and_extension_and_write_the_mode() {
+        assert_eq!(file_json("/etc/nginx/nginx.conf", None, FileType::File)["extension"], "conf");
+        assert_eq!(file_json("/usr/bin/.hidden", None, FileType::File).get("extension"), None);
+        assert_eq!(file_json("/usr/bin/tool", Some(0o104755), FileType::File)["mode"], "4755");
+        assert_eq!(file_json("/usr/bin/tool", Some(0o100700), FileType::File)["mode"], "0700");
+        let dir = file_json("/var/lib/x.d", Some(0o40755), FileType::Directory);
+        assert_eq!((dir["type"].as_str(), dir.get("extension")), (Some("dir"), None));
+    }
+
+    #[test]
+    fn decoded_events_are_the_only_input() {
+        // The documents are made from events; a record is decoded once.
+        let record = encode::decision(10, encode::HOOK_PATH_UNLINK, Operation::DeleteFile, "/x", Actions::LOG);
+        let Event::Decision(d) = decode(&record) else { panic!("not a decision") };
+        assert_eq!(ecs_event(&d), ("file", "deletion", "deletion"));
     }
 }

@@ -32,13 +32,13 @@ impl Json {
     /// Goes on writing into `text`, an object opened with members in it
     /// (one level deep).
     pub fn resume(text: String) -> Json {
-        Json { out: text, written: vec![true] }
+        Json { out: text, written: depths(true) }
     }
 
     /// A writer of bare members (`"a":1,"b":2`, no braces), with
     /// `capacity` bytes reserved: text for [`Json::raw_members`].
     pub fn members(capacity: usize) -> Json {
-        Json { out: String::with_capacity(capacity), written: vec![false] }
+        Json { out: String::with_capacity(capacity), written: depths(false) }
     }
 
     /// The text written so far.
@@ -126,6 +126,14 @@ impl Json {
         self
     }
 
+    /// `key: n`, an unsigned integer, written without the formatting
+    /// machinery (several per document).
+    pub fn uint(&mut self, key: &str, value: u64) -> &mut Self {
+        self.key(key);
+        push_uint(&mut self.out, value);
+        self
+    }
+
     /// `key: true|false`.
     pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
         self.key(key);
@@ -158,6 +166,34 @@ impl Json {
             self.out.push_str(members);
         }
         self
+    }
+}
+
+/// The open levels' flags, room for the documents' depth made up front
+/// (one level open, `written` or not).
+fn depths(written: bool) -> Vec<bool> {
+    let mut depths = Vec::with_capacity(8);
+    depths.push(written);
+    depths
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_uint(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(at..).unwrap_or_default() {
+        out.push(char::from(d));
     }
 }
 
@@ -209,6 +245,7 @@ mod tests {
         let nasty = "a\"b\\c\nd\te\u{1}f\u{7f}é☃";
         let mut j = Json::default();
         j.open().str("s", nasty).num("n", 42).bool("b", true).opt_str("none", None).strs::<&str>("empty", &[]);
+        j.uint("zero", 0).uint("max", u64::MAX).uint("pid", 4_194_304);
         j.object("o").strs("list", &["x", nasty]).close();
         j.raw_members("\"raw\":[1,2]").all_strs::<&str>("kept", &[]);
         j.array("objects").open().num("a", 1).close().open().close().close_array();
@@ -219,6 +256,10 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(value["s"], nasty);
         assert_eq!(value["n"], 42);
+        assert_eq!(
+            (&value["zero"], &value["max"], &value["pid"]),
+            (&serde_json::json!(0), &serde_json::json!(u64::MAX), &serde_json::json!(4_194_304))
+        );
         assert_eq!(value["o"]["list"][1], nasty);
         assert_eq!(value["raw"][1], 2);
         assert_eq!(value["kept"], serde_json::json!([]));

@@ -2,7 +2,8 @@
 //!
 //! Pipeline: the artifact is verified and read ([`load`]), its tables go
 //! into the kernel probes, container metadata is discovered, kernel records
-//! become ECS [`document::Document`]s, and [`delivery`] ships them to
+//! are decoded once into typed events ([`event`]) and become ECS
+//! [`document::Document`]s ([`pipeline`]), and [`delivery`] ships them to
 //! Elasticsearch or to NDJSON, through a disk queue.
 
 pub mod config;
@@ -11,16 +12,21 @@ pub mod daemon;
 pub mod delivery;
 pub mod document;
 pub mod ecs;
+pub mod event;
 pub mod facts;
+pub mod fields;
+pub mod inflight;
 pub mod json;
 pub mod kube;
 pub mod load;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod pipeline;
 pub mod process;
 pub mod run;
 pub mod server;
+pub mod users;
 pub mod watch;
 
 pub use run::{check, run};

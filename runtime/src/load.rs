@@ -24,8 +24,10 @@ use d4c_artifact::{to_hex, Artifact, ArtifactError, VerifyingKey};
 pub struct Policy {
     /// The policy's name, as compiled.
     pub name: String,
-    /// The policy's revision, as the compiler was given it.
-    pub revision: u64,
+    /// The policy's revision, as the compiler was given it: at most
+    /// [`d4c_artifact::MAX_REVISION`] (an artifact with a larger one is
+    /// refused, as the documents could not carry it).
+    pub revision: u16,
     /// The SHA-256 of the artifact's content, hex: what `d4cc inspect`
     /// prints, and what the documents carry as the revision's digest.
     pub digest: String,
@@ -69,6 +71,9 @@ pub enum LoadErrorKind {
     Tables(String),
     /// The trusted key file could not be read.
     Key(ArtifactError),
+    /// The revision is over [`d4c_artifact::MAX_REVISION`]: the
+    /// integration maps `cloud_defend.package_policy_revision` as a short.
+    Revision(u64),
 }
 
 impl fmt::Display for LoadError {
@@ -81,6 +86,13 @@ impl fmt::Display for LoadError {
                 write!(f, "refusing the artifact `{path}`: its decision tables are inconsistent: {error}")
             }
             LoadErrorKind::Key(error) => write!(f, "cannot read the trusted key `{path}`: {error}"),
+            LoadErrorKind::Revision(revision) => write!(
+                f,
+                "refusing the artifact `{path}`: its revision {revision} is over {}, the largest \
+                 `cloud_defend.package_policy_revision` holds (a short in the integration's mapping); \
+                 compile it again with a smaller `d4cc compile --revision`",
+                d4c_artifact::MAX_REVISION
+            ),
         }
     }
 }
@@ -106,10 +118,15 @@ pub fn load(path: &Path, key: Option<&VerifyingKey>) -> Result<(Policy, Tables),
     if let Some(key) = key {
         artifact.verify_signature(key).map_err(|e| fail(LoadErrorKind::Artifact(e)))?;
     }
+    let revision = artifact.header().revision;
+    let revision = u16::try_from(revision)
+        .ok()
+        .filter(|r| u64::from(*r) <= d4c_artifact::MAX_REVISION)
+        .ok_or_else(|| fail(LoadErrorKind::Revision(revision)))?;
     let tables = Tables::read(&artifact).map_err(|e| fail(LoadErrorKind::Tables(e.to_string())))?;
     let policy = Policy {
         name: artifact.policy_name().to_owned(),
-        revision: artifact.header().revision,
+        revision,
         digest: to_hex(&artifact.header().content_digest),
         compiler: artifact.compiler_version().to_owned(),
         signed: key.is_some(),

@@ -66,18 +66,24 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     }
 
     let c = &daemon.counters;
-    e.family("d4c_records_total", "counter", "Ring buffer records read, by kind.");
-    for (kind, n) in &c.records {
+    let tallies = &daemon.pipeline.tallies;
+    e.family("d4c_records_total", "counter", "Ring buffer records read, by event.");
+    for (kind, n) in &tallies.records {
         e.sample("d4c_records_total", &[("kind", kind)], *n as f64);
     }
     e.family("d4c_documents_total", "counter", "ECS documents made, by dataset.");
-    for (dataset, n) in &c.documents {
+    for (dataset, n) in &tallies.documents {
         e.sample("d4c_documents_total", &[("dataset", dataset)], *n as f64);
     }
     e.family("d4c_blocked_total", "counter", "Operations the kernel refused.").sample(
         "d4c_blocked_total",
         &[],
-        c.blocked as f64,
+        tallies.blocked as f64,
+    );
+    e.family("d4c_inflight_decisions", "gauge", "Execs and forks decided and waiting for what became of them.").sample(
+        "d4c_inflight_decisions",
+        &[],
+        daemon.pipeline.inflight.len() as f64,
     );
     e.family("d4c_containers", "gauge", "Containers registered with the kernel.").sample(
         "d4c_containers",
@@ -100,7 +106,7 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     e.family("d4c_processes_cached", "gauge", "Processes in the process cache.").sample(
         "d4c_processes_cached",
         &[],
-        daemon.processes.len() as f64,
+        daemon.pipeline.processes.len() as f64,
     );
     e.family("d4c_reloads_total", "counter", "Artifact reloads, by outcome.")
         .sample("d4c_reloads_total", &[("outcome", "done")], c.reloads as f64)

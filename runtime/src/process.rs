@@ -2,7 +2,7 @@
 //! the probes' lifecycle records (fork, exec, exit, setsid) and completed
 //! from `/proc` for processes that started before the daemon.
 //!
-//! In: ring buffer records in order. Out: per process, its ancestry and
+//! In: decoded events ([`Event`]) in record order. Out: per process, its ancestry and
 //! the facts the ECS `process.*` fields need (executable, args, working
 //! directory, start time, ids, interactivity, previous executables).
 //!
@@ -13,14 +13,13 @@
 //! history, and a process's serialised members ([`Process::ecs_json`])
 //! outlive the record that asked for them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use d4c_kernel_probes::abi::{
-    EventRecord, EV_INTERACTIVE, LIFE_EXEC, LIFE_EXIT, LIFE_FORK, LIFE_SETSID, RECORD_LIFECYCLE,
-};
-use d4c_kernel_probes::probes::Record;
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::event::{Event, Task};
 
 /// An executable a process ran before its current one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,48 +63,63 @@ pub struct Process {
     pub cgroup_id: u64,
     /// Its exit code, once it ended.
     pub exit_code: Option<i32>,
-    /// A cache of its members as the documents write them: filled by
+    /// A cache of its program's members as the documents write them
+    /// (arguments, working directory, previous programs): filled by
     /// [`crate::ecs`] on first use, emptied by the cache whenever a field
-    /// it holds changes (a forked child, an exec, new user or group ids).
+    /// it holds changes (an exec; a forked child starts without).
     pub ecs_json: OnceLock<crate::ecs::ProcessJson>,
+    /// A cache of its identity's members (`entity_id`, `start`, user and
+    /// group ids), which an exec keeps: emptied when its ids change.
+    pub ecs_identity: OnceLock<String>,
+    /// A cache of the top-level `user` and `group` members of documents
+    /// about it, with the names they were written with: emptied when its
+    /// ids change.
+    pub ecs_people: OnceLock<(crate::users::Names, String)>,
 }
 
 impl Process {
     /// Takes the ids every record carries (they may have changed since the
     /// process was cached: a reparenting, a setuid, a cgroup move).
-    fn refresh(&mut self, head: &EventRecord) {
-        if (self.uid, self.gid) != (head.uid, head.gid) {
-            self.ecs_json.take();
+    fn refresh(&mut self, task: &Task) {
+        if (self.uid, self.gid) != (task.uid, task.gid) {
+            self.ecs_identity.take();
+            self.ecs_people.take();
         }
-        self.ppid = head.ppid;
-        self.sid = head.sid;
-        self.uid = head.uid;
-        self.gid = head.gid;
-        self.cgroup_id = head.cgroup_id;
+        self.ppid = task.ppid;
+        self.sid = task.sid;
+        self.uid = task.uid;
+        self.gid = task.gid;
+        self.cgroup_id = task.cgroup_id;
     }
 
-    /// The child of a fork: a copy of this process with its own pid and
-    /// start, and no history.
-    fn forked(&self, head: &EventRecord) -> Process {
+    /// The child `child` of a fork by `task`: a copy of this process with
+    /// its own pid and start, and no history.
+    fn forked(&self, task: &Task, child: u32) -> Process {
         Process {
-            pid: head.child_tgid,
-            ppid: head.tgid,
-            start_boot_ns: head.ktime_ns,
+            pid: child,
+            ppid: task.tgid,
+            start_boot_ns: task.ktime_ns,
             previous: Vec::new(),
             exit_code: None,
             ecs_json: OnceLock::new(),
+            ecs_identity: OnceLock::new(),
+            ecs_people: OnceLock::new(),
             ..self.clone()
         }
     }
 
-    /// Runs `file` with `args` in `cwd` (when known; else where it was):
-    /// the current executable becomes a previous one.
-    fn exec(&mut self, record: &Record, file: String, args: Vec<String>, cwd: Option<String>) {
-        if cwd.is_some() {
-            self.working_directory = cwd;
-        }
-        let executable =
-            if file.starts_with('/') { file } else { join(self.working_directory.as_deref().unwrap_or("/"), &file) };
+    /// This process as it would be had it run `executable` as `name`
+    /// with `args`: what the document of an exec that did not happen (a
+    /// refused one) describes. The current program becomes a previous one.
+    pub fn running(&self, executable: &str, name: &str, args: Vec<String>) -> Process {
+        let mut process = Process { ecs_json: OnceLock::new(), ..self.clone() };
+        process.replace_program(executable.to_owned(), name.to_owned(), args);
+        process
+    }
+
+    /// Runs `executable` with `args`: the current program becomes a
+    /// previous one.
+    fn replace_program(&mut self, executable: String, name: String, args: Vec<String>) {
         if let Some(old) = self.executable.take() {
             self.previous.push(Exec { executable: old, args: std::mem::take(&mut self.args) });
             if self.previous.len() > MAX_PREVIOUS {
@@ -113,9 +127,8 @@ impl Process {
             }
         }
         self.executable = Some(executable);
-        self.name = record.name_text();
+        self.name = name;
         self.args = args;
-        self.interactive = record.head.flags & EV_INTERACTIVE != 0;
         self.ecs_json.take();
     }
 }
@@ -143,7 +156,7 @@ impl ProcessCache {
     /// An empty cache of at most `capacity` processes, reading `/proc` at
     /// `proc_root`.
     pub fn new(capacity: usize, proc_root: PathBuf) -> ProcessCache {
-        ProcessCache { processes: HashMap::new(), ended: VecDeque::new(), capacity: capacity.max(16), proc_root }
+        ProcessCache { processes: HashMap::default(), ended: VecDeque::new(), capacity: capacity.max(16), proc_root }
     }
 
     /// How many processes are cached.
@@ -161,44 +174,70 @@ impl ProcessCache {
         self.processes.get(&pid).map(|p| &**p)
     }
 
-    /// Applies a lifecycle record; other records only make sure their
-    /// process is known and refresh its ids (parent, session, user, group,
-    /// cgroup) from the record. Returns the process the record is about,
-    /// shared with the cache: holding it across the next `observe` of the
-    /// same process costs that `observe` a copy of the process.
-    pub fn observe(&mut self, record: &Record) -> Arc<Process> {
-        let head = &record.head;
-        let lifecycle = head.record == RECORD_LIFECYCLE;
+    /// The process `pid`, shared, if cached.
+    pub fn shared(&self, pid: u32) -> Option<Arc<Process>> {
+        self.processes.get(&pid).cloned()
+    }
+
+    /// Applies a lifecycle event (fork, exec, exit, setsid); any other
+    /// event only makes sure its process is known and refreshes its ids
+    /// (parent, session, user, group, cgroup). An exec's executable and
+    /// arguments move into the process (the event keeps its task and
+    /// name). Returns the process the event is about (for a fork, the
+    /// forker; the child is [`ProcessCache::shared`]), shared with the
+    /// cache: holding it across the next `observe` of the same process
+    /// costs that `observe` a copy of the process.
+    pub fn observe(&mut self, event: &mut Event) -> Arc<Process> {
         // Read before the process is borrowed from the map.
-        let exec = (lifecycle && head.op == LIFE_EXEC).then(|| {
-            let args = record.exec_args().or_else(|| read_args(&self.proc_root, head.tgid)).unwrap_or_default();
-            // The working directory as the new program starts in it: read
-            // now, as a container's first process only enters its root
-            // just before it execs its entrypoint.
-            let cwd = container_path(&self.proc_root.join(head.tgid.to_string()), "cwd");
-            (record.exec_file(), args, cwd)
-        });
-        let slot = self.processes.entry(head.tgid).or_insert_with(|| Arc::new(read_proc(&self.proc_root, record)));
+        let exec = match event {
+            Event::Exec(exec) => {
+                let tgid = exec.task.tgid;
+                let args = exec.args.take().or_else(|| read_args(&self.proc_root, tgid)).unwrap_or_default();
+                // The working directory as the new program starts in it:
+                // read now, as a container's first process only enters its
+                // root just before it execs its entrypoint.
+                let cwd = container_path(&self.proc_root.join(tgid.to_string()), "cwd");
+                let executable = std::mem::take(&mut exec.executable);
+                Some((executable, exec.resolved, exec.name.text(), args, cwd))
+            }
+            _ => None,
+        };
+        let event = &*event;
+        let task = event.task();
+        let exec_now = exec.is_some();
+        let slot =
+            self.processes.entry(task.tgid).or_insert_with(|| Arc::new(read_proc(&self.proc_root, task, exec_now)));
         // Unshared unless the caller still holds the previous result.
         let process = Arc::make_mut(slot);
-        process.refresh(head);
+        process.refresh(task);
         let mut child = None;
-        if lifecycle {
-            match head.op {
-                LIFE_FORK => child = Some(process.forked(head)),
-                LIFE_EXIT => {
-                    process.exit_code = Some(exit_status(head.child_tgid));
-                    self.ended.push_back(head.tgid);
-                }
-                LIFE_SETSID => {
-                    process.sid = head.tgid;
-                    process.pgid = head.tgid;
-                }
-                _ => {}
+        match event {
+            Event::Fork(fork) => child = Some(process.forked(task, fork.child)),
+            Event::Exit(exit) => {
+                process.exit_code = Some(exit.code);
+                self.ended.push_back(task.tgid);
             }
-            if let Some((file, args, cwd)) = exec {
-                process.exec(record, file, args, cwd);
+            Event::Setsid(_) => {
+                process.sid = task.tgid;
+                process.pgid = task.tgid;
             }
+            _ => {}
+        }
+        if let Some((executable, resolved, name, args, cwd)) = exec {
+            if cwd.is_some() {
+                process.working_directory = cwd;
+            }
+            // The name exec was given (the file is not reachable from the
+            // task's root) may be relative: it is the working directory's.
+            // A memfd's (`memfd:NAME`) is no path.
+            let relative = !resolved && !executable.starts_with('/') && !executable.starts_with("memfd:");
+            let executable = if relative {
+                join(process.working_directory.as_deref().unwrap_or("/"), &executable)
+            } else {
+                executable
+            };
+            process.replace_program(executable, name, args);
+            process.interactive = task.interactive;
         }
         let observed = Arc::clone(slot);
         if let Some(child) = child {
@@ -289,29 +328,28 @@ fn read_args(proc_root: &Path, pid: u32) -> Option<Vec<String>> {
     Some(split_nul(&bytes))
 }
 
-/// A process from `<proc_root>/<tgid>`, with the record's ids (the
-/// kernel's at the event); the record's fields alone when `/proc` has it
+/// A process from `<proc_root>/<tgid>`, with the event's ids (the
+/// kernel's at the event); the event's fields alone when `/proc` has it
 /// no more (a short-lived process that started before the daemon).
 /// Without a working directory: a process first seen by a record may be a
 /// container's first, which has not entered the container's root yet (its
-/// exec, which does, reads it).
-fn read_proc(proc_root: &Path, record: &Record) -> Process {
-    let head = &record.head;
-    let mut process = from_proc(proc_root, head.tgid, head.cgroup_id).unwrap_or_else(|| Process {
-        pid: head.tgid,
-        start_boot_ns: head.ktime_ns,
-        name: record.comm_text(),
-        interactive: head.flags & EV_INTERACTIVE != 0,
-        cgroup_id: head.cgroup_id,
+/// exec, which does, reads it). `exec`: first seen by its exec.
+fn read_proc(proc_root: &Path, task: &Task, exec: bool) -> Process {
+    let mut process = from_proc(proc_root, task.tgid, task.cgroup_id).unwrap_or_else(|| Process {
+        pid: task.tgid,
+        start_boot_ns: task.ktime_ns,
+        name: task.comm.text(),
+        interactive: task.interactive,
+        cgroup_id: task.cgroup_id,
         ..Process::default()
     });
-    if head.record == RECORD_LIFECYCLE && head.op == LIFE_EXEC {
-        // `/proc` shows the new program already, which the exec record
+    if exec {
+        // `/proc` shows the new program already, which the exec event
         // brings itself: what ran before is unknown, not that.
         process.executable = None;
         process.args.clear();
     }
-    process.refresh(head);
+    process.refresh(task);
     process
 }
 
@@ -352,6 +390,8 @@ fn from_proc(proc_root: &Path, pid: u32, cgroup_id: u64) -> Option<Process> {
         cgroup_id,
         exit_code: None,
         ecs_json: OnceLock::new(),
+        ecs_identity: OnceLock::new(),
+        ecs_people: OnceLock::new(),
     })
 }
 
@@ -401,16 +441,6 @@ fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     Some(after.split_whitespace().collect())
 }
 
-/// A wait status as an exit code: the code, or 128 + the signal.
-fn exit_status(status: u32) -> i32 {
-    let signal = status & 0x7f;
-    if signal == 0 {
-        ((status >> 8) & 0xff) as i32
-    } else {
-        128 + signal as i32
-    }
-}
-
 /// `base` joined with the relative `path`, with `.` and `..` folded.
 fn join(base: &str, path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
@@ -429,8 +459,8 @@ fn join(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use d4c_kernel_probes::abi::{EventRecord, ARGS_OFFSET, EV_ARGS, RECORD_DECISION};
-    use zerocopy::FromZeros;
+    use crate::event::encode;
+    use d4c_artifact::ops::{Actions, Operation};
 
     #[test]
     fn a_cgroups_processes_are_learned_from_proc() -> Result<(), String> {
@@ -472,16 +502,12 @@ mod tests {
         Ok(())
     }
 
-    fn record(kind: u32, op: u32, tgid: u32, ppid: u32) -> Record {
-        let mut head = EventRecord::new_zeroed();
-        head.record = kind;
-        head.op = op;
-        head.pid = tgid;
-        head.tgid = tgid;
-        head.ppid = ppid;
-        head.sid = 1;
-        head.cgroup_id = 77;
-        Record { head, path: Vec::new() }
+    fn event(record: &d4c_kernel_probes::probes::Record) -> Event {
+        crate::event::decode(record)
+    }
+
+    fn lifecycle(tgid: u32, op: u32, value: u32) -> Event {
+        event(&encode::lifecycle(tgid, op, value))
     }
 
     fn cache() -> ProcessCache {
@@ -491,26 +517,27 @@ mod tests {
     #[test]
     fn fork_then_exec_builds_the_tree_and_the_previous_executable() {
         let mut cache = cache();
-        let mut exec = record(RECORD_LIFECYCLE, LIFE_EXEC, 10, 1);
-        exec.path = b"/bin/sh".to_vec();
-        cache.observe(&exec);
-        let mut fork = record(RECORD_LIFECYCLE, LIFE_FORK, 10, 1);
-        fork.head.child_tgid = 11;
+        cache.observe(&mut event(&encode::exec(10, "/bin/sh", "sh", None)));
+        let mut fork = encode::lifecycle(10, encode::FORK, 11);
         fork.head.ktime_ns = 5_000;
-        cache.observe(&fork);
-        let mut exec = record(RECORD_LIFECYCLE, LIFE_EXEC, 11, 10);
-        exec.head.flags = EV_ARGS;
-        let mut path = b"/usr/bin/curl".to_vec();
-        path.resize(ARGS_OFFSET as usize, 0);
-        path.extend_from_slice(b"curl\0-s\0http://x\0");
-        exec.path = path;
-        let child = cache.observe(&exec);
+        let forker = cache.observe(&mut event(&fork));
+        assert_eq!(forker.pid, 10);
+        assert_eq!(cache.shared(11).map(|c| c.start_boot_ns), Some(5_000));
+        let mut exec = encode::exec(11, "/usr/bin/curl", "curl", Some(&["curl", "-s", "http://x"]));
+        exec.head.ppid = 10;
+        let child = cache.observe(&mut event(&exec));
         assert_eq!(child.executable.as_deref(), Some("/usr/bin/curl"));
         assert_eq!(child.args, ["curl", "-s", "http://x"]);
         assert_eq!(child.previous, [Exec { executable: "/bin/sh".into(), args: vec![] }]);
         assert_eq!(child.start_boot_ns, 5_000);
         let ancestors: Vec<u32> = cache.ancestors(11).iter().map(|p| p.pid).collect();
         assert_eq!(ancestors, [10]);
+        // What a refused exec's document describes: the program refused,
+        // the current one as the previous.
+        let refused = child.running("/tmp/x", "x", vec!["x".into()]);
+        assert_eq!(refused.executable.as_deref(), Some("/tmp/x"));
+        assert_eq!(refused.previous.last().map(|p| p.executable.as_str()), Some("/usr/bin/curl"));
+        assert_eq!(cache.get(11).and_then(|p| p.executable.as_deref()), Some("/usr/bin/curl"));
     }
 
     #[test]
@@ -521,24 +548,21 @@ mod tests {
 
     #[test]
     fn exit_codes_and_signals() {
-        assert_eq!(exit_status(3 << 8), 3);
-        assert_eq!(exit_status(9), 137);
         let mut cache = cache();
-        let mut exit = record(RECORD_LIFECYCLE, LIFE_EXIT, 12, 1);
-        exit.head.child_tgid = 1 << 8;
-        assert_eq!(cache.observe(&exit).exit_code, Some(1));
+        assert_eq!(cache.observe(&mut lifecycle(12, encode::EXIT, 1 << 8)).exit_code, Some(1));
+        assert_eq!(cache.observe(&mut lifecycle(13, encode::EXIT, 9)).exit_code, Some(137));
     }
 
     #[test]
     fn the_cache_is_bounded_and_sheds_ended_processes_first() {
         let mut cache = ProcessCache::new(16, PathBuf::from("/nonexistent-proc"));
+        let decision =
+            |pid| event(&encode::decision(pid, encode::HOOK_FILE_OPEN, Operation::ModifyFile, "/x", Actions::LOG));
         for pid in 100..116 {
-            cache.observe(&record(RECORD_DECISION, 0, pid, 1));
+            cache.observe(&mut decision(pid));
         }
-        let mut exit = record(RECORD_LIFECYCLE, LIFE_EXIT, 100, 1);
-        exit.head.child_tgid = 0;
-        cache.observe(&exit);
-        cache.observe(&record(RECORD_DECISION, 0, 200, 1));
+        cache.observe(&mut lifecycle(100, encode::EXIT, 0));
+        cache.observe(&mut decision(200));
         assert_eq!(cache.len(), 16);
         assert!(cache.get(100).is_none() && cache.get(200).is_some() && cache.get(101).is_some());
     }

@@ -113,6 +113,9 @@ async fn main_loop(config: Config) -> Result<(), String> {
     }
     tracing::info!("shutting down: last drain, then delivery flushes");
     daemon.drain(&mut documents);
+    // Execs and forks decided whose outcome has not come: reported as
+    // decided (`event.outcome: unknown`), not lost.
+    daemon.flush(&mut documents);
     forward(&sender, &mut documents);
     drop(sender);
     // The probes stay attached until the daemon exits: dropping them last

@@ -6,9 +6,11 @@
 //! Checks: the container is found and registered from its bundle; a
 //! container without a bundle stays pending until its bundle appears; its
 //! processes' execs become ECS documents with the container's and pod's
-//! fields, the kernel-copied arguments and the matched selectors; their ends
-//! follow; a new artifact is switched to without a gap and a bad one is
-//! refused. Needs root and a writable cgroup hierarchy (as CI has).
+//! fields, the new program's executable as the kernel resolved it and the
+//! arguments it copied, and the matched selectors; their ends follow and
+//! agree with them; every document keeps the integration's field types
+//! (`fields.txt`); a new artifact is switched to without a gap and a bad
+//! one is refused. Needs root and a writable cgroup hierarchy (as CI has).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
@@ -113,8 +115,14 @@ fn drain_until(daemon: &mut Daemon, want: impl Fn(&[Document]) -> bool) -> Vec<D
     panic!("the documents wanted never came; got {:#?}", parsed(&documents));
 }
 
+/// The documents, parsed; each must keep the integration's field types.
 fn parsed(documents: &[Document]) -> Vec<Value> {
-    documents.iter().map(|d| serde_json::from_slice(&d.body).unwrap()).collect()
+    let values: Vec<Value> = documents.iter().map(|d| serde_json::from_slice(&d.body).unwrap()).collect();
+    for value in &values {
+        let problems = d4c_runtime::fields::check(value);
+        assert!(problems.is_empty(), "{problems:#?} in {value:#}");
+    }
+    values
 }
 
 #[test]
@@ -135,6 +143,7 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
         cluster_name: Some("test-cluster".into()),
         namespace: "testns".into(),
         pin_dir: PathBuf::from(format!("/sys/fs/bpf/d4c-runtime-test-{}", std::process::id())),
+        state_dir: dir.path().join("state"),
         ..Config::default()
     };
     let pin_dir = config.pin_dir.clone();
@@ -182,7 +191,8 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     assert_eq!(exec_log["data_stream"]["namespace"], "testns");
     assert_eq!(exec_log["container"]["id"], id.as_str());
     assert_eq!(exec_log["container"]["name"], "web");
-    assert_eq!(exec_log["container"]["image"]["name"], "docker.io/library/nginx");
+    // The bare name, as the original writes it.
+    assert_eq!(exec_log["container"]["image"]["name"], "nginx");
     assert_eq!(exec_log["container"]["image"]["tag"], "1.25");
     assert_eq!(exec_log["orchestrator"]["namespace"], "prod");
     assert_eq!(exec_log["orchestrator"]["resource"]["name"], "web-7d9f");
@@ -191,25 +201,44 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     assert_eq!(exec_log["cloud_defend"]["package_policy_revision"], 7);
     assert_eq!(exec_log["event"]["type"], serde_json::json!(["start"]));
     assert!(exec_log["process"]["entity_id"].as_str().is_some_and(|s| !s.is_empty()));
-    // The shell's exec of /bin/true, with the arguments the kernel copied.
+    // The machine id, or without one an id kept in the state directory;
+    // never the kernel's default host name `(none)` (issue 12).
+    assert!(exec_log["agent"]["id"].as_str().is_some_and(|id| id.len() >= 32), "{}", exec_log["agent"]);
+    // The shell's exec of /bin/true: the executable as the kernel resolved
+    // it (through a merged /usr's /bin link), the arguments it copied.
+    let true_exe = std::fs::canonicalize("/bin/true").unwrap().to_string_lossy().into_owned();
     let true_exec =
         values.iter().find(|v| v["event"]["kind"] == "alert").unwrap_or_else(|| panic!("no alert in {values:#?}"));
     assert_eq!(true_exec["data_stream"]["dataset"], "cloud_defend.alerts");
-    assert_eq!(true_exec["process"]["executable"], "/bin/true");
+    assert_eq!(true_exec["process"]["executable"], true_exe.as_str());
+    assert_eq!(true_exec["process"]["name"], "true");
     // Every selector the fired responses matched, as the original records them.
     assert_eq!(true_exec["cloud_defend"]["matched_selectors"], serde_json::json!(["prodExecs", "anyTrue"]));
     // Decided by the exec check, or (audit mode) from the exec tracepoint.
-    let hook = if daemon.lsm { "lsm__bprm_check_security" } else { "tracepoint__sched_process_exec" };
-    assert_eq!(true_exec["cloud_defend"]["hook_point"], hook);
-    let end = values.iter().find(|v| v["event"]["action"] == "end").unwrap();
-    assert_eq!(end["event"]["type"], serde_json::json!(["end"]));
-    assert_eq!(end["process"]["exit_code"], 0);
+    let hooks = if daemon.lsm {
+        serde_json::json!(["lsm__bprm_check_security", "tracepoint__sched_process_exec"])
+    } else {
+        serde_json::json!(["tracepoint__sched_process_exec"])
+    };
+    assert_eq!(true_exec["cloud_defend"]["hook_point"], hooks);
     let logged_true = values
         .iter()
-        .find(|v| v["process"]["executable"] == "/bin/true" && v["event"]["kind"] == "event")
+        .find(|v| v["process"]["executable"] == true_exe.as_str() && v["event"]["kind"] == "event")
         .unwrap_or_else(|| panic!("no log of /bin/true in {values:#?}"));
     assert_eq!(logged_true["process"]["args"], serde_json::json!(["/bin/true", "first arg", "x"]));
     assert_eq!(logged_true["process"]["command_line"], "/bin/true 'first arg' x");
+    assert_eq!(logged_true["user"]["id"], "0");
+    assert!(logged_true["event"]["created"].is_string());
+    // Its end agrees with its exec on the process.
+    let end = values
+        .iter()
+        .find(|v| v["event"]["action"] == "end" && v["process"]["pid"] == logged_true["process"]["pid"])
+        .unwrap_or_else(|| panic!("no end of /bin/true in {values:#?}"));
+    assert_eq!(end["event"]["type"], serde_json::json!(["end"]));
+    assert_eq!(end["process"]["exit_code"], 0);
+    for field in ["executable", "name", "args", "entity_id", "working_directory"] {
+        assert_eq!(end["process"].get(field), logged_true["process"].get(field), "process.{field}");
+    }
     // Ids are unique.
     let mut ids: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
     ids.sort_unstable();

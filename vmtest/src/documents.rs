@@ -8,9 +8,22 @@
 //! (the container, the actor, the runtime's configuration), each expected
 //! document is described, and a received one is compared with it.
 //!
-//! Invariant: nothing here reads the runtime's code paths; the expectation
-//! is derived independently (the ECS field tables of the first seed), so a
-//! change in the runtime that alters a document fails here.
+//! What each document says (issue 12): the process the event is about
+//! (an exec that happened: the new program, with the arguments the agent
+//! passed; a fork: the new process, the actor its parent; a refused or
+//! failed exec: the program called, with the arguments it was called with),
+//! `event.action` and `cloud_defend.hook_point` by the hook as the first
+//! seed's tables list them (a write-open is `open`, a rename `rename`, a
+//! link `link`; an exec that happened was seen at `bprm_check_security`
+//! and at `sched_process_exec`), `event.outcome`, the top-level `user.id`
+//! and `group.id`, `event.created`, `host.pid_ns_ino`, the bare
+//! `container.image.name`; and every document keeps the integration's
+//! field types (`d4c_runtime::fields`, the table `runtime/src/fields.txt`).
+//!
+//! Invariant: nothing here reads the runtime's code paths (but for the
+//! field-type table, which is facts); the expectation is derived
+//! independently (the ECS field tables of the first seed), so a change in
+//! the runtime that alters a document fails here.
 
 use std::collections::BTreeMap;
 
@@ -62,9 +75,19 @@ pub struct Expected {
     pub matched: Vec<String>,
     /// Whether a `block` response fired (the operation was refused).
     pub blocked: bool,
-    /// `cloud_defend.hook_point`: the hook that decided.
-    pub hook_point: &'static str,
+    /// `cloud_defend.hook_point`: the hook that decided, then the one that
+    /// saw the operation happen or fail.
+    pub hook_points: Vec<&'static str>,
+    /// `event.action` and the `event.type` of an operation not refused.
+    pub action: (&'static str, &'static str),
+    /// The errno of an exec the LSM allowed that failed after (ENOEXEC of
+    /// an empty file); `None` when it ran.
+    pub exec_errno: Option<i32>,
 }
+
+/// ENOEXEC: an allowed exec of a file with no binary format fails after
+/// the decision.
+const ENOEXEC: i32 = 8;
 
 /// The hook that decides a scenario operation as the agent performs it
 /// (`open(O_CREAT)` is checked by `security_path_mknod`, `truncate(2)` by
@@ -83,24 +106,45 @@ pub fn hook_of(op: &Op) -> &'static str {
     }
 }
 
+/// The hook whose record says an allowed exec or fork happened, or that
+/// an allowed exec failed (`None`: a file operation's hook is its event).
+fn completion_of(op: &Op, failed: bool) -> Option<&'static str> {
+    match (op, failed) {
+        (Op::Exec(_) | Op::MemfdExec(_), false) => Some("tracepoint__sched_process_exec"),
+        (Op::Exec(_), true) => Some("tracepoint__syscalls_sys_exit_execve"),
+        (Op::MemfdExec(_), true) => Some("tracepoint__syscalls_sys_exit_execveat"),
+        (Op::Fork, _) => Some("tracepoint__sched_process_fork"),
+        _ => None,
+    }
+}
+
 /// The documents for `events` (those with actions, in record order, all
-/// decided by the hook of `op`): per event an alert when `alert` fired,
-/// then a log when `log` fired; a block alone makes none.
-pub fn expected(tables: &Tables, meta: &Meta, events: &[Event], op: &Op) -> Vec<Expected> {
+/// decided by the hook of `op`, whose syscall returned `errno`): per event
+/// an alert when `alert` fired, then a log when `log` fired; a block alone
+/// makes none.
+pub fn expected(tables: &Tables, meta: &Meta, events: &[Event], op: &Op, errno: i32) -> Vec<Expected> {
     let mut out = Vec::new();
+    let exec_errno = (matches!(op, Op::Exec(_) | Op::MemfdExec(_)) && errno == ENOEXEC).then_some(errno);
     for event in events {
         let verdict = tables.decide(meta, event);
         let selectors = &tables.kind(event.kind()).selectors;
         let matched: Vec<String> =
             verdict.matched.iter().filter_map(|i| selectors.get(*i).map(|s| s.name.clone())).collect();
+        let blocked = verdict.actions.contains(Actions::BLOCK);
+        let mut hook_points = vec![hook_of(op)];
+        if !blocked {
+            hook_points.extend(completion_of(op, exec_errno.is_some()));
+        }
         for (bit, alert) in [(Actions::ALERT, true), (Actions::LOG, false)] {
             if verdict.actions.contains(bit) {
                 out.push(Expected {
                     alert,
                     event: event.clone(),
                     matched: matched.clone(),
-                    blocked: verdict.actions.contains(Actions::BLOCK),
-                    hook_point: hook_of(op),
+                    blocked,
+                    hook_points: hook_points.clone(),
+                    action: action_of(op, event),
+                    exec_errno,
                 });
             }
         }
@@ -108,15 +152,37 @@ pub fn expected(tables: &Tables, meta: &Meta, events: &[Event], op: &Op) -> Vec<
     out
 }
 
-/// The ECS `event.category`, `event.action` and `event.type` of an
-/// operation (the first seed's tables).
-fn ecs_of(operation: Operation) -> (&'static str, &'static str, &'static str) {
+/// `event.action` and `event.type` of an event of `op`, by the hook that
+/// decides it, as the first seed's tables list them: a write-open is
+/// `open` (`change`), a rename `rename` (the type of what happens at each
+/// name), a link `link`, a chmod or a truncate `modification` (`change`).
+fn action_of(op: &Op, event: &Event) -> (&'static str, &'static str) {
+    let operation = match event {
+        Event::File(f) => f.operation,
+        Event::Process(p) => p.operation,
+    };
+    let kind_type = match operation {
+        Operation::ExecMemFd | Operation::Exec => return ("exec", "start"),
+        Operation::Fork => return ("fork", "start"),
+        Operation::CreateExecutable | Operation::CreateFile => "creation",
+        Operation::ModifyExecutable | Operation::ModifyFile => "change",
+        Operation::DeleteFile => "deletion",
+    };
+    match op {
+        Op::Write(_) => ("open", kind_type),
+        Op::Rename { .. } => ("rename", kind_type),
+        Op::Link { .. } => ("link", kind_type),
+        Op::Truncate(_) | Op::Chmod { .. } => ("modification", "change"),
+        Op::Unlink(_) => ("deletion", "deletion"),
+        _ => ("creation", kind_type),
+    }
+}
+
+/// The ECS `event.category` of an operation.
+fn category_of(operation: Operation) -> &'static str {
     match operation {
-        Operation::CreateExecutable | Operation::CreateFile => ("file", "creation", "creation"),
-        Operation::ModifyExecutable | Operation::ModifyFile => ("file", "modification", "change"),
-        Operation::DeleteFile => ("file", "deletion", "deletion"),
-        Operation::ExecMemFd | Operation::Exec => ("process", "exec", "start"),
-        Operation::Fork => ("process", "fork", "start"),
+        Operation::ExecMemFd | Operation::Exec | Operation::Fork => "process",
+        _ => "file",
     }
 }
 
@@ -135,16 +201,15 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
             problems.push(format!("`{field}` is {}, expected {value}", got.map_or("absent".into(), Value::to_string)));
         }
     };
-    let (operation, category, action, kind_type) = match &expected.event {
-        Event::File(f) => {
-            let (c, a, t) = ecs_of(f.operation);
-            (f.operation, c, a, t)
-        }
-        Event::Process(p) => {
-            let (c, a, t) = ecs_of(p.operation);
-            (p.operation, c, a, t)
-        }
+    let operation = match &expected.event {
+        Event::File(f) => f.operation,
+        Event::Process(p) => p.operation,
     };
+    let category = category_of(operation);
+    let (action, kind_type) = expected.action;
+    for problem in d4c_runtime::fields::check(source) {
+        other.push(format!("the field table: {problem}"));
+    }
     let dataset = if expected.alert { "alerts" } else { category };
     let stream = format!("logs-cloud_defend.{dataset}-{}", setup.namespace);
     if *index != stream {
@@ -155,7 +220,14 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
     want("/event/category", Value::from(vec![category]));
     want("/event/type", Value::from(vec![if expected.blocked { "denied" } else { kind_type }]));
     want("/event/action", Value::from(action));
-    want("/event/outcome", Value::from(if expected.blocked { "failure" } else { "success" }));
+    let failed = expected.blocked || expected.exec_errno.is_some();
+    want("/event/outcome", Value::from(if failed { "failure" } else { "success" }));
+    if let Some(errno) = expected.exec_errno {
+        want("/cloud_defend/errno", Value::from(errno));
+    }
+    if source.pointer("/event/created").and_then(Value::as_str).is_none_or(|t| !t.ends_with('Z')) {
+        other.push("`event.created` is absent".into());
+    }
     want("/event/module", Value::from("cloud_defend"));
     want("/event/dataset", Value::from(format!("cloud_defend.{dataset}")));
     want("/event/id", Value::from(id.as_str()));
@@ -164,15 +236,27 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
     want("/data_stream/namespace", Value::from(setup.namespace));
     // cloud_defend.*
     want("/cloud_defend/operation", Value::from(operation.name()));
-    want("/cloud_defend/hook_point", Value::from(expected.hook_point));
+    want("/cloud_defend/hook_point", Value::from(expected.hook_points.clone()));
     want("/cloud_defend/matched_selectors", Value::from(expected.matched.clone()));
     want("/cloud_defend/package_policy_id", Value::from(setup.policy_id));
     want("/cloud_defend/package_policy_revision", Value::from(setup.revision));
     if expected.blocked {
         want("/cloud_defend/blocked", Value::Bool(true));
     }
-    // file.* and process.*
-    want("/process/pid", Value::from(pid));
+    // file.* and process.*: a fork that happened describes the new
+    // process, whose parent is the actor.
+    let forked = operation == Operation::Fork && !expected.blocked;
+    if forked {
+        want("/process/parent/pid", Value::from(pid));
+        if source.pointer("/process/pid") == Some(&Value::from(pid)) {
+            other.push("a fork's document describes the forker, not the new process".into());
+        }
+    } else {
+        want("/process/pid", Value::from(pid));
+    }
+    // The top-level user and group: the agent's (root in the containers).
+    want("/user/id", Value::from("0"));
+    want("/group/id", Value::from("0"));
     match &expected.event {
         Event::File(f) if f.operation != Operation::ExecMemFd => {
             let path = f.path.clone().unwrap_or_default();
@@ -194,11 +278,20 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
             if source.get("file").is_some() {
                 other.push("a fileless exec's document has `file`".into());
             }
+            exec_args(source, &mut other);
+        }
+        Event::Process(p) if p.operation == Operation::Fork => {
+            // The new process runs what its parent ran.
+            want("/process/executable", Value::from(p.executable.as_str()));
+            want("/process/interactive", Value::Bool(p.interactive));
         }
         Event::Process(p) => {
+            // The exec's own program (the new one when it ran, the one
+            // called when it was refused or failed), with its arguments.
             want("/process/executable", Value::from(p.executable.as_str()));
             want("/process/name", Value::from(p.name.as_str()));
             want("/process/interactive", Value::Bool(p.interactive));
+            exec_args(source, &mut other);
         }
     }
     if source.pointer("/process/entity_id").and_then(Value::as_str).is_none_or(str::is_empty) {
@@ -208,8 +301,9 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
     // container.* and orchestrator.*
     want("/container/id", Value::from(acting.container_id));
     want("/container/name", Value::from(container.name.as_str()));
-    let (full, _, tag) = d4c_artifact::event::split_image(container.image_reference());
-    want("/container/image/name", Value::from(full));
+    // The image's bare name, as the original writes it.
+    let (_, name, tag) = d4c_artifact::event::split_image(container.image_reference());
+    want("/container/image/name", Value::from(name));
     if let Some(tag) = tag {
         want("/container/image/tag", Value::from(tag));
     }
@@ -234,9 +328,31 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
     if source.pointer("/host/hostname").and_then(Value::as_str).is_none_or(str::is_empty) {
         other.push("`host.hostname` is absent".into());
     }
+    if source.pointer("/host/pid_ns_ino").and_then(Value::as_str).is_none_or(str::is_empty) {
+        other.push("`host.pid_ns_ino` is absent".into());
+    }
+    if source.pointer("/agent/id").and_then(Value::as_str).is_none_or(|id| id.is_empty() || id == "(none)") {
+        other.push(format!("`agent.id` is {:?}", source.pointer("/agent/id")));
+    }
     if !source.pointer("/@timestamp").and_then(Value::as_str).is_some_and(|t| t.len() == 24 && t.ends_with('Z')) {
         other.push(format!("`@timestamp` is {:?}, not RFC 3339 UTC with milliseconds", source.get("@timestamp")));
     }
     problems.extend(other);
     problems
+}
+
+/// An exec's `process.args`: the agent's call, `[path, "noop", fd]` (the
+/// path as the actor named it, then its report descriptor's number).
+fn exec_args(source: &Value, problems: &mut Vec<String>) {
+    let args = source.pointer("/process/args").and_then(Value::as_array);
+    let ok = args.is_some_and(|a| {
+        a.len() == 3
+            && a.get(1) == Some(&Value::from("noop"))
+            && a.get(2)
+                .and_then(Value::as_str)
+                .is_some_and(|fd| !fd.is_empty() && fd.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if !ok {
+        problems.push(format!("an exec's `process.args` is {:?}, not the agent's [path, \"noop\", fd]", args));
+    }
 }

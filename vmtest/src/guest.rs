@@ -374,7 +374,7 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
             step: n,
             pid,
             ids: ids.map(|(_, _, id)| id).collect(),
-            expected: documents::expected(&prepared.tables, &meta, &events, &plan.step.op.value),
+            expected: documents::expected(&prepared.tables, &meta, &events, &plan.step.op.value, outcome.errno),
         });
         if !problems.is_empty() {
             failed_steps.insert(n);
@@ -601,15 +601,20 @@ fn check_sandbox(daemon: &Daemon, container: &Container) -> Result<(), String> {
     Ok(())
 }
 
-/// Drains the daemon: its documents go to delivery; each one's acting pid,
-/// `event.action` and id are added to `ids`. Returns the records drained.
+/// Drains the daemon: its documents go to delivery; each one's actor's
+/// pid (a fork that happened describes the new process: its parent is the
+/// actor), `event.action` and id are added to `ids`. Returns the records
+/// drained.
 fn forward(sender: &DocumentSender, daemon: &mut Daemon, ids: &mut Vec<(u32, String, String)>) -> Vec<Record> {
     let mut made = Vec::new();
     let records = daemon.drain(&mut made);
     for document in made {
         let body: serde_json::Value = serde_json::from_slice(&document.body).unwrap_or_default();
-        let pid = body.pointer("/process/pid").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let number = |pointer: &str| body.pointer(pointer).and_then(serde_json::Value::as_u64).unwrap_or(0);
         let action = body.pointer("/event/action").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let forked =
+            action == "fork" && body.pointer("/event/type/0").and_then(serde_json::Value::as_str) != Some("denied");
+        let pid = if forked { number("/process/parent/pid") } else { number("/process/pid") };
         ids.push((u32::try_from(pid).unwrap_or(0), action.to_owned(), document.id.clone()));
         if let Err(error) = sender.try_send(document) {
             println!("D4C-VMTEST-NOTE: delivery refused a document: {error}");

@@ -197,6 +197,22 @@ fn check_fields(doc: &Received, fields: &[(&str, Value)]) -> Result<(), String> 
     }
 }
 
+/// `agent.id`: the guest has no `/etc/machine-id`, so it is the UUID kept
+/// in the state directory (never the host name `(none)`, issue 12), the
+/// same in every document; `host.pid_ns_ino` the host's pid namespace.
+fn check_agent_and_host(doc: &Received) -> Result<(), String> {
+    let id = doc.source.pointer("/agent/id").and_then(Value::as_str).unwrap_or_default();
+    let kept = std::fs::read_to_string(format!("{WORKDIR}/state/agent-id")).unwrap_or_default();
+    let machine_id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    if id.is_empty() || id == "(none)" || (id != kept.trim() && id != machine_id.trim()) {
+        return Err(format!("agent.id is {id:?}; the state directory keeps {kept:?}"));
+    }
+    if doc.source.pointer("/host/pid_ns_ino").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return Err(format!("no host.pid_ns_ino: {}", doc.source));
+    }
+    Ok(())
+}
+
 fn find_alert<'a>(documents: &'a [Received], path: &str) -> Option<&'a Received> {
     documents.iter().find(|d| d.index.contains("alerts") && d.source.pointer("/file/path") == Some(&json!(path)))
 }
@@ -308,12 +324,12 @@ pub fn run() -> Result<String, String> {
             ("/event/kind", json!("alert")),
             ("/event/category", json!(["file"])),
             ("/event/type", json!(["denied"])),
-            ("/event/action", json!("creation")),
             ("/event/outcome", json!("failure")),
             ("/file/name", json!("dropper")),
             ("/container/id", json!(container.id())),
             ("/container/name", json!("web")),
-            ("/container/image/name", json!("docker.io/library/debian")),
+            // The image's bare name, as the original writes it.
+            ("/container/image/name", json!("debian")),
             ("/container/image/tag", json!("12")),
             ("/orchestrator/namespace", json!("shop")),
             ("/orchestrator/resource/name", json!("web-1")),
@@ -325,7 +341,10 @@ pub fn run() -> Result<String, String> {
             // The bundle's `cwd`, as the container sees it.
             ("/process/working_directory", json!("/")),
             ("/process/parent/executable", json!("/.d4c/agent")),
-            ("/cloud_defend/hook_point", json!("lsm__path_mknod")),
+            ("/cloud_defend/hook_point", json!(["lsm__path_mknod"])),
+            ("/event/action", json!("creation")),
+            ("/user/id", json!("0")),
+            ("/group/id", json!("0")),
             ("/cloud_defend/matched_selectors", json!(["executableDrift"])),
             ("/cloud_defend/operation", json!("createExecutable")),
             ("/cloud_defend/package_policy_id", json!("drift-prevention")),
@@ -341,13 +360,21 @@ pub fn run() -> Result<String, String> {
     if alert.source.pointer("/@timestamp").and_then(Value::as_str).is_none_or(|t| !t.ends_with('Z')) {
         return Err(format!("the alert has no @timestamp: {}", alert.source));
     }
+    check_agent_and_host(&alert)?;
     let etc = sink
         .wait_for(DELIVERY_TIMEOUT, |d| find_alert(d, "/etc/app.conf").is_some())
         .map_err(|_| "no alert for /etc/app.conf".to_owned())?;
     let etc = find_alert(&etc, "/etc/app.conf").ok_or("no alert for /etc/app.conf")?;
     check_fields(
         etc,
-        &[("/cloud_defend/matched_selectors", json!(["etcFileChanges"])), ("/event/action", json!("modification"))],
+        &[
+            ("/cloud_defend/matched_selectors", json!(["etcFileChanges"])),
+            // A write-open of an existing file, as the original writes it.
+            ("/event/action", json!("open")),
+            ("/event/type", json!(["denied"])),
+            ("/cloud_defend/hook_point", json!(["lsm__file_open"])),
+            ("/file/mode", json!("0644")),
+        ],
     )?;
     let exec_log = |d: &[Received]| {
         d.iter()
@@ -367,8 +394,15 @@ pub fn run() -> Result<String, String> {
         &[
             ("/event/kind", json!("event")),
             ("/event/type", json!(["start"])),
+            ("/event/outcome", json!("success")),
             ("/cloud_defend/matched_selectors", json!(["allProcesses"])),
+            ("/cloud_defend/hook_point", json!(["lsm__bprm_check_security", "tracepoint__sched_process_exec"])),
             ("/container/id", json!(container.id())),
+            // The new program, with the arguments the agent called it with.
+            ("/process/name", json!("tool")),
+            ("/process/args/0", json!("/usr/bin/tool")),
+            ("/process/args/1", json!("noop")),
+            ("/process/args_count", json!(3)),
         ],
     )?;
 
@@ -445,7 +479,15 @@ pub fn run() -> Result<String, String> {
     uninstall(&config)?;
     expect_errno(&mut container, "drift after --uninstall", create("/usr/bin/dropper5"), 0)?;
     container.stop()?;
-    let documents = sink.documents().len();
+    let all = sink.documents();
+    // Every delivered document keeps the integration's field types.
+    for doc in &all {
+        let problems = d4c_runtime::fields::check(&doc.source);
+        if !problems.is_empty() {
+            return Err(format!("document {} in {} breaks the field table: {problems:?}", doc.id, doc.index));
+        }
+    }
+    let documents = all.len();
     let bad = sink.bad_requests.lock().map(|b| b.clone()).unwrap_or_default();
     if !bad.is_empty() {
         return Err(format!("the endpoint could not read requests: {bad:?}"));
