@@ -42,6 +42,10 @@ pub struct FileEvent {
     pub path: Option<String>,
     /// Where the file lives.
     pub volume: Volume,
+    /// The file is a directory (renamed, moved or mounted): the event
+    /// stands for every path at or below `path`, so a path condition holds
+    /// when it holds for `path` or for any path below it.
+    pub directory: bool,
 }
 
 /// A process event.

@@ -235,6 +235,33 @@ impl PathPattern {
         }
     }
 
+    /// Whether `path` or some path below it matches: what a pattern means
+    /// for an event on a directory (renamed, moved or mounted), which
+    /// stands for everything in it. A path that is not absolute matches
+    /// nothing.
+    pub fn matches_at_or_below(&self, path: &str) -> bool {
+        if !path.starts_with('/') {
+            return false;
+        }
+        if self.matches(path) {
+            return true;
+        }
+        // The directory as the patterns store directories: the root is ``.
+        let dir = if path == "/" { "" } else { path };
+        let at_or_below = |x: &str| x == dir || x.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'));
+        match self {
+            PathPattern::Exact(x) => at_or_below(x),
+            PathPattern::Children(d) | PathPattern::Recursive(d) => at_or_below(d),
+            // A path below `dir` starts with `p` when `p` goes on below
+            // `dir` (`p` itself, or `p` and more, is such a path), or when
+            // `dir/` starts with `p`.
+            PathPattern::Prefix(p) => {
+                p.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+                    || format!("{dir}/").starts_with(p.as_str())
+            }
+        }
+    }
+
     /// Sound subsumption: true only if every path `other` matches, `self`
     /// matches too. Exact for parsed patterns.
     pub fn covers(&self, other: &PathPattern) -> bool {
@@ -655,6 +682,57 @@ mod tests {
         assert_eq!(err.at, at, "{err:?}");
         assert!(err.message.contains(fragment), "{err:?} lacks {fragment:?}");
         assert!(help.is_empty() || err.help.as_deref().is_some_and(|h| h.contains(help)), "{err:?} lacks {help:?}");
+    }
+
+    #[test]
+    fn a_directory_matches_what_any_path_at_or_below_it_matches() {
+        for (pattern, dir, want) in [
+            ("/usr/bin/**", "/usr/bin/d", true),
+            ("/usr/bin/**", "/usr", true),
+            ("/usr/bin/**", "/usr/lib", false),
+            ("/usr/bin/*", "/usr/bin/d", true),
+            ("/usr/bin/*", "/usr", true),
+            ("/usr/bin/*", "/usr/bin/d/e", false),
+            ("/opt/app/bin/*", "/opt/app", true),
+            ("/opt/app/bin/*", "/opt/ap", false),
+            ("/etc/passwd", "/etc", true),
+            ("/etc/passwd", "/etc/passwd", true),
+            ("/etc/passwd", "/et", false),
+            ("/etc/passwd", "/etc/passwd/x", false),
+            ("/usr/sbin*", "/usr", true),
+            ("/usr/sbin*", "/usr/sbin2", true),
+            ("/usr/sbin*", "/usr/sbi", false),
+            ("/usr/sbin*", "/var", false),
+            ("/a*", "/", true),
+            ("/etc/passwd", "/", true),
+            ("/*", "/", true),
+            ("/*", "/x/y", false),
+            ("/**", "/x/y", true),
+        ] {
+            assert_eq!(path(pattern).matches_at_or_below(dir), want, "{pattern} at or below {dir}");
+        }
+        assert!(!path("/**").matches_at_or_below("relative"));
+    }
+
+    proptest! {
+        /// `matches_at_or_below` agrees with a search of the paths at and
+        /// below the directory, over an alphabet that holds the pattern's
+        /// own components and their prefixes.
+        #[test]
+        fn at_or_below_agrees_with_a_search(
+            pattern in "/[ab]{1,2}(/[ab]{1,2}){0,2}(/\\*|/\\*\\*|\\*)?",
+            dir in "/|/[ab]{1,2}(/[ab]{1,2}){0,2}",
+        ) {
+            let Ok(pattern) = PathPattern::parse(&pattern) else { return Ok(()) };
+            let names = ["a", "b", "aa", "ab", "ba", "bb", "c"];
+            let mut found = pattern.matches(&dir);
+            let mut level = vec![dir.trim_end_matches('/').to_string()];
+            for _ in 0..4 {
+                level = level.iter().flat_map(|p| names.iter().map(move |n| format!("{p}/{n}"))).collect();
+                found |= level.iter().any(|p| pattern.matches(p));
+            }
+            prop_assert_eq!(pattern.matches_at_or_below(&dir), found, "{} at or below {}", pattern, dir);
+        }
     }
 
     #[test]

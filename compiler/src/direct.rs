@@ -78,7 +78,14 @@ fn condition_holds(key: ConditionKey, values: &Values, container: &Container, ev
         },
         ConditionKey::TargetFilePath => match (values, event) {
             (Values::Paths(patterns), Event::File(f)) => {
-                f.path.as_deref().is_some_and(|path| patterns.iter().any(|p| p.matches(path)))
+                f.path.as_deref().is_some_and(|path| {
+                    // An event on a directory stands for everything in it.
+                    if f.directory {
+                        patterns.iter().any(|p| p.matches_at_or_below(path))
+                    } else {
+                        patterns.iter().any(|p| p.matches(path))
+                    }
+                })
             }
             _ => false,
         },

@@ -75,6 +75,7 @@ pub fn report(artifact: &Artifact<'_>, tables: &Tables) -> Value {
             "components": tables.components,
             "states": tables.states.iter().map(|s| json!({
                 "accept_class": s.accept_class,
+                "subtree_class": s.subtree_class,
                 "default_next": s.default_next,
                 "prefix_lens": s.prefix_lens.iter().take_while(|&&l| l != 0).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),

@@ -47,6 +47,14 @@
 #define D4C_S_IFDIR 0040000
 #define D4C_EXEC_BITS 0111
 #define D4C_CLONE_THREAD 0x00010000
+/* MNT_NS_INTERNAL (fs/mount.h, 2.6.39 to today): ERR_PTR(-EINVAL), the
+ * mnt_ns of the mounts the kernel makes for itself. */
+#define D4C_MNT_NS_INTERNAL (-22L)
+#define D4C_RENAME_EXCHANGE 2 /* uapi/linux/fs.h */
+/* uapi/linux/mount.h: MS_REMOUNT; MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE,
+ * MS_SHARED */
+#define D4C_MS_REMOUNT 32
+#define D4C_MS_PROPAGATION ((1 << 17) | (1 << 18) | (1 << 19) | (1 << 20))
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -198,8 +206,8 @@ static __always_inline int d4c_refuses(__u32 actions)
 
 /*
  * Decides op->head (its path in the scratch's event.path), reports it, and
- * returns the actions. `unresolved`: the path is not the file's whole
- * path.
+ * returns the actions. `unresolved`: 0 when the path is the file's whole
+ * path, else the record flags saying why not (d4c_unresolved).
  *
  * A global function: the verifier checks it once, on its own, instead of
  * once per call with each caller's state; inlined, the path walk and the
@@ -223,7 +231,7 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	if (unresolved) {
 		/* Flag it for d4c_decide too (D4C_RESULT_TRUNCATED). */
 		op->head.path_len = D4C_PATH_MAX + 1;
-		op->event_flags |= D4C_EV_TRUNCATED;
+		op->event_flags |= unresolved;
 		d4c_count(D4C_COUNT_TRUNCATED);
 	}
 	if (op->head.kind == D4C_KIND_FILE)
@@ -299,6 +307,36 @@ static __always_inline void d4c_next(struct d4c_op *op)
 	__builtin_memset(op, 0, offsetof(struct d4c_op, hook));
 }
 
+/* The record flags of a path not resolved whole, or 0: D4C_EV_TRUNCATED
+ * (the decision fails closed), with D4C_EV_OUTSIDE when the walk ended at
+ * another root than the task's. */
+static __always_inline __u32 d4c_unresolved(const struct d4c_place *place)
+{
+	if (place->outside)
+		return D4C_EV_TRUNCATED | D4C_EV_OUTSIDE;
+	return place->truncated ? D4C_EV_TRUNCATED : 0;
+}
+
+/* Decides the file event `opcode` at the place in the scratch (resolved by
+ * d4c_resolve); `directory`: on a directory, for everything at or below
+ * it; `part`: D4C_EV_FIRST, D4C_EV_SECOND or 0. */
+static __always_inline __u32 d4c_decide_at(struct d4c_op *op,
+					   const struct d4c_place *place,
+					   __u32 opcode, __u32 directory,
+					   __u32 part)
+{
+	d4c_next(op);
+	op->head.kind = D4C_KIND_FILE;
+	op->head.op = opcode;
+	op->head.volume = place->volume;
+	op->head.flags =
+	    D4C_EVENT_HAS_PATH | (directory ? D4C_EVENT_DIRECTORY : 0);
+	op->head.path_len = place->len;
+	op->event_flags =
+	    D4C_EV_HAS_PATH | part | (directory ? D4C_EV_DIRECTORY : 0);
+	return d4c_decide_and_report(op, d4c_unresolved(place));
+}
+
 /* Decides one file event at (mnt, dentry). */
 static __always_inline __u32 d4c_file_event(struct d4c_op *op,
 					    struct vfsmount *mnt,
@@ -313,13 +351,7 @@ static __always_inline __u32 d4c_file_event(struct d4c_op *op,
 		return 0;
 	if (d4c_resolve(s, task, mnt, dentry, &place))
 		return 0;
-	op->head.kind = D4C_KIND_FILE;
-	op->head.op = opcode;
-	op->head.volume = place.volume;
-	op->head.flags = D4C_EVENT_HAS_PATH;
-	op->head.path_len = place.len;
-	op->event_flags = D4C_EV_HAS_PATH | part;
-	return d4c_decide_and_report(op, place.truncated || place.outside);
+	return d4c_decide_at(op, &place, opcode, 0, part);
 }
 
 static __always_inline __u32 d4c_created(umode_t mode)
@@ -332,6 +364,71 @@ static __always_inline __u32 d4c_modified(umode_t mode)
 {
 	return d4c_is_exec(mode) ? D4C_OP_MODIFY_EXECUTABLE
 				 : D4C_OP_MODIFY_FILE;
+}
+
+/* What leaves a name and what arrives there, for d4c_name_events. */
+static __always_inline __u32 d4c_modes(umode_t leaving, umode_t arriving)
+{
+	return (__u32)leaving | ((__u32)arriving << 16);
+}
+
+/*
+ * Decides what happens at one name, (mnt, dentry), of a rename, an
+ * exchange or a mount: `leaving` is the mode of what was there and leaves
+ * (or is covered), `arriving` the mode of what comes there; 0 is nothing.
+ * - A file replaced by a file is modified: modifyExecutable when either is
+ *   executable, else modifyFile.
+ * - Otherwise what leaves is a deleteFile, and what arrives a creation:
+ *   createExecutable when it is executable, else createFile. A directory
+ *   stands for everything in it, which may be executables and other files
+ *   alike: a directory leaving is a deleteFile, and one arriving both a
+ *   createExecutable and a createFile, each decided for every path at or
+ *   below the name (D4C_EVENT_DIRECTORY: the subtree class).
+ * `part` is the first event's D4C_EV_FIRST or D4C_EV_SECOND; the later
+ * ones are D4C_EV_SECOND. Returns the union of the events' actions. The
+ * two modes come packed (d4c_modes: BPF functions take five arguments).
+ *
+ * A global function, verified once: the path walk and up to three
+ * decisions, called for two names by path_rename.
+ */
+__attribute__((noinline)) __u32 d4c_name_events(struct d4c_op *op, __u64 mnt,
+						__u64 dentry, __u32 modes,
+						__u32 part)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct d4c_scratch *s = d4c_scratch_get();
+	struct d4c_place place = {};
+	umode_t leaving = modes & 0xffff, arriving = modes >> 16;
+	__u32 actions = 0;
+
+	if (!op || !s)
+		return 0;
+	if (d4c_resolve(s, task, (struct vfsmount *)mnt,
+			(struct dentry *)dentry, &place))
+		return 0;
+	if (leaving && arriving && !d4c_is_dir(leaving) &&
+	    !d4c_is_dir(arriving))
+		return d4c_decide_at(op, &place,
+				     d4c_is_exec(leaving) ||
+					     d4c_is_exec(arriving)
+					 ? D4C_OP_MODIFY_EXECUTABLE
+					 : D4C_OP_MODIFY_FILE,
+				     0, part);
+	if (leaving) {
+		actions |= d4c_decide_at(op, &place, D4C_OP_DELETE_FILE,
+					 d4c_is_dir(leaving), part);
+		part = D4C_EV_SECOND;
+	}
+	if (arriving && d4c_is_dir(arriving)) {
+		actions |= d4c_decide_at(op, &place, D4C_OP_CREATE_EXECUTABLE,
+					 1, part);
+		actions |= d4c_decide_at(op, &place, D4C_OP_CREATE_FILE, 1,
+					 D4C_EV_SECOND);
+	} else if (arriving) {
+		actions |=
+		    d4c_decide_at(op, &place, d4c_created(arriving), 0, part);
+	}
+	return actions;
 }
 
 SEC("lsm/path_mknod")
@@ -350,6 +447,39 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry,
 					  d4c_created(mode), 0));
 }
 
+/*
+ * Whether `file` is one the kernel opened on the current task's behalf
+ * under a stacked file system, after the task's own operation was decided
+ * on the path it named: overlayfs opens the real (upper or lower layer)
+ * file behind every open of one of its files, and opens both layers' files
+ * to copy a file up. Both happen with the mounter's credentials in force
+ * (ovl_override_creds: current->cred is not current->real_cred), and the
+ * file is either
+ * - on a mount the kernel made for itself (MNT_NS_INTERNAL: overlayfs'
+ *   private clones of its layers, clone_private_mount): Linux 6.6 and
+ *   later open the real file as a backing file whose f_path is the layer's
+ *   (fs/backing-file.c), and every kernel opens copy-up files there; or
+ * - a file whose inode is not its path's (Linux before 6.6:
+ *   open_with_fake_path gives the real file the overlay file's f_path).
+ * A task cannot make either itself: it has no internal mount in its mount
+ * namespace (a file reached through /proc/PID/map_files is on one, but is
+ * opened with the task's own credentials, and decided).
+ */
+static __always_inline int d4c_kernel_internal_open(struct file *file)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct vfsmount *mnt;
+
+	if (BPF_CORE_READ(task, cred) == BPF_CORE_READ(task, real_cred))
+		return 0;
+	mnt = BPF_CORE_READ(file, f_path.mnt);
+	if ((long)BPF_CORE_READ(d4c_real_mount(mnt), mnt_ns) ==
+	    D4C_MNT_NS_INTERNAL)
+		return 1;
+	return BPF_CORE_READ(file, f_inode) !=
+	       BPF_CORE_READ(file, f_path.dentry, d_inode);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(d4c_file_open, struct file *file)
 {
@@ -366,6 +496,10 @@ int BPF_PROG(d4c_file_open, struct file *file)
 		return 0;
 	if (!d4c_begin(&op, D4C_HOOK_FILE_OPEN))
 		return 0;
+	if (d4c_kernel_internal_open(file)) {
+		d4c_count(D4C_COUNT_INTERNAL);
+		return 0;
+	}
 	/* An O_TMPFILE open creates the file it opens: vfs_tmpfile calls no
 	 * path hook and sets no FMODE_CREATED (seen on 6.1 and 6.12). It is
 	 * a creation, at the name the kernel gives the file ("#<inode>"). */
@@ -438,27 +572,76 @@ int BPF_PROG(d4c_path_unlink, const struct path *dir, struct dentry *dentry)
 SEC("lsm/path_rename")
 int BPF_PROG(d4c_path_rename, const struct path *old_dir,
 	     struct dentry *old_dentry, const struct path *new_dir,
-	     struct dentry *new_dentry)
+	     struct dentry *new_dentry, unsigned int flags)
 {
-	umode_t mode = d4c_dentry_mode(old_dentry);
-	umode_t over = d4c_dentry_mode(new_dentry);
+	umode_t moved = d4c_dentry_mode(old_dentry);
+	umode_t there = d4c_dentry_mode(new_dentry);
 	struct d4c_op op;
-	__u32 actions, opcode;
+	__u32 actions;
 
-	if (d4c_is_dir(mode) || !d4c_begin(&op, D4C_HOOK_PATH_RENAME))
+	if (!d4c_begin(&op, D4C_HOOK_PATH_RENAME))
 		return 0;
-	actions = d4c_file_event(&op, BPF_CORE_READ(old_dir, mnt), old_dentry,
-				 D4C_OP_DELETE_FILE, D4C_EV_FIRST);
-	if (over)
-		opcode = d4c_is_exec(mode) || d4c_is_exec(over)
-			     ? D4C_OP_MODIFY_EXECUTABLE
-			     : D4C_OP_MODIFY_FILE;
-	else
-		opcode = d4c_created(mode);
-	d4c_next(&op);
-	actions |= d4c_file_event(&op, BPF_CORE_READ(new_dir, mnt), new_dentry,
-				  opcode, D4C_EV_SECOND);
+	/* The old name loses what is moved, and with RENAME_EXCHANGE gets
+	 * what was at the new one; the new name loses what was there (if
+	 * anything) and gets what is moved. The hook has the flags since
+	 * Linux 5.19 (commit 100f59d96468): one call for an exchange. */
+	actions = d4c_name_events(
+	    &op, (__u64)BPF_CORE_READ(old_dir, mnt), (__u64)old_dentry,
+	    d4c_modes(moved, (flags & D4C_RENAME_EXCHANGE) ? there : 0),
+	    D4C_EV_FIRST);
+	actions |= d4c_name_events(&op, (__u64)BPF_CORE_READ(new_dir, mnt),
+				   (__u64)new_dentry, d4c_modes(there, moved),
+				   D4C_EV_SECOND);
 	return d4c_verdict(actions);
+}
+
+SEC("lsm/path_symlink")
+int BPF_PROG(d4c_path_symlink, const struct path *dir, struct dentry *dentry,
+	     const char *old_name)
+{
+	struct d4c_op op;
+
+	/* A symbolic link is made with mode 0777: by d4c's rule, a new
+	 * executable name (exec through it runs its target). */
+	if (!d4c_begin(&op, D4C_HOOK_PATH_SYMLINK))
+		return 0;
+	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(dir, mnt), dentry,
+					  D4C_OP_CREATE_EXECUTABLE, 0));
+}
+
+/* A mount on `path`: what was there is covered (it leaves), and a
+ * directory's worth of names arrives, whatever the source. */
+static __always_inline int d4c_mount_on(const struct path *path, __u32 hook)
+{
+	struct dentry *dentry = BPF_CORE_READ(path, dentry);
+	struct d4c_op op;
+
+	if (!d4c_begin(&op, hook))
+		return 0;
+	return d4c_verdict(d4c_name_events(
+	    &op, (__u64)BPF_CORE_READ(path, mnt), (__u64)dentry,
+	    d4c_modes(d4c_dentry_mode(dentry), D4C_S_IFDIR), D4C_EV_FIRST));
+}
+
+SEC("lsm/sb_mount")
+int BPF_PROG(d4c_sb_mount, const char *dev_name, const struct path *path,
+	     const char *type, unsigned long flags, void *data)
+{
+	/* mount(2): a new file system, a bind mount (MS_BIND) or a moved
+	 * mount (MS_MOVE) brings names; a remount or a change of
+	 * propagation does not. */
+	if (flags & (D4C_MS_REMOUNT | D4C_MS_PROPAGATION))
+		return 0;
+	return d4c_mount_on(path, D4C_HOOK_SB_MOUNT);
+}
+
+SEC("lsm/move_mount")
+int BPF_PROG(d4c_move_mount, const struct path *from_path,
+	     const struct path *to_path)
+{
+	/* move_mount(2) (Linux 5.2): attaches a mount made by fsmount or
+	 * open_tree, or moves one. */
+	return d4c_mount_on(to_path, D4C_HOOK_MOVE_MOUNT);
 }
 
 /* The process name an exec gives, as begin_new_exec sets comm, cut to 15
@@ -564,7 +747,7 @@ int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
 	op.head.interactive = d4c_interactive(task);
 	op.event_flags |=
 	    D4C_EV_HAS_PATH | (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
-	actions |= d4c_decide_and_report(&op, place.truncated || place.outside);
+	actions |= d4c_decide_and_report(&op, d4c_unresolved(&place));
 	return d4c_verdict(actions);
 }
 
@@ -597,8 +780,7 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child,
 	op.head.name_len = d4c_name_len(op.head.name);
 	op.event_flags =
 	    D4C_EV_HAS_PATH | (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
-	return d4c_verdict(
-	    d4c_decide_and_report(&op, place.truncated || place.outside));
+	return d4c_verdict(d4c_decide_and_report(&op, d4c_unresolved(&place)));
 }
 
 /* ---- Lifecycle: reported for container tasks, never decided ---- */

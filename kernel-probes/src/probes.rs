@@ -45,6 +45,9 @@ pub const LSM_PROGRAMS: &[(&str, &str)] = &[
     ("d4c_path_link", "path_link"),
     ("d4c_path_unlink", "path_unlink"),
     ("d4c_path_rename", "path_rename"),
+    ("d4c_path_symlink", "path_symlink"),
+    ("d4c_sb_mount", "sb_mount"),
+    ("d4c_move_mount", "move_mount"),
     ("d4c_bprm_check", "bprm_check_security"),
     ("d4c_task_alloc", "task_alloc"),
 ];
@@ -538,7 +541,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use super::*;
-    use crate::abi::{CONSTANTS, HOOK_SCHED_PROCESS_EXIT, HOOK_SYS_EXIT_SETSID};
+    use crate::abi::{CONSTANTS, HOOK_MOVE_MOUNT, HOOK_SCHED_PROCESS_EXIT};
     use zerocopy::FromZeros;
 
     fn record(hook: u32) -> Record {
@@ -580,7 +583,7 @@ mod tests {
         assert_eq!(names.len(), hooks.len());
         // Ours is the tracepoint; the original's exit was kprobe__taskstats_exit.
         assert_eq!(record(HOOK_SCHED_PROCESS_EXIT).hook_point(), Some("tracepoint__sched_process_exit"));
-        for unknown in [0, HOOK_SYS_EXIT_SETSID + 1, u32::MAX] {
+        for unknown in [0, HOOK_MOVE_MOUNT + 1, u32::MAX] {
             assert_eq!(record(unknown).hook_point(), None, "hook {unknown}");
         }
     }

@@ -22,9 +22,9 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use base64::Engine as _;
 use d4c_kernel_probes::abi::{
-    ACTION_ALERT, ACTION_BLOCK, ACTION_LOG, EV_DENIED, EV_FILELESS, EV_PENDING, EV_TRUNCATED, KIND_FILE, KIND_PROCESS,
-    OP_CREATE_EXECUTABLE, OP_CREATE_FILE, OP_DELETE_FILE, OP_EXEC, OP_EXEC_MEMFD, OP_FORK, OP_MODIFY_EXECUTABLE,
-    OP_MODIFY_FILE, RECORD_DECISION,
+    ACTION_ALERT, ACTION_BLOCK, ACTION_LOG, EV_DENIED, EV_DIRECTORY, EV_FILELESS, EV_OUTSIDE, EV_PENDING, EV_TRUNCATED,
+    KIND_FILE, KIND_PROCESS, OP_CREATE_EXECUTABLE, OP_CREATE_FILE, OP_DELETE_FILE, OP_EXEC, OP_EXEC_MEMFD, OP_FORK,
+    OP_MODIFY_EXECUTABLE, OP_MODIFY_FILE, RECORD_DECISION,
 };
 use d4c_kernel_probes::probes::Record;
 use serde_json::{json, Map, Value};
@@ -254,7 +254,7 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
     let mut j = Json::with_capacity(4096);
     common(&mut j, facts, subject, exec);
     if head.kind == KIND_FILE && head.op != OP_EXEC_MEMFD {
-        file_fields(&mut j, &path);
+        file_fields(&mut j, &path, head.flags & EV_DIRECTORY != 0);
     }
     j.object("cloud_defend")
         .str("operation", operation)
@@ -263,6 +263,9 @@ pub fn decision_documents(facts: &Facts, subject: &Subject<'_>) -> Vec<Document>
     policy_fields(&mut j, facts);
     if head.flags & EV_TRUNCATED != 0 {
         j.bool("path_truncated", true);
+    }
+    if head.flags & EV_OUTSIDE != 0 {
+        j.bool("path_outside", true);
     }
     if head.flags & EV_PENDING != 0 {
         j.bool("container_pending", true);
@@ -451,10 +454,17 @@ pub fn command_line(args: &[String]) -> String {
 }
 
 /// `file.path`, `file.name`, `file.extension`.
-fn file_fields(j: &mut Json, path: &str) {
+/// `file.*` of a file event; `directory`: the event is on a directory
+/// (renamed, moved or mounted: for everything in it), `file.type: dir`.
+fn file_fields(j: &mut Json, path: &str, directory: bool) {
     let name = path.rsplit('/').next().unwrap_or(path);
     let extension = name.rsplit_once('.').filter(|(stem, ext)| !stem.is_empty() && !ext.is_empty()).map(|(_, e)| e);
-    j.object("file").str("path", path).str("name", name).opt_str("extension", extension).close();
+    j.object("file")
+        .str("path", path)
+        .str("name", name)
+        .opt_str("extension", extension.filter(|_| !directory))
+        .opt_str("type", directory.then_some("dir"))
+        .close();
 }
 
 /// Room for what [`finish`] appends to the shared members (the node's
@@ -679,7 +689,7 @@ mod tests {
     fn file_json(path: &str) -> Value {
         let mut j = Json::default();
         j.open();
-        file_fields(&mut j, path);
+        file_fields(&mut j, path, false);
         j.close();
         serde_json::from_str::<Value>(j.as_str()).unwrap_or_default()["file"].clone()
     }

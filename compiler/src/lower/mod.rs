@@ -116,11 +116,11 @@ impl From<TablesError> for LowerError {
 pub fn lower(policy: &CheckedPolicy) -> Result<Tables, LowerError> {
     let mut automaton = Automaton::default();
     let file_paths = patterns_of(&policy.file, ConditionKey::TargetFilePath);
-    let (file_path_root, file_path_classes) = dfa::build(&mut automaton, &file_paths)?;
+    let (file_path_root, file_path_classes) = dfa::build(&mut automaton, &file_paths, dfa::Subtrees::Yes)?;
     let exe_paths = patterns_of(&policy.process, ConditionKey::ProcessExecutable);
-    let (exe_root, exe_classes) = dfa::build(&mut automaton, &exe_paths)?;
+    let (exe_root, exe_classes) = dfa::build(&mut automaton, &exe_paths, dfa::Subtrees::No)?;
     let names = name_patterns(&policy.process);
-    let (name_root, name_classes) = dfa::build(&mut automaton, &names)?;
+    let (name_root, name_classes) = dfa::build(&mut automaton, &names, dfa::Subtrees::No)?;
     if automaton.states.len() > MAX_DFA_STATES {
         return Err(LowerError::TooManyStates { states: automaton.states.len() });
     }
