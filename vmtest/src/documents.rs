@@ -69,7 +69,10 @@ pub fn hook_of(op: &Op) -> &'static str {
         Op::Write(_) => "lsm__file_open",
         Op::Truncate(_) => "lsm__path_truncate",
         Op::Chmod { .. } => "lsm__path_chmod",
-        Op::Rename { .. } => "lsm__path_rename",
+        Op::Rename { .. } | Op::Exchange { .. } => "lsm__path_rename",
+        Op::Symlink { .. } => "lsm__path_symlink",
+        // Never decided: no document names its hook.
+        Op::Mkdir { .. } => "lsm__path_mkdir",
         Op::Link { .. } => "lsm__path_link",
         Op::Unlink(_) => "lsm__path_unlink",
         Op::Exec(_) | Op::MemfdExec(_) => "lsm__bprm_check_security",
@@ -173,7 +176,12 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
             let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
             want("/file/path", Value::from(path.as_str()));
             want("/file/name", Value::from(name.as_str()));
-            match name.rsplit_once('.').filter(|(stem, ext)| !stem.is_empty() && !ext.is_empty()) {
+            if f.directory {
+                want("/file/type", Value::from("dir"));
+            } else if source.pointer("/file/type").is_some() {
+                other.push(format!("`file.type` is present for the file `{path}`"));
+            }
+            match name.rsplit_once('.').filter(|(stem, ext)| !stem.is_empty() && !ext.is_empty() && !f.directory) {
                 Some((_, extension)) => want("/file/extension", Value::from(extension)),
                 None => {
                     if source.pointer("/file/extension").is_some() {

@@ -479,7 +479,12 @@ fn check_record(want: &Want, record: &Record, tables: &Tables, meta: &Meta) -> V
     } else {
         // The table evaluator on the kernel's event decides alike.
         let event = match kind {
-            Kind::File => Event::File(FileEvent { operation: want.operation, path: Some(path), volume: want.volume }),
+            Kind::File => Event::File(FileEvent {
+                operation: want.operation,
+                path: Some(path),
+                volume: want.volume,
+                directory: false,
+            }),
             Kind::Process => Event::Process(ProcessEvent {
                 operation: want.operation,
                 executable: path,

@@ -52,6 +52,8 @@ const EPERM: i32 = 1;
 const ENOEXEC: i32 = 8;
 /// The default mode of `create` and `mknod` (docs/scenarios.md).
 const DEFAULT_MODE: u32 = 0o644;
+/// A directory's mode when a `dir` field or `mkdir` step gives none.
+const DEFAULT_DIR_MODE: u32 = 0o755;
 /// The guest's `_bulk` endpoint for the scenarios' documents.
 const SINK: &str = "127.0.0.1:9202";
 /// What the runtime is configured with, as its documents show it.
@@ -176,6 +178,7 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
     for (i, decl) in prepared.file.containers.iter().enumerate() {
         let spec = spec_of(&decl.name.value, &decl.fields, index, i);
         let container = Container::start(&spec, &workdir)?;
+        make_dirs(&container, &decl.fields)?;
         containers.insert(decl.name.value.clone(), container);
     }
 
@@ -194,9 +197,34 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
     // step and a directory above another step's file. A real one cannot
     // have both; such steps are skipped, and said so.
     // Per container: the paths used as files, and their ancestors.
+    // The paths that are directories (a `dir` field, a `mkdir` step, or a
+    // directory's event in the prediction) are the model's own: they are
+    // not files, and not checked.
+    let mut dir_paths: HashMap<&str, std::collections::HashSet<String>> = HashMap::new();
+    for decl in &prepared.file.containers {
+        dir_paths.entry(decl.name.value.as_str()).or_default().extend(decl.fields.iter().filter_map(
+            |f| match &f.value {
+                ContainerField::Dir { path, .. } => Some(path.clone()),
+                _ => None,
+            },
+        ));
+    }
+    for prediction in &prepared.results {
+        let Some(step) = prepared.file.steps.iter().find(|s| s.span == prediction.span) else { continue };
+        let known = dir_paths.entry(step.container.value.as_str()).or_default();
+        if let Op::Mkdir { path, .. } = &step.op.value {
+            known.insert(path.value.clone());
+        }
+        known.extend(prediction.events.iter().filter_map(|e| match e {
+            Event::File(FileEvent { path: Some(path), directory: true, .. }) => Some(path.clone()),
+            _ => None,
+        }));
+    }
+    let is_dir = |container: &str, p: &str| dir_paths.get(container).is_some_and(|d| d.contains(p));
     let mut files: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
     for step in &prepared.file.steps {
-        files.entry(step.container.value.as_str()).or_default().extend(op_paths(&step.op.value));
+        let name = step.container.value.as_str();
+        files.entry(name).or_default().extend(op_paths(&step.op.value).into_iter().filter(|p| !is_dir(name, p)));
     }
     for decl in &prepared.file.containers {
         files.entry(decl.name.value.as_str()).or_default().extend(decl.fields.iter().filter_map(|f| match &f.value {
@@ -227,7 +255,7 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
             interactive: step.interactive,
         };
         let name = step.container.value.as_str();
-        let both = op_paths(&step.op.value).into_iter().find_map(|p| {
+        let both = op_paths(&step.op.value).into_iter().filter(|p| !is_dir(name, p)).find_map(|p| {
             if dirs.get(name).is_some_and(|d| d.contains(p)) {
                 return Some(p.to_string());
             }
@@ -558,10 +586,26 @@ fn spec_of(name: &str, fields: &[d4c_grammar::Spanned<ContainerField>], file: us
             ContainerField::Volume(p) => spec.volumes.push(p.clone()),
             ContainerField::VolumeFile(p) => spec.volume_files.push(p.clone()),
             ContainerField::File { path, mode } => spec.files.push((path.clone(), mode.unwrap_or(DEFAULT_MODE))),
-            ContainerField::ClusterId(_) | ContainerField::ClusterName(_) => {}
+            // Made after the container starts (`make_dirs`).
+            ContainerField::Dir { .. } | ContainerField::ClusterId(_) | ContainerField::ClusterName(_) => {}
         }
     }
     spec
+}
+
+/// Makes the `dir` fields' directories in a started container, with their
+/// modes (a host-side change: no probe decides it).
+fn make_dirs(container: &Container, fields: &[d4c_grammar::Spanned<ContainerField>]) -> Result<(), String> {
+    for field in fields {
+        if let ContainerField::Dir { path, mode } = &field.value {
+            let host = container.host_path(path)?;
+            std::fs::create_dir_all(&host).map_err(|e| format!("cannot create `{}`: {e}", host.display()))?;
+            let mode = mode.unwrap_or(DEFAULT_DIR_MODE);
+            std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .map_err(|e| format!("cannot chmod {mode:o} `{}`: {e}", host.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Gives the file at container path `exe`, if it exists, this binary's
@@ -592,6 +636,10 @@ fn op_paths(op: &Op) -> Vec<&str> {
         | Op::Unlink(path)
         | Op::Exec(path) => vec![path.value.as_str()],
         Op::Rename { from, to } | Op::Link { from, to } => vec![from.value.as_str(), to.value.as_str()],
+        Op::Exchange { a, b } => vec![a.value.as_str(), b.value.as_str()],
+        // The target of a link is text: it need not exist.
+        Op::Symlink { link, .. } => vec![link.value.as_str()],
+        Op::Mkdir { path, .. } => vec![path.value.as_str()],
         Op::Fork | Op::MemfdExec(_) => Vec::new(),
     }
 }
@@ -611,6 +659,11 @@ fn agent_op(op: &Op) -> AgentOp {
         Op::Exec(p) => AgentOp::Exec(p.value.clone()),
         Op::Fork => AgentOp::Fork,
         Op::MemfdExec(name) => AgentOp::MemfdExec(name.value.clone()),
+        Op::Mkdir { path, mode: m } => {
+            AgentOp::Mkdir { path: path.value.clone(), mode: m.as_ref().map_or(DEFAULT_DIR_MODE, |m| m.value) }
+        }
+        Op::Symlink { target, link } => AgentOp::Symlink { target: target.value.clone(), link: link.value.clone() },
+        Op::Exchange { a, b } => AgentOp::Exchange { a: a.value.clone(), b: b.value.clone() },
     }
 }
 
@@ -626,7 +679,8 @@ fn record_event(record: &Record) -> Option<Event> {
             _ => return None,
         };
         let path = (h.flags & abi::EV_HAS_PATH != 0).then(|| record.path_text());
-        Some(Event::File(FileEvent { operation, path, volume }))
+        let directory = h.flags & abi::EV_DIRECTORY != 0;
+        Some(Event::File(FileEvent { operation, path, volume, directory }))
     } else {
         let operation = *Operation::of_kind(Kind::Process).get(h.op as usize)?;
         Some(Event::Process(ProcessEvent {

@@ -346,6 +346,14 @@ pub(crate) fn link_follow(from: &CStr, to: &CStr) -> io::Result<()> {
 }
 
 /// `mount(from, to, NULL, MS_BIND, NULL)`: `from` is also reachable at `to`.
+/// `renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE)`: the two names
+/// swap what they name (Linux 3.15; both must exist).
+pub(crate) fn rename_exchange(a: &CStr, b: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and live through the call.
+    check(unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) })?;
+    Ok(())
+}
+
 pub(crate) fn bind_mount(from: &CStr, to: &CStr) -> io::Result<()> {
     // SAFETY: both strings are NUL-terminated and live through the call; a
     // bind mount reads no file system type and no data.
