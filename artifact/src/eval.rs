@@ -130,6 +130,7 @@ impl Tables {
         }
         let counts = [
             ("file path classes", r.file_path_classes, m.file_path_classes.len()),
+            ("file path class kinds", r.file_path_classes, m.file_path_subtree.len()),
             ("executable classes", r.exe_classes, m.exe_classes.len()),
             ("name classes", r.name_classes, m.name_classes.len()),
             ("process intermediate classes", r.process_a_classes, m.process_a_reps.len()),
@@ -285,10 +286,15 @@ impl Tables {
         let Some(&[p, o, v]) = self.meta.file_dyn_reps.get(class as usize) else { return Vec::new() };
         let on_path: BTreeSet<u32> =
             self.meta.file_path_classes.get(p as usize).into_iter().flatten().copied().collect();
+        // A directory's event (a subtree class) holds for the selectors that
+        // name paths: one without a path condition is about every file, and
+        // what a moved directory holds was decided when it was made.
+        let subtree = self.meta.file_path_subtree.get(p as usize).copied().unwrap_or(false);
         (0u32..)
             .zip(&self.meta.file.selectors)
             .map(|(i, s)| {
-                s.dynamic.holds(o as usize, v as usize, false) && (!s.dynamic.has_path || on_path.contains(&i))
+                s.dynamic.holds(o as usize, v as usize, false)
+                    && ((!s.dynamic.has_path && !subtree) || on_path.contains(&i))
             })
             .collect()
     }

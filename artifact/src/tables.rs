@@ -141,7 +141,9 @@ pub struct DfaState {
     /// The class of a directory that ends here (file paths only; 0 in the
     /// other dimensions): the selectors whose pattern holds for this path
     /// or for some path below it. A directory renamed or mounted stands
-    /// for everything in it, which the kernel cannot list.
+    /// for everything in it, which the kernel cannot list; its events are
+    /// decided for the selectors that name paths (see
+    /// [`Meta::file_path_subtree`]).
     pub subtree_class: u32,
 }
 
@@ -286,6 +288,9 @@ pub struct Meta {
     pub process: KindMeta,
     /// Per file path class, the file selectors whose `targetFilePath` holds.
     pub file_path_classes: Vec<Vec<u32>>,
+    /// Per file path class, whether it is a subtree class (a directory's):
+    /// then only selectors with a `targetFilePath` can hold for its events.
+    pub file_path_subtree: Vec<bool>,
     /// Per executable class, the process selectors whose `processExecutable` holds.
     pub exe_classes: Vec<Vec<u32>>,
     /// Per name class, the process selectors whose `processName` holds.

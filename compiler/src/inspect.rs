@@ -82,6 +82,7 @@ pub fn report(artifact: &Artifact<'_>, tables: &Tables) -> Value {
             "edges": tables.edges.iter().map(|(k, v)| json!([k.state, k.component, v])).collect::<Vec<_>>(),
             "prefix_edges": tables.prefix_edges.iter().map(|(k, v)| json!([k.state, k.component, v])).collect::<Vec<_>>(),
             "file_path_classes": tables.meta.file_path_classes,
+            "file_path_subtree": tables.meta.file_path_subtree,
             "exe_classes": tables.meta.exe_classes,
             "name_classes": tables.meta.name_classes,
             "file_classes": tables.file_classes,

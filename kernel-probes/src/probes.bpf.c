@@ -366,6 +366,17 @@ static __always_inline __u32 d4c_modified(umode_t mode)
 				 : D4C_OP_MODIFY_FILE;
 }
 
+/* A kernel pointer as a plain number, for a global function's argument:
+ * the verifier (before 6.8's __arg_trusted) refuses a trusted BTF pointer
+ * there. Copied through the stack by a probe read, it is a scalar. */
+static __always_inline __u64 d4c_addr(const void *p)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
+}
+
 /* What leaves a name and what arrives there, for d4c_name_events. */
 static __always_inline __u32 d4c_modes(umode_t leaving, umode_t arriving)
 {
@@ -586,12 +597,12 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir,
 	 * anything) and gets what is moved. The hook has the flags since
 	 * Linux 5.19 (commit 100f59d96468): one call for an exchange. */
 	actions = d4c_name_events(
-	    &op, (__u64)BPF_CORE_READ(old_dir, mnt), (__u64)old_dentry,
+	    &op, (__u64)BPF_CORE_READ(old_dir, mnt), d4c_addr(old_dentry),
 	    d4c_modes(moved, (flags & D4C_RENAME_EXCHANGE) ? there : 0),
 	    D4C_EV_FIRST);
 	actions |= d4c_name_events(&op, (__u64)BPF_CORE_READ(new_dir, mnt),
-				   (__u64)new_dentry, d4c_modes(there, moved),
-				   D4C_EV_SECOND);
+				   d4c_addr(new_dentry),
+				   d4c_modes(there, moved), D4C_EV_SECOND);
 	return d4c_verdict(actions);
 }
 

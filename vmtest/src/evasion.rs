@@ -75,15 +75,18 @@ struct Want {
     volume: Volume,
     /// The path was not resolved whole (fail closed).
     truncated: bool,
+    /// The event is on a directory (for everything in it).
+    directory: bool,
 }
 
 /// One way around drift prevention.
 struct Case {
     name: String,
     ops: Vec<AgentOp>,
-    /// `Some((op, record))`: refused with EPERM at that op (by index), with
-    /// that one decision record; `None`: every op succeeds, with none.
-    refused: Option<(u32, Want)>,
+    /// `Some((op, records))`: refused with EPERM at that op (by index), with
+    /// exactly those decision records, in order; `None`: every op
+    /// succeeds, with none.
+    refused: Option<(u32, Vec<Want>)>,
     /// A container path the guest checks afterwards, and whether it must
     /// exist.
     effect: Option<(String, bool)>,
@@ -92,7 +95,12 @@ struct Case {
 impl Case {
     /// Refused with EPERM at op `failing`, decided as `want`.
     fn refused(name: &str, ops: Vec<AgentOp>, failing: u32, want: Want) -> Case {
-        Case { name: name.into(), ops, refused: Some((failing, want)), effect: None }
+        Case::refused_all(name, ops, failing, vec![want])
+    }
+
+    /// Refused with EPERM at op `failing`, with the records `wants`.
+    fn refused_all(name: &str, ops: Vec<AgentOp>, failing: u32, wants: Vec<Want>) -> Case {
+        Case { name: name.into(), ops, refused: Some((failing, wants)), effect: None }
     }
 
     /// Allowed, with no record.
@@ -108,13 +116,25 @@ impl Case {
 
 /// A file event record of `operation` at `path`, on the root file system.
 fn at(operation: Operation, path: &str) -> Want {
-    Want { operation, path: WantPath::Is(path.into()), volume: Volume::RootFs, truncated: false }
+    Want { operation, path: WantPath::Is(path.into()), volume: Volume::RootFs, truncated: false, directory: false }
+}
+
+/// A directory's event record of `operation` at `path` (for everything in
+/// it), on the root file system.
+fn dir_at(operation: Operation, path: &str) -> Want {
+    Want { directory: true, ..at(operation, path) }
 }
 
 /// A file event record of `operation` on a file with no name in `dir`
 /// (its path is `dir` + `#<inode>`), on the root file system.
 fn unnamed(operation: Operation, dir: &str) -> Want {
-    Want { operation, path: WantPath::StartsWith(dir.into()), volume: Volume::RootFs, truncated: false }
+    Want {
+        operation,
+        path: WantPath::StartsWith(dir.into()),
+        volume: Volume::RootFs,
+        truncated: false,
+        directory: false,
+    }
 }
 
 /// `open(path, O_CREAT|O_EXCL, mode)`.
@@ -171,6 +191,15 @@ fn setup() -> Vec<AgentOp> {
         AgentOp::Mkdir { path: "/mnt".into(), mode: 0o755 },
         AgentOp::Mkdir { path: "/mnt/bin".into(), mode: 0o755 },
         AgentOp::BindMount { from: "/usr/bin".into(), to: "/mnt/bin".into() },
+        // Directories of tools to move, a plain file, a directory to mount.
+        AgentOp::Mkdir { path: "/tmp/kit".into(), mode: 0o755 },
+        create("/tmp/kit/evil", 0o755),
+        AgentOp::Mkdir { path: "/tmp/kit2".into(), mode: 0o755 },
+        create("/tmp/kit2/evil", 0o755),
+        create("/tmp/plain", 0o644),
+        AgentOp::Mkdir { path: "/srv".into(), mode: 0o755 },
+        AgentOp::Mkdir { path: "/srv/tools".into(), mode: 0o755 },
+        create("/srv/tools/evil", 0o755),
     ];
     for dir in ["/tmp/long", "/tmp/deep", EDGE_DIR] {
         ops.push(AgentOp::Mkdir { path: dir.into(), mode: 0o755 });
@@ -186,7 +215,7 @@ fn setup() -> Vec<AgentOp> {
 /// The cases, in the order of docs/kernel-probes.md's evasion table.
 fn cases() -> Vec<Case> {
     use LinkVia::{EmptyPath, ProcFd};
-    use Operation::{CreateExecutable, CreateFile, ModifyFile};
+    use Operation::{CreateExecutable, CreateFile, DeleteFile, ModifyExecutable, ModifyFile};
     let mut cases = Vec::new();
     // 1-3. A second spelling of /usr/bin/NAME: a symlink to /usr/bin,
     // `..`, /proc/self/root (the container mounts /proc). The path is the
@@ -261,6 +290,66 @@ fn cases() -> Vec<Case> {
     cases.push(Case::allowed("path-max-file", deep(EDGE_DIR, "ab", 0o644)));
     let over = cut(CreateFile, EDGE_DIR, "abc");
     cases.push(Case::refused("path-max-plus-one-file", deep(EDGE_DIR, "abc", 0o644), last(EDGE_DIR), over));
+    // 7. New names without a new file (issue 11). A directory moved into
+    // /usr/bin brings what is in it: its createFile is binChanges' (the
+    // path-less executableDrift does not decide directories: what they
+    // hold was decided when it was made). Moved elsewhere: allowed.
+    let rename = |from: &str, to: &str| AgentOp::Rename { from: from.into(), to: to.into() };
+    cases.push(
+        Case::refused(
+            "dir-rename-into-protected",
+            vec![rename("/tmp/kit", "/usr/bin/kit")],
+            0,
+            dir_at(CreateFile, "/usr/bin/kit"),
+        )
+        .leaving("/usr/bin/kit/evil", false),
+    );
+    cases.push(
+        Case::allowed("dir-rename-elsewhere", vec![rename("/tmp/kit2", "/srv/kit2")]).leaving("/srv/kit2/evil", true),
+    );
+    // /usr/bin moved away takes its files: a deletion of everything in it.
+    cases.push(
+        Case::refused(
+            "dir-rename-protected-away",
+            vec![rename("/usr/bin", "/tmp/oldbin")],
+            0,
+            dir_at(DeleteFile, "/usr/bin"),
+        )
+        .leaving("/usr/bin/tool", true),
+    );
+    // An exchange replaces /usr/bin/tool's executable: both names modified.
+    let exchange = AgentOp::Exchange { a: "/usr/bin/tool".into(), b: "/tmp/plain".into() };
+    let modified = vec![at(ModifyExecutable, "/usr/bin/tool"), at(ModifyExecutable, "/tmp/plain")];
+    cases.push(Case::refused_all("exchange-into-protected", vec![exchange], 0, modified));
+    // A symbolic link is an executable name.
+    let symlink = |target: &str, link: &str| AgentOp::Symlink { target: target.into(), link: link.into() };
+    cases.push(
+        Case::refused(
+            "symlink-into-protected",
+            vec![symlink("/tmp/plain", "/usr/bin/plain")],
+            0,
+            at(CreateExecutable, "/usr/bin/plain"),
+        )
+        .leaving("/usr/bin/plain", false),
+    );
+    // A mount brings a directory's worth of names and covers what was
+    // there (the container has CAP_SYS_ADMIN). mkdir is not decided.
+    let mkdir = |path: &str| AgentOp::Mkdir { path: path.into(), mode: 0o755 };
+    let bind = |from: &str, to: &str| AgentOp::BindMount { from: from.into(), to: to.into() };
+    let mounted = vec![dir_at(DeleteFile, "/usr/bin/mnt"), dir_at(CreateFile, "/usr/bin/mnt")];
+    cases.push(
+        Case::refused_all(
+            "bind-mount-onto-protected",
+            vec![mkdir("/usr/bin/mnt"), bind("/srv/tools", "/usr/bin/mnt")],
+            1,
+            mounted,
+        )
+        .leaving("/usr/bin/mnt/evil", false),
+    );
+    cases.push(
+        Case::allowed("bind-mount-elsewhere", vec![mkdir("/tmp/m"), bind("/srv/tools", "/tmp/m")])
+            .leaving("/tmp/m/evil", true),
+    );
     cases
 }
 
@@ -419,7 +508,7 @@ fn check(case: &Case, outcome: &Outcome, records: &[Record], tables: &Tables, me
         }
         _ => {}
     }
-    let wanted: Vec<&Want> = case.refused.iter().map(|(_, want)| want).collect();
+    let wanted: Vec<&Want> = case.refused.iter().flat_map(|(_, wants)| wants).collect();
     if records.len() != wanted.len() {
         problems.push(format!("expected {} decision records, got {}", wanted.len(), records.len()));
     }
@@ -465,6 +554,13 @@ fn check_record(want: &Want, record: &Record, tables: &Tables, meta: &Meta) -> V
     if kind == Kind::File && h.volume as usize != volume {
         problems.push(format!("expected the volume {:?}, got {}", want.volume, h.volume));
     }
+    let directory = h.flags & abi::EV_DIRECTORY != 0;
+    if directory != want.directory {
+        problems.push(format!("expected directory={}, got {directory}", want.directory));
+    }
+    if h.flags & abi::EV_OUTSIDE != 0 {
+        problems.push("the path is outside the container's root".into());
+    }
     let truncated = h.flags & abi::EV_TRUNCATED != 0;
     if truncated != want.truncated {
         problems.push(format!("expected truncated={}, got {truncated}", want.truncated));
@@ -483,7 +579,7 @@ fn check_record(want: &Want, record: &Record, tables: &Tables, meta: &Meta) -> V
                 operation: want.operation,
                 path: Some(path),
                 volume: want.volume,
-                directory: false,
+                directory: want.directory,
             }),
             Kind::Process => Event::Process(ProcessEvent {
                 operation: want.operation,
@@ -511,12 +607,13 @@ fn describe(record: &Record) -> String {
     let kind = if h.kind == abi::KIND_FILE { Kind::File } else { Kind::Process };
     let op = Operation::of_kind(kind).get(h.op as usize).map_or("?", |o| o.name());
     format!(
-        "{{{op} `{}` path_len={} volume={} flags={:#x}{} actions={}}}",
+        "{{{op} `{}` path_len={} volume={} flags={:#x}{}{} actions={}}}",
         shorten(&record.path_text()),
         h.path_len,
         h.volume,
         h.flags,
         if h.flags & abi::EV_TRUNCATED != 0 { " truncated" } else { "" },
+        if h.flags & abi::EV_DIRECTORY != 0 { " directory" } else { "" },
         Actions::from_bits(action_bits(record)).names().join(",")
     )
 }

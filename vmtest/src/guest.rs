@@ -750,7 +750,9 @@ fn check_step(
         if record.head.flags & abi::EV_PENDING != 0 {
             problems.push("the container was treated as pending (its metadata was registered)".into());
         }
-        if record.head.flags & abi::EV_TRUNCATED != 0 {
+        if record.head.flags & abi::EV_OUTSIDE != 0 {
+            problems.push("the decision was made on a path outside the container's root".into());
+        } else if record.head.flags & abi::EV_TRUNCATED != 0 {
             problems.push("the path was not resolved whole".into());
         }
         got.push(event);

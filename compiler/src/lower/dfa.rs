@@ -104,6 +104,17 @@ pub enum Subtrees {
     No,
 }
 
+/// A dimension's classes: per class, its selectors, and whether it is a
+/// subtree class (a directory's, whose events only selectors with a path
+/// condition can match).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Classes {
+    /// The selectors of each class; class 0 is the empty accept class.
+    pub sets: Vec<Vec<u32>>,
+    /// Whether each class is a subtree class.
+    pub subtree: Vec<bool>,
+}
+
 /// Builds one dimension into `automaton`. `patterns` are distinct, each with
 /// its selectors. Returns the root state and the classes (the subtree
 /// classes among them).
@@ -111,7 +122,7 @@ pub fn build(
     automaton: &mut Automaton,
     patterns: &[(PathPattern, Vec<u32>)],
     subtrees: Subtrees,
-) -> Result<(u32, Vec<Vec<u32>>), DfaError> {
+) -> Result<(u32, Classes), DfaError> {
     let mut trie = vec![Node::default()];
     for (index, (pattern, _)) in patterns.iter().enumerate() {
         let (dir, slot) = match pattern {
@@ -177,7 +188,8 @@ pub fn build(
         paths: vec![String::new()],
     };
     let root = builder.state(Context { node: Some(0), sticky: BTreeSet::new(), pending: BTreeSet::new() })?;
-    Ok((root, builder.classes.sets))
+    let (sets, subtree) = builder.classes.sets.into_iter().unzip();
+    Ok((root, Classes { sets, subtree }))
 }
 
 enum Slot {
@@ -209,28 +221,29 @@ fn walk_or_insert(trie: &mut Vec<Node>, dir: &str) -> Result<usize, DfaError> {
     Ok(at)
 }
 
-/// Interns selector sets; class 0 is the empty set.
+/// Interns (selector set, subtree) pairs; class 0 is the empty accept set.
 struct ClassTable {
-    sets: Vec<Vec<u32>>,
-    ids: HashMap<Vec<u32>, u32>,
+    sets: Vec<(Vec<u32>, bool)>,
+    ids: HashMap<(Vec<u32>, bool), u32>,
 }
 
 impl Default for ClassTable {
     fn default() -> Self {
         let mut ids = HashMap::default();
-        ids.insert(Vec::new(), 0);
-        ClassTable { sets: vec![Vec::new()], ids }
+        ids.insert((Vec::new(), false), 0);
+        ClassTable { sets: vec![(Vec::new(), false)], ids }
     }
 }
 
 impl ClassTable {
-    fn intern(&mut self, set: Vec<u32>) -> u32 {
-        if let Some(&id) = self.ids.get(&set) {
+    fn intern(&mut self, set: Vec<u32>, subtree: bool) -> u32 {
+        let key = (set, subtree);
+        if let Some(&id) = self.ids.get(&key) {
             return id;
         }
         let id = self.sets.len() as u32;
-        self.sets.push(set.clone());
-        self.ids.insert(set, id);
+        self.sets.push(key.clone());
+        self.ids.insert(key, id);
         id
     }
 }
@@ -285,7 +298,10 @@ impl Builder<'_> {
             // Off the trie: accept what is sticky or pending; any component
             // keeps the sticky patterns and drops the pending ones.
             let accept = self.accept(context.sticky.iter().chain(&context.pending));
-            let subtree = if self.below.is_some() { accept } else { 0 };
+            let subtree = match self.below {
+                Some(_) => self.class_of(context.sticky.iter().chain(&context.pending), true),
+                None => 0,
+            };
             let next = Context { node: None, sticky: context.sticky.clone(), pending: BTreeSet::new() };
             let default_next = self.target(next, work);
             return Ok(DfaState { accept_class: accept, default_next, subtree_class: subtree, ..DfaState::default() });
@@ -296,7 +312,7 @@ impl Builder<'_> {
             self.accept(context.sticky.iter().chain(&context.pending).chain(&node.exact).chain(&node.recursive));
         let below = self.below.as_ref().and_then(|b| b.get(node_id)).cloned();
         let subtree = match below {
-            Some(below) => self.accept(context.sticky.iter().chain(&context.pending).chain(&below)),
+            Some(below) => self.class_of(context.sticky.iter().chain(&context.pending).chain(&below), true),
             None => 0,
         };
         let mut sticky = context.sticky.clone();
@@ -352,14 +368,21 @@ impl Builder<'_> {
         })
     }
 
-    /// The class of a set of satisfied patterns: the union of their selectors.
+    /// The accept class of a set of satisfied patterns: the union of their
+    /// selectors.
     fn accept<'p>(&mut self, patterns: impl Iterator<Item = &'p usize>) -> u32 {
+        self.class_of(patterns, false)
+    }
+
+    /// The class of the union of `patterns`' selectors, an accept or a
+    /// subtree class.
+    fn class_of<'p>(&mut self, patterns: impl Iterator<Item = &'p usize>, subtree: bool) -> u32 {
         let mut selectors: BTreeSet<u32> = BTreeSet::new();
         for &p in patterns {
             if let Some((_, sel)) = self.patterns.get(p) {
                 selectors.extend(sel.iter().copied());
             }
         }
-        self.classes.intern(selectors.into_iter().collect())
+        self.classes.intern(selectors.into_iter().collect(), subtree)
     }
 }
