@@ -443,6 +443,25 @@ impl Container {
             format!("{what}: {e}")
         };
         setup().map_err(discard)?;
+        // THROWAWAY (kernel worktree): the rootfs as an overlay mount.
+        {
+            let lower = bundle.join("lower");
+            let upper = bundle.join("upper");
+            let work = bundle.join("work");
+            fs::rename(&rootfs, &lower).map_err(|e| discard(format!("rename: {e}")))?;
+            for d in [&upper, &work, &rootfs] {
+                fs::create_dir_all(d).map_err(|e| discard(format!("mkdir: {e}")))?;
+            }
+            let st = Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o"])
+                .arg(format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display()))
+                .arg(&rootfs)
+                .status()
+                .map_err(|e| discard(format!("mount: {e}")))?;
+            if !st.success() {
+                return Err(discard(format!("mount overlay: {st}")));
+            }
+        }
 
         let log = bundle.join("runc.log");
         let log_file = File::create(&log).map_err(|e| discard(format!("creating {}: {e}", log.display())))?;
@@ -727,6 +746,7 @@ impl Container {
         if let Some(pod) = cgroup.parent() {
             let _ = fs::remove_dir(pod);
         }
+        let _ = Command::new("umount").arg("-l").arg(self.bundle.join("rootfs")).status();
         if let Err(e) = fs::remove_dir_all(&self.bundle) {
             errors.push(format!("removing {}: {e}", self.bundle.display()));
         }

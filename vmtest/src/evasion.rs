@@ -87,6 +87,10 @@ struct Case {
     /// exactly those decision records, in order; `None`: every op
     /// succeeds, with none.
     refused: Option<(u32, Vec<Want>)>,
+    /// `Some((op, errno))`: the kernel fails that op with that errno before
+    /// any hook decides (no record), whatever the policy: what this kernel
+    /// cannot do at all. Overrides `refused`.
+    unsupported: Option<(u32, i32)>,
     /// A container path the guest checks afterwards, and whether it must
     /// exist.
     effect: Option<(String, bool)>,
@@ -100,12 +104,18 @@ impl Case {
 
     /// Refused with EPERM at op `failing`, with the records `wants`.
     fn refused_all(name: &str, ops: Vec<AgentOp>, failing: u32, wants: Vec<Want>) -> Case {
-        Case { name: name.into(), ops, refused: Some((failing, wants)), effect: None }
+        Case { name: name.into(), ops, refused: Some((failing, wants)), unsupported: None, effect: None }
     }
 
     /// Allowed, with no record.
     fn allowed(name: &str, ops: Vec<AgentOp>) -> Case {
-        Case { name: name.into(), ops, refused: None, effect: None }
+        Case { name: name.into(), ops, refused: None, unsupported: None, effect: None }
+    }
+
+    /// When `errno` says so, failed by the kernel at op `failing` with
+    /// `errno`, before any hook.
+    fn unless(self, errno: Option<i32>, failing: u32) -> Case {
+        Case { unsupported: errno.map(|e| (failing, e)), ..self }
     }
 
     /// With container path `path` existing afterwards or not.
@@ -213,7 +223,10 @@ fn setup() -> Vec<AgentOp> {
 }
 
 /// The cases, in the order of docs/kernel-probes.md's evasion table.
-fn cases() -> Vec<Case> {
+/// `no_rootfs_tmpfile`: the errno `open(O_TMPFILE)` fails with on the root
+/// file system (overlayfs before Linux 6.6 has no `O_TMPFILE`:
+/// `EOPNOTSUPP`), or `None`.
+fn cases(no_rootfs_tmpfile: Option<i32>) -> Vec<Case> {
     use LinkVia::{EmptyPath, ProcFd};
     use Operation::{CreateExecutable, CreateFile, DeleteFile, ModifyExecutable, ModifyFile};
     let mut cases = Vec::new();
@@ -254,19 +267,36 @@ fn cases() -> Vec<Case> {
     // path is the one the kernel gives it, `#<inode>`, in its directory.
     let tmpfile = |dir: &str, mode| AgentOp::OpenTmpfile { dir: dir.into(), mode };
     let link = |to: &str, via| AgentOp::LinkOpen { to: to.into(), via };
+    // On a kernel whose overlayfs has no O_TMPFILE, the root file system's
+    // cases fail at the open, undecided; the same on a tmpfs (/dev/shm, a
+    // volume) is decided on every kernel.
     let ops = vec![tmpfile("/tmp", 0o600), AgentOp::ChmodOpen(0o755), link("/usr/bin/z", EmptyPath)];
     let unnamed_executable = unnamed(CreateExecutable, "/tmp/#");
-    cases.push(Case::refused("tmpfile-chmod-linkat", ops, 1, unnamed_executable.clone()).leaving("/usr/bin/z", false));
+    cases.push(
+        Case::refused("tmpfile-chmod-linkat", ops, 1, unnamed_executable.clone())
+            .leaving("/usr/bin/z", false)
+            .unless(no_rootfs_tmpfile, 0),
+    );
     let ops = vec![tmpfile("/tmp", 0o755), link("/usr/bin/z", EmptyPath)];
-    cases.push(Case::refused("tmpfile-executable", ops, 0, unnamed_executable).leaving("/usr/bin/z", false));
+    cases.push(
+        Case::refused("tmpfile-executable", ops, 0, unnamed_executable)
+            .leaving("/usr/bin/z", false)
+            .unless(no_rootfs_tmpfile, 0),
+    );
     for (name, to, via) in
         [("tmpfile-linkat-empty-path", "/usr/bin/z2", EmptyPath), ("tmpfile-linkat-proc-fd", "/usr/bin/z3", ProcFd)]
     {
         let ops = vec![tmpfile("/tmp", 0o644), link(to, via)];
-        cases.push(Case::refused(name, ops, 1, at(CreateFile, to)).leaving(to, false));
+        cases.push(Case::refused(name, ops, 1, at(CreateFile, to)).leaving(to, false).unless(no_rootfs_tmpfile, 0));
     }
     let ops = vec![tmpfile("/usr/bin", 0o644)];
-    cases.push(Case::refused("tmpfile-in-protected-dir", ops, 0, unnamed(CreateFile, "/usr/bin/#")));
+    cases.push(
+        Case::refused("tmpfile-in-protected-dir", ops, 0, unnamed(CreateFile, "/usr/bin/#"))
+            .unless(no_rootfs_tmpfile, 0),
+    );
+    let on_shm = |operation| Want { volume: Volume::Volume, ..unnamed(operation, "/dev/shm/#") };
+    let ops = vec![tmpfile("/dev/shm", 0o600), AgentOp::ChmodOpen(0o755)];
+    cases.push(Case::refused("tmpfile-chmod-on-tmpfs", ops, 1, on_shm(CreateExecutable)));
     // 6. Longer than PATH_MAX: fail closed, flagged, even for a file no
     // selector names. Deep but short: resolved whole. The edge: exactly
     // PATH_MAX bytes is whole, one more is not.
@@ -402,7 +432,20 @@ fn perform_cases(container: &mut Container, tables: &Tables, meta: &Meta) -> Res
     if done.errno != 0 {
         return Err(format!("the set-up failed: {}", done.detail));
     }
-    let cases = cases();
+    // Whether this kernel's overlayfs makes O_TMPFILE files (Linux 6.6).
+    let probe_actor = container.stage(&actor)?;
+    let probe = container.perform(probe_actor, &AgentOp::OpenTmpfile { dir: "/tmp".into(), mode: 0o600 })?;
+    let no_rootfs_tmpfile = match probe.errno {
+        0 => None,
+        libc::EOPNOTSUPP => {
+            println!(
+                "D4C-VMTEST-NOTE: evasion: O_TMPFILE is not supported on this kernel's overlayfs root (EOPNOTSUPP)"
+            );
+            Some(libc::EOPNOTSUPP)
+        }
+        errno => return Err(format!("O_TMPFILE in /tmp failed with errno {errno}: {}", probe.detail)),
+    };
+    let cases = cases(no_rootfs_tmpfile);
     let mut staged = Vec::new();
     for _ in &cases {
         let id = container.stage(&actor)?;
@@ -499,6 +542,15 @@ fn remove_chain(container: &Container, dir: &str) -> Result<(), String> {
 fn check(case: &Case, outcome: &Outcome, records: &[Record], tables: &Tables, meta: &Meta) -> Vec<String> {
     let mut problems = Vec::new();
     let calls = u32::try_from(case.ops.len()).unwrap_or(u32::MAX);
+    if let Some((failing, errno)) = case.unsupported {
+        if outcome.errno != errno || outcome.completed != failing {
+            problems.push(format!("expected errno {errno} at op {} (unsupported here)", failing + 1));
+        }
+        if !records.is_empty() {
+            problems.push(format!("expected no decision record, got {}", records.len()));
+        }
+        return problems;
+    }
     match &case.refused {
         Some((failing, _)) if outcome.errno != libc::EPERM || outcome.completed != *failing => {
             problems.push(format!("expected EPERM at op {}", failing + 1));
@@ -656,7 +708,7 @@ mod tests {
     fn every_case_sequence_fits_one_protocol_line() {
         let line = crate::protocol::encode_op(&AgentOp::Sequence(setup()));
         assert!(line.len() < crate::protocol::MAX_LINE, "{}", line.len());
-        for case in cases() {
+        for case in cases(None).into_iter().chain(cases(Some(libc::EOPNOTSUPP))) {
             let line = crate::protocol::encode_op(&AgentOp::Sequence(case.ops.clone()));
             assert!(line.len() < crate::protocol::MAX_LINE, "{}: {}", case.name, line.len());
             assert!(case.refused.iter().all(|(failing, _)| (*failing as usize) < case.ops.len()), "{}", case.name);

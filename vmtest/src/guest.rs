@@ -201,6 +201,8 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
     // directory's event in the prediction) are the model's own: they are
     // not files, and not checked.
     let mut dir_paths: HashMap<&str, std::collections::HashSet<String>> = HashMap::new();
+    // Of those, the ones the steps make or move.
+    let mut step_dirs: HashMap<&str, std::collections::HashSet<String>> = HashMap::new();
     for decl in &prepared.file.containers {
         dir_paths.entry(decl.name.value.as_str()).or_default().extend(decl.fields.iter().filter_map(
             |f| match &f.value {
@@ -211,16 +213,25 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
     }
     for prediction in &prepared.results {
         let Some(step) = prepared.file.steps.iter().find(|s| s.span == prediction.span) else { continue };
-        let known = dir_paths.entry(step.container.value.as_str()).or_default();
+        let mut made: Vec<String> = prediction
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::File(FileEvent { path: Some(path), directory: true, .. }) => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
         if let Op::Mkdir { path, .. } = &step.op.value {
-            known.insert(path.value.clone());
+            made.push(path.value.clone());
         }
-        known.extend(prediction.events.iter().filter_map(|e| match e {
-            Event::File(FileEvent { path: Some(path), directory: true, .. }) => Some(path.clone()),
-            _ => None,
-        }));
+        dir_paths.entry(step.container.value.as_str()).or_default().extend(made.iter().cloned());
+        step_dirs.entry(step.container.value.as_str()).or_default().extend(made);
     }
     let is_dir = |container: &str, p: &str| dir_paths.get(container).is_some_and(|d| d.contains(p));
+    // Whether `p` is, or is below, a directory some step makes or moves.
+    let made_by_steps = |container: &str, p: &str| {
+        step_dirs.get(container).is_some_and(|d| d.iter().any(|dir| p == dir || p.starts_with(&format!("{dir}/"))))
+    };
     let mut files: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
     for step in &prepared.file.steps {
         let name = step.container.value.as_str();
@@ -270,9 +281,11 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
             unreal += 1;
             continue;
         }
-        // Directories are not decided: make every parent a step names.
+        // Directories are not decided: make every parent a step names,
+        // but for those a step makes or moves there (a `mkdir`, a
+        // directory renamed), which must not exist before it.
         for path in op_paths(&step.op.value) {
-            if let Some(parent) = Path::new(path).parent() {
+            if let Some(parent) = Path::new(path).parent().filter(|p| !made_by_steps(name, &p.to_string_lossy())) {
                 let dir = container.host_path(&parent.to_string_lossy())?;
                 std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
             }
