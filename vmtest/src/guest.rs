@@ -225,7 +225,10 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
             made.push(path.value.clone());
         }
         dir_paths.entry(step.container.value.as_str()).or_default().extend(made.iter().cloned());
-        step_dirs.entry(step.container.value.as_str()).or_default().extend(made);
+        // A step predicted to be refused makes or moves nothing.
+        if !prediction.actual_actions.contains(d4c_artifact::ops::Actions::BLOCK) {
+            step_dirs.entry(step.container.value.as_str()).or_default().extend(made);
+        }
     }
     let is_dir = |container: &str, p: &str| dir_paths.get(container).is_some_and(|d| d.contains(p));
     // Whether `p` is, or is below, a directory some step makes or moves.
