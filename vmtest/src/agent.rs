@@ -35,12 +35,39 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::link;
 use crate::ops::{AgentOp, LinkVia};
 use crate::protocol::{
     self, encode_opt, parse_op, write_line, LineReader, Reply, Request, StagedMsg, EXIT_TIMEOUT, IDLE_TIMEOUT,
     PERFORM_TIMEOUT, STAGE_TIMEOUT,
 };
 use crate::sys::{self, Exit};
+
+/// The in-container binary's entry point (`d4c-vmtest-agent`, and the
+/// same subcommands of `d4c-vmtest`): `agent`, `stage ...`, `noop [FD]` or
+/// `pause`, by the first argument.
+pub fn container_main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.split_first() {
+        Some((command, rest)) => match command.as_str() {
+            "agent" => agent_main(),
+            "stage" => stage_main(rest),
+            "noop" => noop_main(rest),
+            "pause" => pause_main(),
+            other => {
+                eprintln!("d4c-vmtest-agent: unknown command `{other}`; want agent, stage, noop or pause");
+                ExitCode::from(2)
+            }
+        },
+        None => {
+            eprintln!("d4c-vmtest-agent: want agent, stage, noop or pause");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// How long the agent keeps trying to reach the harness.
+const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An errno and what failed.
 type Failure = (i32, String);
@@ -96,11 +123,36 @@ pub fn agent_main() -> ExitCode {
     }
 }
 
+/// The agent's two ends: a TCP connection to the harness when its
+/// environment names one ([`link::LINK_ENV`], [`link::AGENT_ENV`]: in a
+/// container made by containerd), else stdin and stdout (tests on the
+/// host).
+fn open_link() -> Result<(OwnedFd, OwnedFd), String> {
+    let (Ok(addr), Ok(token)) = (std::env::var(link::LINK_ENV), std::env::var(link::AGENT_ENV)) else {
+        // Duplicates (close-on-exec) so that reads bypass std's stdin
+        // buffer, which `poll` could not see.
+        let input = io::stdin().as_fd().try_clone_to_owned().map_err(|e| format!("duplicating stdin: {e}"))?;
+        let output = io::stdout().as_fd().try_clone_to_owned().map_err(|e| format!("duplicating stdout: {e}"))?;
+        return Ok((input, output));
+    };
+    let addr: std::net::SocketAddr = addr.parse().map_err(|_| format!("{}=`{addr}` is no address", link::LINK_ENV))?;
+    let deadline = Instant::now() + AGENT_CONNECT_TIMEOUT;
+    let mut stream = loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Ok(stream) => break stream,
+            Err(e) if Instant::now() >= deadline => return Err(format!("connecting to {addr}: {e}")),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    std::io::Write::write_all(&mut stream, format!("{}\n", link::greeting(&token)).as_bytes())
+        .map_err(|e| format!("greeting {addr}: {e}"))?;
+    // std's sockets are close-on-exec: no actor inherits the link.
+    let output = stream.try_clone().map_err(|e| format!("duplicating the link: {e}"))?;
+    Ok((OwnedFd::from(stream), OwnedFd::from(output)))
+}
+
 fn run_agent() -> Result<(), String> {
-    // Duplicates (close-on-exec) so that reads bypass std's stdin buffer,
-    // which `poll` could not see.
-    let input = io::stdin().as_fd().try_clone_to_owned().map_err(|e| format!("duplicating stdin: {e}"))?;
-    let output = io::stdout().as_fd().try_clone_to_owned().map_err(|e| format!("duplicating stdout: {e}"))?;
+    let (input, output) = open_link()?;
     let mut input = LineReader::new(input);
     let mut agent = Agent { out: File::from(output), staged: BTreeMap::new(), next_id: 1, exits: HashMap::new() };
     agent.send(&Reply::Ready(std::process::id()))?;
@@ -109,7 +161,7 @@ fn run_agent() -> Result<(), String> {
         let line = match input.read_line(IDLE_TIMEOUT) {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("reading requests on stdin: {e}")),
+            Err(e) => return Err(format!("reading requests: {e}")),
         };
         let reply = match Request::parse(&line) {
             Err(e) => Reply::Err { errno: libc::EPROTO, detail: e },
@@ -131,7 +183,7 @@ fn run_agent() -> Result<(), String> {
 
 impl Agent {
     fn send(&mut self, reply: &Reply) -> Result<(), String> {
-        write_line(&mut self.out, &reply.to_line()).map_err(|e| format!("writing a reply on stdout: {e}"))
+        write_line(&mut self.out, &reply.to_line()).map_err(|e| format!("writing a reply: {e}"))
     }
 
     /// Collects the status of every child that has ended.
@@ -585,6 +637,28 @@ fn perform_op(op: &AgentOp, held: &mut Held, rep_raw: RawFd) -> Result<String, F
             Ok("linked".to_string())
         }
         AgentOp::Sequence(_) => Err((libc::EINVAL, "a sequence inside a sequence".to_string())),
+    }
+}
+
+/// `pause`: a pod sandbox's process, as the kubelet's pause image runs
+/// one: pid 1 of the pod's namespaces, it reaps whatever ends below it and
+/// exits 0 on SIGTERM or SIGINT (which, as pid 1, it would otherwise never
+/// get). It waits for as long as the pod lives, in hour-long waits.
+pub fn pause_main() -> ExitCode {
+    let signals = [libc::SIGTERM, libc::SIGINT, libc::SIGCHLD];
+    if let Err(e) = sys::block_signals(&signals) {
+        eprintln!("pause: blocking signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    loop {
+        match sys::wait_signal(&signals, 3600) {
+            Ok(Some(libc::SIGCHLD)) | Ok(None) => while let Ok(Some(_)) = sys::wait_nohang(-1) {},
+            Ok(Some(_)) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pause: waiting for a signal: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
 }
 

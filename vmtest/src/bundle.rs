@@ -1,27 +1,30 @@
-//! OCI bundles and runc: one [`Container`] per scenario container, run in
-//! the guest exactly as a kubelet-managed containerd would run it (cgroup
-//! path, CRI annotations), with the in-container agent as its init process.
+//! Containers as a node makes them: a [`Container`] is a pod's container
+//! made by containerd through the CRI API ([`crate::cri`]), as a kubelet
+//! asks for it, on the overlayfs snapshotter, from an image built and
+//! imported in the guest ([`crate::image`]) that holds the in-container
+//! agent and the spec's files; the agent is its command.
 //!
-//! In: a [`ContainerSpec`] and a work directory on the guest. Out: a
-//! running container whose actors can be staged ([`Container::stage`])
-//! before any probe is loaded and then made to perform one syscall each
+//! In: a [`ContainerSpec`] and a scratch directory. Out: a running
+//! container whose actors can be staged ([`Container::stage`]) before any
+//! probe is loaded and then made to perform one syscall each
 //! ([`Container::perform`]).
 //!
 //! On the guest, a container is:
 //!
 //! ```text
-//! WORKDIR/runc/                 runc --root (its state, shared)
-//! WORKDIR/<id>/config.json      the OCI runtime spec (see `config_json`)
-//! WORKDIR/<id>/rootfs/          the root file system, built here: the agent
-//!                               at /.d4c/agent, the spec's files, /proc,
-//!                               /dev, /sys, /tmp, /etc
-//! WORKDIR/<id>/volumes/<n>/     the source of the n-th `volumes` entry
-//! WORKDIR/<id>/volume-files/<n> the source of the n-th `volume_files` entry
-//! WORKDIR/<id>/runc.log         runc's and the agent's stderr
+//! /run/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/   its bundle (config.json, rootfs: the overlay)
+//! /sys/fs/cgroup/kubepods/besteffort/pod<uid>/<id>/            its cgroup (the sandbox's beside it)
+//! /var/lib/kubelet/pods/<uid>/                                  the kubelet's pod directory: volumes, etc-hosts
+//! /var/log/pods/<namespace>_<pod>_<uid>/<name>/0.log            its CRI log (the agent's stderr)
 //! ```
 //!
-//! [`Container::host_path`] maps a container path to where it lives on the
-//! guest, through the volumes, so that a test can check a syscall's effect.
+//! The spec's files are in the image's one layer, so that writing them
+//! goes through overlayfs' copy-up, except where a volume covers them:
+//! then they are in the volume, as an init container would have left
+//! them ([`lay_out`]). The agent talks to the harness over the guest's
+//! loopback ([`crate::link`]). [`Container::host_path`] reaches a
+//! container path from the guest through `/proc/<agent pid>/root`: the
+//! container's own mount namespace, volumes included.
 //!
 //! Invariants: every file the steps may touch is created before the
 //! container starts; after a request fails in a way that may leave a
@@ -30,15 +33,17 @@
 //! the container down if [`Container::stop`] was not called.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, Permissions};
+use std::fs::{self, File};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::cri::{self, ContainerRequest, Pod};
+use crate::image::{self, Entry};
+use crate::link;
+use crate::node::{self, Key, KubeletDirs};
 pub use crate::ops::{Actor, AgentOp, LinkVia, Outcome};
 use crate::protocol::{
     write_line, LineReader, Reply, Request, AGENT_READY_TIMEOUT, EXIT_TIMEOUT, GUEST_SLACK, PERFORM_TIMEOUT,
@@ -49,83 +54,98 @@ use crate::protocol::{
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The agent's path inside every container.
 pub const AGENT_PATH: &str = "/.d4c/agent";
-/// How long a `runc delete` or a dying `runc run` may take.
-const RUNC_TIMEOUT: Duration = Duration::from_secs(20);
-/// The Linux capabilities runc knows, all given to the container process.
-const CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+/// containerd's bundles (the `k8s.io` namespace of its runc v2 shim).
+pub const BUNDLE_ROOT: &str = "/run/containerd/io.containerd.runtime.v2.task/k8s.io";
+/// The image of a spec that names none (a kubelet always has one).
+pub const NO_IMAGE: &str = "localhost/d4c-vmtest/no-image:latest";
+/// The namespace of a spec that names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// How long StopContainer waits before SIGKILL (the agent has usually
+/// exited already: its link closed).
+const STOP_TIMEOUT_S: i64 = 5;
+/// How long a removed container's cgroup may take to go.
+const CGROUP_GONE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Paths the kubelet and containerd mount into every container: they are
+/// files of every image, as of most base images.
+pub const NODE_FILES: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 
 /// What a container is: its identity as the kubelet and containerd give it,
-/// and the file system state before any step.
+/// and the file system state before any step. The container's id is
+/// containerd's ([`Container::id`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerSpec {
     /// The scenario's container name, e.g. `web` (the CRI container name).
     pub name: String,
-    /// The container id: 64 lowercase hex digits, as containerd makes them.
-    pub id: String,
-    /// The pod's UID, a UUID such as `2d5d6f2a-...`.
+    /// The pod's UID, a UUID such as `2d5d6f2a-...`. Containers of one UID
+    /// share one pod sandbox.
     pub pod_uid: String,
-    /// The image reference (`io.kubernetes.cri.image-name`), if any.
+    /// The image reference as a pod spec writes it; [`NO_IMAGE`] if none.
     pub image: Option<String>,
-    /// The pod's namespace (`io.kubernetes.cri.sandbox-namespace`), if any.
+    /// The pod's namespace; [`DEFAULT_NAMESPACE`] if none.
     pub namespace: Option<String>,
-    /// The pod's name (`io.kubernetes.cri.sandbox-name`), if any.
+    /// The pod's name; the container's name if none.
     pub pod: Option<String>,
-    /// Pod labels. Not written into the bundle (containerd does not either);
-    /// kept for whoever describes the container to d4c.
+    /// Pod labels (the sandbox's labels; containerd writes none into the
+    /// bundle).
     pub labels: Vec<(String, String)>,
-    /// Directory volume mounts: absolute container paths, each backed by an
-    /// empty guest directory bind-mounted there.
+    /// emptyDir volumes, by mount path.
     pub volumes: Vec<String>,
-    /// Single-file bind mounts: absolute container paths, each backed by a
-    /// guest file (a few bytes of text, mode 0644, unless `files` names the
-    /// same path).
+    /// Single files mounted by `subPath` from an emptyDir (writable): the
+    /// scenarios' `volume file`, which steps write.
     pub volume_files: Vec<String>,
+    /// ConfigMap volumes (read-only, the atomic writer's layout), by mount
+    /// path: the spec's `files` below one are its keys.
+    pub config_maps: Vec<String>,
+    /// Single ConfigMap keys mounted by `subPath` (read-only).
+    pub config_map_files: Vec<String>,
+    /// hostPath directory volumes (writable).
+    pub host_paths: Vec<String>,
     /// Regular files that exist before the steps, with their modes. A mode
-    /// with an execute bit (`0o111`) makes the file a copy of this binary,
-    /// so that exec'ing it runs `noop`; otherwise it holds a line of text.
+    /// with an execute bit (`0o111`) makes the file a copy of the agent
+    /// binary, so that exec'ing it runs `noop`; otherwise it holds a line
+    /// of text.
     pub files: Vec<(String, u32)>,
+    /// Directories that exist before the steps (mode 0755).
+    pub dirs: Vec<String>,
+    /// `securityContext.privileged` (for `CAP_SYS_ADMIN`: a bind mount).
+    pub privileged: bool,
+}
+
+impl ContainerSpec {
+    /// The pod the container is in, with the kubelet's defaults for what
+    /// the spec leaves out.
+    pub fn pod(&self) -> Pod {
+        Pod {
+            uid: self.pod_uid.clone(),
+            name: self.pod.clone().unwrap_or_else(|| self.name.clone()),
+            namespace: self.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+            labels: self.labels.clone(),
+            privileged: self.privileged,
+        }
+    }
+
+    /// The image reference as the pod spec gives it.
+    pub fn image_reference(&self) -> &str {
+        self.image.as_deref().unwrap_or(NO_IMAGE)
+    }
+
+    /// Every volume's mount path (directory volumes), with its kind.
+    fn dir_volumes(&self) -> impl Iterator<Item = (VolumeKind, &String)> {
+        let kinds = [
+            (VolumeKind::EmptyDir, &self.volumes),
+            (VolumeKind::ConfigMap, &self.config_maps),
+            (VolumeKind::HostPath, &self.host_paths),
+        ];
+        kinds.into_iter().flat_map(|(kind, paths)| paths.iter().map(move |p| (kind, p)))
+    }
+}
+
+/// The kinds of directory volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VolumeKind {
+    EmptyDir,
+    ConfigMap,
+    HostPath,
 }
 
 /// The components of an absolute container path; `.`, `..` and NUL are
@@ -144,143 +164,32 @@ fn components(path: &str) -> Result<Vec<&str>, String> {
     Ok(parts)
 }
 
-/// Where container paths live on the guest.
-#[derive(Debug, Clone)]
-struct PathMap {
-    rootfs: PathBuf,
-    /// (container path components, guest directory), in `volumes` order.
-    volumes: Vec<(Vec<String>, PathBuf)>,
-    /// (container path components, guest file), in `volume_files` order.
-    volume_files: Vec<(Vec<String>, PathBuf)>,
+/// Whether `inner` is `outer` or below it (canonical paths).
+fn is_under(inner: &[&str], outer: &[&str]) -> bool {
+    outer.len() <= inner.len() && outer.iter().zip(inner).all(|(a, b)| a == b)
 }
 
-impl PathMap {
-    fn host_path(&self, path: &str) -> Result<PathBuf, String> {
-        let parts = components(path)?;
-        if let Some((_, file)) = self.volume_files.iter().find(|(c, _)| *c == parts) {
-            return Ok(file.clone());
-        }
-        let is_prefix = |c: &Vec<String>| c.len() <= parts.len() && c.iter().zip(&parts).all(|(a, b)| a == b);
-        let deepest = self.volumes.iter().filter(|(c, _)| is_prefix(c)).max_by_key(|(c, _)| c.len());
-        let (base, skip) = match deepest {
-            Some((c, dir)) => (dir.clone(), c.len()),
-            None => (self.rootfs.clone(), 0),
-        };
-        Ok(parts.iter().skip(skip).fold(base, |p, c| p.join(c)))
-    }
-}
-
-/// A deterministic 64-hex sandbox id for a pod: every container of one pod
-/// shares it, as containers of one pod share their sandbox.
-fn sandbox_id(pod_uid: &str) -> String {
-    // FNV-1a seeds a splitmix64 stream: not cryptographic, only stable.
-    let mut seed =
-        pod_uid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    (0..4)
-        .map(|_| {
-            seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = seed;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            format!("{:016x}", z ^ (z >> 31))
-        })
-        .collect()
-}
-
-/// The cgroup path runc is given (`linux.cgroupsPath`, cgroupfs style):
-/// a BestEffort pod's container, as the kubelet's cgroupfs driver names it.
-fn cgroups_path(spec: &ContainerSpec) -> String {
-    format!("/kubepods/besteffort/pod{}/{}", spec.pod_uid, spec.id)
-}
-
-/// The OCI runtime spec (config.json) of `spec`'s container, with its
-/// volume sources. `volumes` and `volume_files` pair each container path
-/// with its guest source.
-fn config_json(spec: &ContainerSpec, volumes: &[(String, PathBuf)], volume_files: &[(String, PathBuf)]) -> Value {
-    let caps: Vec<&str> = CAPABILITIES.to_vec();
-    let mut mounts: Vec<(usize, Value)> = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-    ]
-    .into_iter()
-    .chain(volumes.iter().chain(volume_files).map(|(dest, source)| {
-        json!({"destination": dest, "type": "bind", "source": source.to_string_lossy(), "options": ["rbind", "rw"]})
-    }))
-    .map(|m| (m.get("destination").and_then(Value::as_str).map_or(0, |d| d.split('/').filter(|c| !c.is_empty()).count()), m))
-    .collect();
-    // A mount must come after every mount above it (`volume "/"` before
-    // /proc, `/dev` before `/dev/pts`): a stable sort by depth keeps the
-    // usual order otherwise.
-    mounts.sort_by_key(|(depth, _)| *depth);
-    let mut annotations = serde_json::Map::new();
-    let mut annotate = |k: &str, v: &str| {
-        annotations.insert(format!("io.kubernetes.cri.{k}"), Value::from(v));
-    };
-    annotate("container-type", "container");
-    annotate("container-name", &spec.name);
-    if let Some(image) = &spec.image {
-        annotate("image-name", image);
-    }
-    annotate("sandbox-id", &sandbox_id(&spec.pod_uid));
-    if let Some(pod) = &spec.pod {
-        annotate("sandbox-name", pod);
-    }
-    if let Some(ns) = &spec.namespace {
-        annotate("sandbox-namespace", ns);
-    }
-    annotate("sandbox-uid", &spec.pod_uid);
-    let hostname = spec.pod.clone().unwrap_or_else(|| spec.name.clone());
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": [AGENT_PATH, "agent"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", format!("HOSTNAME={hostname}")],
-            "cwd": "/",
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": false
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": hostname,
-        "mounts": mounts.into_iter().map(|(_, m)| m).collect::<Vec<_>>(),
-        "annotations": annotations,
-        "linux": {
-            "cgroupsPath": cgroups_path(spec),
-            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "maskedPaths": [],
-            "readonlyPaths": []
-        }
-    })
-}
-
-/// Checks what `start` relies on: id and pod UID shapes, canonical
-/// absolute paths, no path both a volume and a file mount.
+/// Checks what `start` relies on: pod UID shape, canonical absolute paths,
+/// no volume at `/` (a kubelet mounts none there), no path both a volume
+/// and a file.
 fn validate(spec: &ContainerSpec) -> Result<(), String> {
-    if spec.id.len() != 64 || !spec.id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(format!("container id `{}` is not 64 lowercase hex digits", spec.id));
-    }
     if spec.pod_uid.is_empty() || !spec.pod_uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(format!("pod UID `{}` is not a UUID", spec.pod_uid));
     }
     if spec.name.is_empty() {
         return Err("empty container name".to_string());
     }
-    for path in spec.volumes.iter().chain(&spec.volume_files).chain(spec.files.iter().map(|(p, _)| p)) {
+    let single = spec.volume_files.iter().chain(&spec.config_map_files);
+    for path in spec.dir_volumes().map(|(_, p)| p).chain(single.clone()) {
+        if components(path)?.is_empty() {
+            return Err(format!("a volume cannot be mounted at `{path}`"));
+        }
+    }
+    for path in spec.files.iter().map(|(p, _)| p).chain(&spec.dirs) {
         components(path)?;
     }
-    for file in &spec.volume_files {
-        if components(file)?.is_empty() {
-            return Err("a volume file cannot be `/`".to_string());
-        }
-        if spec.volumes.iter().any(|v| components(v).ok() == components(file).ok()) {
+    for file in single {
+        if spec.dir_volumes().any(|(_, v)| components(v).ok() == components(file).ok()) {
             return Err(format!("`{file}` is both a volume and a volume file"));
         }
     }
@@ -288,26 +197,173 @@ fn validate(spec: &ContainerSpec) -> Result<(), String> {
         if *mode > 0o7777 {
             return Err(format!("file `{path}`: mode {mode:o} has bits beyond 07777"));
         }
-        if spec.volumes.iter().any(|v| components(v).ok() == components(path).ok()) {
+        if spec.dir_volumes().any(|(_, v)| components(v).ok() == components(path).ok()) {
             return Err(format!("`{path}` is both a volume (a directory) and a file"));
         }
     }
     Ok(())
 }
 
-/// Writes a regular file at `host` with `mode`: a copy of this binary when
-/// the mode has an execute bit, else a line of text naming `path`.
-fn write_file(host: &Path, path: &str, mode: u32) -> Result<(), String> {
-    if let Some(parent) = host.parent() {
-        fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
-    }
+/// The content of a spec file: the agent binary for an executable mode,
+/// else a line naming it.
+fn content(path: &str, mode: u32, agent: &[u8]) -> Vec<u8> {
     if mode & 0o111 != 0 {
-        fs::copy("/proc/self/exe", host).map_err(|e| format!("copying this binary to {}: {e}", host.display()))?;
+        agent.to_vec()
     } else {
-        fs::write(host, format!("d4c-vmtest file {path}\n")).map_err(|e| format!("writing {}: {e}", host.display()))?;
+        format!("d4c-vmtest file {path}\n").into_bytes()
     }
-    fs::set_permissions(host, Permissions::from_mode(mode))
-        .map_err(|e| format!("chmod {mode:o} {}: {e}", host.display()))
+}
+
+/// What [`lay_out`] made: the mounts to ask for and the image's entries.
+#[derive(Debug, Default)]
+pub struct Layout {
+    /// The CRI mounts, in the kubelet's order (volumes, then `/etc/hosts`
+    /// and `/dev/termination-log`).
+    pub mounts: Vec<k8s_cri::v1::Mount>,
+    /// The image's file system.
+    pub entries: Vec<Entry>,
+    /// The hostPath directories made (removed with the container).
+    pub host_paths: Vec<PathBuf>,
+}
+
+/// Lays the spec out as a kubelet and an image would: volume directories
+/// under `dirs` (their files written there), hostPath directories under
+/// `host_root`, and everything else as image entries. `token` names the
+/// container's termination log; `timestamp` its ConfigMaps' data
+/// directories.
+pub fn lay_out(
+    spec: &ContainerSpec,
+    dirs: &KubeletDirs,
+    host_root: &Path,
+    agent: &[u8],
+    token: &str,
+    timestamp: &str,
+) -> Result<Layout, String> {
+    let uid = &spec.pod_uid;
+    let safe: String = spec.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    let mut layout = Layout::default();
+    // Directory volumes: (components, kind, guest directory, ConfigMap keys).
+    let mut dir_volumes: Vec<(Vec<&str>, VolumeKind, PathBuf, Vec<Key>)> = Vec::new();
+    for (n, (kind, path)) in spec.dir_volumes().enumerate() {
+        let dir = match kind {
+            VolumeKind::EmptyDir => dirs.empty_dir(uid, &format!("{safe}-empty-{n}")),
+            VolumeKind::ConfigMap => dirs.config_map(uid, &format!("{safe}-config-{n}")),
+            VolumeKind::HostPath => host_root.join(format!("{uid}-{safe}-{n}")),
+        };
+        if kind != VolumeKind::ConfigMap {
+            node::make_dir(&dir, if kind == VolumeKind::EmptyDir { 0o777 } else { 0o755 })?;
+        }
+        if kind == VolumeKind::HostPath {
+            layout.host_paths.push(dir.clone());
+        }
+        dir_volumes.push((components(path)?, kind, dir, Vec::new()));
+    }
+    // Single files: an emptyDir of the container's writable files, a
+    // ConfigMap of its read-only keys.
+    let files_dir = dirs.empty_dir(uid, &format!("{safe}-files"));
+    let keys_dir = dirs.config_map(uid, &format!("{safe}-keys"));
+    let mode_of = |path: &str| spec.files.iter().find(|(p, _)| p == path).map_or(0o644, |(_, m)| *m);
+    for (n, path) in spec.volume_files.iter().enumerate() {
+        let mode = mode_of(path);
+        node::write_file(&files_dir.join(format!("f{n}")), &content(path, mode, agent), mode)?;
+    }
+    if !spec.volume_files.is_empty() {
+        node::make_dir(&files_dir, 0o777)?;
+    }
+    let single_keys: Vec<Key> = spec
+        .config_map_files
+        .iter()
+        .enumerate()
+        .map(|(n, path)| {
+            let mode = mode_of(path);
+            Key { path: format!("f{n}"), data: content(path, mode, agent), mode }
+        })
+        .collect();
+    let mut stamped = String::new();
+    if !single_keys.is_empty() {
+        stamped = node::write_config_map(&keys_dir, &single_keys, timestamp)?;
+    }
+    // Each file and directory: in the deepest volume that covers it, else
+    // in the image.
+    let singles: Vec<&String> = spec.volume_files.iter().chain(&spec.config_map_files).collect();
+    for (path, mode) in &spec.files {
+        if singles.contains(&path) {
+            continue;
+        }
+        let parts = components(path)?;
+        let deepest = dir_volumes.iter_mut().filter(|(v, ..)| is_under(&parts, v)).max_by_key(|(v, ..)| v.len());
+        match deepest {
+            Some((v, VolumeKind::ConfigMap, _, keys)) => {
+                let relative = parts.get(v.len()..).unwrap_or_default().join("/");
+                keys.push(Key { path: relative, data: content(path, *mode, agent), mode: *mode });
+            }
+            Some((v, _, dir, _)) => {
+                let host = parts.get(v.len()..).unwrap_or_default().iter().fold(dir.clone(), |p, c| p.join(c));
+                node::write_file(&host, &content(path, *mode, agent), *mode)?;
+            }
+            None if *mode & 0o111 != 0 => layout.entries.push(Entry::Executable { path: path.clone(), mode: *mode }),
+            None => {
+                layout.entries.push(Entry::File { path: path.clone(), mode: *mode, data: content(path, *mode, agent) })
+            }
+        }
+    }
+    for path in &spec.dirs {
+        let parts = components(path)?;
+        if parts.is_empty() {
+            continue;
+        }
+        let deepest = dir_volumes.iter().filter(|(v, ..)| is_under(&parts, v)).max_by_key(|(v, ..)| v.len());
+        match deepest {
+            Some((_, VolumeKind::ConfigMap, ..)) => {
+                return Err(format!("directory `{path}` is in a ConfigMap volume, which holds keys only"));
+            }
+            // The volume's own directory keeps the kubelet's mode.
+            Some((v, ..)) if v.len() == parts.len() => {}
+            Some((v, _, dir, _)) => {
+                let host = parts.get(v.len()..).unwrap_or_default().iter().fold(dir.clone(), |p, c| p.join(c));
+                node::make_dir(&host, 0o755)?;
+            }
+            None => layout.entries.push(Entry::Dir { path: path.clone(), mode: 0o755 }),
+        }
+    }
+    // The mounts, in the spec's order per kind.
+    for (v, kind, dir, keys) in &dir_volumes {
+        let path = format!("/{}", v.join("/"));
+        if *kind == VolumeKind::ConfigMap {
+            node::write_config_map(dir, keys, timestamp)?;
+        }
+        layout.mounts.push(cri::mount(&path, dir, *kind == VolumeKind::ConfigMap));
+    }
+    for (n, path) in spec.volume_files.iter().enumerate() {
+        layout.mounts.push(cri::mount(path, &files_dir.join(format!("f{n}")), false));
+    }
+    // subPath: the kubelet resolves `key -> ..data/key` to the real file.
+    for (n, path) in spec.config_map_files.iter().enumerate() {
+        layout.mounts.push(cri::mount(path, &keys_dir.join(&stamped).join(format!("f{n}")), true));
+    }
+    layout.mounts.push(cri::mount("/etc/hosts", &dirs.etc_hosts(uid), false));
+    let termination = dirs.termination_log(uid, &spec.name, token);
+    node::write_file(&termination, b"", 0o666)?;
+    layout.mounts.push(cri::mount("/dev/termination-log", &termination, false));
+    // The image's skeleton, unless the spec makes a path a file (a
+    // scenario may declare /tmp or /etc one) or a volume covers it.
+    let taken = |path: &str| {
+        let parts = components(path).unwrap_or_default();
+        spec.files.iter().any(|(f, _)| is_under(&parts, &components(f).unwrap_or_default()))
+            || dir_volumes.iter().any(|(v, ..)| is_under(&parts, v))
+    };
+    for (dir, mode) in [("/proc", 0o555), ("/dev", 0o755), ("/sys", 0o555), ("/tmp", 0o1777), ("/etc", 0o755)] {
+        if !taken(dir) {
+            layout.entries.push(Entry::Dir { path: dir.into(), mode });
+        }
+    }
+    for file in NODE_FILES {
+        if !taken(file) && !spec.files.iter().any(|(f, _)| f == file) {
+            layout.entries.push(Entry::File { path: file.into(), mode: 0o644, data: Vec::new() });
+        }
+    }
+    layout.entries.push(Entry::Executable { path: AGENT_PATH.into(), mode: 0o755 });
+    Ok(layout)
 }
 
 /// The last `max` bytes of `path`, lossily decoded, for error messages.
@@ -326,24 +382,6 @@ fn tail(path: &Path, max: usize) -> String {
     }
 }
 
-/// Waits up to `timeout` for `child` to end.
-fn wait_child(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(Some(status)),
-            Ok(None) if Instant::now() >= deadline => return Ok(None),
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("waiting for pid {}: {e}", child.id())),
-        }
-    }
-}
-
-/// The runc binary: `$D4C_VMTEST_RUNC`, else `runc` from `PATH`.
-fn runc_binary() -> String {
-    std::env::var("D4C_VMTEST_RUNC").unwrap_or_else(|_| "runc".to_string())
-}
-
 /// What the guest knows of a staged actor.
 #[derive(Debug, Clone)]
 struct StagedInfo {
@@ -357,151 +395,181 @@ struct StagedInfo {
 #[derive(Debug)]
 pub struct Container {
     spec: ContainerSpec,
-    bundle: PathBuf,
-    runc_root: PathBuf,
+    pod: Pod,
+    /// containerd's container id.
+    id: String,
+    sandbox_id: String,
+    /// The agent's pid on the guest (the initial pid namespace).
+    agent_pid: u32,
+    /// The cgroup containerd gave it (`linux.cgroupsPath`).
+    cgroup: PathBuf,
+    /// Its CRI log file.
     log: PathBuf,
-    paths: PathMap,
-    runc: Child,
+    /// hostPath directories made for it.
+    host_paths: Vec<PathBuf>,
     to_agent: Option<File>,
-    from_agent: LineReader,
+    from_agent: Option<LineReader>,
     staged: BTreeMap<u32, StagedInfo>,
     /// Set when the link to the agent can no longer be trusted.
     broken: Option<String>,
     stopped: bool,
 }
 
+/// Reads `linux.cgroupsPath` from a bundle's config.json.
+fn bundle_cgroup(bundle: &Path) -> Result<PathBuf, String> {
+    let path = bundle.join("config.json");
+    let text = fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let config: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cgroups = config
+        .pointer("/linux/cgroupsPath")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{} has no linux.cgroupsPath", path.display()))?;
+    Ok(PathBuf::from(CGROUP_ROOT).join(cgroups.trim_start_matches('/')))
+}
+
 impl Container {
-    /// Writes the bundle under `workdir` (created if missing; the bundle
-    /// directory `workdir/<id>` must not exist) and starts it with `runc
-    /// run --no-pivot`; the agent is its init process. Returns once the
-    /// agent said `ready`.
+    /// Builds and imports the container's image, runs its pod's sandbox
+    /// (unless the pod has one), creates and starts the container through
+    /// the CRI, and waits for its agent to connect and say `ready`.
+    /// `workdir` holds the image archive while it is imported.
     pub fn start(spec: &ContainerSpec, workdir: &Path) -> Result<Container, String> {
         validate(spec)?;
-        let what = format!("container `{}` ({})", spec.name, spec.id.get(..12).unwrap_or(&spec.id));
-        let workdir = std::path::absolute(workdir).map_err(|e| format!("{}: {e}", workdir.display()))?;
-        let bundle = workdir.join(&spec.id);
-        let runc_root = workdir.join("runc");
-        if bundle.exists() {
-            return Err(format!("{what}: bundle {} exists already", bundle.display()));
-        }
-        for dir in [&bundle, &runc_root] {
-            fs::create_dir_all(dir).map_err(|e| format!("{what}: creating {}: {e}", dir.display()))?;
-        }
-        let rootfs = bundle.join("rootfs");
-        let volumes: Vec<(String, PathBuf)> = spec
-            .volumes
-            .iter()
-            .enumerate()
-            .map(|(n, v)| (v.clone(), bundle.join("volumes").join(n.to_string())))
-            .collect();
-        let volume_files: Vec<(String, PathBuf)> = spec
-            .volume_files
-            .iter()
-            .enumerate()
-            .map(|(n, v)| (v.clone(), bundle.join("volume-files").join(n.to_string())))
-            .collect();
-        let to_map = |list: &[(String, PathBuf)]| -> Vec<(Vec<String>, PathBuf)> {
-            list.iter()
-                .map(|(p, src)| {
-                    (components(p).unwrap_or_default().into_iter().map(str::to_string).collect(), src.clone())
-                })
-                .collect()
-        };
-        let paths = PathMap { rootfs: rootfs.clone(), volumes: to_map(&volumes), volume_files: to_map(&volume_files) };
-        let setup = || -> Result<(), String> {
-            fs::create_dir_all(&rootfs).map_err(|e| format!("creating {}: {e}", rootfs.display()))?;
-            for (_, dir) in &volumes {
-                fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-            }
-            for (path, file) in &volume_files {
-                write_file(file, path, 0o644)?;
-            }
-            // The skeleton goes through the path map, so that `volume "/"`
-            // holds it too.
-            // A scenario may declare /tmp or /etc a file: then it is one.
-            for (dir, mode) in [("/proc", 0o555), ("/dev", 0o755), ("/sys", 0o555), ("/tmp", 0o1777), ("/etc", 0o755)] {
-                if spec.files.iter().any(|(path, _)| path == dir) {
-                    continue;
-                }
-                let host = paths.host_path(dir)?;
-                fs::create_dir_all(&host).map_err(|e| format!("creating {}: {e}", host.display()))?;
-                fs::set_permissions(&host, Permissions::from_mode(mode))
-                    .map_err(|e| format!("chmod {mode:o} {}: {e}", host.display()))?;
-            }
-            write_file(&paths.host_path(AGENT_PATH)?, AGENT_PATH, 0o755)?;
-            for (path, mode) in &spec.files {
-                write_file(&paths.host_path(path)?, path, *mode)?;
-            }
-            let config = config_json(spec, &volumes, &volume_files);
-            let text = serde_json::to_string_pretty(&config).map_err(|e| format!("serialising config.json: {e}"))?;
-            let config_path = bundle.join("config.json");
-            fs::write(&config_path, text).map_err(|e| format!("writing {}: {e}", config_path.display()))
-        };
-        // Until the container runs, a failure leaves no bundle behind.
-        let discard = |e: String| {
-            let _ = fs::remove_dir_all(&bundle);
-            format!("{what}: {e}")
-        };
-        setup().map_err(discard)?;
-        // THROWAWAY (kernel worktree): the rootfs as an overlay mount.
-        {
-            let lower = bundle.join("lower");
-            let upper = bundle.join("upper");
-            let work = bundle.join("work");
-            fs::rename(&rootfs, &lower).map_err(|e| discard(format!("rename: {e}")))?;
-            for d in [&upper, &work, &rootfs] {
-                fs::create_dir_all(d).map_err(|e| discard(format!("mkdir: {e}")))?;
-            }
-            let st = Command::new("mount")
-                .args(["-t", "overlay", "overlay", "-o"])
-                .arg(format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display()))
-                .arg(&rootfs)
-                .status()
-                .map_err(|e| discard(format!("mount: {e}")))?;
-            if !st.success() {
-                return Err(discard(format!("mount overlay: {st}")));
-            }
-        }
+        let what = format!("container `{}`", spec.name);
+        let pod = spec.pod();
+        let token = link::new_token(&spec.name);
+        link::listen().map_err(|e| format!("{what}: {e}"))?;
+        let agent = fs::read(node::AGENT_BINARY).map_err(|e| format!("{what}: reading {}: {e}", node::AGENT_BINARY))?;
+        let dirs = KubeletDirs::guest();
+        let layout = lay_out(spec, &dirs, Path::new(node::HOST_PATH_ROOT), &agent, &token, &node::timestamp())
+            .map_err(|e| format!("{what}: laying out its volumes: {e}"))?;
+        let mut guard = node::node().map_err(|e| format!("{what}: {e}"))?;
+        let node = guard.as_mut().ok_or_else(|| format!("{what}: no node"))?;
 
-        let log = bundle.join("runc.log");
-        let log_file = File::create(&log).map_err(|e| discard(format!("creating {}: {e}", log.display())))?;
-        let mut runc = Command::new(runc_binary())
-            .arg("--root")
-            .arg(&runc_root)
-            .args(["run", "--no-pivot", "--bundle"])
-            .arg(&bundle)
-            .arg(&spec.id)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| discard(format!("starting `{} run`: {e}", runc_binary())))?;
-        let (Some(stdin), Some(stdout)) = (runc.stdin.take(), runc.stdout.take()) else {
-            let _ = runc.kill();
-            let _ = runc.wait();
-            return Err(discard("runc's stdio pipes are missing".to_string()));
+        let started = Instant::now();
+        let archive = image::build(&image::ImageSpec {
+            reference: spec.image_reference(),
+            entrypoint: vec![AGENT_PATH.into(), "agent".into()],
+            executable: &agent,
+            entries: layout.entries,
+        })
+        .map_err(|e| format!("{what}: {e}"))?;
+        node::import(&archive, workdir).map_err(|e| format!("{what}: {e}"))?;
+        match node.cri.image_id(&archive.name).map_err(|e| format!("{what}: {e}"))? {
+            Some(id) if id == archive.id => {}
+            other => {
+                return Err(format!("{what}: containerd has image `{}` as {other:?}, not {}", archive.name, archive.id))
+            }
+        }
+        node.timings.images.0 += 1;
+        node.timings.images.1 += started.elapsed().as_secs_f64();
+
+        let sandbox_id = node.sandbox(&pod).map_err(|e| format!("{what}: {e}"))?;
+        let request = ContainerRequest {
+            name: spec.name.clone(),
+            image_id: archive.id.clone(),
+            image_reference: spec.image_reference().to_string(),
+            envs: vec![(link::LINK_ENV.into(), link::LINK_ADDR.into()), (link::AGENT_ENV.into(), token.clone())],
+            mounts: layout.mounts,
+            privileged: spec.privileged,
         };
+        let log = pod.log_directory().join(request.log_path());
+        let started = Instant::now();
+        let id = match node.cri.create_container(&sandbox_id, &pod, &request) {
+            Ok(id) => id,
+            Err(e) => {
+                let released = node.release(&pod).err().map(|r| format!("; {r}")).unwrap_or_default();
+                return Err(format!("{what}: {e}{released}"));
+            }
+        };
+        let start = node.cri.start_container(&id, &spec.name);
+        node.timings.containers.0 += 1;
+        node.timings.containers.1 += started.elapsed().as_secs_f64();
+        drop(guard);
         let mut container = Container {
             spec: spec.clone(),
-            bundle,
-            runc_root,
+            pod,
+            id,
+            sandbox_id,
+            agent_pid: 0,
+            cgroup: PathBuf::new(),
             log,
-            paths,
-            runc,
-            to_agent: Some(File::from(OwnedFd::from(stdin))),
-            from_agent: LineReader::new(OwnedFd::from(stdout)),
+            host_paths: layout.host_paths,
+            to_agent: None,
+            from_agent: None,
             staged: BTreeMap::new(),
             broken: None,
             stopped: false,
         };
+        if let Err(e) = start {
+            let msg = format!("{what}: {e}; {}", tail(&container.log, 1500));
+            return Err(container.fail_start(msg));
+        }
+        let stream = match link::wait_for(&token, AGENT_READY_TIMEOUT) {
+            Ok(stream) => stream,
+            Err(e) => {
+                link::forget(&token);
+                let msg = format!("{}: {e}; {}", container.what(), container.state_and_log());
+                return Err(container.fail_start(msg));
+            }
+        };
+        let (to_agent, from_agent) = match stream.try_clone() {
+            Ok(clone) => (File::from(OwnedFd::from(clone)), LineReader::new(OwnedFd::from(stream))),
+            Err(e) => return Err(container.fail_start(format!("{what}: duplicating its link: {e}"))),
+        };
+        container.to_agent = Some(to_agent);
+        container.from_agent = Some(from_agent);
         match container.read_reply(AGENT_READY_TIMEOUT, "waiting for the agent's `ready`") {
-            Ok(Reply::Ready(_)) => Ok(container),
+            Ok(Reply::Ready(_)) => {}
             Ok(other) => {
                 let msg = format!("{what}: the agent greeted with `{}` instead of `ready`", other.to_line());
+                return Err(container.fail_start(msg));
+            }
+            Err(e) => return Err(container.fail_start(e)),
+        }
+        let found = container.find_pid_and_cgroup();
+        match found {
+            Ok((pid, cgroup)) => {
+                container.agent_pid = pid;
+                container.cgroup = cgroup;
+                Ok(container)
+            }
+            Err(e) => {
+                let msg = format!("{}: {e}", container.what());
                 Err(container.fail_start(msg))
             }
-            Err(e) => Err(container.fail_start(e)),
         }
+    }
+
+    /// The agent's guest pid (ContainerStatus's `info.pid`) and the
+    /// container's cgroup (its bundle's `linux.cgroupsPath`).
+    fn find_pid_and_cgroup(&self) -> Result<(u32, PathBuf), String> {
+        let mut guard = node::node()?;
+        let node = guard.as_mut().ok_or("no node")?;
+        let (_, info) = node.cri.container_status(&self.id, &self.spec.name)?;
+        let pid = info
+            .get("pid")
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("ContainerStatus gives no pid: {info}"))?;
+        Ok((pid, bundle_cgroup(&self.bundle_dir())?))
+    }
+
+    /// The container's state as the CRI reports it, and its log's tail.
+    fn state_and_log(&self) -> String {
+        let state = node::node().ok().and_then(|mut guard| {
+            guard.as_mut().map(|node| match node.cri.container_status(&self.id, &self.spec.name) {
+                Ok((status, _)) => format!(
+                    "state {:?}, exit code {}, reason `{}` `{}`",
+                    k8s_cri::v1::ContainerState::try_from(status.state).map_or("?".into(), |s| format!("{s:?}")),
+                    status.exit_code,
+                    status.reason,
+                    status.message
+                ),
+                Err(e) => e,
+            })
+        });
+        format!("{}; {}", state.unwrap_or_else(|| "no status".into()), tail(&self.log, 1500))
     }
 
     /// Tears the container down after a failed start; returns `msg` with
@@ -515,13 +583,33 @@ impl Container {
 
     /// The container's description for messages: name and short id.
     fn what(&self) -> String {
-        format!("container `{}` ({})", self.spec.name, self.spec.id.get(..12).unwrap_or(&self.spec.id))
+        format!("container `{}` ({})", self.spec.name, cri::short(&self.id))
     }
 
-    /// The container's cgroup directory on the guest's cgroupfs:
-    /// `/sys/fs/cgroup/kubepods/besteffort/pod<uid>/<id>`.
+    /// containerd's id of the container.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// containerd's id of its pod's sandbox.
+    pub fn sandbox_id(&self) -> &str {
+        &self.sandbox_id
+    }
+
+    /// The pod it is in.
+    pub fn pod(&self) -> &Pod {
+        &self.pod
+    }
+
+    /// The agent's pid on the guest.
+    pub fn agent_pid(&self) -> u32 {
+        self.agent_pid
+    }
+
+    /// The container's cgroup directory on the guest's cgroupfs, as
+    /// containerd named it: `/sys/fs/cgroup/kubepods/besteffort/pod<uid>/<id>`.
     pub fn cgroup_dir(&self) -> PathBuf {
-        PathBuf::from(format!("{CGROUP_ROOT}{}", cgroups_path(&self.spec)))
+        self.cgroup.clone()
     }
 
     /// The spec the container was started with.
@@ -529,17 +617,18 @@ impl Container {
         &self.spec
     }
 
-    /// The bundle directory (`workdir/<id>`).
-    pub fn bundle_dir(&self) -> &Path {
-        &self.bundle
+    /// containerd's bundle directory:
+    /// `/run/containerd/io.containerd.runtime.v2.task/k8s.io/<id>`.
+    pub fn bundle_dir(&self) -> PathBuf {
+        PathBuf::from(BUNDLE_ROOT).join(&self.id)
     }
 
-    /// Where container path `path` lives on the guest: in a volume's or
-    /// volume file's source when it is at or below one (the deepest
-    /// volume wins), else in the rootfs. Fails on a relative or
-    /// non-canonical path.
+    /// Where container path `path` is reached from the guest: through
+    /// `/proc/<agent pid>/root`, the container's own root and mounts.
+    /// Fails on a relative or non-canonical path.
     pub fn host_path(&self, path: &str) -> Result<PathBuf, String> {
-        self.paths.host_path(path)
+        let parts = components(path)?;
+        Ok(parts.iter().fold(PathBuf::from(format!("/proc/{}/root", self.agent_pid)), |p, c| p.join(c)))
     }
 
     /// The guest-side (initial pid namespace) pid of a staged actor that has
@@ -574,15 +663,17 @@ impl Container {
     /// the executable's basename, cut to 15 bytes by the kernel), and which
     /// leads a new session, with a controlling terminal iff
     /// `actor.interactive`. When `actor.exe` does not exist it is first
-    /// created in the rootfs (or volume) as a copy of this binary, mode
-    /// 0755, with its parent directories. The process does all of this
+    /// created (through [`Container::host_path`]: in the overlay's upper
+    /// layer, or a volume) as a copy of the agent binary, mode 0755, with
+    /// its parent directories. The process does all of this
     /// before this returns, and then waits for exactly one
     /// [`Container::perform`]. Returns its id.
     pub fn stage(&mut self, actor: &Actor) -> Result<u32, String> {
         let what = format!("{}: staging {actor}", self.what());
-        let host = self.paths.host_path(&actor.exe).map_err(|e| format!("{what}: {e}"))?;
+        let host = self.host_path(&actor.exe).map_err(|e| format!("{what}: {e}"))?;
         if fs::symlink_metadata(&host).is_err() {
-            write_file(&host, &actor.exe, 0o755).map_err(|e| format!("{what}: {e}"))?;
+            let agent = fs::read(node::AGENT_BINARY).map_err(|e| format!("{what}: {}: {e}", node::AGENT_BINARY))?;
+            node::write_file(&host, &agent, 0o755).map_err(|e| format!("{what}: {e}"))?;
         }
         if let Some(name) = &actor.name {
             if name.contains('\0') {
@@ -635,30 +726,28 @@ impl Container {
         let line = req.to_line();
         let sent = match self.to_agent.as_mut() {
             Some(to_agent) => write_line(to_agent, &line).map_err(|e| e.to_string()),
-            None => Err("the agent's stdin is closed".to_string()),
+            None => Err("the link to the agent is closed".to_string()),
         };
         if let Err(e) = sent {
-            return Err(self.break_link(format!("sending `{line}` to the agent: {e}; {}", tail(&self.log, 1500))));
+            let msg = format!("sending `{line}` to the agent: {e}; {}", self.state_and_log());
+            return Err(self.break_link(msg));
         }
         self.read_reply(timeout, &format!("waiting for the reply to `{line}`"))
     }
 
     /// Reads one reply; any failure breaks the link.
     fn read_reply(&mut self, timeout: Duration, doing: &str) -> Result<Reply, String> {
-        let failure = match self.from_agent.read_line(timeout) {
+        let read = match self.from_agent.as_mut() {
+            Some(from_agent) => from_agent.read_line(timeout),
+            None => return Err(self.break_link(format!("{doing}: the link to the agent is closed"))),
+        };
+        let failure = match read {
             Ok(Some(line)) => match Reply::parse(&line) {
                 Ok(reply) => return Ok(reply),
                 Err(e) => format!("{doing}: {e}"),
             },
-            Ok(None) => {
-                let status = match wait_child(&mut self.runc, EXIT_TIMEOUT) {
-                    Ok(Some(status)) => format!("runc run ended with {status}"),
-                    Ok(None) => "runc run is still running".to_string(),
-                    Err(e) => e,
-                };
-                format!("{doing}: the agent closed its stdout ({status}); {}", tail(&self.log, 1500))
-            }
-            Err(e) => format!("{doing}: {e}; {}", tail(&self.log, 1500)),
+            Ok(None) => format!("{doing}: the agent closed its link; {}", self.state_and_log()),
+            Err(e) => format!("{doing}: {e}; {}", self.state_and_log()),
         };
         Err(self.break_link(failure))
     }
@@ -670,32 +759,14 @@ impl Container {
         msg
     }
 
-    /// Kills and deletes the container (its agent and every staged actor
-    /// with it), waits for `runc run` to end, removes the bundle, and
-    /// checks that the container's cgroup is gone. Errors name each step
-    /// that failed; the teardown goes on after a failure.
+    /// Closes the agent's link (the agent exits, and as pid 1 of the
+    /// container's pid namespace takes every staged actor with it), stops
+    /// and removes the container through the CRI, checks that its cgroup
+    /// is gone, and removes its pod's sandbox with the pod's last
+    /// container. Errors name each step that failed; the teardown goes on
+    /// after a failure.
     pub fn stop(mut self) -> Result<(), String> {
         self.teardown()
-    }
-
-    fn runc_command(&self, args: &[&str]) -> Result<(), String> {
-        let log =
-            fs::OpenOptions::new().append(true).open(&self.log).map_err(|e| format!("{}: {e}", self.log.display()));
-        let mut cmd = Command::new(runc_binary());
-        cmd.arg("--root").arg(&self.runc_root).args(args).stdin(Stdio::null()).stdout(Stdio::null());
-        if let Ok(log) = log {
-            cmd.stderr(log);
-        }
-        let mut child = cmd.spawn().map_err(|e| format!("starting `runc {}`: {e}", args.join(" ")))?;
-        match wait_child(&mut child, RUNC_TIMEOUT)? {
-            Some(status) if status.success() => Ok(()),
-            Some(status) => Err(format!("`runc {}` ended with {status}; {}", args.join(" "), tail(&self.log, 600))),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("`runc {}` took over {}s; killed", args.join(" "), RUNC_TIMEOUT.as_secs()))
-            }
-        }
     }
 
     fn teardown(&mut self) -> Result<(), String> {
@@ -704,51 +775,39 @@ impl Container {
         }
         self.stopped = true;
         self.broken.get_or_insert_with(|| "the container was stopped".to_string());
-        let mut errors = Vec::new();
-        // The agent exits when its stdin closes; as pid 1 of the pid
-        // namespace it takes every staged actor with it, and `runc run`
-        // deletes the container when its init ends.
         self.to_agent = None;
-        let ended = match wait_child(&mut self.runc, Duration::from_secs(5)) {
-            Ok(ended) => ended.is_some(),
-            Err(e) => {
-                errors.push(e);
-                false
-            }
-        };
-        if !ended {
-            if let Err(e) = self.runc_command(&["delete", "--force", &self.spec.id]) {
-                errors.push(e);
-            }
-            match wait_child(&mut self.runc, RUNC_TIMEOUT) {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    let _ = self.runc.kill();
-                    let _ = self.runc.wait();
-                    errors.push(format!("`runc run` did not end within {}s; killed", RUNC_TIMEOUT.as_secs()));
+        self.from_agent = None;
+        let mut errors = Vec::new();
+        match node::node() {
+            Ok(mut guard) => match guard.as_mut() {
+                Some(node) => {
+                    if let Err(e) = node.cri.stop_container(&self.id, &self.spec.name, STOP_TIMEOUT_S) {
+                        errors.push(e);
+                    }
+                    if let Err(e) = node.cri.remove_container(&self.id, &self.spec.name) {
+                        errors.push(e);
+                    }
+                    if let Err(e) = node.release(&self.pod) {
+                        errors.push(e);
+                    }
                 }
-                Err(e) => errors.push(e),
+                None => errors.push("no node".into()),
+            },
+            Err(e) => errors.push(e),
+        }
+        if !self.cgroup.as_os_str().is_empty() {
+            let deadline = Instant::now() + CGROUP_GONE_TIMEOUT;
+            while self.cgroup.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if self.cgroup.exists() {
+                errors.push(format!("its cgroup {} is still there", self.cgroup.display()));
             }
         }
-        if self.runc_root.join(&self.spec.id).exists() {
-            if let Err(e) = self.runc_command(&["delete", "--force", &self.spec.id]) {
-                errors.push(e);
+        for dir in &self.host_paths {
+            if let Err(e) = fs::remove_dir_all(dir) {
+                errors.push(format!("removing hostPath {}: {e}", dir.display()));
             }
-        }
-        let cgroup = self.cgroup_dir();
-        if cgroup.exists() {
-            if let Err(e) = fs::remove_dir(&cgroup) {
-                errors.push(format!("cgroup {} is still there and rmdir failed: {e}", cgroup.display()));
-            }
-        }
-        // The pod's cgroup goes when its last container does; other
-        // containers of the pod may still run, so failure is normal.
-        if let Some(pod) = cgroup.parent() {
-            let _ = fs::remove_dir(pod);
-        }
-        let _ = Command::new("umount").arg("-l").arg(self.bundle.join("rootfs")).status();
-        if let Err(e) = fs::remove_dir_all(&self.bundle) {
-            errors.push(format!("removing {}: {e}", self.bundle.display()));
         }
         if errors.is_empty() {
             Ok(())
@@ -768,91 +827,157 @@ impl Drop for Container {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn spec() -> ContainerSpec {
         ContainerSpec {
             name: "web".into(),
-            id: "ab".repeat(32),
             pod_uid: "2d5d6f2a-0000-4000-8000-000000000001".into(),
             image: Some("docker.io/library/nginx:1.25".into()),
             namespace: Some("default".into()),
             pod: Some("web-0".into()),
             labels: vec![("app".into(), "web".into())],
-            volumes: vec!["/data".into(), "/".into()],
+            volumes: vec!["/data".into()],
             volume_files: vec!["/etc/config.yaml".into()],
-            files: vec![("/usr/bin/ls".into(), 0o755)],
+            config_maps: vec!["/etc/conf".into()],
+            config_map_files: vec!["/etc/app.key".into()],
+            host_paths: vec!["/srv/host".into()],
+            files: vec![
+                ("/usr/bin/ls".into(), 0o755),
+                ("/data/existing.txt".into(), 0o640),
+                ("/etc/conf/app.yaml".into(), 0o644),
+                ("/etc/config.yaml".into(), 0o600),
+                ("/srv/host/tool".into(), 0o755),
+                ("/etc/hosts".into(), 0o644),
+            ],
+            dirs: vec!["/var/cache".into(), "/data/sub".into()],
+            privileged: false,
         }
     }
 
-    #[test]
-    fn config_has_the_kubelet_shape() {
-        let s = spec();
-        let vols = vec![("/data".to_string(), PathBuf::from("/w/v/0")), ("/".to_string(), PathBuf::from("/w/v/1"))];
-        let files = vec![("/etc/config.yaml".to_string(), PathBuf::from("/w/f/0"))];
-        let c = config_json(&s, &vols, &files);
-        assert_eq!(
-            c.pointer("/linux/cgroupsPath").and_then(Value::as_str),
-            Some(format!("/kubepods/besteffort/pod2d5d6f2a-0000-4000-8000-000000000001/{}", "ab".repeat(32)).as_str())
-        );
-        assert_eq!(c.pointer("/process/terminal"), Some(&Value::Bool(false)));
-        assert_eq!(c.pointer("/process/args/0").and_then(Value::as_str), Some(AGENT_PATH));
-        let ann = |k: &str| c.pointer(&format!("/annotations/io.kubernetes.cri.{k}")).and_then(Value::as_str);
-        assert_eq!(ann("container-type"), Some("container"));
-        assert_eq!(ann("container-name"), Some("web"));
-        assert_eq!(ann("image-name"), Some("docker.io/library/nginx:1.25"));
-        assert_eq!(ann("sandbox-name"), Some("web-0"));
-        assert_eq!(ann("sandbox-namespace"), Some("default"));
-        assert_eq!(ann("sandbox-uid"), Some("2d5d6f2a-0000-4000-8000-000000000001"));
-        let sandbox = ann("sandbox-id").unwrap_or_default();
-        assert_eq!(sandbox.len(), 64);
-        assert!(sandbox.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_eq!(sandbox, sandbox_id("2d5d6f2a-0000-4000-8000-000000000001"));
-        assert_ne!(sandbox, sandbox_id("2d5d6f2a-0000-4000-8000-000000000002"));
-        // Volume "/" before /proc; /dev before /dev/pts; all caps.
-        let dests: Vec<&str> = c
-            .pointer("/mounts")
-            .and_then(Value::as_array)
-            .map(|m| m.iter().filter_map(|m| m.get("destination").and_then(Value::as_str)).collect())
-            .unwrap_or_default();
-        assert_eq!(dests, ["/", "/proc", "/dev", "/sys", "/data", "/dev/pts", "/dev/shm", "/etc/config.yaml"]);
-        assert_eq!(c.pointer("/process/capabilities/effective").and_then(Value::as_array).map(Vec::len), Some(41));
-        assert_eq!(c.pointer("/linux/maskedPaths"), Some(&json!([])));
+    fn scratch(name: &str) -> Result<PathBuf, String> {
+        let dir = std::env::temp_dir().join(format!("d4c-vmtest-bundle-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        Ok(dir)
     }
 
     #[test]
-    fn container_paths_map_through_volumes() -> Result<(), String> {
-        let map = PathMap {
-            rootfs: "/b/rootfs".into(),
-            volumes: vec![(vec!["data".into()], "/b/v0".into()), (vec!["data".into(), "sub".into()], "/b/v1".into())],
-            volume_files: vec![(vec!["etc".into(), "c.yaml".into()], "/b/f0".into())],
+    fn a_spec_is_laid_out_as_volumes_and_an_image() -> Result<(), String> {
+        let root = scratch("layout")?;
+        let dirs = KubeletDirs { pods: root.join("pods") };
+        let layout = lay_out(&spec(), &dirs, &root.join("host"), b"AGENT", "tok", "2026_12_07_00_00_00.000000000")?;
+        let uid = "2d5d6f2a-0000-4000-8000-000000000001";
+        let pod = root.join("pods").join(uid);
+        let mounts: Vec<(&str, String, bool)> = layout
+            .mounts
+            .iter()
+            .map(|m| {
+                (m.container_path.as_str(), m.host_path.replace(&pod.to_string_lossy().into_owned(), "POD"), m.readonly)
+            })
+            .collect();
+        let host = root.join("host").join(format!("{uid}-web-2")).to_string_lossy().into_owned();
+        assert_eq!(
+            mounts,
+            [
+                ("/data", "POD/volumes/kubernetes.io~empty-dir/web-empty-0".to_string(), false),
+                ("/etc/conf", "POD/volumes/kubernetes.io~configmap/web-config-1".to_string(), true),
+                ("/srv/host", host.clone(), false),
+                ("/etc/config.yaml", "POD/volumes/kubernetes.io~empty-dir/web-files/f0".to_string(), false),
+                (
+                    "/etc/app.key",
+                    "POD/volumes/kubernetes.io~configmap/web-keys/..2026_12_07_00_00_00.000000000/f0".to_string(),
+                    true
+                ),
+                ("/etc/hosts", "POD/etc-hosts".to_string(), false),
+                ("/dev/termination-log", "POD/containers/web/tok".to_string(), false),
+            ]
+        );
+        let mode = |p: &Path| fs::metadata(p).map(|m| m.permissions().mode() & 0o7777).map_err(|e| e.to_string());
+        let empty = pod.join("volumes/kubernetes.io~empty-dir/web-empty-0");
+        assert_eq!(mode(&empty)?, 0o777);
+        assert_eq!(mode(&empty.join("existing.txt"))?, 0o640);
+        assert!(empty.join("sub").is_dir());
+        let file = pod.join("volumes/kubernetes.io~empty-dir/web-files/f0");
+        assert_eq!(mode(&file)?, 0o600);
+        let conf = pod.join("volumes/kubernetes.io~configmap/web-config-1");
+        assert_eq!(fs::read_link(conf.join("app.yaml")).map_err(|e| e.to_string())?, PathBuf::from("..data/app.yaml"));
+        assert_eq!(fs::read(Path::new(&host).join("tool")).map_err(|e| e.to_string())?, b"AGENT");
+        assert_eq!(layout.host_paths, [PathBuf::from(&host)]);
+        // The image: the rootfs's files, skeleton and agent; nothing a
+        // volume covers.
+        let paths: Vec<&str> = layout
+            .entries
+            .iter()
+            .map(|e| match e {
+                Entry::Dir { path, .. } | Entry::File { path, .. } | Entry::Executable { path, .. } => path.as_str(),
+            })
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/usr/bin/ls",
+                "/etc/hosts",
+                "/var/cache",
+                "/proc",
+                "/dev",
+                "/sys",
+                "/tmp",
+                "/etc",
+                "/etc/hostname",
+                "/etc/resolv.conf",
+                AGENT_PATH
+            ]
+        );
+        assert!(layout.entries.contains(&Entry::Executable { path: "/usr/bin/ls".into(), mode: 0o755 }));
+        fs::remove_dir_all(&root).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_file_where_the_skeleton_has_a_directory_wins() -> Result<(), String> {
+        let root = scratch("skeleton")?;
+        let dirs = KubeletDirs { pods: root.join("pods") };
+        let s = ContainerSpec { files: vec![("/tmp".into(), 0o644), ("/etc".into(), 0o644)], ..spec() };
+        let s = ContainerSpec {
+            volumes: vec![],
+            volume_files: vec![],
+            config_maps: vec![],
+            config_map_files: vec![],
+            host_paths: vec![],
+            ..s
         };
-        assert_eq!(map.host_path("/usr/bin/ls")?, PathBuf::from("/b/rootfs/usr/bin/ls"));
-        assert_eq!(map.host_path("/data")?, PathBuf::from("/b/v0"));
-        assert_eq!(map.host_path("/data/x")?, PathBuf::from("/b/v0/x"));
-        assert_eq!(map.host_path("/data/sub/y")?, PathBuf::from("/b/v1/y"));
-        assert_eq!(map.host_path("/dataset")?, PathBuf::from("/b/rootfs/dataset"));
-        assert_eq!(map.host_path("/etc/c.yaml")?, PathBuf::from("/b/f0"));
-        assert!(map.host_path("relative").is_err());
-        assert!(map.host_path("/a/../etc/shadow").is_err());
-        let root = PathMap { volumes: vec![(vec![], "/b/v0".into())], ..map };
-        assert_eq!(root.host_path("/etc/passwd")?, PathBuf::from("/b/v0/etc/passwd"));
-        Ok(())
+        let layout = lay_out(&s, &dirs, &root.join("host"), b"A", "t", "t")?;
+        assert!(!layout
+            .entries
+            .iter()
+            .any(|e| matches!(e, Entry::Dir { path, .. } if path == "/tmp" || path == "/etc")));
+        assert!(!layout.entries.iter().any(|e| matches!(e, Entry::File { path, .. } if path == "/etc/hosts")));
+        fs::remove_dir_all(&root).map_err(|e| e.to_string())
     }
 
     #[test]
     fn specs_are_validated() {
         assert_eq!(validate(&spec()), Ok(()));
         let bad = [
-            ContainerSpec { id: "AB".repeat(32), ..spec() },
-            ContainerSpec { id: "ab".into(), ..spec() },
             ContainerSpec { pod_uid: "a/b".into(), ..spec() },
+            ContainerSpec { name: String::new(), ..spec() },
             ContainerSpec { files: vec![("rel".into(), 0o644)], ..spec() },
             ContainerSpec { files: vec![("/x".into(), 0o17777)], ..spec() },
             ContainerSpec { files: vec![("/data".into(), 0o644)], ..spec() },
             ContainerSpec { volume_files: vec!["/data".into()], ..spec() },
+            ContainerSpec { volumes: vec!["/".into()], ..spec() },
+            ContainerSpec { host_paths: vec!["/a/../b".into()], ..spec() },
         ];
         for s in bad {
             assert!(validate(&s).is_err(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn the_pod_has_the_kubelets_defaults() {
+        let s = ContainerSpec { namespace: None, pod: None, image: None, ..spec() };
+        let pod = s.pod();
+        assert_eq!((pod.namespace.as_str(), pod.name.as_str()), (DEFAULT_NAMESPACE, "web"));
+        assert_eq!(s.image_reference(), NO_IMAGE);
     }
 }

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::bulk_sink::Received;
 use crate::bundle::{Actor, ContainerSpec};
+use crate::cri::Pod;
 
 /// The runtime's configuration, as far as documents show it.
 pub struct Setup<'a> {
@@ -39,6 +40,11 @@ pub struct Setup<'a> {
 pub struct Acting<'a> {
     /// The container, as started.
     pub container: &'a ContainerSpec,
+    /// Its id, as containerd made it.
+    pub container_id: &'a str,
+    /// Its pod, as the sandbox was asked for (the kubelet's defaults
+    /// where the spec names no namespace or pod).
+    pub pod: &'a Pod,
     /// The actor.
     pub actor: &'a Actor,
     /// The actor's pid (in the guest's pid namespace, as records carry it).
@@ -121,7 +127,7 @@ fn ecs_of(operation: Operation) -> (&'static str, &'static str, &'static str) {
 /// `acting`; empty when nothing does.
 pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acting: &Acting<'_>) -> Vec<String> {
     let Received { index, id, source } = received;
-    let Acting { container, actor, pid } = *acting;
+    let Acting { container, actor, pid, .. } = *acting;
     let mut problems = Vec::new();
     // Problems found other than by `want` (which holds `problems`).
     let mut other = Vec::new();
@@ -208,25 +214,19 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
     }
     want("/process/entry_leader/entry_meta/type", Value::from("container"));
     // container.* and orchestrator.*
-    want("/container/id", Value::from(container.id.as_str()));
+    want("/container/id", Value::from(acting.container_id));
     want("/container/name", Value::from(container.name.as_str()));
-    if let Some(image) = &container.image {
-        let (full, _, tag) = d4c_artifact::event::split_image(image);
-        want("/container/image/name", Value::from(full));
-        if let Some(tag) = tag {
-            want("/container/image/tag", Value::from(tag));
-        }
+    let (full, _, tag) = d4c_artifact::event::split_image(container.image_reference());
+    want("/container/image/name", Value::from(full));
+    if let Some(tag) = tag {
+        want("/container/image/tag", Value::from(tag));
     }
     want("/orchestrator/type", Value::from("kubernetes"));
     want("/orchestrator/cluster/name", Value::from(setup.cluster_name));
     want("/orchestrator/resource/type", Value::from("pod"));
     want("/orchestrator/resource/id", Value::from(container.pod_uid.as_str()));
-    if let Some(namespace) = &container.namespace {
-        want("/orchestrator/namespace", Value::from(namespace.as_str()));
-    }
-    if let Some(pod) = &container.pod {
-        want("/orchestrator/resource/name", Value::from(pod.as_str()));
-    }
+    want("/orchestrator/namespace", Value::from(acting.pod.namespace.as_str()));
+    want("/orchestrator/resource/name", Value::from(acting.pod.name.as_str()));
     // By key, as the API's label map is ordered.
     let labels: BTreeMap<&str, &str> = container.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}:{v}")).collect();

@@ -29,13 +29,12 @@
 //! an actor of the same container before the probes are loaded: it is not
 //! what is decided.
 
-use crate::bundle::{Actor, AgentOp, Container, ContainerSpec, LinkVia, Outcome, CGROUP_ROOT};
+use crate::bundle::{Actor, AgentOp, Container, ContainerSpec, LinkVia, Outcome};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::{Container as Meta, Event, FileEvent, ProcessEvent, Volume};
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_kernel_probes::abi;
-use d4c_kernel_probes::cgroup;
-use d4c_kernel_probes::probes::{Probes, Record, Settings};
+use d4c_kernel_probes::probes::{Record, Settings};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -207,9 +206,9 @@ fn setup() -> Vec<AgentOp> {
         AgentOp::Mkdir { path: "/tmp/kit2".into(), mode: 0o755 },
         create("/tmp/kit2/evil", 0o755),
         create("/tmp/plain", 0o644),
-        AgentOp::Mkdir { path: "/srv".into(), mode: 0o755 },
-        AgentOp::Mkdir { path: "/srv/tools".into(), mode: 0o755 },
-        create("/srv/tools/evil", 0o755),
+        AgentOp::Mkdir { path: "/kits".into(), mode: 0o755 },
+        AgentOp::Mkdir { path: "/kits/tools".into(), mode: 0o755 },
+        create("/kits/tools/evil", 0o755),
     ];
     for dir in ["/tmp/long", "/tmp/deep", EDGE_DIR] {
         ops.push(AgentOp::Mkdir { path: dir.into(), mode: 0o755 });
@@ -335,7 +334,7 @@ fn cases(no_rootfs_tmpfile: Option<i32>) -> Vec<Case> {
         .leaving("/usr/bin/kit/evil", false),
     );
     cases.push(
-        Case::allowed("dir-rename-elsewhere", vec![rename("/tmp/kit2", "/srv/kit2")]).leaving("/srv/kit2/evil", true),
+        Case::allowed("dir-rename-elsewhere", vec![rename("/tmp/kit2", "/kits/kit2")]).leaving("/kits/kit2/evil", true),
     );
     // /usr/bin moved away takes its files: a deletion of everything in it.
     cases.push(
@@ -370,14 +369,14 @@ fn cases(no_rootfs_tmpfile: Option<i32>) -> Vec<Case> {
     cases.push(
         Case::refused_all(
             "bind-mount-onto-protected",
-            vec![mkdir("/usr/bin/mnt"), bind("/srv/tools", "/usr/bin/mnt")],
+            vec![mkdir("/usr/bin/mnt"), bind("/kits/tools", "/usr/bin/mnt")],
             1,
             mounted,
         )
         .leaving("/usr/bin/mnt/evil", false),
     );
     cases.push(
-        Case::allowed("bind-mount-elsewhere", vec![mkdir("/tmp/m"), bind("/srv/tools", "/tmp/m")])
+        Case::allowed("bind-mount-elsewhere", vec![mkdir("/tmp/m"), bind("/kits/tools", "/tmp/m")])
             .leaving("/tmp/m/evil", true),
     );
     cases
@@ -397,12 +396,13 @@ pub fn run() -> Result<String, String> {
     std::fs::create_dir_all(&workdir).map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
     let spec = ContainerSpec {
         name: "app".into(),
-        id: "e7a5".repeat(16),
         pod_uid: "e7a50000-0000-4000-8000-0000000e7a50".into(),
         image: Some("ghcr.io/acme/app:2.0".into()),
         namespace: Some("prod".into()),
         pod: Some("evasion".into()),
         files: vec![("/usr/bin/tool".into(), 0o755), ("/usr/bin/notes.txt".into(), 0o644)],
+        // The bind mount of a case needs CAP_SYS_ADMIN.
+        privileged: true,
         ..ContainerSpec::default()
     };
     let mut container = Container::start(&spec, &workdir)?;
@@ -452,15 +452,7 @@ fn perform_cases(container: &mut Container, tables: &Tables, meta: &Meta) -> Res
         staged.push((id, container.staged_pid(id)?));
     }
 
-    let mut probes =
-        Probes::load(tables.clone(), Settings::default()).map_err(|e| format!("cannot load the probes: {e}"))?;
-    for root in cgroup::find_kubepods_roots(Path::new(CGROUP_ROOT), cgroup::DEFAULT_MAX_DEPTH)? {
-        probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
-    }
-    let id = cgroup::cgroup_id(&container.cgroup_dir())?;
-    probes.add_container(id, meta).map_err(|e| e.to_string())?;
-    probes.attach().map_err(|e| format!("cannot attach the probes: {e}"))?;
-    probes.drain().map_err(|e| e.to_string())?;
+    let mut probes = crate::guest::attach_probes(tables, Settings::default(), container, meta)?;
 
     let mut failed = Vec::new();
     for (case, (id, pid)) in cases.iter().zip(staged) {
@@ -468,12 +460,7 @@ fn perform_cases(container: &mut Container, tables: &Tables, meta: &Meta) -> Res
         let start = Instant::now();
         let outcome = container.perform(id, &op)?;
         let ms = start.elapsed().as_millis();
-        let records: Vec<Record> = probes
-            .drain()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|r| r.head.record == abi::RECORD_DECISION && r.head.tgid == pid)
-            .collect();
+        let records = crate::guest::decisions_of(&mut probes, pid)?;
         let mut problems = check(case, &outcome, &records, tables, meta);
         if let Some((path, exists)) = &case.effect {
             if container.host_path(path)?.exists() != *exists {

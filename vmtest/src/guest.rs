@@ -26,7 +26,7 @@
 //! every program's verifier instruction count, and counters.
 
 use crate::bulk_sink::{BulkSink, Received};
-use crate::bundle::{Actor, AgentOp, Container, ContainerSpec};
+use crate::bundle::{Actor, AgentOp, Container, ContainerSpec, NODE_FILES};
 use crate::documents::{self, Acting, Expected, Setup};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::{Container as Meta, Event, FileEvent, ProcessEvent, Volume};
@@ -90,6 +90,7 @@ pub fn run(paths: &[PathBuf]) -> Result<bool, String> {
     let mut total = Totals::default();
     for (n, file) in files.iter().enumerate() {
         // A file that cannot be run fails, and the others still run.
+        let started = std::time::Instant::now();
         let outcome = match run_file(file, n, n == 0, &sink) {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -99,13 +100,14 @@ pub fn run(paths: &[PathBuf]) -> Result<bool, String> {
             }
         };
         println!(
-            "D4C-VMTEST-FILE: {} {} steps={} failed={} host-steps-skipped={} documents={}",
+            "D4C-VMTEST-FILE: {} {} steps={} failed={} host-steps-skipped={} documents={} seconds={:.1}",
             if outcome.failed == 0 { "ok" } else { "FAIL" },
             file.display(),
             outcome.steps,
             outcome.failed,
             outcome.host_skipped,
-            outcome.documents
+            outcome.documents,
+            started.elapsed().as_secs_f64()
         );
         all_passed &= outcome.failed == 0;
         total.steps += outcome.steps;
@@ -114,12 +116,13 @@ pub fn run(paths: &[PathBuf]) -> Result<bool, String> {
         total.documents += outcome.documents;
     }
     println!(
-        "D4C-VMTEST-TOTAL: files={} steps={} failed={} host-steps-skipped={} documents={}",
+        "D4C-VMTEST-TOTAL: files={} steps={} failed={} host-steps-skipped={} documents={} {}",
         files.len(),
         total.steps,
         total.failed,
         total.host_skipped,
-        total.documents
+        total.documents,
+        crate::node::timings().summary()
     );
     Ok(all_passed)
 }
@@ -174,16 +177,7 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
     }
     let workdir = PathBuf::from(WORKDIR).join(index.to_string());
     std::fs::create_dir_all(&workdir).map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
-    let mut containers: HashMap<String, Container> = HashMap::new();
-    for (i, decl) in prepared.file.containers.iter().enumerate() {
-        let spec = spec_of(&decl.name.value, &decl.fields, index, i);
-        let container = Container::start(&spec, &workdir)?;
-        make_dirs(&container, &decl.fields)?;
-        containers.insert(decl.name.value.clone(), container);
-    }
 
-    // Stage every actor before any probe runs: staging execs the actor's
-    // executable, which the policy must not see.
     let written: std::collections::HashSet<&str> = prepared
         .file
         .steps
@@ -231,7 +225,8 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
         }
     }
     let is_dir = |container: &str, p: &str| dir_paths.get(container).is_some_and(|d| d.contains(p));
-    // Whether `p` is, or is below, a directory some step makes or moves.
+    // Whether `p` is, or is below, a directory some step makes or moves:
+    // it must not exist before that step.
     let made_by_steps = |container: &str, p: &str| {
         step_dirs.get(container).is_some_and(|d| d.iter().any(|dir| p == dir || p.starts_with(&format!("{dir}/"))))
     };
@@ -251,24 +246,38 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
     };
     let dirs: HashMap<&str, std::collections::HashSet<String>> =
         files.iter().map(|(name, paths)| (*name, paths.iter().flat_map(|p| ancestors(p)).collect())).collect();
-    let mut planned = Vec::new();
+    let volume_files: HashMap<&str, Vec<&str>> = prepared
+        .file
+        .containers
+        .iter()
+        .map(|decl| {
+            let paths = decl.fields.iter().filter_map(|f| match &f.value {
+                ContainerField::VolumeFile(p) => Some(p.as_str()),
+                _ => None,
+            });
+            (decl.name.value.as_str(), paths.collect())
+        })
+        .collect();
+    // Each step: performed (with its actor), or skipped and why.
+    let mut plans: Vec<(&StepResult, &Step, Actor)> = Vec::new();
     let mut host_skipped = 0;
     let mut unreal = 0;
     for prediction in &prepared.results {
         let Some(step) = prepared.file.steps.iter().find(|s| s.span == prediction.span) else { continue };
-        let Some(container) = containers.get_mut(&step.container.value) else {
+        let name = step.container.value.as_str();
+        if !prepared.file.containers.iter().any(|d| d.name.value == name) {
             // `in host`: not a container. Its verdict is `allow` by
             // definition; the host side is covered by the probes test
             // (tasks outside containers are never decided).
             host_skipped += 1;
             continue;
-        };
+        }
         let actor = Actor {
             exe: step.actor.as_ref().map_or_else(|| "/bin/sh".to_string(), |a| a.value.clone()),
             name: step.actor_name.as_ref().map(|n| n.value.clone()),
             interactive: step.interactive,
         };
-        let name = step.container.value.as_str();
+        let line = line_of(&prepared.text, step.span.start);
         let both = op_paths(&step.op.value).into_iter().filter(|p| !is_dir(name, p)).find_map(|p| {
             if dirs.get(name).is_some_and(|d| d.contains(p)) {
                 return Some(p.to_string());
@@ -277,22 +286,69 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
         });
         if let Some(both) = both {
             println!(
-                "D4C-VMTEST-NOTE: {}:{} skipped: the scenario has `{both}` both as a file and as a directory",
-                path.display(),
-                line_of(&prepared.text, step.span.start)
+                "D4C-VMTEST-NOTE: {}:{line} skipped: the scenario has `{both}` both as a file and as a directory",
+                path.display()
             );
             unreal += 1;
             continue;
         }
-        // Directories are not decided: make every parent a step names,
-        // but for those a step makes or moves there (a `mkdir`, a
-        // directory renamed), which must not exist before it.
-        for path in op_paths(&step.op.value) {
-            if let Some(parent) = Path::new(path).parent().filter(|p| !made_by_steps(name, &p.to_string_lossy())) {
-                let dir = container.host_path(&parent.to_string_lossy())?;
-                std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        // The kubelet and containerd mount /etc/hosts, /etc/hostname and
+        // /etc/resolv.conf into every container: on a node they are
+        // single-file mounts, never the root file system the scenario
+        // says.
+        let declared = volume_files.get(name).cloned().unwrap_or_default();
+        let managed = op_paths(&step.op.value)
+            .into_iter()
+            .chain(std::iter::once(actor.exe.as_str()))
+            .find(|p| NODE_FILES.contains(p) && !declared.contains(p));
+        if let Some(managed) = managed {
+            println!(
+                "D4C-VMTEST-NOTE: {}:{line} skipped: on a node `{managed}` is a single-file mount (the kubelet's or \
+                 containerd's), not the root file system the scenario has it on",
+                path.display()
+            );
+            unreal += 1;
+            continue;
+        }
+        plans.push((prediction, step, actor));
+    }
+
+    // The containers, with what the performed steps need in their images:
+    // every parent directory a step names (directories are not decided),
+    // but for those a step makes or moves there, and every actor's
+    // executable.
+    let mut containers: HashMap<String, Container> = HashMap::new();
+    for (i, decl) in prepared.file.containers.iter().enumerate() {
+        let name = decl.name.value.as_str();
+        let mut spec = spec_of(name, &decl.fields, index, i);
+        let mine = || plans.iter().filter(|(_, step, _)| step.container.value == name);
+        let mut parents = BTreeSet::new();
+        for (_, step, _) in mine() {
+            for p in op_paths(&step.op.value) {
+                parents.extend(
+                    Path::new(p).parent().map(|d| d.to_string_lossy().into_owned()).filter(|d| !made_by_steps(name, d)),
+                );
             }
         }
+        spec.dirs.extend(parents.into_iter().filter(|d| d != "/"));
+        for (_, _, actor) in mine() {
+            let known = spec.files.iter().any(|(f, _)| *f == actor.exe) || spec.dirs.contains(&actor.exe);
+            if !known && !files.get(name).is_some_and(|f| f.contains(actor.exe.as_str())) {
+                spec.files.push((actor.exe.clone(), 0o755));
+            }
+        }
+        let container = Container::start(&spec, &workdir)?;
+        dir_modes(&container, &decl.fields)?;
+        containers.insert(decl.name.value.clone(), container);
+    }
+
+    // Stage every actor before any probe runs: staging execs the actor's
+    // executable, which the policy must not see.
+    let mut planned = Vec::new();
+    for (prediction, step, actor) in plans {
+        let container = containers
+            .get_mut(&step.container.value)
+            .ok_or_else(|| format!("no container `{}`", step.container.value))?;
         // An actor whose executable a step opens for writing or truncates
         // is staged just before its own step: a process running the file
         // would make that step fail with ETXTBSY.
@@ -439,7 +495,7 @@ fn start_runtime(
     let config_path = workdir.join("runtime.toml");
     let toml = format!(
         "artifact = \"{artifact}\"\nstate_dir = \"{workdir}/state\"\nnamespace = \"{namespace}\"\n\
-         cluster_name = \"{cluster}\"\npin_dir = \"\"\nbundle_patterns = [\"{workdir}/{{id}}/config.json\"]\n\
+         cluster_name = \"{cluster}\"\npin_dir = \"\"\n\
          [kubernetes]\nenabled = false\n\
          [delivery.sink.elasticsearch]\nurls = [\"http://{SINK}\"]\n[delivery.batch]\nflush_interval = \"100ms\"\n",
         artifact = artifact.display(),
@@ -464,28 +520,131 @@ fn start_runtime(
                 daemon.registry.len()
             )
         })?;
+        // What containerd really wrote into the bundle, and what the
+        // runtime read of it, must agree.
+        let written = written_metadata(container)?;
+        let read = (
+            found.id.as_str(),
+            found.name.as_deref(),
+            found.image.as_deref(),
+            found.pod_name.as_deref(),
+            found.namespace.as_deref(),
+            found.pod_uid.as_deref(),
+        );
+        let wrote = (
+            container.id(),
+            written.name.as_deref(),
+            written.image.as_deref(),
+            written.pod_name.as_deref(),
+            written.namespace.as_deref(),
+            written.pod_uid.as_deref(),
+        );
+        if read != wrote {
+            return Err(format!("the runtime read container `{name}` as {read:?}; containerd wrote {wrote:?}"));
+        }
+        check_sandbox(&daemon, container)?;
         let pod = PodInfo {
             uid: spec.pod_uid.clone(),
-            name: spec.pod.clone().unwrap_or_default(),
-            namespace: spec.namespace.clone().unwrap_or_default(),
+            name: container.pod().name.clone(),
+            namespace: container.pod().namespace.clone(),
             labels: spec.labels.iter().cloned().collect(),
             ..PodInfo::default()
         };
         d4c_runtime::kube::apply(&mut found, &pod);
         // Cluster facts are the node's in the runtime, per container in a
         // scenario: the rows are made from the scenario's view, which must
-        // otherwise be the runtime's.
+        // otherwise be the runtime's wherever the scenario says something;
+        // where it says nothing (no image, namespace or pod), the node
+        // has one.
         let mut view = found.selector_view(meta.cluster_id.as_deref(), meta.cluster_name.as_deref());
         let mut scenario = meta.clone();
         view.labels.sort();
         scenario.labels.sort();
+        let mut unsaid = Vec::new();
+        if scenario.image_full_name.is_none() {
+            unsaid.push(format!("image `{}`", found.image.as_deref().unwrap_or("?")));
+            (view.image_full_name, view.image_name, view.image_tag) = (None, None, None);
+        }
+        if scenario.namespace.is_none() {
+            unsaid.push(format!("namespace `{}`", found.namespace.as_deref().unwrap_or("?")));
+            view.namespace = None;
+        }
+        if scenario.pod_name.is_none() {
+            unsaid.push(format!("pod `{}`", found.pod_name.as_deref().unwrap_or("?")));
+            view.pod_name = None;
+        }
         if view != scenario {
             return Err(format!("the runtime sees container `{name}` as {view:?}, the scenario as {scenario:?}"));
+        }
+        if verbose() && !unsaid.is_empty() {
+            println!(
+                "D4C-VMTEST-NOTE: container `{name}`: the node gives it {} (the scenario names none)",
+                unsaid.join(", ")
+            );
         }
         daemon.active.probes.add_container(cgroup_id, &meta).map_err(|e| e.to_string())?;
         daemon.registry.insert(cgroup_id, found);
     }
     Ok((daemon, delivery))
+}
+
+/// The CRI annotations containerd wrote into a container's bundle.
+fn written_metadata(container: &Container) -> Result<d4c_runtime::containers::Metadata, String> {
+    let path = container.bundle_dir().join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let get = |key: &str| {
+        config
+            .pointer(&format!("/annotations/io.kubernetes.cri.{key}"))
+            .and_then(serde_json::Value::as_str)
+            .map(String::from)
+    };
+    if get("container-type").as_deref() != Some("container") {
+        return Err(format!("{}: container-type is {:?}, not `container`", path.display(), get("container-type")));
+    }
+    if get("sandbox-id").as_deref() != Some(container.sandbox_id()) {
+        return Err(format!(
+            "{}: sandbox-id is {:?}, not {}",
+            path.display(),
+            get("sandbox-id"),
+            container.sandbox_id()
+        ));
+    }
+    Ok(d4c_runtime::containers::Metadata {
+        id: container.id().to_string(),
+        name: get("container-name"),
+        image: get("image-name"),
+        pod_name: get("sandbox-name"),
+        namespace: get("sandbox-namespace"),
+        pod_uid: get("sandbox-uid"),
+        ..Default::default()
+    })
+}
+
+/// The pod's sandbox (pause) is a container of the kubepods tree too: the
+/// runtime must have found it from its cgroup, and described it from its
+/// bundle (`container-type: sandbox`) as the pod's, with no container
+/// name or image of its own.
+fn check_sandbox(daemon: &Daemon, container: &Container) -> Result<(), String> {
+    let dir = container.cgroup_dir().parent().map(|pod| pod.join(container.sandbox_id())).unwrap_or_default();
+    let id = cgroup::cgroup_id(&dir)?;
+    let found = daemon.registry.get(id).ok_or_else(|| {
+        format!(
+            "the runtime did not find the sandbox {} of pod `{}`",
+            crate::cri::short(container.sandbox_id()),
+            container.pod().name
+        )
+    })?;
+    let pod = container.pod();
+    let got = (found.id.as_str(), found.pod_name.as_deref(), found.namespace.as_deref(), found.pod_uid.as_deref());
+    let want = (container.sandbox_id(), Some(pod.name.as_str()), Some(pod.namespace.as_str()), Some(pod.uid.as_str()));
+    if got != want || found.name.is_some() {
+        return Err(format!(
+            "the runtime describes the sandbox of pod `{}` as {found:?}; want id, pod, namespace, uid {want:?} and no container name",
+            pod.name
+        ));
+    }
+    Ok(())
 }
 
 /// Drains the daemon: its documents go to delivery; each one's acting pid,
@@ -554,7 +713,13 @@ fn check_documents(
                 continue;
             };
             checked += 1;
-            let acting = Acting { container: container.spec(), actor: &plan.actor, pid: step.pid };
+            let acting = Acting {
+                container: container.spec(),
+                container_id: container.id(),
+                pod: container.pod(),
+                actor: &plan.actor,
+                pid: step.pid,
+            };
             for p in documents::compare(got, want, &SETUP, &acting) {
                 problems.push(format!("{} document: {p}", if want.alert { "alert" } else { "log" }));
             }
@@ -584,12 +749,11 @@ fn line_of(text: &str, at: usize) -> usize {
     text.get(..at).map_or(0, |t| t.matches('\n').count()) + 1
 }
 
-/// A container's spec from its scenario block: a containerd-style id and a
-/// pod UID unique to the file and the container.
+/// A container's spec from its scenario block, with a pod UID unique to
+/// the file and the container.
 fn spec_of(name: &str, fields: &[d4c_grammar::Spanned<ContainerField>], file: usize, index: usize) -> ContainerSpec {
     let mut spec = ContainerSpec {
         name: name.to_string(),
-        id: format!("{:016x}", 0xd4c0_0000_0000_0000u64 | ((file as u64) << 16) | index as u64).repeat(4),
         pod_uid: format!("d4c0{file:04x}-0000-4000-8000-{index:012x}"),
         ..ContainerSpec::default()
     };
@@ -602,36 +766,41 @@ fn spec_of(name: &str, fields: &[d4c_grammar::Spanned<ContainerField>], file: us
             ContainerField::Volume(p) => spec.volumes.push(p.clone()),
             ContainerField::VolumeFile(p) => spec.volume_files.push(p.clone()),
             ContainerField::File { path, mode } => spec.files.push((path.clone(), mode.unwrap_or(DEFAULT_MODE))),
-            // Made after the container starts (`make_dirs`).
-            ContainerField::Dir { .. } | ContainerField::ClusterId(_) | ContainerField::ClusterName(_) => {}
+            // In the image; a mode other than 0755 is set once it runs
+            // (`dir_modes`).
+            ContainerField::Dir { path, .. } => spec.dirs.push(path.clone()),
+            ContainerField::ClusterId(_) | ContainerField::ClusterName(_) => {}
         }
     }
     spec
 }
 
-/// Makes the `dir` fields' directories in a started container, with their
-/// modes (a host-side change: no probe decides it).
-fn make_dirs(container: &Container, fields: &[d4c_grammar::Spanned<ContainerField>]) -> Result<(), String> {
+/// Gives the `dir` fields' directories their modes, in a started container
+/// (a host-side change: no probe decides it). The image makes them 0755.
+fn dir_modes(container: &Container, fields: &[d4c_grammar::Spanned<ContainerField>]) -> Result<(), String> {
     for field in fields {
-        if let ContainerField::Dir { path, mode } = &field.value {
+        if let ContainerField::Dir { path, mode: Some(mode) } = &field.value {
+            if *mode == DEFAULT_DIR_MODE {
+                continue;
+            }
             let host = container.host_path(path)?;
-            std::fs::create_dir_all(&host).map_err(|e| format!("cannot create `{}`: {e}", host.display()))?;
-            let mode = mode.unwrap_or(DEFAULT_DIR_MODE);
-            std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(*mode))
                 .map_err(|e| format!("cannot chmod {mode:o} `{}`: {e}", host.display()))?;
         }
     }
     Ok(())
 }
 
-/// Gives the file at container path `exe`, if it exists, this binary's
-/// content again (a host-side write: no probe decides it).
+/// Gives the file at container path `exe`, if it exists, the agent
+/// binary's content again (a guest-side write through the container's
+/// root: no probe decides it).
 fn restore_executable(container: &Container, exe: &str) -> Result<(), String> {
     let host = container.host_path(exe)?;
     if !host.is_file() {
         return Ok(());
     }
-    let mut source = std::fs::File::open("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
+    let agent = crate::node::AGENT_BINARY;
+    let mut source = std::fs::File::open(agent).map_err(|e| format!("{agent}: {e}"))?;
     let mut target = std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
@@ -880,7 +1049,6 @@ fn bench_policy(name: &str, policy: &[u8], iterations: u32) -> Result<String, St
     std::fs::create_dir_all(&workdir).map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
     let spec = ContainerSpec {
         name: "bench".into(),
-        id: format!("{:016x}", 0xbe4c_0000_0000_0000u64 | name.len() as u64).repeat(4),
         pod_uid: format!("be4c0000-0000-4000-8000-{:012x}", name.len()),
         image: Some("docker.io/library/nginx:1.25".into()),
         namespace: Some("bench".into()),
@@ -913,14 +1081,8 @@ fn bench_policy(name: &str, policy: &[u8], iterations: u32) -> Result<String, St
         // entries a row. Report only: a generated policy may block the
         // workload's own operations; every decision is still made.
         let settings = Settings { max_rows: 1, enforce: false, ..Settings::default() };
-        let mut probes = Probes::load(tables.clone(), settings).map_err(|e| e.to_string())?;
-        for root in cgroup::find_kubepods_roots(Path::new(CGROUPFS), cgroup::DEFAULT_MAX_DEPTH)? {
-            probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
-        }
-        let id = cgroup::cgroup_id(&container.cgroup_dir())?;
         let meta = Meta { image_name: Some("nginx".into()), namespace: Some("bench".into()), ..Meta::default() };
-        probes.add_container(id, &meta).map_err(|e| e.to_string())?;
-        probes.attach().map_err(|e| e.to_string())?;
+        let mut probes = attach_probes(&tables, settings, &container, &meta)?;
         probed += time(&mut container, *on)?;
         let records = probes.drain().map_err(|e| e.to_string())?.len();
         if round == 0 {
@@ -939,8 +1101,34 @@ fn bench_policy(name: &str, policy: &[u8], iterations: u32) -> Result<String, St
     ))
 }
 
+/// The probes loaded with `tables` and attached: the kubepods roots and
+/// `container` (described as `meta`) registered, the records of the
+/// loading drained.
+pub(crate) fn attach_probes(
+    tables: &Tables,
+    settings: Settings,
+    container: &Container,
+    meta: &Meta,
+) -> Result<Probes, String> {
+    let mut probes = Probes::load(tables.clone(), settings).map_err(|e| format!("cannot load the probes: {e}"))?;
+    for root in cgroup::find_kubepods_roots(Path::new(CGROUPFS), cgroup::DEFAULT_MAX_DEPTH)? {
+        probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
+    }
+    let id = cgroup::cgroup_id(&container.cgroup_dir())?;
+    probes.add_container(id, meta).map_err(|e| e.to_string())?;
+    probes.attach().map_err(|e| format!("cannot attach the probes: {e}"))?;
+    probes.drain().map_err(|e| e.to_string())?;
+    Ok(probes)
+}
+
+/// Drains the probes; returns the decision records of process `pid`.
+pub(crate) fn decisions_of(probes: &mut Probes, pid: u32) -> Result<Vec<Record>, String> {
+    let records = probes.drain().map_err(|e| e.to_string())?;
+    Ok(records.into_iter().filter(|r| r.head.record == abi::RECORD_DECISION && r.head.tgid == pid).collect())
+}
+
 /// The tables of a policy's YAML text.
-fn tables_of(policy: &[u8]) -> Result<Tables, String> {
+pub(crate) fn tables_of(policy: &[u8]) -> Result<Tables, String> {
     let (_, lint) = d4cc::lint::lint_bytes("policy.yaml", policy.to_vec());
     let checked = lint.checked.ok_or("the policy has errors")?;
     let options = d4cc::compile::CompileOptions { policy_name: "bench".into(), revision: 0, created_unix: None };

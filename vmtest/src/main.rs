@@ -1,19 +1,18 @@
 //! `d4c-vmtest`: the guest side of d4c's VM suite, one static binary.
 //!
 //! `scripts/vmtest` boots Debian kernels under qemu with this binary in the
-//! initramfs. The guest's init runs `smoke` (the infrastructure's own test)
-//! and `scenarios` (scenario files as real syscalls in real runc
-//! containers). Inside the containers, copies of the same binary are the
-//! agent, the staged actors, and every executable a step may exec:
+//! initramfs. The guest's init runs its checks, in containers that
+//! containerd makes through the CRI. Inside the containers runs the other
+//! binary, `d4c-vmtest-agent` (`src/bin/agent.rs`: the agent, the staged
+//! actors, `noop` and `pause`).
 //!
-//! - `agent`: the container's init process ([`d4c_vmtest::agent`]).
-//! - `stage CMD_FD REP_FD NAME TTY`: a staged actor, run by the agent.
-//! - `noop [FD]`: what an exec step runs; exits 0 at once.
 //! - `smoke [WORKDIR]`: starts a container, performs every op once, checks
 //!   the effects; prints `D4C-VMTEST-SMOKE: ok ...` or `... FAIL <reason>`.
 //! - `scenarios PATH...`: runs scenario files ([`d4c_vmtest::guest::run`]); prints
 //!   `D4C-VMTEST-SCENARIOS: ok` or `... FAIL <reason>`.
 //!
+//! - `volumes`: what the probes report on each kind of volume a kubelet
+//!   mounts ([`d4c_vmtest::volumes::run`]).
 //! - `evasion`: ways around drift prevention as real syscalls under the
 //!   real probes ([`d4c_vmtest::evasion::run`]); prints
 //!   `D4C-VMTEST-EVASION: ok ...` or `... FAILED <reason>`.
@@ -22,12 +21,11 @@
 //!
 //! The library ([`d4c_vmtest`]) holds the pieces; this file only dispatches.
 
-use d4c_vmtest::{agent, evasion, guest, runtime_check, smoke};
+use d4c_vmtest::{evasion, guest, runtime_check, smoke, volumes};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: d4c-vmtest agent | stage CMD_FD REP_FD NAME TTY | noop [FD] | smoke [WORKDIR] | scenarios PATH... | evasion | runtime | bench [N]";
+const USAGE: &str = "usage: d4c-vmtest smoke [WORKDIR] | volumes | scenarios PATH... | evasion | runtime | bench [N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,14 +34,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     match command.as_str() {
-        "agent" => agent::agent_main(),
-        "stage" => agent::stage_main(rest),
-        "noop" => agent::noop_main(rest),
         "smoke" => {
             let workdir = rest.first().map_or_else(|| PathBuf::from(smoke::DEFAULT_WORKDIR), PathBuf::from);
             report("D4C-VMTEST-SMOKE", smoke::run(&workdir))
         }
         "evasion" => report("D4C-VMTEST-EVASION", evasion::run()),
+        "volumes" => report("D4C-VMTEST-VOLUMES", volumes::run()),
         "runtime" => report("D4C-VMTEST-RUNTIME", runtime_check::run()),
         "bench" => {
             let iterations = rest.first().and_then(|n| n.parse().ok()).unwrap_or(200);

@@ -1,15 +1,16 @@
 //! `d4c-vmtest smoke`: the infrastructure's own test, run in the guest.
 //!
-//! Starts two containers of one pod at once: one with a directory volume,
-//! a volume file and files with and without execute bits; one with
-//! `volume "/"`. Stages every actor first (interactive ones, one with a
+//! Starts two containers of one pod at once, made by containerd through
+//! the CRI: one with an emptyDir volume, a single-file volume and files
+//! with and without execute bits; one with a ConfigMap volume and a
+//! hostPath volume. Stages every actor first (interactive ones, one with a
 //! custom name, one whose basename is longer than 15 bytes, one whose
 //! executable only staging creates), checks each from the guest (`comm`,
 //! `exe`, cgroup, session, controlling terminal), then performs every
 //! [`AgentOp`] once plus a few that must fail with a known errno, and
-//! checks each effect in the guest-side rootfs and volumes. Finally stops
-//! both and checks that their bundles, their cgroups and the pod's cgroup
-//! are gone.
+//! checks each effect from the guest (through `/proc/<agent>/root`).
+//! Finally stops both and checks that their bundles, their cgroups, the
+//! sandbox's and the pod's cgroup are gone.
 //!
 //! Out: a summary (`containers=2 ops=N ...`) or the first failure, naming
 //! the container and step.
@@ -21,6 +22,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::bundle::{Actor, AgentOp, Container, ContainerSpec, CGROUP_ROOT};
+use crate::node;
 
 /// Where `smoke` builds its bundle when no directory is given.
 pub const DEFAULT_WORKDIR: &str = "/tmp/d4c-vmtest-smoke";
@@ -37,8 +39,8 @@ enum Effect {
     Gone(&'static str),
     /// Nothing at the first path; a regular file at the second.
     Moved(&'static str, &'static str),
-    /// A regular file with this mode, on a volume: its guest path is
-    /// outside the rootfs.
+    /// A regular file with this mode, on a volume: another device than
+    /// the container's root (the overlay).
     OnVolume(&'static str, u32),
     /// Two names of one inode with two links.
     Linked(&'static str, &'static str),
@@ -54,7 +56,6 @@ struct Step {
 fn spec() -> ContainerSpec {
     ContainerSpec {
         name: "smoke".into(),
-        id: "d4c0".repeat(16),
         pod_uid: "0d4c0000-5a0e-4e57-8000-00000000d4c0".into(),
         image: Some("docker.io/library/debian:12".into()),
         namespace: Some("default".into()),
@@ -64,10 +65,11 @@ fn spec() -> ContainerSpec {
         volume_files: vec!["/etc/config.yaml".into()],
         files: vec![
             ("/usr/bin/tool".into(), 0o755),
-            ("/etc/hosts".into(), 0o644),
+            ("/etc/motd".into(), 0o644),
             ("/srv/old.txt".into(), 0o644),
             ("/data/existing.txt".into(), 0o640),
         ],
+        ..ContainerSpec::default()
     }
 }
 
@@ -92,10 +94,10 @@ fn steps() -> Vec<Step> {
         // umask 0: every bit of the mode arrives.
         s(0, AgentOp::Create { path: p("/data/new.sh"), mode: 0o777 }, 0, Effect::File("/data/new.sh", 0o777)),
         s(1, AgentOp::Create { path: p("/srv/new.txt"), mode: 0o640 }, 0, Effect::File("/srv/new.txt", 0o640)),
-        s(2, AgentOp::Write(p("/etc/hosts")), 0, Effect::File("/etc/hosts", 0o644)),
+        s(2, AgentOp::Write(p("/etc/motd")), 0, Effect::File("/etc/motd", 0o644)),
         s(3, AgentOp::Write(p("/etc/config.yaml")), 0, Effect::File("/etc/config.yaml", 0o644)),
         s(0, AgentOp::Truncate(p("/srv/old.txt")), 0, Effect::Empty("/srv/old.txt")),
-        s(1, AgentOp::Chmod { path: p("/etc/hosts"), mode: 0o600 }, 0, Effect::File("/etc/hosts", 0o600)),
+        s(1, AgentOp::Chmod { path: p("/etc/motd"), mode: 0o600 }, 0, Effect::File("/etc/motd", 0o600)),
         s(2, AgentOp::Mknod { path: p("/srv/node"), mode: 0o750 }, 0, Effect::File("/srv/node", 0o750)),
         s(
             3,
@@ -114,7 +116,7 @@ fn steps() -> Vec<Step> {
         s(1, AgentOp::Fork, 0, Effect::None),
         s(0, AgentOp::MemfdExec(p("payload")), 0, Effect::None),
         // Failures come back with the kernel's errno.
-        s(3, AgentOp::Exec(p("/etc/hosts")), libc::EACCES, Effect::None),
+        s(3, AgentOp::Exec(p("/etc/motd")), libc::EACCES, Effect::None),
         s(0, AgentOp::Unlink(p("/srv/missing")), libc::ENOENT, Effect::None),
         s(
             1,
@@ -132,28 +134,35 @@ fn steps() -> Vec<Step> {
     ]
 }
 
-/// The second container: same pod, `volume "/"`, so every path is on a
-/// volume (the mount order puts it under /proc and the rest).
-fn root_volume_case() -> Case {
+/// The second container: same pod, a ConfigMap volume (read-only, as the
+/// kubelet mounts it: a write fails with EROFS) and a hostPath volume.
+fn volumes_case() -> Case {
     let base = spec();
     Case {
         spec: ContainerSpec {
-            name: "rootvol".into(),
-            id: "d4c1".repeat(16),
-            volumes: vec!["/".into()],
+            name: "volumes".into(),
+            volumes: vec![],
             volume_files: vec![],
-            files: vec![("/usr/bin/tool".into(), 0o755)],
+            config_maps: vec!["/etc/conf".into()],
+            host_paths: vec!["/srv/host".into()],
+            files: vec![("/usr/bin/tool".into(), 0o755), ("/etc/conf/app.yaml".into(), 0o644)],
             ..base
         },
         actors: vec![Actor { exe: "/usr/bin/tool".into(), name: None, interactive: true }],
         steps: vec![
             Step {
                 actor: 0,
-                op: AgentOp::Create { path: "/etc/made".into(), mode: 0o600 },
+                op: AgentOp::Create { path: "/srv/host/made".into(), mode: 0o600 },
                 errno: 0,
-                effect: Effect::OnVolume("/etc/made", 0o600),
+                effect: Effect::OnVolume("/srv/host/made", 0o600),
             },
             Step { actor: 0, op: AgentOp::Exec("/usr/bin/tool".into()), errno: 0, effect: Effect::None },
+            Step {
+                actor: 0,
+                op: AgentOp::Write("/etc/conf/app.yaml".into()),
+                errno: libc::EROFS,
+                effect: Effect::None,
+            },
         ],
     }
 }
@@ -170,7 +179,7 @@ struct Case {
 /// Both containers run at once, in one pod. As the scenario runner will,
 /// every actor of every step is staged (and checked) before any op runs.
 pub fn run(workdir: &Path) -> Result<String, String> {
-    let cases = [Case { spec: spec(), actors: actors(), steps: steps() }, root_volume_case()];
+    let cases = [Case { spec: spec(), actors: actors(), steps: steps() }, volumes_case()];
     let t0 = Instant::now();
     let mut containers = Vec::new();
     for case in &cases {
@@ -239,6 +248,8 @@ pub fn run(workdir: &Path) -> Result<String, String> {
     while let Some(c) = containers.pop() {
         leftovers.push(c.bundle_dir().to_path_buf());
         leftovers.push(c.cgroup_dir());
+        leftovers.extend(c.cgroup_dir().parent().map(|pod| pod.join(c.sandbox_id())));
+        leftovers.push(node::KubeletDirs::guest().pod(&c.pod().uid));
         c.stop()?;
     }
     let t_stop = t3.elapsed();
@@ -248,7 +259,7 @@ pub fn run(workdir: &Path) -> Result<String, String> {
     }
     let forms: Vec<&str> = exe_forms.into_iter().collect();
     Ok(format!(
-        "containers={} ops={ops} actors={} exe-link={} memfd-exec-comm={} start={:.2}s stage={:.2}s perform={:.2}s stop={:.2}s",
+        "containers={} ops={ops} actors={} exe-link={} memfd-exec-comm={} start={:.2}s stage={:.2}s perform={:.2}s stop={:.2}s {}",
         cases.len(),
         staged.iter().map(Vec::len).sum::<usize>(),
         forms.join("+"),
@@ -256,7 +267,8 @@ pub fn run(workdir: &Path) -> Result<String, String> {
         t_start.as_secs_f64(),
         t_stage.as_secs_f64(),
         t_perform.as_secs_f64(),
-        t_stop.as_secs_f64()
+        t_stop.as_secs_f64(),
+        node::timings().summary()
     ))
 }
 
@@ -328,9 +340,9 @@ fn check_effect(c: &Container, effect: &Effect) -> Result<(), String> {
         },
         Effect::OnVolume(path, mode) => {
             check_effect(c, &Effect::File(path, *mode))?;
-            let host = c.host_path(path)?;
-            if host.starts_with(c.bundle_dir().join("rootfs")) {
-                return Err(format!("{path} maps to {}, in the rootfs", host.display()));
+            let root = meta("/")?;
+            if meta(path)?.dev() == root.dev() {
+                return Err(format!("{path} is on the container's root file system (device {})", root.dev()));
             }
             Ok(())
         }

@@ -360,3 +360,45 @@ pub(crate) fn bind_mount(from: &CStr, to: &CStr) -> io::Result<()> {
     check(unsafe { libc::mount(from.as_ptr(), to.as_ptr(), ptr::null(), libc::MS_BIND, ptr::null()) })?;
     Ok(())
 }
+
+/// Blocks `signals` in this thread (and so in every thread started after),
+/// so that [`wait_signal`] can take them.
+pub(crate) fn block_signals(signals: &[i32]) -> io::Result<()> {
+    let set = signal_set(signals)?;
+    // SAFETY: `set` is an initialised sigset_t on this stack frame; the old
+    // set is not asked for (null).
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut()) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
+/// Waits up to `timeout_s` seconds for one of `signals` (blocked first with
+/// [`block_signals`]). Returns the signal, or `None` on timeout.
+pub(crate) fn wait_signal(signals: &[i32], timeout_s: u32) -> io::Result<Option<i32>> {
+    let set = signal_set(signals)?;
+    let timeout = libc::timespec { tv_sec: libc::time_t::from(timeout_s), tv_nsec: 0 };
+    // SAFETY: `set` and `timeout` are initialised values on this stack
+    // frame; the siginfo is not asked for (null).
+    let ret = unsafe { libc::sigtimedwait(&set, ptr::null_mut(), &timeout) };
+    match check(ret) {
+        Ok(signal) => Ok(Some(signal)),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) || e.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A signal set holding `signals`.
+fn signal_set(signals: &[i32]) -> io::Result<libc::sigset_t> {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it below.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t on this stack frame.
+    check(unsafe { libc::sigemptyset(&mut set) })?;
+    for &signal in signals {
+        // SAFETY: as above; an invalid signal number is EINVAL.
+        check(unsafe { libc::sigaddset(&mut set, signal) })?;
+    }
+    Ok(set)
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use d4c_vmtest::ops::AgentOp;
 use d4c_vmtest::protocol::{write_line, LineReader, Reply, Request};
 
-const BIN: &str = env!("CARGO_BIN_EXE_d4c-vmtest");
+const BIN: &str = env!("CARGO_BIN_EXE_d4c-vmtest-agent");
 const WAIT: Duration = Duration::from_secs(20);
 
 struct Agent {
