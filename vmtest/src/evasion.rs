@@ -319,7 +319,17 @@ fn cases(no_rootfs_tmpfile: Option<i32>) -> Vec<Case> {
     cases.push(Case::allowed("path-max-file", deep(EDGE_DIR, "ab", 0o644)));
     let over = cut(CreateFile, EDGE_DIR, "abc");
     cases.push(Case::refused("path-max-plus-one-file", deep(EDGE_DIR, "abc", 0o644), last(EDGE_DIR), over));
-    // 7. New names without a new file (issue 11). A directory moved into
+    // 7. Overlayfs (issue 11): the real file overlayfs opens behind a
+    // write-open, and copy-up's files, are not the task's operations. On
+    // 6.12 they were decided on a path outside the container and failed
+    // closed: an ordinary file could not be made under a policy that
+    // blocks executable changes. Allowed, with no record.
+    cases.push(Case::allowed("regression-overlayfs-backing-file-create", vec![create("/tmp/plain.txt", 0o644)]));
+    cases.push(Case::allowed(
+        "regression-overlayfs-copy-up-write",
+        vec![AgentOp::Write("/etc/app.conf".into()), AgentOp::Truncate("/etc/app.conf".into())],
+    ));
+    // 8. New names without a new file (issue 11). A directory moved into
     // /usr/bin brings what is in it: its createFile is binChanges' (the
     // path-less executableDrift does not decide directories: what they
     // hold was decided when it was made). Moved elsewhere: allowed.
@@ -400,7 +410,12 @@ pub fn run() -> Result<String, String> {
         image: Some("ghcr.io/acme/app:2.0".into()),
         namespace: Some("prod".into()),
         pod: Some("evasion".into()),
-        files: vec![("/usr/bin/tool".into(), 0o755), ("/usr/bin/notes.txt".into(), 0o644)],
+        files: vec![
+            ("/usr/bin/tool".into(), 0o755),
+            ("/usr/bin/notes.txt".into(), 0o644),
+            // In the image's layer: writing it copies it up.
+            ("/etc/app.conf".into(), 0o644),
+        ],
         // The bind mount of a case needs CAP_SYS_ADMIN.
         privileged: true,
         ..ContainerSpec::default()
@@ -487,6 +502,13 @@ fn perform_cases(container: &mut Container, tables: &Tables, meta: &Meta) -> Res
     }
     let counters = probes.counters().map_err(|e| e.to_string())?;
     let truncated = counters.get(abi::COUNT_TRUNCATED as usize).copied().unwrap_or_default();
+    // Overlayfs opened files on the cases' behalf (the real file behind
+    // every write-open, copy-up's files), and the probes skipped them.
+    let internal = counters.get(abi::COUNT_INTERNAL as usize).copied().unwrap_or_default();
+    println!("D4C-VMTEST-EVASION-CASE: internal opens skipped: {internal}");
+    if internal == 0 {
+        failed.push("overlayfs-internal-opens-counted".into());
+    }
     Ok((cases.len(), failed, truncated))
 }
 
