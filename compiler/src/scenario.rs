@@ -503,9 +503,14 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
             let mode = exists(path)?;
             (vec![sandbox.file_event(modified(mode), &path.value)], Box::new(|_: &mut Sandbox| {}))
         }
-        Op::Chmod { path, mode } => {
+        // An access ACL sets the permission bits as a chmod does (the
+        // special bits stay).
+        Op::Chmod { path, mode } | Op::Setfacl { path, mode } => {
             let old = exists(path)?;
-            let new = mode.value;
+            let new = match &step.op.value {
+                Op::Setfacl { .. } => (old & !0o777) | (mode.value & 0o777),
+                _ => mode.value,
+            };
             let operation = if !executable(old) && executable(new) {
                 Operation::CreateExecutable
             } else if executable(old) {

@@ -190,6 +190,14 @@ pub enum Op {
         /// The new link.
         link: Spanned<String>,
     },
+    /// `setfacl PATH OCTAL`: the file's access ACL set to the minimal one
+    /// that gives the permission bits of `OCTAL` (owner, group, others).
+    Setfacl {
+        /// The file.
+        path: Spanned<String>,
+        /// The permission bits the ACL gives.
+        mode: Spanned<u32>,
+    },
     /// `exchange PATH with PATH`: `renameat2(RENAME_EXCHANGE)`.
     Exchange {
         /// One name.
@@ -217,6 +225,7 @@ impl Op {
             Op::Mkdir { .. } => "mkdir",
             Op::Symlink { .. } => "symlink",
             Op::Exchange { .. } => "exchange",
+            Op::Setfacl { .. } => "setfacl",
         }
     }
 }

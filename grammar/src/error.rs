@@ -50,11 +50,12 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 /// The operations, in the order the help lists them.
-const OPERATIONS: [&str; 14] = [
+const OPERATIONS: [&str; 15] = [
     "create",
     "write",
     "truncate",
     "chmod",
+    "setfacl",
     "mknod",
     "rename",
     "exchange",
@@ -72,7 +73,7 @@ const FIELDS: [&str; 9] = ["image", "namespace", "pod", "label", "cluster-id", "
 
 /// Every keyword of the scenario language, each of which is also a valid
 /// selector name in a verdict's list.
-pub const KEYWORDS: [&str; 36] = [
+pub const KEYWORDS: [&str; 37] = [
     "policy",
     "container",
     "in",
@@ -104,6 +105,7 @@ pub const KEYWORDS: [&str; 36] = [
     "mkdir",
     "symlink",
     "exchange",
+    "setfacl",
     "with",
     "allow",
     "log",

@@ -82,6 +82,8 @@ enum Raw {
     Symlink,
     #[token("exchange")]
     Exchange,
+    #[token("setfacl")]
+    Setfacl,
     #[token("with")]
     With,
     #[token("allow")]
@@ -160,6 +162,7 @@ pub(crate) enum Tok<'a> {
     Mkdir,
     Symlink,
     Exchange,
+    Setfacl,
     With,
     Allow,
     Log,
@@ -233,6 +236,7 @@ pub(crate) fn lex<'a>(text: &'a str, errors: &mut Vec<ScenarioError>) -> Vec<Tri
             Raw::Mkdir => Tok::Mkdir,
             Raw::Symlink => Tok::Symlink,
             Raw::Exchange => Tok::Exchange,
+            Raw::Setfacl => Tok::Setfacl,
             Raw::With => Tok::With,
             Raw::Allow => Tok::Allow,
             Raw::Log => Tok::Log,

@@ -76,6 +76,8 @@ fn mkdir_symlink_and_exchange() {
     assert_eq!(st.op, sp(Op::Symlink { target: s("/tmp/x", 16..22), link: s("/usr/bin/x", 26..38) }, 8..38));
     let st = step("in web: exchange /a with /b => allow");
     assert_eq!(st.op, sp(Op::Exchange { a: s("/a", 17..19), b: s("/b", 25..27) }, 8..27));
+    let st = step("in web: setfacl /a 0750 => allow");
+    assert_eq!(st.op, sp(Op::Setfacl { path: s("/a", 16..18), mode: sp(0o750, 19..23) }, 8..23));
 }
 
 #[test]
@@ -118,6 +120,7 @@ fn every_operation_has_its_keyword() {
         ("mkdir /x", "mkdir"),
         ("symlink /x to /y", "symlink"),
         ("exchange /x with /y", "exchange"),
+        ("setfacl /x 0755", "setfacl"),
     ] {
         assert_eq!(step(&format!("in web: {line} => allow")).op.value.keyword(), keyword);
     }

@@ -119,7 +119,7 @@ fn check_file(text: &str, file: &ScenarioFile) -> Result<(), TestCaseError> {
             Op::Create { path, mode } | Op::Mknod { path, mode } | Op::Mkdir { path, mode } => {
                 [Some(&path.span), mode.as_ref().map(|m| &m.span)].into_iter().flatten().collect()
             }
-            Op::Chmod { path, mode } => vec![&path.span, &mode.span],
+            Op::Chmod { path, mode } | Op::Setfacl { path, mode } => vec![&path.span, &mode.span],
             Op::Rename { from, to }
             | Op::Link { from, to }
             | Op::Symlink { target: from, link: to }

@@ -209,6 +209,8 @@ struct d4c_result {
 #define D4C_HOOK_PATH_SYMLINK 14
 #define D4C_HOOK_SB_MOUNT 15
 #define D4C_HOOK_MOVE_MOUNT 16
+#define D4C_HOOK_INODE_SET_ACL 17
+#define D4C_HOOK_INODE_SETXATTR 18
 
 /* d4c_event.op for lifecycle records */
 #define D4C_LIFE_FORK 0

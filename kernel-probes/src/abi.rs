@@ -121,6 +121,10 @@ pub const HOOK_PATH_SYMLINK: u32 = 14;
 pub const HOOK_SB_MOUNT: u32 = 15;
 /// `D4C_HOOK_MOVE_MOUNT`.
 pub const HOOK_MOVE_MOUNT: u32 = 16;
+/// `D4C_HOOK_INODE_SET_ACL` (Linux 6.2 and later).
+pub const HOOK_INODE_SET_ACL: u32 = 17;
+/// `D4C_HOOK_INODE_SETXATTR` (POSIX ACLs before Linux 6.2).
+pub const HOOK_INODE_SETXATTR: u32 = 18;
 
 /// Every `HOOK_*` with the name the runtime reports in
 /// `cloud_defend.hook_point`: the original's names. The exit is reported
@@ -128,7 +132,7 @@ pub const HOOK_MOVE_MOUNT: u32 = 16;
 /// `sched_process_exit` tracepoint; the original's exit hook was a kprobe
 /// on `taskstats_exit`, `kprobe__taskstats_exit`. In value order, from 1:
 /// the entry of `hook` is at `hook - 1` (checked at compile time).
-pub const HOOK_POINTS: [(u32, &str); 16] = [
+pub const HOOK_POINTS: [(u32, &str); 18] = [
     (HOOK_PATH_MKNOD, "lsm__path_mknod"),
     (HOOK_FILE_OPEN, "lsm__file_open"),
     (HOOK_PATH_TRUNCATE, "lsm__path_truncate"),
@@ -145,6 +149,8 @@ pub const HOOK_POINTS: [(u32, &str); 16] = [
     (HOOK_PATH_SYMLINK, "lsm__path_symlink"),
     (HOOK_SB_MOUNT, "lsm__sb_mount"),
     (HOOK_MOVE_MOUNT, "lsm__move_mount"),
+    (HOOK_INODE_SET_ACL, "lsm__inode_set_acl"),
+    (HOOK_INODE_SETXATTR, "lsm__inode_setxattr"),
 ];
 
 const _: () = {
@@ -274,6 +280,8 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_HOOK_PATH_SYMLINK", HOOK_PATH_SYMLINK as u64),
     ("D4C_HOOK_SB_MOUNT", HOOK_SB_MOUNT as u64),
     ("D4C_HOOK_MOVE_MOUNT", HOOK_MOVE_MOUNT as u64),
+    ("D4C_HOOK_INODE_SET_ACL", HOOK_INODE_SET_ACL as u64),
+    ("D4C_HOOK_INODE_SETXATTR", HOOK_INODE_SETXATTR as u64),
     ("D4C_LIFE_FORK", LIFE_FORK as u64),
     ("D4C_LIFE_EXEC", LIFE_EXEC as u64),
     ("D4C_LIFE_EXIT", LIFE_EXIT as u64),

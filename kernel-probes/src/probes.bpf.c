@@ -51,6 +51,8 @@
  * mnt_ns of the mounts the kernel makes for itself. */
 #define D4C_MNT_NS_INTERNAL (-22L)
 #define D4C_RENAME_EXCHANGE 2 /* uapi/linux/fs.h */
+#define D4C_ACL_ACCESS                                                         \
+	"system.posix_acl_access" /* XATTR_NAME_POSIX_ACL_ACCESS */
 /* uapi/linux/mount.h: MS_REMOUNT; MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE,
  * MS_SHARED */
 #define D4C_MS_REMOUNT 32
@@ -535,25 +537,186 @@ int BPF_PROG(d4c_path_truncate, const struct path *path)
 					  d4c_modified(mode), 0));
 }
 
+/* A change of a file's permission bits from `old` to `mode`: giving a
+ * non-executable file an execute bit creates an executable; changing an
+ * executable's modifies it; else the file is modified. */
+static __always_inline __u32 d4c_mode_change(umode_t old, umode_t mode)
+{
+	if (d4c_is_exec(old))
+		return D4C_OP_MODIFY_EXECUTABLE;
+	return d4c_is_exec(mode) ? D4C_OP_CREATE_EXECUTABLE
+				 : D4C_OP_MODIFY_FILE;
+}
+
 SEC("lsm/path_chmod")
 int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode)
 {
 	struct dentry *dentry = BPF_CORE_READ(path, dentry);
 	umode_t old = d4c_dentry_mode(dentry);
 	struct d4c_op op;
-	__u32 opcode;
 
 	if ((old & D4C_S_IFMT) != D4C_S_IFREG ||
 	    !d4c_begin(&op, D4C_HOOK_PATH_CHMOD))
 		return 0;
-	if (d4c_is_exec(old))
-		opcode = D4C_OP_MODIFY_EXECUTABLE;
-	else if (d4c_is_exec(mode))
-		opcode = D4C_OP_CREATE_EXECUTABLE;
-	else
-		opcode = D4C_OP_MODIFY_FILE;
+	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(path, mnt), dentry,
+					  d4c_mode_change(old, mode), 0));
+}
+
+/* ---- Access ACLs: a second way to set the permission bits ---- */
+
+/* Whether `name` (read with bpf_probe_read_kernel_str into 24 bytes) is
+ * "system.posix_acl_access": three words compared (a 24-byte memcmp is a
+ * libcall clang does not inline for BPF). */
+#define D4C_W(s, i)                                                            \
+	((__u64)(__u8)(s)[i] | (__u64)(__u8)(s)[(i) + 1] << 8 |                \
+	 (__u64)(__u8)(s)[(i) + 2] << 16 | (__u64)(__u8)(s)[(i) + 3] << 24 |   \
+	 (__u64)(__u8)(s)[(i) + 4] << 32 | (__u64)(__u8)(s)[(i) + 5] << 40 |   \
+	 (__u64)(__u8)(s)[(i) + 6] << 48 | (__u64)(__u8)(s)[(i) + 7] << 56)
+static __always_inline int d4c_is_acl_access(const char *name)
+{
+	const __u64 *w = (const __u64 *)name;
+
+	return w[0] == D4C_W(D4C_ACL_ACCESS, 0) &&
+	       w[1] == D4C_W(D4C_ACL_ACCESS, 8) &&
+	       w[2] == D4C_W(D4C_ACL_ACCESS, 16);
+}
+
+/* Linux 6.2 to 6.12's posix_acl (later kernels nest a_count in a union;
+ * CO-RE matches the flavour by field names). */
+struct posix_acl___d4c {
+	unsigned int a_count;
+	struct posix_acl_entry a_entries[];
+} __attribute__((preserve_access_index));
+
+#define D4C_ACL_USER_OBJ 0x01 /* uapi/linux/posix_acl.h */
+#define D4C_ACL_GROUP_OBJ 0x04
+#define D4C_ACL_MASK 0x10
+#define D4C_ACL_OTHER 0x20
+/* Entries read, at most: a longer ACL is taken to give execute bits. */
+#define D4C_ACL_ENTRIES 64
+
+/* The scan of an ACL's entries: each is 8 bytes, the tag and the
+ * permissions its first two 16-bit words, in the kernel's struct
+ * posix_acl_entry and in the xattr format (little-endian) alike. */
+struct d4c_acl_scan {
+	__u64 entries; /* address of the first */
+	__u32 count;
+	__u32 user;
+	__u32 group;
+	__u32 mask;
+	__u32 other;
+	__u32 has_mask;
+};
+
+static long d4c_acl_entry(__u64 index, void *ctx)
+{
+	struct d4c_acl_scan *a = ctx;
+	__u16 word[2] = {};
+
+	if (index >= a->count)
+		return 1;
+	if (bpf_probe_read_kernel(word, sizeof(word),
+				  (const void *)(a->entries + index * 8)))
+		return 1;
+	switch (word[0]) {
+	case D4C_ACL_USER_OBJ:
+		a->user = word[1] & 7;
+		break;
+	case D4C_ACL_GROUP_OBJ:
+		a->group = word[1] & 7;
+		break;
+	case D4C_ACL_MASK:
+		a->mask = word[1] & 7;
+		a->has_mask = 1;
+		break;
+	case D4C_ACL_OTHER:
+		a->other = word[1] & 7;
+		break;
+	}
+	return 0;
+}
+
+/* The permission bits `count` entries at `entries` give the file's mode,
+ * as posix_acl_update_mode sets them: the owner's from ACL_USER_OBJ, the
+ * group class's from ACL_MASK when there is one (else ACL_GROUP_OBJ), the
+ * others' from ACL_OTHER. Too many entries: every execute bit. */
+static __always_inline umode_t d4c_acl_mode(__u64 entries, __u32 count)
+{
+	struct d4c_acl_scan a = {.entries = entries, .count = count};
+
+	if (count > D4C_ACL_ENTRIES)
+		return 0111;
+	bpf_loop(D4C_ACL_ENTRIES, d4c_acl_entry, &a, 0);
+	return (a.user << 6) | ((a.has_mask ? a.mask : a.group) << 3) | a.other;
+}
+
+/*
+ * Decides setting a regular file's access ACL to one that gives it the
+ * permission bits `mode`, as a chmod would be. The hooks have a dentry,
+ * not a mount: the path is walked on the task's root mount, which is
+ * right for the container's root file system; a file elsewhere (a volume)
+ * ends its walk at another root and fails closed, flagged outside. A stacked
+ * file system setting the ACL of its real file (overlayfs, with the
+ * mounter's credentials) was decided at its own call.
+ */
+static __always_inline int d4c_acl_change(struct dentry *dentry, umode_t mode,
+					  __u32 hook)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	umode_t old = d4c_dentry_mode(dentry);
+	struct d4c_op op;
+
+	if ((old & D4C_S_IFMT) != D4C_S_IFREG)
+		return 0;
+	if (BPF_CORE_READ(task, cred) != BPF_CORE_READ(task, real_cred))
+		return 0;
+	if (!d4c_begin(&op, hook))
+		return 0;
 	return d4c_verdict(
-	    d4c_file_event(&op, BPF_CORE_READ(path, mnt), dentry, opcode, 0));
+	    d4c_file_event(&op, BPF_CORE_READ(task, fs, root.mnt), dentry,
+			   d4c_mode_change(old, mode), 0));
+}
+
+SEC("lsm/inode_set_acl")
+int BPF_PROG(d4c_inode_set_acl, void *idmap, struct dentry *dentry,
+	     const char *acl_name, struct posix_acl *kacl)
+{
+	struct posix_acl___d4c *acl = (void *)kacl;
+	__u64 name[3] = {};
+
+	/* Linux 6.2 and later: every POSIX ACL change comes here. A default
+	 * ACL shapes files made later (decided then); removing an ACL leaves
+	 * the mode as it is. */
+	if (!acl ||
+	    bpf_probe_read_kernel_str(name, sizeof(name), acl_name) !=
+		sizeof(D4C_ACL_ACCESS) ||
+	    !d4c_is_acl_access((const char *)name))
+		return 0;
+	return d4c_acl_change(
+	    dentry,
+	    d4c_acl_mode(d4c_addr(acl) + bpf_core_field_offset(
+					     struct posix_acl___d4c, a_entries),
+			 BPF_CORE_READ(acl, a_count)),
+	    D4C_HOOK_INODE_SET_ACL);
+}
+
+SEC("lsm/inode_setxattr")
+int BPF_PROG(d4c_inode_setxattr, void *idmap, struct dentry *dentry,
+	     const char *xattr, const void *value, size_t size, int flags)
+{
+	__u64 name[3] = {};
+
+	/* Before Linux 6.2 an ACL is set as the xattr system.posix_acl_access
+	 * (a 4-byte header, then 8-byte entries); later kernels send ACLs to
+	 * inode_set_acl instead. */
+	if (!value || size < 4 ||
+	    bpf_probe_read_kernel_str(name, sizeof(name), xattr) !=
+		sizeof(D4C_ACL_ACCESS) ||
+	    !d4c_is_acl_access((const char *)name))
+		return 0;
+	return d4c_acl_change(dentry,
+			      d4c_acl_mode(d4c_addr(value) + 4, (size - 4) / 8),
+			      D4C_HOOK_INODE_SETXATTR);
 }
 
 SEC("lsm/path_link")

@@ -66,6 +66,19 @@ pub struct Expected {
     pub hook_point: &'static str,
 }
 
+/// The hook that decides an access ACL change on this kernel:
+/// `inode_set_acl` from Linux 6.2, `inode_setxattr` before (what the
+/// probes attach, `d4c_kernel_probes::probes::OPTIONAL_LSM_HOOKS`).
+fn acl_hook() -> &'static str {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut numbers = release.trim().split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+    if (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 2) {
+        "lsm__inode_set_acl"
+    } else {
+        "lsm__inode_setxattr"
+    }
+}
+
 /// The hook that decides a scenario operation as the agent performs it
 /// (`open(O_CREAT)` is checked by `security_path_mknod`, `truncate(2)` by
 /// `security_path_truncate`, `fexecve` by the exec check).
@@ -77,6 +90,7 @@ pub fn hook_of(op: &Op) -> &'static str {
         Op::Chmod { .. } => "lsm__path_chmod",
         Op::Rename { .. } | Op::Exchange { .. } => "lsm__path_rename",
         Op::Symlink { .. } => "lsm__path_symlink",
+        Op::Setfacl { .. } => acl_hook(),
         // Never decided: no document names its hook.
         Op::Mkdir { .. } => "lsm__path_mkdir",
         Op::Link { .. } => "lsm__path_link",

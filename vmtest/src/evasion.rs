@@ -206,6 +206,7 @@ fn setup() -> Vec<AgentOp> {
         AgentOp::Mkdir { path: "/tmp/kit2".into(), mode: 0o755 },
         create("/tmp/kit2/evil", 0o755),
         create("/tmp/plain", 0o644),
+        create("/tmp/acl", 0o644),
         AgentOp::Mkdir { path: "/kits".into(), mode: 0o755 },
         AgentOp::Mkdir { path: "/kits/tools".into(), mode: 0o755 },
         create("/kits/tools/evil", 0o755),
@@ -360,6 +361,10 @@ fn cases(no_rootfs_tmpfile: Option<i32>) -> Vec<Case> {
     let exchange = AgentOp::Exchange { a: "/usr/bin/tool".into(), b: "/tmp/plain".into() };
     let modified = vec![at(ModifyExecutable, "/usr/bin/tool"), at(ModifyExecutable, "/tmp/plain")];
     cases.push(Case::refused_all("exchange-into-protected", vec![exchange], 0, modified));
+    // An access ACL that gives an execute bit makes an executable, as a
+    // chmod does (inode_set_acl from Linux 6.2, inode_setxattr before).
+    let acl = AgentOp::Setfacl { path: "/tmp/acl".into(), mode: 0o755 };
+    cases.push(Case::refused("acl-makes-executable", vec![acl], 0, at(CreateExecutable, "/tmp/acl")));
     // A symbolic link is an executable name.
     let symlink = |target: &str, link: &str| AgentOp::Symlink { target: target.into(), link: link.into() };
     cases.push(

@@ -817,6 +817,7 @@ fn op_paths(op: &Op) -> Vec<&str> {
         | Op::Write(path)
         | Op::Truncate(path)
         | Op::Chmod { path, .. }
+        | Op::Setfacl { path, .. }
         | Op::Mknod { path, .. }
         | Op::Unlink(path)
         | Op::Exec(path) => vec![path.value.as_str()],
@@ -849,6 +850,7 @@ fn agent_op(op: &Op) -> AgentOp {
         }
         Op::Symlink { target, link } => AgentOp::Symlink { target: target.value.clone(), link: link.value.clone() },
         Op::Exchange { a, b } => AgentOp::Exchange { a: a.value.clone(), b: b.value.clone() },
+        Op::Setfacl { path, mode } => AgentOp::Setfacl { path: path.value.clone(), mode: mode.value },
     }
 }
 

@@ -67,6 +67,14 @@ pub enum AgentOp {
         /// The destination.
         to: String,
     },
+    /// `setxattr(path, "system.posix_acl_access", ...)`: the minimal access
+    /// ACL whose entries give the permission bits `mode`.
+    Setfacl {
+        /// The file.
+        path: String,
+        /// The permission bits.
+        mode: u32,
+    },
     /// `renameat2(a, b, RENAME_EXCHANGE)`: the two names swap their files.
     Exchange {
         /// One name.
@@ -189,6 +197,7 @@ impl fmt::Display for AgentOp {
             AgentOp::Mknod { path, mode } => write!(f, "mknod {path:?} mode {mode:04o}"),
             AgentOp::Rename { from, to } => write!(f, "rename {from:?} to {to:?}"),
             AgentOp::Exchange { a, b } => write!(f, "exchange {a:?} with {b:?}"),
+            AgentOp::Setfacl { path, mode } => write!(f, "setfacl {path:?} {mode:04o}"),
             AgentOp::Link { from, to } => write!(f, "link {from:?} to {to:?}"),
             AgentOp::Unlink(path) => write!(f, "unlink {path:?}"),
             AgentOp::Exec(path) => write!(f, "exec {path:?}"),
@@ -224,6 +233,7 @@ impl AgentOp {
             | AgentOp::Write(path)
             | AgentOp::Truncate(path)
             | AgentOp::Chmod { path, .. }
+            | AgentOp::Setfacl { path, .. }
             | AgentOp::Mknod { path, .. }
             | AgentOp::Unlink(path)
             | AgentOp::Exec(path)

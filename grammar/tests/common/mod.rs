@@ -45,7 +45,7 @@ fn shift(step: &mut Step, by: usize) {
                 s(&mut m.span);
             }
         }
-        Op::Chmod { path, mode } => {
+        Op::Chmod { path, mode } | Op::Setfacl { path, mode } => {
             s(&mut path.span);
             s(&mut mode.span);
         }
