@@ -585,7 +585,7 @@ impl Daemon {
             "d4c-runtime {} on {} (Linux {}, {})\n\
              \x20 policy      {} revision {} (sha256 {}), {}\n\
              \x20 mode        {}\n\
-             \x20 probes      {} programs loaded, {} instructions verified\n\
+             \x20 probes      {} programs loaded, {} instructions verified{}\n\
              \x20 cgroups     {:?} at {}, {} kubepods root(s)\n\
              \x20 containers  {} registered, {} pending\n\
              \x20 pending     {:?}\n\
@@ -604,6 +604,7 @@ impl Daemon {
             mode,
             stats.len(),
             verified,
+            absent_hooks(self.active.probes.absent_hooks()),
             self.cgroup_mode,
             self.cgroupfs.display(),
             self.roots.len(),
@@ -622,6 +623,21 @@ impl Daemon {
             self.config.listen,
         )
     }
+}
+
+/// The optional LSM hooks this kernel lacks, and what stands in for each,
+/// for the start-up report (empty when none).
+fn absent_hooks(absent: &[&str]) -> String {
+    absent
+        .iter()
+        .map(|hook| {
+            let instead = d4c_kernel_probes::probes::OPTIONAL_LSM_HOOKS
+                .iter()
+                .find(|(h, _)| h == hook)
+                .map_or("", |(_, why)| *why);
+            format!("; not in this kernel: {hook} ({instead})")
+        })
+        .collect()
 }
 
 /// The boot-clock time at which the cgroup directory `dir` was made (its
