@@ -252,7 +252,11 @@ struct d4c_result {
  * stacked file system (overlayfs' real files), not decided: the task's
  * own operation was */
 #define D4C_COUNT_INTERNAL 7
-#define D4C_COUNTERS 8
+/* operations of a container runtime setting a container up (a task forked
+ * from outside every container that has not exec'd since: runc init), not
+ * decided: they are not the container's */
+#define D4C_COUNT_SETUP 8
+#define D4C_COUNTERS 16
 
 /* A registered cgroup (d4c_cgroups value; the key is the cgroup id). */
 struct d4c_cgroup {

@@ -215,11 +215,15 @@ pub const COUNT_ERRORS: u32 = 6;
 /// `D4C_COUNT_INTERNAL`: opens the kernel made on a task's behalf under a
 /// stacked file system (overlayfs), not decided.
 pub const COUNT_INTERNAL: u32 = 7;
-/// `D4C_COUNTERS`: the counter array's length.
-pub const COUNTERS: u32 = 8;
+/// `D4C_COUNT_SETUP`: operations of a container runtime setting a
+/// container up (runc init, before it execs the container's program), not
+/// decided.
+pub const COUNT_SETUP: u32 = 8;
+/// `D4C_COUNTERS`: the counter array's length (room to grow).
+pub const COUNTERS: u32 = 16;
 /// The counters' names, by index (for metrics and reports).
-pub const COUNTER_NAMES: [&str; 8] =
-    ["decisions", "denied", "events", "dropped", "truncated", "pending", "errors", "internal"];
+pub const COUNTER_NAMES: [&str; 9] =
+    ["decisions", "denied", "events", "dropped", "truncated", "pending", "errors", "internal", "setup"];
 
 /// The constants of `include/d4c_abi.h`, by their C names, with the Rust
 /// values they must equal.
@@ -306,6 +310,7 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_COUNT_PENDING", COUNT_PENDING as u64),
     ("D4C_COUNT_ERRORS", COUNT_ERRORS as u64),
     ("D4C_COUNT_INTERNAL", COUNT_INTERNAL as u64),
+    ("D4C_COUNT_SETUP", COUNT_SETUP as u64),
     ("D4C_COUNTERS", COUNTERS as u64),
 ];
 

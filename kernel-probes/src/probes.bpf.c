@@ -299,7 +299,16 @@ static __always_inline int d4c_begin(struct d4c_op *op, __u32 hook)
 
 	__builtin_memset(op, 0, sizeof(*op));
 	op->hook = hook;
-	return d4c_container_of(task, &op->where);
+	if (!d4c_container_of(task, &op->where))
+		return 0;
+	/* A container runtime setting the container up (d4c_setup) does not
+	 * act for the container; its exec of the container's program does
+	 * (bprm_check decides it). */
+	if (hook != D4C_HOOK_BPRM_CHECK_SECURITY && d4c_in_setup(task)) {
+		d4c_count(D4C_COUNT_SETUP);
+		return 0;
+	}
+	return 1;
 }
 
 /* Clears the operation for the hook call's next event; keeps the hook and
@@ -960,14 +969,15 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child,
 /* ---- Lifecycle: reported for container tasks, never decided ---- */
 
 /* A lifecycle record `what` (D4C_LIFE_*) of `task` by the program `hook`,
- * or NULL when `task` is in no container. */
+ * or NULL when `task` is in no container or sets one up (d4c_setup: the
+ * runtime's, not the container's). */
 static __always_inline struct d4c_event *d4c_lifecycle(struct task_struct *task,
 						       __u32 what, __u32 hook)
 {
 	struct d4c_where where = {};
 	struct d4c_event *r;
 
-	if (!d4c_container_of(task, &where))
+	if (!d4c_container_of(task, &where) || d4c_in_setup(task))
 		return NULL;
 	r = d4c_record_start(D4C_RECORD_LIFECYCLE, hook);
 	if (!r)
@@ -998,6 +1008,13 @@ static __always_inline void d4c_lifecycle_report(struct task_struct *task,
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(d4c_fork, struct task_struct *parent, struct task_struct *child)
 {
+	struct d4c_where where = {};
+
+	/* A task (thread or process) forked outside every container, or by a
+	 * task setting one up, sets a container up until it execs, if it
+	 * ever enters one (d4c_setup). A host task's mark is never read. */
+	if (!d4c_container_of(parent, &where) || d4c_in_setup(parent))
+		d4c_set_setup(child, 1);
 	/* A new thread is not a new process. */
 	if (BPF_CORE_READ(child, pid) == BPF_CORE_READ(child, tgid))
 		d4c_lifecycle_report(parent, D4C_LIFE_FORK,
@@ -1010,12 +1027,16 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
 	     struct linux_binprm *bprm)
 {
-	struct d4c_event *r =
-	    d4c_lifecycle(task, D4C_LIFE_EXEC, D4C_HOOK_SCHED_PROCESS_EXEC);
+	struct d4c_event *r;
 	unsigned long start, end;
 	__u64 len;
 	long n;
 
+	/* The task runs a program of its own now: what it does is decided
+	 * (a container runtime's set-up ends with its exec of the
+	 * container's program). */
+	d4c_set_setup(task, 0);
+	r = d4c_lifecycle(task, D4C_LIFE_EXEC, D4C_HOOK_SCHED_PROCESS_EXEC);
 	if (!r)
 		return 0;
 	/* The comm exec gave, and the file name exec was given. */
@@ -1055,6 +1076,8 @@ int BPF_PROG(d4c_exit, struct task_struct *task)
 		d4c_lifecycle_report(task, D4C_LIFE_EXIT,
 				     BPF_CORE_READ(task, exit_code),
 				     D4C_HOOK_SCHED_PROCESS_EXIT);
+	/* Every thread's exit: its set-up mark, if any, goes with it. */
+	d4c_set_setup(task, 0);
 	return 0;
 }
 

@@ -45,6 +45,67 @@ struct {
 	__type(value, __u64);
 } d4c_counters SEC(".maps");
 
+/*
+ * The tasks a container runtime runs to set a container up: forked by a
+ * process outside every container, or by such a task, and not exec'd
+ * since. runc init is one: in the container's cgroup it makes the
+ * container's mount points (files of mode 0755 for the bind-mounted
+ * /etc/resolv.conf and /dev/termination-log), device links and mounts,
+ * then execs the container's program. Those operations are not the
+ * container's, and deciding them refused pods their start (drift
+ * prevention, pending row). The mark is set at fork (sched_process_fork)
+ * and dropped at exec (sched_process_exec); a container's own process
+ * cannot get it, since its forks have a parent in the container. Its
+ * presence is the mark; the value is unused.
+ *
+ * A hash keyed by the task (thread id and start time, so that a reused id
+ * is another key), not task storage, which aya 0.13 cannot create. Every
+ * task forked outside containers is marked; entries go at exit and exec,
+ * and the LRU bounds the rest (a host task's entry is never read).
+ */
+struct d4c_task_key {
+	__u32 tid;
+	__u32 reserved;
+	__u64 start_time;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct d4c_task_key);
+	__type(value, __u32);
+} d4c_setup SEC(".maps");
+
+static __always_inline struct d4c_task_key
+d4c_task_key(struct task_struct *task)
+{
+	struct d4c_task_key key = {};
+
+	key.tid = BPF_CORE_READ(task, pid);
+	key.start_time = BPF_CORE_READ(task, start_time);
+	return key;
+}
+
+/* Whether `task` sets a container up (see d4c_setup). */
+static __always_inline int d4c_in_setup(struct task_struct *task)
+{
+	struct d4c_task_key key = d4c_task_key(task);
+
+	return bpf_map_lookup_elem(&d4c_setup, &key) != NULL;
+}
+
+/* Marks `task` as setting a container up, or (`on` 0) not. */
+static __always_inline void d4c_set_setup(struct task_struct *task, int on)
+{
+	struct d4c_task_key key = d4c_task_key(task);
+	__u32 one = 1;
+
+	if (on)
+		bpf_map_update_elem(&d4c_setup, &key, &one, BPF_ANY);
+	else
+		bpf_map_delete_elem(&d4c_setup, &key);
+}
+
 static __always_inline void d4c_count(__u32 counter)
 {
 	__u64 *value = bpf_map_lookup_elem(&d4c_counters, &counter);
