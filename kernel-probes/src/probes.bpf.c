@@ -710,21 +710,27 @@ int BPF_PROG(d4c_inode_set_acl, void *idmap, struct dentry *dentry,
 }
 
 SEC("lsm/inode_setxattr")
-int BPF_PROG(d4c_inode_setxattr, void *idmap, struct dentry *dentry,
-	     const char *xattr, const void *value, size_t size, int flags)
+int d4c_inode_setxattr(unsigned long long *ctx)
 {
+	/* (idmap, dentry, name, value, size, flags). The verifier refuses a
+	 * load of a `void *` argument from the context (6.1, 6.12: "is not a
+	 * struct"): `value`'s address is copied out by a probe read. */
+	struct dentry *dentry = (struct dentry *)ctx[1];
+	const char *xattr = (const char *)ctx[2];
+	__u64 size = ctx[4], value = 0;
 	__u64 name[3] = {};
 
 	/* Before Linux 6.2 an ACL is set as the xattr system.posix_acl_access
 	 * (a 4-byte header, then 8-byte entries); later kernels send ACLs to
 	 * inode_set_acl instead. */
-	if (!value || size < 4 ||
+	if (size < 4 ||
 	    bpf_probe_read_kernel_str(name, sizeof(name), xattr) !=
 		sizeof(D4C_ACL_ACCESS) ||
 	    !d4c_is_acl_access((const char *)name))
 		return 0;
-	return d4c_acl_change(dentry,
-			      d4c_acl_mode(d4c_addr(value) + 4, (size - 4) / 8),
+	if (bpf_probe_read_kernel(&value, sizeof(value), &ctx[3]) || !value)
+		return 0;
+	return d4c_acl_change(dentry, d4c_acl_mode(value + 4, (size - 4) / 8),
 			      D4C_HOOK_INODE_SETXATTR);
 }
 
