@@ -84,13 +84,18 @@ fn header(text: &str) -> Header {
     header
 }
 
-/// The file as JSON; `None` when it is not UTF-8 or not YAML (such files
-/// exercise the front end, not the schema).
+/// The file as JSON; `None` when it is not UTF-8 or not YAML, or holds
+/// its policy inside an agent configuration or a Fleet package policy
+/// (such files exercise the front end, not the schema).
 fn load(path: &Path) -> Option<(String, Value)> {
     let bytes = std::fs::read(path).unwrap();
     let source = SourceFile::from_bytes(path.display().to_string(), bytes).ok()?;
     let mut diagnostics = Diagnostics::default();
     let root = d4cc::yaml::parse(&source, &mut diagnostics)?;
+    let located = d4cc::locate::locate(&root, &mut diagnostics)?;
+    if located.form != d4cc::locate::Form::Policy {
+        return None;
+    }
     Some((source.text, yaml_to_json(&root)))
 }
 
