@@ -2,7 +2,8 @@
 //!
 //! Input: a [`Policy`] AST. Output: a [`CheckedPolicy`] (the best reading of
 //! the policy, also when it has errors) and diagnostics for: names
-//! (`D4C0013`, `D4C0014`), conditions (`D4C0015`..`D4C0023`), references
+//! (`D4C0013`, `D4C0014`), conditions (`D4C0015`..`D4C0023`, and values no
+//! normalised metadata can hold, `D4C0038`), references
 //! (`D4C0024`..`D4C0026`), actions and responses (`D4C0027`..`D4C0032`) and
 //! capacity (`D4C0033`).
 //!
@@ -425,7 +426,7 @@ impl SectionChecker<'_, '_> {
             .help("match the full path with `processExecutable` instead");
             for value in too_long {
                 let len = name_len(value);
-                diagnostic = diagnostic.secondary(value.sub_span(MAX_PROCESS_NAME_BYTES..len), format!("{len} bytes"));
+                diagnostic = diagnostic.secondary(value.sub_span(past_comm(&value.text)..len), format!("{len} bytes"));
             }
             self.push(diagnostic);
             return;
@@ -435,7 +436,7 @@ impl SectionChecker<'_, '_> {
             self.push(
                 Diagnostic::new(
                     Code::ValueTooLong,
-                    value.sub_span(MAX_PROCESS_NAME_BYTES..len),
+                    value.sub_span(past_comm(&value.text)..len),
                     format!(
                         "`{}` is {len} bytes, but the kernel keeps only the first {MAX_PROCESS_NAME_BYTES} bytes of a process name",
                         value.text
@@ -840,6 +841,13 @@ impl SectionChecker<'_, '_> {
         }
         self.push(diagnostic);
     }
+}
+
+/// Where a process name's bytes past the kernel's [`MAX_PROCESS_NAME_BYTES`]
+/// start, moved to the next character boundary (the kernel cuts bytes; a
+/// span may not cut a character).
+fn past_comm(text: &str) -> usize {
+    (MAX_PROCESS_NAME_BYTES..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len())
 }
 
 fn sorted_indices(references: &[Reference]) -> Vec<usize> {

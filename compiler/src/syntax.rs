@@ -3,7 +3,8 @@
 //! Input: the root [`Node`] of a document. Output: the best [`Policy`] that
 //! can be read from it, plus structural diagnostics: wrong YAML types
 //! (`D4C0005`), unknown keys with a suggestion (`D4C0006`), duplicate keys
-//! (`D4C0007`), missing keys (`D4C0008`), empty values (`D4C0009`), legacy
+//! (`D4C0007`), missing keys (`D4C0008`), empty values (`D4C0009`; an
+//! empty `exclude`, as Kibana's editor saves it, is `D4C0037`), legacy
 //! keys (`D4C0010`, with a fix), unsupported conditions (`D4C0011`) and
 //! conditions of the other selector type (`D4C0012`).
 //!
