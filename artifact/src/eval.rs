@@ -130,6 +130,7 @@ impl Tables {
         }
         let counts = [
             ("file path classes", r.file_path_classes, m.file_path_classes.len()),
+            ("file path class kinds", r.file_path_classes, m.file_path_subtree.len()),
             ("executable classes", r.exe_classes, m.exe_classes.len()),
             ("name classes", r.name_classes, m.name_classes.len()),
             ("process intermediate classes", r.process_a_classes, m.process_a_reps.len()),
@@ -143,7 +144,10 @@ impl Tables {
         }
         let max_class = r.file_path_classes.max(r.exe_classes).max(r.name_classes);
         for (i, s) in self.states.iter().enumerate() {
-            if u64::from(s.default_next) >= states || s.accept_class >= max_class.max(1) {
+            if u64::from(s.default_next) >= states
+                || s.accept_class >= max_class.max(1)
+                || s.subtree_class >= r.file_path_classes.max(1)
+            {
                 return Err(bad(format!("state {i} points past the tables")));
             }
         }
@@ -222,11 +226,23 @@ impl Tables {
     /// The class of an absolute path from `root` (0 for a path that is not
     /// absolute, which no path pattern matches).
     pub fn path_class(&self, root: u32, path: &str) -> u32 {
+        self.end_state(root, path).map_or(0, |s| s.accept_class)
+    }
+
+    /// The subtree class of a directory's absolute path (file paths only):
+    /// the selectors whose pattern holds for the path or a path below it.
+    pub fn subtree_class(&self, path: &str) -> u32 {
+        self.end_state(self.roots.file_path_root, path).map_or(0, |s| s.subtree_class)
+    }
+
+    /// The state an absolute path ends in from `root`; `None` for a path
+    /// that is not absolute.
+    fn end_state(&self, root: u32, path: &str) -> Option<&DfaState> {
         if !path.starts_with('/') {
-            return 0;
+            return None;
         }
         let end = path.split('/').filter(|c| !c.is_empty()).fold(root, |state, c| self.step(state, c));
-        self.states.get(end as usize).map_or(0, |s| s.accept_class)
+        self.states.get(end as usize)
     }
 
     /// The class of a process name: one step from the name root.
@@ -270,10 +286,15 @@ impl Tables {
         let Some(&[p, o, v]) = self.meta.file_dyn_reps.get(class as usize) else { return Vec::new() };
         let on_path: BTreeSet<u32> =
             self.meta.file_path_classes.get(p as usize).into_iter().flatten().copied().collect();
+        // A directory's event (a subtree class) holds for the selectors that
+        // name paths: one without a path condition is about every file, and
+        // what a moved directory holds was decided when it was made.
+        let subtree = self.meta.file_path_subtree.get(p as usize).copied().unwrap_or(false);
         (0u32..)
             .zip(&self.meta.file.selectors)
             .map(|(i, s)| {
-                s.dynamic.holds(o as usize, v as usize, false) && (!s.dynamic.has_path || on_path.contains(&i))
+                s.dynamic.holds(o as usize, v as usize, false)
+                    && ((!s.dynamic.has_path && !subtree) || on_path.contains(&i))
             })
             .collect()
     }
@@ -320,7 +341,11 @@ impl Tables {
     pub fn dynamic_class(&self, event: &Event) -> (Kind, u32) {
         match event {
             Event::File(f) => {
-                let path_class = f.path.as_deref().map_or(0, |p| self.path_class(self.roots.file_path_root, p));
+                let path_class = match (&f.path, f.directory) {
+                    (None, _) => 0,
+                    (Some(p), false) => self.path_class(self.roots.file_path_root, p),
+                    (Some(p), true) => self.subtree_class(p),
+                };
                 (Kind::File, self.file_dyn_class(path_class, f.operation.table_index(), volume_index(f.volume)))
             }
             Event::Process(p) => {

@@ -30,7 +30,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// other than the container's own): the records the kernel programs read.
 ///
 /// The runtime refuses an artifact whose ABI version differs from its own.
-pub const KERNEL_ABI_VERSION: u32 = 1;
+pub const KERNEL_ABI_VERSION: u32 = 2;
 
 /// Every section starts at a multiple of this many bytes from the start of
 /// the file, so that a memory-mapped (page-aligned) artifact gives aligned

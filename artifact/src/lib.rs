@@ -63,7 +63,7 @@
 //! |---|---|---|---|
 //! | 0 | 8 | `magic` | `D4CPOLCY` |
 //! | 8 | 4 | `format_version` | [`FORMAT_VERSION`] (1): the container layout |
-//! | 12 | 4 | `abi_version` | [`KERNEL_ABI_VERSION`] (1): the layout of the table records |
+//! | 12 | 4 | `abi_version` | [`KERNEL_ABI_VERSION`] (2): the layout and meaning of the table records |
 //! | 16 | 4 | `header_size` | 256 |
 //! | 20 | 4 | `section_count` | entries in the section table |
 //! | 24 | 4 | `flags` | 0 (none defined) |
@@ -133,6 +133,7 @@ pub mod eval;
 pub mod event;
 mod format;
 pub mod keys;
+pub mod normalize;
 pub mod ops;
 pub mod patterns;
 mod reader;

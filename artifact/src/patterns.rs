@@ -235,6 +235,33 @@ impl PathPattern {
         }
     }
 
+    /// Whether `path` or some path below it matches: what a pattern means
+    /// for an event on a directory (renamed, moved or mounted), which
+    /// stands for everything in it. A path that is not absolute matches
+    /// nothing.
+    pub fn matches_at_or_below(&self, path: &str) -> bool {
+        if !path.starts_with('/') {
+            return false;
+        }
+        if self.matches(path) {
+            return true;
+        }
+        // The directory as the patterns store directories: the root is ``.
+        let dir = if path == "/" { "" } else { path };
+        let at_or_below = |x: &str| x == dir || x.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'));
+        match self {
+            PathPattern::Exact(x) => at_or_below(x),
+            PathPattern::Children(d) | PathPattern::Recursive(d) => at_or_below(d),
+            // A path below `dir` starts with `p` when `p` goes on below
+            // `dir` (`p` itself, or `p` and more, is such a path), or when
+            // `dir/` starts with `p`.
+            PathPattern::Prefix(p) => {
+                p.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+                    || format!("{dir}/").starts_with(p.as_str())
+            }
+        }
+    }
+
     /// Sound subsumption: true only if every path `other` matches, `self`
     /// matches too. Exact for parsed patterns.
     pub fn covers(&self, other: &PathPattern) -> bool {
@@ -446,6 +473,9 @@ fn check_dns(text: &str, base: usize, open_end: bool, what: &str, max: usize, do
 
 /// Checks `registry[:port]` (a prefix of it when `open_end`).
 fn check_registry(text: &str, open_end: bool) -> Result<(), PatternError> {
+    if let Some(inner) = text.strip_prefix('[') {
+        return check_ipv6_registry(inner, open_end);
+    }
     let (host, port) = match text.split_once(':') {
         Some((host, port)) => (host, Some(port)),
         None => (text, None),
@@ -461,6 +491,39 @@ fn check_registry(text: &str, open_end: bool) -> Result<(), PatternError> {
         Some("") if !open_end => Err(err(base..base, "missing port after `:`")),
         Some(port) => check_chars(port, base, "a registry port", "digits", None, |c| c.is_ascii_digit()),
         None => Ok(()),
+    }
+}
+
+/// Checks `[ipv6]` and its optional `:port`, the `[` already read (`inner`
+/// starts at byte 1 of the value): hexadecimal digits and `:` between the
+/// brackets, as Docker's reference grammar and the original's editor allow.
+fn check_ipv6_registry(inner: &str, open_end: bool) -> Result<(), PatternError> {
+    let hex = |c: char| c.is_ascii_hexdigit() || c == ':';
+    let has = "hexadecimal digits and `:` between `[` and `]`";
+    let Some(close) = inner.find(']') else {
+        check_chars(inner, 1, "an IPv6 registry address", has, None, hex)?;
+        return if open_end {
+            Ok(())
+        } else {
+            Err(err(1 + inner.len()..1 + inner.len(), "missing `]` after an IPv6 registry address"))
+        };
+    };
+    let address = inner.get(..close).unwrap_or("");
+    if address.is_empty() {
+        return Err(err(1..1, "empty IPv6 registry address between `[` and `]`"));
+    }
+    check_chars(address, 1, "an IPv6 registry address", has, None, hex)?;
+    let base = close + 2;
+    match inner.get(close + 1..).unwrap_or("") {
+        "" => Ok(()),
+        rest => match rest.strip_prefix(':') {
+            Some("") if !open_end => Err(err(base + 1..base + 1, "missing port after `:`")),
+            Some(port) => check_chars(port, base + 1, "a registry port", "digits", None, |c| c.is_ascii_digit()),
+            None => {
+                let c = rest.chars().next().unwrap_or(' ');
+                Err(err(char_at(base, c), "only a `:port` may follow an IPv6 registry address"))
+            }
+        },
     }
 }
 
@@ -658,6 +721,57 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_matches_what_any_path_at_or_below_it_matches() {
+        for (pattern, dir, want) in [
+            ("/usr/bin/**", "/usr/bin/d", true),
+            ("/usr/bin/**", "/usr", true),
+            ("/usr/bin/**", "/usr/lib", false),
+            ("/usr/bin/*", "/usr/bin/d", true),
+            ("/usr/bin/*", "/usr", true),
+            ("/usr/bin/*", "/usr/bin/d/e", false),
+            ("/opt/app/bin/*", "/opt/app", true),
+            ("/opt/app/bin/*", "/opt/ap", false),
+            ("/etc/passwd", "/etc", true),
+            ("/etc/passwd", "/etc/passwd", true),
+            ("/etc/passwd", "/et", false),
+            ("/etc/passwd", "/etc/passwd/x", false),
+            ("/usr/sbin*", "/usr", true),
+            ("/usr/sbin*", "/usr/sbin2", true),
+            ("/usr/sbin*", "/usr/sbi", false),
+            ("/usr/sbin*", "/var", false),
+            ("/a*", "/", true),
+            ("/etc/passwd", "/", true),
+            ("/*", "/", true),
+            ("/*", "/x/y", false),
+            ("/**", "/x/y", true),
+        ] {
+            assert_eq!(path(pattern).matches_at_or_below(dir), want, "{pattern} at or below {dir}");
+        }
+        assert!(!path("/**").matches_at_or_below("relative"));
+    }
+
+    proptest! {
+        /// `matches_at_or_below` agrees with a search of the paths at and
+        /// below the directory, over an alphabet that holds the pattern's
+        /// own components and their prefixes.
+        #[test]
+        fn at_or_below_agrees_with_a_search(
+            pattern in "/[ab]{1,2}(/[ab]{1,2}){0,2}(/\\*|/\\*\\*|\\*)?",
+            dir in "/|/[ab]{1,2}(/[ab]{1,2}){0,2}",
+        ) {
+            let Ok(pattern) = PathPattern::parse(&pattern) else { return Ok(()) };
+            let names = ["a", "b", "aa", "ab", "ba", "bb", "c"];
+            let mut found = pattern.matches(&dir);
+            let mut level = vec![dir.trim_end_matches('/').to_string()];
+            for _ in 0..4 {
+                level = level.iter().flat_map(|p| names.iter().map(move |n| format!("{p}/{n}"))).collect();
+                found |= level.iter().any(|p| pattern.matches(p));
+            }
+            prop_assert_eq!(pattern.matches_at_or_below(&dir), found, "{} at or below {}", pattern, dir);
+        }
+    }
+
+    #[test]
     fn path_kinds_and_round_trip() {
         use PathPattern::*;
         for (text, want) in [
@@ -774,7 +888,7 @@ mod tests {
     fn text_valid() {
         use TextSyntax::*;
         for (syntax, texts) in [
-            (ImageFullName, "docker.io/nginx localhost:5000/a/b Reg.Example-1.com/x__y.z--w docker* docker.io:50* docker.io/* docker.io/x-*"),
+            (ImageFullName, "docker.io/nginx [::1]:5000/app [fe80::1]/x [::1* localhost:5000/a/b Reg.Example-1.com/x__y.z--w docker* docker.io:50* docker.io/* docker.io/x-*"),
             (ImageName, "nginx library/nginx elastic-a* *"),
             (ImageTag, "latest _1.25.3-alpine v1*"),
             (PodName, "web-0 web.a-b.c web-* web.* *"),
@@ -813,6 +927,11 @@ mod tests {
             ("docker..io/x", ImageFullName, 6..8, "`..`", ""),
             ("docker.io:/x", ImageFullName, 10..10, "missing port", ""),
             ("docker.io:50a0/x", ImageFullName, 12..13, "registry port", ""),
+            ("[::g]/x", ImageFullName, 3..4, "IPv6 registry address", ""),
+            ("[]/x", ImageFullName, 1..1, "empty IPv6", ""),
+            ("[::1/x", ImageFullName, 4..4, "missing `]`", ""),
+            ("[::1]x/y", ImageFullName, 5..6, "only a `:port`", ""),
+            ("[::1]:/y", ImageFullName, 6..6, "missing port", ""),
             ("nginx:latest", ImageName, 5..12, "tag is not part", tag),
             ("nginx@sha256:x", ImageName, 5..14, "digest", digest),
             ("Nginx", ImageName, 0..1, "uppercase", "lowercase"),

@@ -13,8 +13,10 @@
 //!    `prefix_lens` that has one; else to `default_next`. Component ids come
 //!    from the component maps (short and long keys). The state reached at
 //!    the end gives the *class*: the set of selectors whose pattern
-//!    condition that path satisfies. Cost: O(components), whatever the
-//!    number of patterns.
+//!    condition that path satisfies (`accept_class`), or, for an event on
+//!    a directory, that the path or some path below it satisfies
+//!    (`subtree_class`). Cost: O(components), whatever the number of
+//!    patterns.
 //! 2. **Classes to a dynamic class.** File: `file_classes[p * 18 + op * 3 +
 //!    volume]`. Process: `a = process_classes_a[e * 4 + op * 2 + tty]`, then
 //!    `d = process_classes_d[a * N + n]`. A dynamic class stands for the set
@@ -136,8 +138,13 @@ pub struct DfaState {
     pub prefix_lens: [u8; MAX_PREFIX_LENS],
     /// [`STATE_HAS_EDGES`].
     pub flags: u32,
-    /// Explicit padding.
-    pub reserved: u32,
+    /// The class of a directory that ends here (file paths only; 0 in the
+    /// other dimensions): the selectors whose pattern holds for this path
+    /// or for some path below it. A directory renamed or mounted stands
+    /// for everything in it, which the kernel cannot list; its events are
+    /// decided for the selectors that name paths (see
+    /// [`Meta::file_path_subtree`]).
+    pub subtree_class: u32,
 }
 
 /// A component of at most [`SHORT_COMPONENT_BYTES`] bytes, NUL padded.
@@ -281,6 +288,9 @@ pub struct Meta {
     pub process: KindMeta,
     /// Per file path class, the file selectors whose `targetFilePath` holds.
     pub file_path_classes: Vec<Vec<u32>>,
+    /// Per file path class, whether it is a subtree class (a directory's):
+    /// then only selectors with a `targetFilePath` can hold for its events.
+    pub file_path_subtree: Vec<bool>,
     /// Per executable class, the process selectors whose `processExecutable` holds.
     pub exe_classes: Vec<Vec<u32>>,
     /// Per name class, the process selectors whose `processName` holds.

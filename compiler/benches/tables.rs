@@ -77,7 +77,12 @@ fn events() -> Vec<Event> {
     let mut events = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         let op = Operation::of_kind(Kind::File)[i % 5];
-        events.push(Event::File(FileEvent { operation: op, path: Some(path.to_string()), volume: Volume::RootFs }));
+        events.push(Event::File(FileEvent {
+            operation: op,
+            path: Some(path.to_string()),
+            volume: Volume::RootFs,
+            directory: false,
+        }));
         events.push(Event::Process(ProcessEvent {
             operation: if i % 2 == 0 { Operation::Exec } else { Operation::Fork },
             executable: path.to_string(),
@@ -144,8 +149,12 @@ fn bench_path_length(c: &mut Criterion) {
         while path.len() + 10 <= len {
             path.push_str("/component");
         }
-        let event =
-            Event::File(FileEvent { operation: Operation::ModifyFile, path: Some(path), volume: Volume::RootFs });
+        let event = Event::File(FileEvent {
+            operation: Operation::ModifyFile,
+            path: Some(path),
+            volume: Volume::RootFs,
+            directory: false,
+        });
         group.bench_with_input(BenchmarkId::from_parameter(len), &event, |b, event| {
             b.iter(|| black_box(table_decision(&tables, &rows, black_box(event))))
         });

@@ -74,8 +74,8 @@ pub const UNLISTED_PATH: &str = "/var/tmp/unlisted";
 /// An executable no pattern is expected to name.
 pub const UNLISTED_EXECUTABLE: &str = "/usr/bin/unlisted";
 
-/// The longest process name the kernel reports (`comm`), in bytes.
-const COMM_BYTES: usize = 15;
+// The longest process name the kernel reports (`comm`), in bytes.
+use d4c_artifact::normalize::COMM_BYTES;
 
 /// What changed between two compiled policies.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -513,15 +513,21 @@ impl Events {
             if i >= on_paths {
                 let operation = Operation::ExecMemFd;
                 let order = (Kind::File, operation.table_index(), 0, 0);
-                return self
-                    .mem_fd
-                    .then_some((Event::File(FileEvent { operation, path: None, volume: Volume::RootFs }), order));
+                return self.mem_fd.then_some((
+                    Event::File(FileEvent { operation, path: None, volume: Volume::RootFs, directory: false }),
+                    order,
+                ));
             }
             let p = i.checked_div(per_path)?;
             let rest = i.checked_rem(per_path)?;
             let operation = *self.file_ops.get(rest.checked_div(self.volumes.len())?)?;
             let v = rest.checked_rem(self.volumes.len())?;
-            let event = FileEvent { operation, path: Some(self.paths.get(p)?.clone()), volume: *self.volumes.get(v)? };
+            let event = FileEvent {
+                operation,
+                path: Some(self.paths.get(p)?.clone()),
+                volume: *self.volumes.get(v)?,
+                directory: false,
+            };
             return Some((Event::File(event), (Kind::File, operation.table_index(), p, v)));
         }
         let j = i - self.file_count;

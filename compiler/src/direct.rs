@@ -43,7 +43,16 @@ pub fn evaluate_rules(rules: &RuleSet, matches: impl Fn(&SelectorModel) -> bool)
 }
 
 /// Whether every condition of `selector` holds for `event` in `container`.
+/// An event on a directory (it stands for the names a move makes below it)
+/// is decided for the selectors that name paths: one without
+/// `targetFilePath` is about every file wherever it is, and what a moved
+/// directory holds was decided when it was made or came with the image.
 pub fn selector_matches(selector: &SelectorModel, container: &Container, event: &Event) -> bool {
+    if matches!(event, Event::File(f) if f.directory)
+        && !selector.conditions.iter().any(|(key, _)| *key == ConditionKey::TargetFilePath)
+    {
+        return false;
+    }
     selector.conditions.iter().all(|(key, values)| condition_holds(*key, values, container, event))
 }
 
@@ -78,7 +87,14 @@ fn condition_holds(key: ConditionKey, values: &Values, container: &Container, ev
         },
         ConditionKey::TargetFilePath => match (values, event) {
             (Values::Paths(patterns), Event::File(f)) => {
-                f.path.as_deref().is_some_and(|path| patterns.iter().any(|p| p.matches(path)))
+                f.path.as_deref().is_some_and(|path| {
+                    // An event on a directory stands for everything in it.
+                    if f.directory {
+                        patterns.iter().any(|p| p.matches_at_or_below(path))
+                    } else {
+                        patterns.iter().any(|p| p.matches(path))
+                    }
+                })
             }
             _ => false,
         },

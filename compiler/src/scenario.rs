@@ -12,6 +12,7 @@
 
 use d4c_artifact::eval::Verdict;
 use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, Volume};
+use d4c_artifact::normalize::comm;
 use d4c_artifact::ops::{Actions, Operation};
 use d4c_grammar::{Action, ContainerField, Op, ScenarioFile, Span, Step, Verdict as Expected};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -63,22 +64,40 @@ pub trait Decider {
     fn has_selector(&self, name: &str) -> bool;
 }
 
-/// A simulated file in a container.
-#[derive(Clone, Copy, Debug)]
-struct FileState {
-    mode: u32,
+/// What is at a path in a simulated container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Node {
+    /// A regular file with its permission bits.
+    File(u32),
+    /// A symbolic link (mode 0777: an executable name by d4c's rule).
+    Symlink,
+    /// A directory made by `dir` or `mkdir` (the parents of other nodes
+    /// are directories without an entry).
+    Dir,
+}
+
+impl Node {
+    /// The permission bits the kernel sees.
+    fn mode(self) -> u32 {
+        match self {
+            Node::File(mode) => mode,
+            Node::Symlink => 0o777,
+            Node::Dir => DEFAULT_DIR_MODE,
+        }
+    }
 }
 
 struct Sandbox {
     container: Container,
-    files: BTreeMap<String, FileState>,
+    /// Files, symbolic links and the directories made explicitly, by path.
+    nodes: BTreeMap<String, Node>,
     volumes: Vec<String>,
     volume_files: Vec<String>,
 }
 
 const DEFAULT_MODE: u32 = 0o644;
+const DEFAULT_DIR_MODE: u32 = 0o755;
 const EXECUTABLE_BITS: u32 = 0o111;
-const COMM_BYTES: usize = 15;
 
 /// Runs every step of `file`. Returns the results of the steps that could
 /// run, and the problems of those that could not.
@@ -176,14 +195,17 @@ fn expected_selectors(verdict: &Expected) -> Option<&Vec<d4c_grammar::Spanned<St
 fn sandbox(fields: &[d4c_grammar::Spanned<ContainerField>], problems: &mut Vec<ScenarioProblem>) -> Sandbox {
     let mut sandbox = Sandbox {
         container: Container::default(),
-        files: BTreeMap::new(),
+        nodes: BTreeMap::new(),
         volumes: Vec::new(),
         volume_files: Vec::new(),
     };
     for field in fields {
         let span = field.span.clone();
         let path = match &field.value {
-            ContainerField::Volume(p) | ContainerField::VolumeFile(p) | ContainerField::File { path: p, .. } => Some(p),
+            ContainerField::Volume(p)
+            | ContainerField::VolumeFile(p)
+            | ContainerField::File { path: p, .. }
+            | ContainerField::Dir { path: p, .. } => Some(p),
             _ => None,
         };
         if let Some(path) = path.filter(|p| !is_canonical(p)) {
@@ -204,7 +226,12 @@ fn sandbox(fields: &[d4c_grammar::Spanned<ContainerField>], problems: &mut Vec<S
             ContainerField::Volume(p) => sandbox.volumes.push(p.clone()),
             ContainerField::VolumeFile(p) => sandbox.volume_files.push(p.clone()),
             ContainerField::File { path, mode } => {
-                sandbox.files.insert(path.clone(), FileState { mode: mode.unwrap_or(DEFAULT_MODE) });
+                sandbox.nodes.insert(path.clone(), Node::File(mode.unwrap_or(DEFAULT_MODE)));
+            }
+            // The model keeps no directory modes: a directory's events do
+            // not depend on them.
+            ContainerField::Dir { path, .. } => {
+                sandbox.nodes.insert(path.clone(), Node::Dir);
             }
         }
     }
@@ -248,22 +275,85 @@ impl Sandbox {
     }
 
     fn file_event(&self, operation: Operation, path: &str) -> Event {
-        Event::File(FileEvent { operation, path: Some(path.to_string()), volume: self.volume(path) })
+        self.event_at(operation, path, false)
+    }
+
+    fn event_at(&self, operation: Operation, path: &str, directory: bool) -> Event {
+        Event::File(FileEvent { operation, path: Some(path.to_string()), volume: self.volume(path), directory })
+    }
+
+    /// What is at `path`: its entry, or a directory when anything is below
+    /// it (or it is `/`).
+    fn node(&self, path: &str) -> Option<Node> {
+        if let Some(node) = self.nodes.get(path) {
+            return Some(*node);
+        }
+        (path == "/" || self.below(path).next().is_some()).then_some(Node::Dir)
+    }
+
+    /// The entries strictly below directory `dir`.
+    fn below<'s>(&'s self, dir: &str) -> impl Iterator<Item = (&'s String, &'s Node)> + 's {
+        let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
+        self.nodes.range(prefix.clone()..).take_while(move |(p, _)| p.starts_with(&prefix))
+    }
+
+    /// The entries at or below `path`, taken out.
+    fn take_tree(&mut self, path: &str) -> Vec<(String, Node)> {
+        let inside: Vec<String> =
+            self.nodes.keys().filter(|p| p.as_str() == path || below(p, path) && path != "/").cloned().collect();
+        inside.into_iter().filter_map(|p| self.nodes.remove(&p).map(|n| (p, n))).collect()
+    }
+
+    /// Puts a tree taken from `from` at `to`. A directory that had no entry
+    /// (it was the parent of its entries) gets one, so that it stays one
+    /// even when empty.
+    fn put_tree(&mut self, from: &str, to: &str, tree: Vec<(String, Node)>, node: Node) {
+        self.nodes.insert(to.to_string(), node);
+        for (path, node) in tree {
+            if let Some(rest) = path.strip_prefix(from) {
+                self.nodes.insert(format!("{to}{rest}"), node);
+            }
+        }
+    }
+
+    /// The events at one name of a rename or exchange, from what leaves it
+    /// and what arrives (the rule of `docs/scenarios.md`, as the probes
+    /// apply it): a file replacing a file modifies it; otherwise what
+    /// leaves is a `deleteFile` and what arrives a creation, and a
+    /// directory stands for everything in it (a leaving one is a
+    /// `deleteFile`, an arriving one a `createExecutable` and a
+    /// `createFile`, each of every path at or below the name).
+    fn name_events(&self, path: &str, leaving: Option<Node>, arriving: Option<Node>) -> Vec<Event> {
+        let exec = |n: Node| n.mode() & EXECUTABLE_BITS != 0;
+        match (leaving, arriving) {
+            (Some(old), Some(new)) if old != Node::Dir && new != Node::Dir => {
+                let operation =
+                    if exec(old) || exec(new) { Operation::ModifyExecutable } else { Operation::ModifyFile };
+                return vec![self.file_event(operation, path)];
+            }
+            _ => {}
+        }
+        let mut events = Vec::new();
+        if let Some(old) = leaving {
+            events.push(self.event_at(Operation::DeleteFile, path, old == Node::Dir));
+        }
+        match arriving {
+            Some(Node::Dir) => {
+                events.push(self.event_at(Operation::CreateExecutable, path, true));
+                events.push(self.event_at(Operation::CreateFile, path, true));
+            }
+            Some(new) => events.push(
+                self.file_event(if exec(new) { Operation::CreateExecutable } else { Operation::CreateFile }, path),
+            ),
+            None => {}
+        }
+        events
     }
 }
 
 /// Whether `path` is `dir` or below it.
 fn below(path: &str, dir: &str) -> bool {
     dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
-}
-
-fn comm(executable: &str) -> String {
-    let base = executable.rsplit('/').next().unwrap_or(executable);
-    let mut end = base.len().min(COMM_BYTES);
-    while !base.is_char_boundary(end) {
-        end -= 1;
-    }
-    base.get(..end).unwrap_or(base).to_string()
 }
 
 /// `rename` and `link` cannot cross mounts: the kernel fails them with
@@ -289,6 +379,38 @@ fn same_mount(
     })
 }
 
+/// What the kernel refuses of a rename before it changes anything (the
+/// probes decide it all the same: the hook runs first): a directory onto a
+/// file or a non-empty directory, a file onto a directory, a directory into
+/// itself. The scenario cannot state such a step.
+fn check_rename(
+    sandbox: &Sandbox,
+    from: &d4c_grammar::Spanned<String>,
+    to: &d4c_grammar::Spanned<String>,
+    moved: Node,
+    there: Option<Node>,
+) -> Result<(), ScenarioProblem> {
+    let refused = |why: &str| ScenarioProblem {
+        span: from.span.start..to.span.end,
+        message: format!("renaming `{}` to `{}` fails: {why}", from.value, to.value),
+        help: Some("rename onto a new name, a file onto a file, or a directory onto an empty directory".into()),
+    };
+    if from.value == to.value {
+        return Err(refused("it is the same name"));
+    }
+    match (moved, there) {
+        (Node::Dir, _) if below(&to.value, &from.value) => {
+            Err(refused("a directory cannot move into itself (`EINVAL`)"))
+        }
+        (Node::Dir, Some(Node::File(_) | Node::Symlink)) => Err(refused("a directory onto a file (`ENOTDIR`)")),
+        (Node::Dir, Some(Node::Dir)) if sandbox.below(&to.value).next().is_some() => {
+            Err(refused("the directory there is not empty (`ENOTEMPTY`)"))
+        }
+        (Node::File(_) | Node::Symlink, Some(Node::Dir)) => Err(refused("a file onto a directory (`EISDIR`)")),
+        _ => Ok(()),
+    }
+}
+
 /// The events of one step, and the change to the file system if allowed.
 fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), ScenarioProblem> {
     let actor = step.actor.as_ref().map_or("/bin/sh", |a| a.value.as_str()).to_string();
@@ -304,29 +426,53 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
         message,
         help: Some(help.to_string()),
     };
-    let exists = |p: &d4c_grammar::Spanned<String>| -> Result<FileState, ScenarioProblem> {
-        if !is_canonical(&p.value) {
-            return Err(not_canonical(&p.value, p.span.clone()));
+    let canonical = |p: &d4c_grammar::Spanned<String>| -> Result<(), ScenarioProblem> {
+        if is_canonical(&p.value) {
+            Ok(())
+        } else {
+            Err(not_canonical(&p.value, p.span.clone()))
         }
-        sandbox.files.get(&p.value).copied().ok_or_else(|| {
+    };
+    // Anything at the path: a file, a symbolic link or a directory.
+    let node = |p: &d4c_grammar::Spanned<String>| -> Result<Node, ScenarioProblem> {
+        canonical(p)?;
+        sandbox.node(&p.value).ok_or_else(|| {
             problem(
                 &p.span,
                 format!("`{}` does not exist in this container", p.value),
-                "declare it with `file \"PATH\"` in the container",
+                "declare it with `file \"PATH\"` or `dir \"PATH\"` in the container",
             )
         })
     };
-    let absent = |p: &d4c_grammar::Spanned<String>| -> Result<(), ScenarioProblem> {
-        if !is_canonical(&p.value) {
-            return Err(not_canonical(&p.value, p.span.clone()));
+    // A regular file, reached by its own name (the model does not follow
+    // symbolic links: the kernel decides on the file they lead to).
+    let exists = |p: &d4c_grammar::Spanned<String>| -> Result<u32, ScenarioProblem> {
+        match node(p)? {
+            Node::File(mode) => Ok(mode),
+            Node::Dir => Err(problem(
+                &p.span,
+                format!("`{}` is a directory in this container", p.value),
+                "name a file: only renames and exchanges act on directories",
+            )),
+            Node::Symlink => Err(problem(
+                &p.span,
+                format!("`{}` is a symbolic link: the kernel decides on the file it leads to", p.value),
+                "name the link's target",
+            )),
         }
-        match sandbox.files.contains_key(&p.value) {
-            true => Err(problem(
+    };
+    // Nothing was made at the path. A directory that is only the parent of
+    // other paths does not count: a scenario may use a path as a file in
+    // one step and as a directory in another, which the VM suite skips.
+    let absent = |p: &d4c_grammar::Spanned<String>| -> Result<(), ScenarioProblem> {
+        canonical(p)?;
+        match sandbox.nodes.get(&p.value) {
+            Some(_) => Err(problem(
                 &p.span,
                 format!("`{}` already exists in this container", p.value),
                 "use `write`, or a new path",
             )),
-            false => Ok(()),
+            None => Ok(()),
         }
     };
     let executable = |mode: u32| mode & EXECUTABLE_BITS != 0;
@@ -340,20 +486,25 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
             (
                 vec![sandbox.file_event(created(mode), &path.value)],
                 Box::new(move |s: &mut Sandbox| {
-                    s.files.insert(p, FileState { mode });
+                    s.nodes.insert(p, Node::File(mode));
                 }),
             )
         }
         Op::Write(path) | Op::Truncate(path) => {
-            let state = exists(path)?;
-            (vec![sandbox.file_event(modified(state.mode), &path.value)], Box::new(|_: &mut Sandbox| {}))
+            let mode = exists(path)?;
+            (vec![sandbox.file_event(modified(mode), &path.value)], Box::new(|_: &mut Sandbox| {}))
         }
-        Op::Chmod { path, mode } => {
-            let state = exists(path)?;
-            let new = mode.value;
-            let operation = if !executable(state.mode) && executable(new) {
+        // An access ACL sets the permission bits as a chmod does (the
+        // special bits stay).
+        Op::Chmod { path, mode } | Op::Setfacl { path, mode } => {
+            let old = exists(path)?;
+            let new = match &step.op.value {
+                Op::Setfacl { .. } => (old & !0o777) | (mode.value & 0o777),
+                _ => mode.value,
+            };
+            let operation = if !executable(old) && executable(new) {
                 Operation::CreateExecutable
-            } else if executable(state.mode) {
+            } else if executable(old) {
                 Operation::ModifyExecutable
             } else {
                 Operation::ModifyFile
@@ -362,62 +513,115 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
             (
                 vec![sandbox.file_event(operation, &path.value)],
                 Box::new(move |s: &mut Sandbox| {
-                    s.files.insert(p, FileState { mode: new });
+                    s.nodes.insert(p, Node::File(new));
                 }),
             )
         }
         Op::Link { from, to } => {
-            let state = exists(from)?;
+            let source = node(from)?;
+            if source == Node::Dir {
+                return Err(problem(
+                    &from.span,
+                    format!("`{}` is a directory: the kernel refuses hard links to directories", from.value),
+                    "link a file",
+                ));
+            }
             absent(to)?;
             same_mount(sandbox, from, to, "link")?;
             let p = to.value.clone();
             (
-                vec![sandbox.file_event(created(state.mode), &to.value)],
+                vec![sandbox.file_event(created(source.mode()), &to.value)],
                 Box::new(move |s: &mut Sandbox| {
-                    s.files.insert(p, state);
+                    s.nodes.insert(p, source);
+                }),
+            )
+        }
+        Op::Symlink { link, .. } => {
+            absent(link)?;
+            let p = link.value.clone();
+            (
+                vec![sandbox.file_event(Operation::CreateExecutable, &link.value)],
+                Box::new(move |s: &mut Sandbox| {
+                    s.nodes.insert(p, Node::Symlink);
+                }),
+            )
+        }
+        Op::Mkdir { path, .. } => {
+            absent(path)?;
+            let p = path.value.clone();
+            (
+                Vec::new(),
+                Box::new(move |s: &mut Sandbox| {
+                    s.nodes.insert(p, Node::Dir);
                 }),
             )
         }
         Op::Rename { from, to } => {
-            let state = exists(from)?;
-            if !is_canonical(&to.value) {
-                return Err(not_canonical(&to.value, to.span.clone()));
-            }
+            let moved = node(from)?;
+            canonical(to)?;
             same_mount(sandbox, from, to, "rename")?;
-            let at_destination = match sandbox.files.get(&to.value) {
-                None => created(state.mode),
-                Some(old) if executable(old.mode) || executable(state.mode) => Operation::ModifyExecutable,
-                Some(_) => Operation::ModifyFile,
-            };
-            let events = vec![
-                sandbox.file_event(Operation::DeleteFile, &from.value),
-                sandbox.file_event(at_destination, &to.value),
-            ];
+            let there = sandbox.node(&to.value);
+            check_rename(sandbox, from, to, moved, there)?;
+            let mut events = sandbox.name_events(&from.value, Some(moved), None);
+            events.extend(sandbox.name_events(&to.value, there, Some(moved)));
             let (a, b) = (from.value.clone(), to.value.clone());
             (
                 events,
                 Box::new(move |s: &mut Sandbox| {
-                    s.files.remove(&a);
-                    s.files.insert(b, state);
+                    s.take_tree(&b);
+                    let tree = s.take_tree(&a);
+                    s.put_tree(&a, &b, tree, moved);
+                }),
+            )
+        }
+        Op::Exchange { a, b } => {
+            let (first, second) = (node(a)?, node(b)?);
+            same_mount(sandbox, a, b, "exchange")?;
+            if below(&a.value, &b.value) || below(&b.value, &a.value) {
+                return Err(problem(
+                    &b.span,
+                    format!(
+                        "`{}` and `{}` are one inside the other: the kernel fails it with `EINVAL`",
+                        a.value, b.value
+                    ),
+                    "exchange two names neither of which is inside the other",
+                ));
+            }
+            let mut events = sandbox.name_events(&a.value, Some(first), Some(second));
+            events.extend(sandbox.name_events(&b.value, Some(second), Some(first)));
+            let (x, y) = (a.value.clone(), b.value.clone());
+            (
+                events,
+                Box::new(move |s: &mut Sandbox| {
+                    let tree_x = s.take_tree(&x);
+                    let tree_y = s.take_tree(&y);
+                    s.put_tree(&y, &x, tree_y, second);
+                    s.put_tree(&x, &y, tree_x, first);
                 }),
             )
         }
         Op::Unlink(path) => {
-            exists(path)?;
+            if node(path)? == Node::Dir {
+                return Err(problem(
+                    &path.span,
+                    format!("`{}` is a directory: `unlink` fails on it", path.value),
+                    "unlink a file or a link",
+                ));
+            }
             let p = path.value.clone();
             (
                 vec![sandbox.file_event(Operation::DeleteFile, &path.value)],
                 Box::new(move |s: &mut Sandbox| {
-                    s.files.remove(&p);
+                    s.nodes.remove(&p);
                 }),
             )
         }
         Op::Exec(path) => {
-            let state = exists(path)?;
-            if !executable(state.mode) {
+            let mode = exists(path)?;
+            if !executable(mode) {
                 return Err(problem(
                     &path.span,
-                    format!("`{}` is not executable (mode {:04o})", path.value, state.mode),
+                    format!("`{}` is not executable (mode {:04o})", path.value, mode),
                     "give it an execute bit with `file \"PATH\" mode 0755`",
                 ));
             }
@@ -439,7 +643,12 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
             (vec![event], Box::new(|_: &mut Sandbox| {}))
         }
         Op::MemfdExec(name) => {
-            let file = Event::File(FileEvent { operation: Operation::ExecMemFd, path: None, volume: Volume::RootFs });
+            let file = Event::File(FileEvent {
+                operation: Operation::ExecMemFd,
+                path: None,
+                volume: Volume::RootFs,
+                directory: false,
+            });
             let process = Event::Process(ProcessEvent {
                 operation: Operation::Exec,
                 executable: format!("memfd:{}", name.value),
@@ -494,7 +703,9 @@ pub fn describe_event(event: &Event) -> String {
                 Volume::Volume => " (on a volume)",
                 Volume::VolumeFile => " (a mounted file)",
             };
-            format!("{} {}{volume}", f.operation.name(), f.path.as_deref().unwrap_or("(no path)"))
+            // A directory's event stands for everything in it.
+            let directory = if f.directory { " (a directory, with everything in it)" } else { "" };
+            format!("{} {}{directory}{volume}", f.operation.name(), f.path.as_deref().unwrap_or("(no path)"))
         }
         Event::Process(p) => {
             let tty = if p.interactive { ", interactive" } else { "" };

@@ -79,6 +79,14 @@ pub enum ContainerField {
         /// Its mode when given (the evaluators default to `0o644`).
         mode: Option<u32>,
     },
+    /// `dir PATH [mode OCTAL]`: a directory that exists before the steps
+    /// (the parents of `file`s exist without one).
+    Dir {
+        /// The directory's path.
+        path: String,
+        /// Its mode when given (the evaluators default to `0o755`).
+        mode: Option<u32>,
+    },
 }
 
 impl ContainerField {
@@ -94,6 +102,7 @@ impl ContainerField {
             ContainerField::Volume(_) => "volume",
             ContainerField::VolumeFile(_) => "volume file",
             ContainerField::File { .. } => "file",
+            ContainerField::Dir { .. } => "dir",
         }
     }
 }
@@ -167,6 +176,35 @@ pub enum Op {
     Fork,
     /// `memfd-exec STRING`: the memfd's name.
     MemfdExec(Spanned<String>),
+    /// `mkdir PATH [mode OCTAL]`: a new directory (never decided).
+    Mkdir {
+        /// The new directory.
+        path: Spanned<String>,
+        /// Its mode when given.
+        mode: Option<Spanned<u32>>,
+    },
+    /// `symlink TARGET to PATH`: a symbolic link at `link` to `target`.
+    Symlink {
+        /// What the link points to (any text; it need not exist).
+        target: Spanned<String>,
+        /// The new link.
+        link: Spanned<String>,
+    },
+    /// `setfacl PATH OCTAL`: the file's access ACL set to the minimal one
+    /// that gives the permission bits of `OCTAL` (owner, group, others).
+    Setfacl {
+        /// The file.
+        path: Spanned<String>,
+        /// The permission bits the ACL gives.
+        mode: Spanned<u32>,
+    },
+    /// `exchange PATH with PATH`: `renameat2(RENAME_EXCHANGE)`.
+    Exchange {
+        /// One name.
+        a: Spanned<String>,
+        /// The other.
+        b: Spanned<String>,
+    },
 }
 
 impl Op {
@@ -184,6 +222,10 @@ impl Op {
             Op::Exec(_) => "exec",
             Op::Fork => "fork",
             Op::MemfdExec(_) => "memfd-exec",
+            Op::Mkdir { .. } => "mkdir",
+            Op::Symlink { .. } => "symlink",
+            Op::Exchange { .. } => "exchange",
+            Op::Setfacl { .. } => "setfacl",
         }
     }
 }

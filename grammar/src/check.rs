@@ -287,11 +287,18 @@ fn check_fields(lines: &Lines, container: &ContainerDecl, errors: &mut Vec<Scena
             ContainerField::Volume(path) | ContainerField::VolumeFile(path) => {
                 (path.as_str(), format!("{keyword} `{path}`"))
             }
-            ContainerField::File { path, .. } => (path.as_str(), format!("file `{path}`")),
+            // A path is a file or a directory: `file` and `dir` share keys.
+            ContainerField::File { path, .. } | ContainerField::Dir { path, .. } => {
+                (path.as_str(), format!("{keyword} `{path}`"))
+            }
             _ => ("", format!("`{keyword}`")),
         };
         // A path is one mount: `volume` and `volume file` share their keys.
-        let kind = if keyword == "volume file" { "volume" } else { keyword };
+        let kind = match keyword {
+            "volume file" => "volume",
+            "dir" => "file",
+            _ => keyword,
+        };
         if let Some(first) = seen.get(&(kind, key)) {
             errors.push(ScenarioError::with_help(
                 field.span.clone(),

@@ -50,15 +50,30 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 /// The operations, in the order the help lists them.
-const OPERATIONS: [&str; 11] =
-    ["create", "write", "truncate", "chmod", "mknod", "rename", "link", "unlink", "exec", "fork", "memfd-exec"];
+const OPERATIONS: [&str; 15] = [
+    "create",
+    "write",
+    "truncate",
+    "chmod",
+    "setfacl",
+    "mknod",
+    "rename",
+    "exchange",
+    "link",
+    "symlink",
+    "unlink",
+    "mkdir",
+    "exec",
+    "fork",
+    "memfd-exec",
+];
 
 /// The container fields' keywords.
-const FIELDS: [&str; 8] = ["image", "namespace", "pod", "label", "cluster-id", "cluster-name", "volume", "file"];
+const FIELDS: [&str; 9] = ["image", "namespace", "pod", "label", "cluster-id", "cluster-name", "volume", "file", "dir"];
 
 /// Every keyword of the scenario language, each of which is also a valid
 /// selector name in a verdict's list.
-pub const KEYWORDS: [&str; 31] = [
+pub const KEYWORDS: [&str; 37] = [
     "policy",
     "container",
     "in",
@@ -73,6 +88,7 @@ pub const KEYWORDS: [&str; 31] = [
     "cluster-name",
     "volume",
     "file",
+    "dir",
     "mode",
     "create",
     "write",
@@ -86,6 +102,11 @@ pub const KEYWORDS: [&str; 31] = [
     "exec",
     "fork",
     "memfd-exec",
+    "mkdir",
+    "symlink",
+    "exchange",
+    "setfacl",
+    "with",
     "allow",
     "log",
     "alert",

@@ -48,6 +48,8 @@ enum Raw {
     Volume,
     #[token("file")]
     File,
+    #[token("dir")]
+    Dir,
     #[token("mode")]
     Mode,
     #[token("create")]
@@ -74,6 +76,16 @@ enum Raw {
     Fork,
     #[token("memfd-exec")]
     MemfdExec,
+    #[token("mkdir")]
+    Mkdir,
+    #[token("symlink")]
+    Symlink,
+    #[token("exchange")]
+    Exchange,
+    #[token("setfacl")]
+    Setfacl,
+    #[token("with")]
+    With,
     #[token("allow")]
     Allow,
     #[token("log")]
@@ -133,6 +145,7 @@ pub(crate) enum Tok<'a> {
     ClusterName,
     Volume,
     File,
+    Dir,
     Mode,
     Create,
     Write,
@@ -146,6 +159,11 @@ pub(crate) enum Tok<'a> {
     Exec,
     Fork,
     MemfdExec,
+    Mkdir,
+    Symlink,
+    Exchange,
+    Setfacl,
+    With,
     Allow,
     Log,
     Alert,
@@ -201,6 +219,7 @@ pub(crate) fn lex<'a>(text: &'a str, errors: &mut Vec<ScenarioError>) -> Vec<Tri
             Raw::ClusterName => Tok::ClusterName,
             Raw::Volume => Tok::Volume,
             Raw::File => Tok::File,
+            Raw::Dir => Tok::Dir,
             Raw::Mode => Tok::Mode,
             Raw::Create => Tok::Create,
             Raw::Write => Tok::Write,
@@ -214,6 +233,11 @@ pub(crate) fn lex<'a>(text: &'a str, errors: &mut Vec<ScenarioError>) -> Vec<Tri
             Raw::Exec => Tok::Exec,
             Raw::Fork => Tok::Fork,
             Raw::MemfdExec => Tok::MemfdExec,
+            Raw::Mkdir => Tok::Mkdir,
+            Raw::Symlink => Tok::Symlink,
+            Raw::Exchange => Tok::Exchange,
+            Raw::Setfacl => Tok::Setfacl,
+            Raw::With => Tok::With,
             Raw::Allow => Tok::Allow,
             Raw::Log => Tok::Log,
             Raw::Alert => Tok::Alert,

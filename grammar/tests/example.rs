@@ -52,6 +52,7 @@ fn the_spec_example_parses() {
             &ContainerField::VolumeFile("/etc/config/app.yaml".into()),
             &ContainerField::File { path: "/usr/bin/ls".into(), mode: Some(0o755) },
             &ContainerField::File { path: "/etc/passwd".into(), mode: None },
+            &ContainerField::Dir { path: "/srv/cache".into(), mode: None },
         ]
     );
     // A field's span runs from its keyword to its last value, comments excluded.

@@ -66,6 +66,36 @@ fn rename_and_link() {
 }
 
 #[test]
+fn mkdir_symlink_and_exchange() {
+    assert_eq!(
+        step("in web: mkdir /d mode 0700 => allow").op.value,
+        Op::Mkdir { path: s("/d", 14..16), mode: Some(sp(0o700, 22..26)) }
+    );
+    assert_eq!(step("in web: mkdir /d => allow").op.value, Op::Mkdir { path: s("/d", 14..16), mode: None });
+    let st = step("in web: symlink /tmp/x to \"/usr/bin/x\" => alert");
+    assert_eq!(st.op, sp(Op::Symlink { target: s("/tmp/x", 16..22), link: s("/usr/bin/x", 26..38) }, 8..38));
+    let st = step("in web: exchange /a with /b => allow");
+    assert_eq!(st.op, sp(Op::Exchange { a: s("/a", 17..19), b: s("/b", 25..27) }, 8..27));
+    let st = step("in web: setfacl /a 0750 => allow");
+    assert_eq!(st.op, sp(Op::Setfacl { path: s("/a", 16..18), mode: sp(0o750, 19..23) }, 8..23));
+}
+
+#[test]
+fn a_dir_field_with_and_without_mode() {
+    let file = parse_ok("policy \"p\" container c { dir /srv/d mode 0700 dir \"/opt\" file /opt/x }");
+    let fields: Vec<_> = file.containers[0].fields.iter().map(|f| f.value.clone()).collect();
+    assert_eq!(
+        fields,
+        [
+            ContainerField::Dir { path: "/srv/d".into(), mode: Some(0o700) },
+            ContainerField::Dir { path: "/opt".into(), mode: None },
+            ContainerField::File { path: "/opt/x".into(), mode: None },
+        ]
+    );
+    assert_eq!(file.containers[0].fields[0].value.keyword(), "dir");
+}
+
+#[test]
 fn fork_and_memfd_exec() {
     let st = step("in web: fork => allow");
     assert_eq!(st.op, sp(Op::Fork, 8..12));
@@ -87,6 +117,10 @@ fn every_operation_has_its_keyword() {
         ("exec /x", "exec"),
         ("fork", "fork"),
         ("memfd-exec \"x\"", "memfd-exec"),
+        ("mkdir /x", "mkdir"),
+        ("symlink /x to /y", "symlink"),
+        ("exchange /x with /y", "exchange"),
+        ("setfacl /x 0755", "setfacl"),
     ] {
         assert_eq!(step(&format!("in web: {line} => allow")).op.value.keyword(), keyword);
     }

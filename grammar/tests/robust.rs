@@ -116,11 +116,14 @@ fn check_file(text: &str, file: &ScenarioFile) -> Result<(), TestCaseError> {
             check_span(text, span, "step")?;
         }
         let paths: Vec<&Span> = match &s.op.value {
-            Op::Create { path, mode } | Op::Mknod { path, mode } => {
+            Op::Create { path, mode } | Op::Mknod { path, mode } | Op::Mkdir { path, mode } => {
                 [Some(&path.span), mode.as_ref().map(|m| &m.span)].into_iter().flatten().collect()
             }
-            Op::Chmod { path, mode } => vec![&path.span, &mode.span],
-            Op::Rename { from, to } | Op::Link { from, to } => vec![&from.span, &to.span],
+            Op::Chmod { path, mode } | Op::Setfacl { path, mode } => vec![&path.span, &mode.span],
+            Op::Rename { from, to }
+            | Op::Link { from, to }
+            | Op::Symlink { target: from, link: to }
+            | Op::Exchange { a: from, b: to } => vec![&from.span, &to.span],
             Op::Write(p) | Op::Truncate(p) | Op::Unlink(p) | Op::Exec(p) | Op::MemfdExec(p) => vec![&p.span],
             Op::Fork => vec![],
         };

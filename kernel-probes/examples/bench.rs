@@ -92,7 +92,12 @@ fn main() {
         ])
         .collect();
     let file = |path: String| {
-        Event::File(FileEvent { operation: Operation::CreateFile, path: Some(path), volume: Volume::RootFs })
+        Event::File(FileEvent {
+            operation: Operation::CreateFile,
+            path: Some(path),
+            volume: Volume::RootFs,
+            directory: false,
+        })
     };
     println!("ns per call (kernel mean over `repeat` runs, least of 5); `table` is d4c_decide, `linear` the baseline");
     println!("(41 B is /usr/local/lib/python3/site-packages/x.py; 1 B is `/`, no component: the fixed cost)");

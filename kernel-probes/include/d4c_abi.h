@@ -62,6 +62,9 @@
 
 /* d4c_event_head.flags */
 #define D4C_EVENT_HAS_PATH 1
+/* The file is a directory (renamed, moved, mounted): the event stands for
+ * everything at or below its path, and is decided by the subtree class. */
+#define D4C_EVENT_DIRECTORY 2
 
 /* d4c_result.flags */
 /* The path was longer than D4C_PATH_MAX: only its first D4C_PATH_MAX bytes
@@ -96,7 +99,9 @@ struct d4c_dfa_state {
 	__u32 default_next;
 	__u8 prefix_lens[D4C_MAX_PREFIX_LENS]; /* longest first, 0-terminated */
 	__u32 flags;			       /* D4C_STATE_HAS_EDGES */
-	__u32 reserved;
+	/* A directory ending here: the selectors whose pattern holds for
+	 * its path or a path below it (file paths only). */
+	__u32 subtree_class;
 };
 
 /* A component of at most 28 bytes, NUL padded (ComponentKeyShort). */
@@ -131,7 +136,7 @@ struct d4c_event_head {
 	__u32 volume;	   /* file: the volume's table index */
 	__u32 interactive; /* process: 1 when the session has a terminal */
 	__u32 row;	   /* the container's row */
-	__u32 flags;	   /* D4C_EVENT_HAS_PATH */
+	__u32 flags;	   /* D4C_EVENT_* */
 	__u32 path_len;	   /* bytes of the path (file path or executable) */
 	__u32 name_len;	   /* bytes of the process name */
 	__u8 name[D4C_NAME_BYTES];
@@ -207,8 +212,13 @@ struct d4c_result {
 #define D4C_HOOK_SCHED_PROCESS_EXEC 11
 #define D4C_HOOK_SCHED_PROCESS_EXIT 12
 #define D4C_HOOK_SYS_EXIT_SETSID 13
-#define D4C_HOOK_SYS_EXIT_EXECVE 17
-#define D4C_HOOK_SYS_EXIT_EXECVEAT 18
+#define D4C_HOOK_PATH_SYMLINK 14
+#define D4C_HOOK_SB_MOUNT 15
+#define D4C_HOOK_MOVE_MOUNT 16
+#define D4C_HOOK_INODE_SET_ACL 17
+#define D4C_HOOK_INODE_SETXATTR 18
+#define D4C_HOOK_SYS_EXIT_EXECVE 19
+#define D4C_HOOK_SYS_EXIT_EXECVEAT 20
 
 /* d4c_event.op for lifecycle records */
 #define D4C_LIFE_FORK 0
@@ -227,11 +237,12 @@ struct d4c_result {
 #define D4C_EV_PENDING 4 /* the container's metadata was pending */
 #define D4C_EV_DENIED 8	 /* the hook refused the operation */
 /* The path could not be resolved whole. On an exec lifecycle record: the
- * executable is not reachable from the task's root, and the path is the
- * name exec was given (a memfd's: its own, "memfd:NAME"). */
+ * executable's path is not the one resolved from its file (not reachable
+ * from the task's root, or too long), and the path is the name exec was
+ * given (a memfd's: its own, "memfd:NAME"). */
 #define D4C_EV_TRUNCATED 16
-#define D4C_EV_FIRST 32	    /* the first of a syscall's two events */
-#define D4C_EV_SECOND 64    /* the second of them */
+#define D4C_EV_FIRST 32	    /* the first of a syscall's several events */
+#define D4C_EV_SECOND 64    /* one of the later ones */
 #define D4C_EV_FILELESS 128 /* exec of a file with no name (memfd) */
 /* The record ends with an exec's arguments: args_len bytes after the path,
  * NUL-separated, cut at D4C_ARGS_MAX - 1 bytes. An exec lifecycle record's
@@ -239,6 +250,12 @@ struct d4c_result {
  * decision's are those the caller passed to execve (its argv, read at
  * bprm_check_security, before the new program exists). */
 #define D4C_EV_ARGS 256
+/* The path's walk ended at a root other than the task's: the file is not
+ * reachable from the container's root (with D4C_EV_TRUNCATED: the
+ * decision failed closed). */
+#define D4C_EV_OUTSIDE 512
+/* The event is on a directory, decided for everything at or below it. */
+#define D4C_EV_DIRECTORY 1024
 
 /* Counters (d4c_counters, per CPU), by index. */
 #define D4C_COUNT_DECISIONS 0 /* operations decided in containers */
@@ -248,7 +265,15 @@ struct d4c_result {
 #define D4C_COUNT_TRUNCATED 4 /* paths not resolved whole */
 #define D4C_COUNT_PENDING 5   /* decisions for pending containers */
 #define D4C_COUNT_ERRORS 6    /* decisions with D4C_RESULT_ERROR or NO_ROW */
-#define D4C_COUNTERS 8
+/* file_open calls for files the kernel opened on a task's behalf under a
+ * stacked file system (overlayfs' real files), not decided: the task's
+ * own operation was */
+#define D4C_COUNT_INTERNAL 7
+/* operations of a container runtime setting a container up (a task forked
+ * from outside every container that has not exec'd since: runc init), not
+ * decided: they are not the container's */
+#define D4C_COUNT_SETUP 8
+#define D4C_COUNTERS 16
 
 /* A registered cgroup (d4c_cgroups value; the key is the cgroup id). */
 struct d4c_cgroup {

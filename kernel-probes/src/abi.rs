@@ -30,6 +30,9 @@ pub const KIND_FILE: u32 = 0;
 pub const KIND_PROCESS: u32 = 1;
 /// `D4C_EVENT_HAS_PATH`: the file event has a path.
 pub const EVENT_HAS_PATH: u32 = 1;
+/// `D4C_EVENT_DIRECTORY`: the file event is on a directory, decided by
+/// the subtree class (everything at or below its path).
+pub const EVENT_DIRECTORY: u32 = 2;
 /// `D4C_RESULT_TRUNCATED`: the path was longer than [`PATH_MAX`]; only its
 /// first [`PATH_MAX`] bytes were walked. Fail closed.
 pub const RESULT_TRUNCATED: u32 = 1;
@@ -117,10 +120,20 @@ pub const HOOK_SCHED_PROCESS_EXEC: u32 = 11;
 pub const HOOK_SCHED_PROCESS_EXIT: u32 = 12;
 /// `D4C_HOOK_SYS_EXIT_SETSID`.
 pub const HOOK_SYS_EXIT_SETSID: u32 = 13;
+/// `D4C_HOOK_PATH_SYMLINK`.
+pub const HOOK_PATH_SYMLINK: u32 = 14;
+/// `D4C_HOOK_SB_MOUNT`.
+pub const HOOK_SB_MOUNT: u32 = 15;
+/// `D4C_HOOK_MOVE_MOUNT`.
+pub const HOOK_MOVE_MOUNT: u32 = 16;
+/// `D4C_HOOK_INODE_SET_ACL` (Linux 6.2 and later).
+pub const HOOK_INODE_SET_ACL: u32 = 17;
+/// `D4C_HOOK_INODE_SETXATTR` (POSIX ACLs before Linux 6.2).
+pub const HOOK_INODE_SETXATTR: u32 = 18;
 /// `D4C_HOOK_SYS_EXIT_EXECVE`: an exec's failure, at `execve`'s return.
-pub const HOOK_SYS_EXIT_EXECVE: u32 = 17;
+pub const HOOK_SYS_EXIT_EXECVE: u32 = 19;
 /// `D4C_HOOK_SYS_EXIT_EXECVEAT`: an exec's failure, at `execveat`'s return.
-pub const HOOK_SYS_EXIT_EXECVEAT: u32 = 18;
+pub const HOOK_SYS_EXIT_EXECVEAT: u32 = 20;
 
 /// Every `HOOK_*` with the name the runtime reports in
 /// `cloud_defend.hook_point`: the original's names. The exit is reported
@@ -128,7 +141,7 @@ pub const HOOK_SYS_EXIT_EXECVEAT: u32 = 18;
 /// `sched_process_exit` tracepoint; the original's exit hook was a kprobe
 /// on `taskstats_exit`, `kprobe__taskstats_exit`. In strictly increasing
 /// value order (checked at compile time); values need not be contiguous.
-pub const HOOK_POINTS: [(u32, &str); 15] = [
+pub const HOOK_POINTS: [(u32, &str); 20] = [
     (HOOK_PATH_MKNOD, "lsm__path_mknod"),
     (HOOK_FILE_OPEN, "lsm__file_open"),
     (HOOK_PATH_TRUNCATE, "lsm__path_truncate"),
@@ -142,6 +155,11 @@ pub const HOOK_POINTS: [(u32, &str); 15] = [
     (HOOK_SCHED_PROCESS_EXEC, "tracepoint__sched_process_exec"),
     (HOOK_SCHED_PROCESS_EXIT, "tracepoint__sched_process_exit"),
     (HOOK_SYS_EXIT_SETSID, "tracepoint__syscalls_sys_exit_setsid"),
+    (HOOK_PATH_SYMLINK, "lsm__path_symlink"),
+    (HOOK_SB_MOUNT, "lsm__sb_mount"),
+    (HOOK_MOVE_MOUNT, "lsm__move_mount"),
+    (HOOK_INODE_SET_ACL, "lsm__inode_set_acl"),
+    (HOOK_INODE_SETXATTR, "lsm__inode_setxattr"),
     (HOOK_SYS_EXIT_EXECVE, "tracepoint__syscalls_sys_exit_execve"),
     (HOOK_SYS_EXIT_EXECVEAT, "tracepoint__syscalls_sys_exit_execveat"),
 ];
@@ -182,12 +200,13 @@ pub const EV_PENDING: u32 = 4;
 /// `D4C_EV_DENIED`: the hook refused the operation.
 pub const EV_DENIED: u32 = 8;
 /// `D4C_EV_TRUNCATED`: the path could not be resolved whole. On an exec
-/// lifecycle record: the executable is not reachable from the task's
-/// root, and the path is the name exec was given.
+/// lifecycle record: the executable's path could not be resolved from its
+/// file (not reachable from the task's root, or too long), and the path is
+/// the name exec was given (a memfd's: `memfd:NAME`).
 pub const EV_TRUNCATED: u32 = 16;
-/// `D4C_EV_FIRST`: the first of a syscall's two events.
+/// `D4C_EV_FIRST`: the first of a syscall's several events.
 pub const EV_FIRST: u32 = 32;
-/// `D4C_EV_SECOND`: the second of them.
+/// `D4C_EV_SECOND`: one of the later ones.
 pub const EV_SECOND: u32 = 64;
 /// `D4C_EV_FILELESS`: the exec of a file with no name (a memfd).
 pub const EV_FILELESS: u32 = 128;
@@ -196,6 +215,12 @@ pub const EV_FILELESS: u32 = 128;
 /// lifecycle record's: the new program's; an exec decision's: those its
 /// caller passed).
 pub const EV_ARGS: u32 = 256;
+/// `D4C_EV_OUTSIDE`: the path's walk ended at a root other than the
+/// task's (the file is not reachable from the container's root).
+pub const EV_OUTSIDE: u32 = 512;
+/// `D4C_EV_DIRECTORY`: the event is on a directory, decided for
+/// everything at or below its path.
+pub const EV_DIRECTORY: u32 = 1024;
 /// Counter indices (`D4C_COUNT_*`).
 pub const COUNT_DECISIONS: u32 = 0;
 /// `D4C_COUNT_DENIED`.
@@ -210,10 +235,18 @@ pub const COUNT_TRUNCATED: u32 = 4;
 pub const COUNT_PENDING: u32 = 5;
 /// `D4C_COUNT_ERRORS`.
 pub const COUNT_ERRORS: u32 = 6;
-/// `D4C_COUNTERS`: the counter array's length.
-pub const COUNTERS: u32 = 8;
+/// `D4C_COUNT_INTERNAL`: opens the kernel made on a task's behalf under a
+/// stacked file system (overlayfs), not decided.
+pub const COUNT_INTERNAL: u32 = 7;
+/// `D4C_COUNT_SETUP`: operations of a container runtime setting a
+/// container up (runc init, before it execs the container's program), not
+/// decided.
+pub const COUNT_SETUP: u32 = 8;
+/// `D4C_COUNTERS`: the counter array's length (room to grow).
+pub const COUNTERS: u32 = 16;
 /// The counters' names, by index (for metrics and reports).
-pub const COUNTER_NAMES: [&str; 7] = ["decisions", "denied", "events", "dropped", "truncated", "pending", "errors"];
+pub const COUNTER_NAMES: [&str; 9] =
+    ["decisions", "denied", "events", "dropped", "truncated", "pending", "errors", "internal", "setup"];
 
 /// The constants of `include/d4c_abi.h`, by their C names, with the Rust
 /// values they must equal.
@@ -232,6 +265,7 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_KIND_FILE", KIND_FILE as u64),
     ("D4C_KIND_PROCESS", KIND_PROCESS as u64),
     ("D4C_EVENT_HAS_PATH", EVENT_HAS_PATH as u64),
+    ("D4C_EVENT_DIRECTORY", EVENT_DIRECTORY as u64),
     ("D4C_RESULT_TRUNCATED", RESULT_TRUNCATED as u64),
     ("D4C_RESULT_NO_ROW", RESULT_NO_ROW as u64),
     ("D4C_RESULT_ERROR", RESULT_ERROR as u64),
@@ -272,6 +306,11 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_HOOK_SCHED_PROCESS_EXEC", HOOK_SCHED_PROCESS_EXEC as u64),
     ("D4C_HOOK_SCHED_PROCESS_EXIT", HOOK_SCHED_PROCESS_EXIT as u64),
     ("D4C_HOOK_SYS_EXIT_SETSID", HOOK_SYS_EXIT_SETSID as u64),
+    ("D4C_HOOK_PATH_SYMLINK", HOOK_PATH_SYMLINK as u64),
+    ("D4C_HOOK_SB_MOUNT", HOOK_SB_MOUNT as u64),
+    ("D4C_HOOK_MOVE_MOUNT", HOOK_MOVE_MOUNT as u64),
+    ("D4C_HOOK_INODE_SET_ACL", HOOK_INODE_SET_ACL as u64),
+    ("D4C_HOOK_INODE_SETXATTR", HOOK_INODE_SETXATTR as u64),
     ("D4C_HOOK_SYS_EXIT_EXECVE", HOOK_SYS_EXIT_EXECVE as u64),
     ("D4C_HOOK_SYS_EXIT_EXECVEAT", HOOK_SYS_EXIT_EXECVEAT as u64),
     ("D4C_LIFE_FORK", LIFE_FORK as u64),
@@ -288,6 +327,8 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_EV_SECOND", EV_SECOND as u64),
     ("D4C_EV_FILELESS", EV_FILELESS as u64),
     ("D4C_EV_ARGS", EV_ARGS as u64),
+    ("D4C_EV_OUTSIDE", EV_OUTSIDE as u64),
+    ("D4C_EV_DIRECTORY", EV_DIRECTORY as u64),
     ("D4C_COUNT_DECISIONS", COUNT_DECISIONS as u64),
     ("D4C_COUNT_DENIED", COUNT_DENIED as u64),
     ("D4C_COUNT_EVENTS", COUNT_EVENTS as u64),
@@ -295,6 +336,8 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_COUNT_TRUNCATED", COUNT_TRUNCATED as u64),
     ("D4C_COUNT_PENDING", COUNT_PENDING as u64),
     ("D4C_COUNT_ERRORS", COUNT_ERRORS as u64),
+    ("D4C_COUNT_INTERNAL", COUNT_INTERNAL as u64),
+    ("D4C_COUNT_SETUP", COUNT_SETUP as u64),
     ("D4C_COUNTERS", COUNTERS as u64),
 ];
 
@@ -328,7 +371,7 @@ pub struct EventHead {
     pub interactive: u32,
     /// The container's row.
     pub row: u32,
-    /// [`EVENT_HAS_PATH`].
+    /// [`EVENT_HAS_PATH`], [`EVENT_DIRECTORY`].
     pub flags: u32,
     /// Bytes of the path (file path or executable).
     pub path_len: u32,
@@ -487,7 +530,7 @@ pub fn layouts() -> Vec<Layout> {
                 ("default_next", offset_of!(DfaState, default_next)),
                 ("prefix_lens", offset_of!(DfaState, prefix_lens)),
                 ("flags", offset_of!(DfaState, flags)),
-                ("reserved", offset_of!(DfaState, reserved)),
+                ("subtree_class", offset_of!(DfaState, subtree_class)),
             ],
         ),
         (

@@ -382,9 +382,11 @@ static long d4c_walk_one(__u64 index, void *ctx)
 }
 
 /* The accept class of `path` (in s->event.path, `len` bytes) from `root`:
- * Tables::path_class. */
+ * Tables::path_class; for a directory (`directory`), the subtree class:
+ * Tables::subtree_class. */
 static __always_inline __u32 d4c_path_class(struct d4c_scratch *s, __u32 root,
-					    __u32 len, struct d4c_result *out)
+					    __u32 len, __u32 directory,
+					    struct d4c_result *out)
 {
 	struct d4c_dfa_state *st;
 	long iterations;
@@ -411,7 +413,7 @@ static __always_inline __u32 d4c_path_class(struct d4c_scratch *s, __u32 root,
 		out->flags |= D4C_RESULT_ERROR;
 		return 0;
 	}
-	return st->accept_class;
+	return directory ? st->subtree_class : st->accept_class;
 }
 
 /* The class of a process name, walked as one component: Tables::name_class. */
@@ -511,7 +513,9 @@ static __always_inline void d4c_decide_file(struct d4c_scratch *s,
 	if (!roots)
 		return;
 	if (head->flags & D4C_EVENT_HAS_PATH)
-		path_class = d4c_path_class(s, roots->file_path_root, len, out);
+		path_class =
+		    d4c_path_class(s, roots->file_path_root, len,
+				   head->flags & D4C_EVENT_DIRECTORY, out);
 	out->path_class = path_class;
 	out->dyn_class = d4c_array_u32(
 	    &d4c_file_cls,
@@ -535,7 +539,7 @@ d4c_decide_process(struct d4c_scratch *s, const struct d4c_event_head *head,
 		return;
 	if (head->name_len > D4C_NAME_BYTES)
 		out->flags |= D4C_RESULT_NAME_TRUNCATED;
-	out->path_class = d4c_path_class(s, roots->exe_root, len, out);
+	out->path_class = d4c_path_class(s, roots->exe_root, len, 0, out);
 	out->name_class = d4c_name_class(s, roots->name_root, head, out);
 	a = d4c_array_u32(&d4c_proc_a,
 			  (__u64)out->path_class * D4C_PROCESS_OPS * 2 +

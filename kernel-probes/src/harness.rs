@@ -6,7 +6,9 @@
 //! and XDP frags (Linux 5.18 or later). A refused `bpf()` call is an
 //! error that says so: callers (tests) fail on it, never skip.
 
-use crate::abi::{DecisionResult, EventHead, EVENT_HAS_PATH, KIND_FILE, KIND_PROCESS, NAME_BYTES, PATH_MAX};
+use crate::abi::{
+    DecisionResult, EventHead, EVENT_DIRECTORY, EVENT_HAS_PATH, KIND_FILE, KIND_PROCESS, NAME_BYTES, PATH_MAX,
+};
 use crate::maps::{self, MapError};
 use crate::XDP_HARNESS_OBJECT;
 use aya::programs::Xdp;
@@ -230,6 +232,9 @@ pub fn packet(event: &Event, row: u32) -> Result<Vec<u8>, HarnessError> {
             head.volume = f.volume.table_index() as u32;
             if f.path.is_some() {
                 head.flags = EVENT_HAS_PATH;
+            }
+            if f.directory {
+                head.flags |= EVENT_DIRECTORY;
             }
             f.path.as_deref().map_or(&[], str::as_bytes)
         }

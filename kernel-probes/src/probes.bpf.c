@@ -52,8 +52,19 @@
 #define D4C_S_IFMT 00170000
 #define D4C_S_IFREG 0100000
 #define D4C_S_IFDIR 0040000
+#define D4C_S_IFLNK 0120000
 #define D4C_EXEC_BITS 0111
 #define D4C_CLONE_THREAD 0x00010000
+/* MNT_NS_INTERNAL (fs/mount.h, 2.6.39 to today): ERR_PTR(-EINVAL), the
+ * mnt_ns of the mounts the kernel makes for itself. */
+#define D4C_MNT_NS_INTERNAL (-22L)
+#define D4C_RENAME_EXCHANGE 2 /* uapi/linux/fs.h */
+#define D4C_ACL_ACCESS                                                         \
+	"system.posix_acl_access" /* XATTR_NAME_POSIX_ACL_ACCESS */
+/* uapi/linux/mount.h: MS_REMOUNT; MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE,
+ * MS_SHARED */
+#define D4C_MS_REMOUNT 32
+#define D4C_MS_PROPAGATION ((1 << 17) | (1 << 18) | (1 << 19) | (1 << 20))
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -292,8 +303,8 @@ static __always_inline int d4c_refuses(__u32 actions)
 
 /*
  * Decides op->head (its path in the scratch's event.path), reports it, and
- * returns the actions. `unresolved`: the path is not the file's whole
- * path.
+ * returns the actions. `unresolved`: 0 when the path is the file's whole
+ * path, else the record flags saying why not (d4c_unresolved).
  *
  * A global function: the verifier checks it once, on its own, instead of
  * once per call with each caller's state; inlined, the path walk and the
@@ -318,7 +329,7 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	if (unresolved) {
 		/* Flag it for d4c_decide too (D4C_RESULT_TRUNCATED). */
 		op->head.path_len = D4C_PATH_MAX + 1;
-		op->event_flags |= D4C_EV_TRUNCATED;
+		op->event_flags |= unresolved;
 		d4c_count(D4C_COUNT_TRUNCATED);
 	}
 	if (op->head.kind == D4C_KIND_FILE)
@@ -395,7 +406,21 @@ static __always_inline int d4c_begin(struct d4c_op *op, __u32 hook)
 
 	__builtin_memset(op, 0, sizeof(*op));
 	op->hook = hook;
-	return d4c_container_of(task, &op->where);
+	if (!d4c_container_of(task, &op->where))
+		return 0;
+	/* A container runtime setting the container up (d4c_setup) does not
+	 * act for the container; its exec of the container's program, in the
+	 * container's root, does. */
+	switch (d4c_setup_state(task)) {
+	case D4C_SETUP_NONE:
+		return 1;
+	case D4C_SETUP_ENTERED:
+		if (hook == D4C_HOOK_BPRM_CHECK_SECURITY)
+			return 1;
+		break;
+	}
+	d4c_count(D4C_COUNT_SETUP);
+	return 0;
 }
 
 /* Clears the operation for the hook call's next event; keeps the hook and
@@ -403,6 +428,39 @@ static __always_inline int d4c_begin(struct d4c_op *op, __u32 hook)
 static __always_inline void d4c_next(struct d4c_op *op)
 {
 	__builtin_memset(op, 0, offsetof(struct d4c_op, hook));
+}
+
+/* The record flags of a path not resolved whole, or 0: D4C_EV_TRUNCATED
+ * (the decision fails closed), with D4C_EV_OUTSIDE when the walk ended at
+ * another root than the task's. */
+static __always_inline __u32 d4c_unresolved(const struct d4c_place *place)
+{
+	if (place->outside)
+		return D4C_EV_TRUNCATED | D4C_EV_OUTSIDE;
+	return place->truncated ? D4C_EV_TRUNCATED : 0;
+}
+
+/* Decides the file event `opcode` at the place in the scratch (resolved by
+ * d4c_resolve) on a file of mode `mode` (type and permission bits, for the
+ * record: the new ones of a file created, chmod'd or arriving);
+ * `directory`: on a directory, for everything at or below it; `part`:
+ * D4C_EV_FIRST, D4C_EV_SECOND or 0. */
+static __always_inline __u32 d4c_decide_at(struct d4c_op *op,
+					   const struct d4c_place *place,
+					   __u32 opcode, __u32 directory,
+					   __u32 part, umode_t mode)
+{
+	d4c_next(op);
+	op->head.kind = D4C_KIND_FILE;
+	op->head.op = opcode;
+	op->head.volume = place->volume;
+	op->head.flags =
+	    D4C_EVENT_HAS_PATH | (directory ? D4C_EVENT_DIRECTORY : 0);
+	op->head.path_len = place->len;
+	op->event_flags =
+	    D4C_EV_HAS_PATH | part | (directory ? D4C_EV_DIRECTORY : 0);
+	op->mode = mode;
+	return d4c_decide_and_report(op, d4c_unresolved(place));
 }
 
 /* Decides one file event at (mnt, dentry), a file of mode `mode` (the
@@ -420,14 +478,7 @@ static __always_inline __u32 d4c_file_event(struct d4c_op *op,
 		return 0;
 	if (d4c_resolve(s, task, mnt, dentry, &place))
 		return 0;
-	op->head.kind = D4C_KIND_FILE;
-	op->head.op = opcode;
-	op->head.volume = place.volume;
-	op->head.flags = D4C_EVENT_HAS_PATH;
-	op->head.path_len = place.len;
-	op->event_flags = D4C_EV_HAS_PATH | part;
-	op->mode = mode;
-	return d4c_decide_and_report(op, place.truncated || place.outside);
+	return d4c_decide_at(op, &place, opcode, 0, part, mode);
 }
 
 static __always_inline __u32 d4c_created(umode_t mode)
@@ -440,6 +491,82 @@ static __always_inline __u32 d4c_modified(umode_t mode)
 {
 	return d4c_is_exec(mode) ? D4C_OP_MODIFY_EXECUTABLE
 				 : D4C_OP_MODIFY_FILE;
+}
+
+/* A kernel pointer as a plain number, for a global function's argument:
+ * the verifier (before 6.8's __arg_trusted) refuses a trusted BTF pointer
+ * there. Copied through the stack by a probe read, it is a scalar. */
+static __always_inline __u64 d4c_addr(const void *p)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
+}
+
+/* What leaves a name and what arrives there, for d4c_name_events. */
+static __always_inline __u32 d4c_modes(umode_t leaving, umode_t arriving)
+{
+	return (__u32)leaving | ((__u32)arriving << 16);
+}
+
+/*
+ * Decides what happens at one name, (mnt, dentry), of a rename, an
+ * exchange or a mount: `leaving` is the mode of what was there and leaves
+ * (or is covered), `arriving` the mode of what comes there; 0 is nothing.
+ * - A file replaced by a file is modified: modifyExecutable when either is
+ *   executable, else modifyFile.
+ * - Otherwise what leaves is a deleteFile, and what arrives a creation:
+ *   createExecutable when it is executable, else createFile. A directory
+ *   stands for everything in it, which may be executables and other files
+ *   alike: a directory leaving is a deleteFile, and one arriving both a
+ *   createExecutable and a createFile, each decided for every path at or
+ *   below the name (D4C_EVENT_DIRECTORY: the subtree class).
+ * `part` is the first event's D4C_EV_FIRST or D4C_EV_SECOND; the later
+ * ones are D4C_EV_SECOND. Returns the union of the events' actions. The
+ * two modes come packed (d4c_modes: BPF functions take five arguments).
+ *
+ * A global function, verified once: the path walk and up to three
+ * decisions, called for two names by path_rename.
+ */
+__attribute__((noinline)) __u32 d4c_name_events(struct d4c_op *op, __u64 mnt,
+						__u64 dentry, __u32 modes,
+						__u32 part)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct d4c_scratch *s = d4c_scratch_get();
+	struct d4c_place place = {};
+	umode_t leaving = modes & 0xffff, arriving = modes >> 16;
+	__u32 actions = 0;
+
+	if (!op || !s)
+		return 0;
+	if (d4c_resolve(s, task, (struct vfsmount *)mnt,
+			(struct dentry *)dentry, &place))
+		return 0;
+	if (leaving && arriving && !d4c_is_dir(leaving) &&
+	    !d4c_is_dir(arriving))
+		return d4c_decide_at(op, &place,
+				     d4c_is_exec(leaving) ||
+					     d4c_is_exec(arriving)
+					 ? D4C_OP_MODIFY_EXECUTABLE
+					 : D4C_OP_MODIFY_FILE,
+				     0, part, arriving);
+	if (leaving) {
+		actions |= d4c_decide_at(op, &place, D4C_OP_DELETE_FILE,
+					 d4c_is_dir(leaving), part, leaving);
+		part = D4C_EV_SECOND;
+	}
+	if (arriving && d4c_is_dir(arriving)) {
+		actions |= d4c_decide_at(op, &place, D4C_OP_CREATE_EXECUTABLE,
+					 1, part, arriving);
+		actions |= d4c_decide_at(op, &place, D4C_OP_CREATE_FILE, 1,
+					 D4C_EV_SECOND, arriving);
+	} else if (arriving) {
+		actions |= d4c_decide_at(op, &place, d4c_created(arriving), 0,
+					 part, arriving);
+	}
+	return actions;
 }
 
 SEC("lsm/path_mknod")
@@ -459,6 +586,39 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry,
 					  D4C_S_IFREG | (mode & ~D4C_S_IFMT)));
 }
 
+/*
+ * Whether `file` is one the kernel opened on the current task's behalf
+ * under a stacked file system, after the task's own operation was decided
+ * on the path it named: overlayfs opens the real (upper or lower layer)
+ * file behind every open of one of its files, and opens both layers' files
+ * to copy a file up. Both happen with the mounter's credentials in force
+ * (ovl_override_creds: current->cred is not current->real_cred), and the
+ * file is either
+ * - on a mount the kernel made for itself (MNT_NS_INTERNAL: overlayfs'
+ *   private clones of its layers, clone_private_mount): Linux 6.6 and
+ *   later open the real file as a backing file whose f_path is the layer's
+ *   (fs/backing-file.c), and every kernel opens copy-up files there; or
+ * - a file whose inode is not its path's (Linux before 6.6:
+ *   open_with_fake_path gives the real file the overlay file's f_path).
+ * A task cannot make either itself: it has no internal mount in its mount
+ * namespace (a file reached through /proc/PID/map_files is on one, but is
+ * opened with the task's own credentials, and decided).
+ */
+static __always_inline int d4c_kernel_internal_open(struct file *file)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct vfsmount *mnt;
+
+	if (BPF_CORE_READ(task, cred) == BPF_CORE_READ(task, real_cred))
+		return 0;
+	mnt = BPF_CORE_READ(file, f_path.mnt);
+	if ((long)BPF_CORE_READ(d4c_real_mount(mnt), mnt_ns) ==
+	    D4C_MNT_NS_INTERNAL)
+		return 1;
+	return BPF_CORE_READ(file, f_inode) !=
+	       BPF_CORE_READ(file, f_path.dentry, d_inode);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(d4c_file_open, struct file *file)
 {
@@ -475,6 +635,10 @@ int BPF_PROG(d4c_file_open, struct file *file)
 		return 0;
 	if (!d4c_begin(&op, D4C_HOOK_FILE_OPEN))
 		return 0;
+	if (d4c_kernel_internal_open(file)) {
+		d4c_count(D4C_COUNT_INTERNAL);
+		return 0;
+	}
 	/* An O_TMPFILE open creates the file it opens: vfs_tmpfile calls no
 	 * path hook and sets no FMODE_CREATED (seen on 6.1 and 6.12). It is
 	 * a creation, at the name the kernel gives the file ("#<inode>"). */
@@ -499,26 +663,194 @@ int BPF_PROG(d4c_path_truncate, const struct path *path)
 					  d4c_modified(mode), 0, mode));
 }
 
+/* A change of a file's permission bits from `old` to `mode`: giving a
+ * non-executable file an execute bit creates an executable; changing an
+ * executable's modifies it; else the file is modified. */
+static __always_inline __u32 d4c_mode_change(umode_t old, umode_t mode)
+{
+	if (d4c_is_exec(old))
+		return D4C_OP_MODIFY_EXECUTABLE;
+	return d4c_is_exec(mode) ? D4C_OP_CREATE_EXECUTABLE
+				 : D4C_OP_MODIFY_FILE;
+}
+
 SEC("lsm/path_chmod")
 int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode)
 {
 	struct dentry *dentry = BPF_CORE_READ(path, dentry);
 	umode_t old = d4c_dentry_mode(dentry);
 	struct d4c_op op;
-	__u32 opcode;
 
 	if ((old & D4C_S_IFMT) != D4C_S_IFREG ||
 	    !d4c_begin(&op, D4C_HOOK_PATH_CHMOD))
 		return 0;
-	if (d4c_is_exec(old))
-		opcode = D4C_OP_MODIFY_EXECUTABLE;
-	else if (d4c_is_exec(mode))
-		opcode = D4C_OP_CREATE_EXECUTABLE;
-	else
-		opcode = D4C_OP_MODIFY_FILE;
+	return d4c_verdict(d4c_file_event(
+	    &op, BPF_CORE_READ(path, mnt), dentry, d4c_mode_change(old, mode),
+	    0, (old & D4C_S_IFMT) | (mode & ~D4C_S_IFMT)));
+}
+
+/* ---- Access ACLs: a second way to set the permission bits ---- */
+
+/* Whether `name` (read with bpf_probe_read_kernel_str into 24 bytes) is
+ * "system.posix_acl_access": three words compared (a 24-byte memcmp is a
+ * libcall clang does not inline for BPF). */
+#define D4C_W(s, i)                                                            \
+	((__u64)(__u8)(s)[i] | (__u64)(__u8)(s)[(i) + 1] << 8 |                \
+	 (__u64)(__u8)(s)[(i) + 2] << 16 | (__u64)(__u8)(s)[(i) + 3] << 24 |   \
+	 (__u64)(__u8)(s)[(i) + 4] << 32 | (__u64)(__u8)(s)[(i) + 5] << 40 |   \
+	 (__u64)(__u8)(s)[(i) + 6] << 48 | (__u64)(__u8)(s)[(i) + 7] << 56)
+static __always_inline int d4c_is_acl_access(const char *name)
+{
+	const __u64 *w = (const __u64 *)name;
+
+	return w[0] == D4C_W(D4C_ACL_ACCESS, 0) &&
+	       w[1] == D4C_W(D4C_ACL_ACCESS, 8) &&
+	       w[2] == D4C_W(D4C_ACL_ACCESS, 16);
+}
+
+/* Linux 6.2 to 6.12's posix_acl (later kernels nest a_count in a union;
+ * CO-RE matches the flavour by field names). */
+struct posix_acl___d4c {
+	unsigned int a_count;
+	struct posix_acl_entry a_entries[];
+} __attribute__((preserve_access_index));
+
+#define D4C_ACL_USER_OBJ 0x01 /* uapi/linux/posix_acl.h */
+#define D4C_ACL_GROUP_OBJ 0x04
+#define D4C_ACL_MASK 0x10
+#define D4C_ACL_OTHER 0x20
+/* Entries read, at most: a longer ACL is taken to give execute bits. */
+#define D4C_ACL_ENTRIES 64
+
+/* The scan of an ACL's entries: each is 8 bytes, the tag and the
+ * permissions its first two 16-bit words, in the kernel's struct
+ * posix_acl_entry and in the xattr format (little-endian) alike. */
+struct d4c_acl_scan {
+	__u64 entries; /* address of the first */
+	__u32 count;
+	__u32 user;
+	__u32 group;
+	__u32 mask;
+	__u32 other;
+	__u32 has_mask;
+};
+
+static long d4c_acl_entry(__u64 index, void *ctx)
+{
+	struct d4c_acl_scan *a = ctx;
+	__u16 word[2] = {};
+
+	if (index >= a->count)
+		return 1;
+	if (bpf_probe_read_kernel(word, sizeof(word),
+				  (const void *)(a->entries + index * 8)))
+		return 1;
+	switch (word[0]) {
+	case D4C_ACL_USER_OBJ:
+		a->user = word[1] & 7;
+		break;
+	case D4C_ACL_GROUP_OBJ:
+		a->group = word[1] & 7;
+		break;
+	case D4C_ACL_MASK:
+		a->mask = word[1] & 7;
+		a->has_mask = 1;
+		break;
+	case D4C_ACL_OTHER:
+		a->other = word[1] & 7;
+		break;
+	}
+	return 0;
+}
+
+/* The permission bits `count` entries at `entries` give the file's mode,
+ * as posix_acl_update_mode sets them: the owner's from ACL_USER_OBJ, the
+ * group class's from ACL_MASK when there is one (else ACL_GROUP_OBJ), the
+ * others' from ACL_OTHER. Too many entries: every execute bit. */
+static __always_inline umode_t d4c_acl_mode(__u64 entries, __u32 count)
+{
+	struct d4c_acl_scan a = {.entries = entries, .count = count};
+
+	if (count > D4C_ACL_ENTRIES)
+		return 0111;
+	bpf_loop(D4C_ACL_ENTRIES, d4c_acl_entry, &a, 0);
+	return (a.user << 6) | ((a.has_mask ? a.mask : a.group) << 3) | a.other;
+}
+
+/*
+ * Decides setting a regular file's access ACL to one that gives it the
+ * permission bits `mode`, as a chmod would be. The hooks have a dentry,
+ * not a mount: the path is walked on the task's root mount, which is
+ * right for the container's root file system; a file elsewhere (a volume)
+ * ends its walk at another root and fails closed, flagged outside. A stacked
+ * file system setting the ACL of its real file (overlayfs, with the
+ * mounter's credentials) was decided at its own call.
+ */
+static __always_inline int d4c_acl_change(struct dentry *dentry, umode_t mode,
+					  __u32 hook)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	umode_t old = d4c_dentry_mode(dentry);
+	struct d4c_op op;
+
+	if ((old & D4C_S_IFMT) != D4C_S_IFREG)
+		return 0;
+	if (BPF_CORE_READ(task, cred) != BPF_CORE_READ(task, real_cred))
+		return 0;
+	if (!d4c_begin(&op, hook))
+		return 0;
 	return d4c_verdict(
-	    d4c_file_event(&op, BPF_CORE_READ(path, mnt), dentry, opcode, 0,
-			   (old & D4C_S_IFMT) | (mode & ~D4C_S_IFMT)));
+	    d4c_file_event(&op, BPF_CORE_READ(task, fs, root.mnt), dentry,
+			   d4c_mode_change(old, mode), 0,
+			   (old & ~(umode_t)0777) | (mode & 0777)));
+}
+
+SEC("lsm/inode_set_acl")
+int BPF_PROG(d4c_inode_set_acl, void *idmap, struct dentry *dentry,
+	     const char *acl_name, struct posix_acl *kacl)
+{
+	struct posix_acl___d4c *acl = (void *)kacl;
+	__u64 name[3] = {};
+
+	/* Linux 6.2 and later: every POSIX ACL change comes here. A default
+	 * ACL shapes files made later (decided then); removing an ACL leaves
+	 * the mode as it is. */
+	if (!acl ||
+	    bpf_probe_read_kernel_str(name, sizeof(name), acl_name) !=
+		sizeof(D4C_ACL_ACCESS) ||
+	    !d4c_is_acl_access((const char *)name))
+		return 0;
+	return d4c_acl_change(
+	    dentry,
+	    d4c_acl_mode(d4c_addr(acl) + bpf_core_field_offset(
+					     struct posix_acl___d4c, a_entries),
+			 BPF_CORE_READ(acl, a_count)),
+	    D4C_HOOK_INODE_SET_ACL);
+}
+
+SEC("lsm/inode_setxattr")
+int d4c_inode_setxattr(unsigned long long *ctx)
+{
+	/* (idmap, dentry, name, value, size, flags). The verifier refuses a
+	 * load of a `void *` argument from the context (6.1, 6.12: "is not a
+	 * struct"): `value`'s address is copied out by a probe read. */
+	struct dentry *dentry = (struct dentry *)ctx[1];
+	const char *xattr = (const char *)ctx[2];
+	__u64 size = ctx[4], value = 0;
+	__u64 name[3] = {};
+
+	/* Before Linux 6.2 an ACL is set as the xattr system.posix_acl_access
+	 * (a 4-byte header, then 8-byte entries); later kernels send ACLs to
+	 * inode_set_acl instead. */
+	if (size < 4 ||
+	    bpf_probe_read_kernel_str(name, sizeof(name), xattr) !=
+		sizeof(D4C_ACL_ACCESS) ||
+	    !d4c_is_acl_access((const char *)name))
+		return 0;
+	if (bpf_probe_read_kernel(&value, sizeof(value), &ctx[3]) || !value)
+		return 0;
+	return d4c_acl_change(dentry, d4c_acl_mode(value + 4, (size - 4) / 8),
+			      D4C_HOOK_INODE_SETXATTR);
 }
 
 SEC("lsm/path_link")
@@ -550,27 +882,77 @@ int BPF_PROG(d4c_path_unlink, const struct path *dir, struct dentry *dentry)
 SEC("lsm/path_rename")
 int BPF_PROG(d4c_path_rename, const struct path *old_dir,
 	     struct dentry *old_dentry, const struct path *new_dir,
-	     struct dentry *new_dentry)
+	     struct dentry *new_dentry, unsigned int flags)
 {
-	umode_t mode = d4c_dentry_mode(old_dentry);
-	umode_t over = d4c_dentry_mode(new_dentry);
+	umode_t moved = d4c_dentry_mode(old_dentry);
+	umode_t there = d4c_dentry_mode(new_dentry);
 	struct d4c_op op;
-	__u32 actions, opcode;
+	__u32 actions;
 
-	if (d4c_is_dir(mode) || !d4c_begin(&op, D4C_HOOK_PATH_RENAME))
+	if (!d4c_begin(&op, D4C_HOOK_PATH_RENAME))
 		return 0;
-	actions = d4c_file_event(&op, BPF_CORE_READ(old_dir, mnt), old_dentry,
-				 D4C_OP_DELETE_FILE, D4C_EV_FIRST, mode);
-	if (over)
-		opcode = d4c_is_exec(mode) || d4c_is_exec(over)
-			     ? D4C_OP_MODIFY_EXECUTABLE
-			     : D4C_OP_MODIFY_FILE;
-	else
-		opcode = d4c_created(mode);
-	d4c_next(&op);
-	actions |= d4c_file_event(&op, BPF_CORE_READ(new_dir, mnt), new_dentry,
-				  opcode, D4C_EV_SECOND, mode);
+	/* The old name loses what is moved, and with RENAME_EXCHANGE gets
+	 * what was at the new one; the new name loses what was there (if
+	 * anything) and gets what is moved. The hook has the flags since
+	 * Linux 5.19 (commit 100f59d96468): one call for an exchange. */
+	actions = d4c_name_events(
+	    &op, (__u64)BPF_CORE_READ(old_dir, mnt), d4c_addr(old_dentry),
+	    d4c_modes(moved, (flags & D4C_RENAME_EXCHANGE) ? there : 0),
+	    D4C_EV_FIRST);
+	actions |= d4c_name_events(&op, (__u64)BPF_CORE_READ(new_dir, mnt),
+				   d4c_addr(new_dentry),
+				   d4c_modes(there, moved), D4C_EV_SECOND);
 	return d4c_verdict(actions);
+}
+
+SEC("lsm/path_symlink")
+int BPF_PROG(d4c_path_symlink, const struct path *dir, struct dentry *dentry,
+	     const char *old_name)
+{
+	struct d4c_op op;
+
+	/* A symbolic link is made with mode 0777: by d4c's rule, a new
+	 * executable name (exec through it runs its target). */
+	if (!d4c_begin(&op, D4C_HOOK_PATH_SYMLINK))
+		return 0;
+	return d4c_verdict(d4c_file_event(&op, BPF_CORE_READ(dir, mnt), dentry,
+					  D4C_OP_CREATE_EXECUTABLE, 0,
+					  D4C_S_IFLNK | 0777));
+}
+
+/* A mount on `path`: what was there is covered (it leaves), and a
+ * directory's worth of names arrives, whatever the source. */
+static __always_inline int d4c_mount_on(const struct path *path, __u32 hook)
+{
+	struct dentry *dentry = BPF_CORE_READ(path, dentry);
+	struct d4c_op op;
+
+	if (!d4c_begin(&op, hook))
+		return 0;
+	return d4c_verdict(d4c_name_events(
+	    &op, (__u64)BPF_CORE_READ(path, mnt), (__u64)dentry,
+	    d4c_modes(d4c_dentry_mode(dentry), D4C_S_IFDIR), D4C_EV_FIRST));
+}
+
+SEC("lsm/sb_mount")
+int BPF_PROG(d4c_sb_mount, const char *dev_name, const struct path *path,
+	     const char *type, unsigned long flags, void *data)
+{
+	/* mount(2): a new file system, a bind mount (MS_BIND) or a moved
+	 * mount (MS_MOVE) brings names; a remount or a change of
+	 * propagation does not. */
+	if (flags & (D4C_MS_REMOUNT | D4C_MS_PROPAGATION))
+		return 0;
+	return d4c_mount_on(path, D4C_HOOK_SB_MOUNT);
+}
+
+SEC("lsm/move_mount")
+int BPF_PROG(d4c_move_mount, const struct path *from_path,
+	     const struct path *to_path)
+{
+	/* move_mount(2) (Linux 5.2): attaches a mount made by fsmount or
+	 * open_tree, or moves one. */
+	return d4c_mount_on(to_path, D4C_HOOK_MOVE_MOUNT);
 }
 
 /* The process name an exec gives, as begin_new_exec sets comm, cut to 15
@@ -678,7 +1060,7 @@ int BPF_PROG(d4c_bprm_check, struct linux_binprm *bprm)
 	op.event_flags |= D4C_EV_HAS_PATH | D4C_EV_ARGS |
 			  (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
 	op.mode = BPF_CORE_READ(dentry, d_inode, i_mode);
-	actions |= d4c_decide_and_report(&op, place.truncated || place.outside);
+	actions |= d4c_decide_and_report(&op, d4c_unresolved(&place));
 	return d4c_verdict(actions);
 }
 
@@ -711,21 +1093,22 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child,
 	op.head.name_len = d4c_name_len(op.head.name);
 	op.event_flags =
 	    D4C_EV_HAS_PATH | (op.head.interactive ? D4C_EV_INTERACTIVE : 0);
-	return d4c_verdict(
-	    d4c_decide_and_report(&op, place.truncated || place.outside));
+	return d4c_verdict(d4c_decide_and_report(&op, d4c_unresolved(&place)));
 }
 
 /* ---- Lifecycle: reported for container tasks, never decided ---- */
 
 /* A lifecycle record `what` (D4C_LIFE_*) of `task` by the program `hook`,
- * or NULL when `task` is in no container. */
+ * or NULL when `task` is in no container or sets one up (d4c_setup: the
+ * runtime's, not the container's). */
 static __always_inline struct d4c_event *d4c_lifecycle(struct task_struct *task,
 						       __u32 what, __u32 hook)
 {
 	struct d4c_where where = {};
 	struct d4c_event *r;
 
-	if (!d4c_container_of(task, &where))
+	if (!d4c_container_of(task, &where) ||
+	    d4c_setup_state(task) != D4C_SETUP_NONE)
 		return NULL;
 	r = d4c_record_start(D4C_RECORD_LIFECYCLE, hook);
 	if (!r)
@@ -756,6 +1139,16 @@ static __always_inline void d4c_lifecycle_report(struct task_struct *task,
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(d4c_fork, struct task_struct *parent, struct task_struct *child)
 {
+	struct d4c_where where = {};
+	__u64 origin;
+
+	/* A task (thread or process) forked outside every container, or by a
+	 * task setting one up, sets a container up until it execs a program
+	 * in the container's root, if it ever enters one (d4c_setup). A host
+	 * task's mark is never read. */
+	origin = d4c_setup_origin(parent, d4c_container_of(parent, &where));
+	if (origin)
+		d4c_setup_mark(child, origin);
 	/* A new thread is not a new process. */
 	if (BPF_CORE_READ(child, pid) == BPF_CORE_READ(child, tgid))
 		d4c_lifecycle_report(parent, D4C_LIFE_FORK,
@@ -768,17 +1161,22 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
 	     struct linux_binprm *bprm)
 {
-	struct d4c_event *r =
-	    d4c_lifecycle(task, D4C_LIFE_EXEC, D4C_HOOK_SCHED_PROCESS_EXEC);
 	struct d4c_scratch *s = d4c_scratch_get();
 	struct file *file = BPF_CORE_READ(bprm, file);
 	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
 	struct d4c_place place = {};
+	struct d4c_event *r;
 	unsigned long start, end;
 	__u32 len = 0;
 	__u64 args;
 	long n;
 
+	/* The task runs a program of its own now: what it does is decided
+	 * (a container runtime's set-up ends with its exec of the
+	 * container's program). */
+	if (d4c_setup_state(task) == D4C_SETUP_ENTERED)
+		d4c_setup_end(task);
+	r = d4c_lifecycle(task, D4C_LIFE_EXEC, D4C_HOOK_SCHED_PROCESS_EXEC);
 	if (!r || !s)
 		return 0;
 	/* The comm exec gave. */
@@ -795,8 +1193,10 @@ int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
 	} else {
 		/* Not reachable from the task's root (runc re-executing a
 		 * sealed copy of itself, a memfd): the name exec was given,
-		 * or a memfd's own ("memfd:NAME", as its decision says). */
-		r->flags |= D4C_EV_TRUNCATED;
+		 * or a memfd's own ("memfd:NAME", as its decision says);
+		 * D4C_EV_OUTSIDE when the walk ended at another root. */
+		r->flags |=
+		    D4C_EV_TRUNCATED | (place.outside ? D4C_EV_OUTSIDE : 0);
 		if (BPF_CORE_READ(dentry, d_inode, __i_nlink) == 0)
 			n = bpf_probe_read_kernel_str(
 			    r->path, D4C_LONG_COMPONENT_BYTES + 1,
@@ -840,6 +1240,8 @@ int BPF_PROG(d4c_exit, struct task_struct *task)
 		d4c_lifecycle_report(task, D4C_LIFE_EXIT,
 				     BPF_CORE_READ(task, exit_code),
 				     D4C_HOOK_SCHED_PROCESS_EXIT);
+	/* Every thread's exit: its set-up mark, if any, goes with it. */
+	d4c_setup_end(task);
 	return 0;
 }
 

@@ -27,7 +27,7 @@ pub use crate::sys::ensure_bpffs;
 use crate::PROBES_OBJECT;
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::{BtfTracePoint, Lsm, TracePoint};
+use aya::programs::{BtfTracePoint, Lsm, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::Container;
@@ -45,9 +45,22 @@ pub const LSM_PROGRAMS: &[(&str, &str)] = &[
     ("d4c_path_link", "path_link"),
     ("d4c_path_unlink", "path_unlink"),
     ("d4c_path_rename", "path_rename"),
+    ("d4c_path_symlink", "path_symlink"),
+    ("d4c_sb_mount", "sb_mount"),
+    ("d4c_move_mount", "move_mount"),
+    ("d4c_inode_set_acl", "inode_set_acl"),
+    ("d4c_inode_setxattr", "inode_setxattr"),
     ("d4c_bprm_check", "bprm_check_security"),
     ("d4c_task_alloc", "task_alloc"),
 ];
+
+/// The LSM hooks some supported kernels lack, and what stands in for each
+/// there: `inode_set_acl` is Linux 6.2's; before it POSIX ACLs are set
+/// through `inode_setxattr`, which the probes decide too. A program whose
+/// hook the running kernel lacks is not loaded; any other missing hook is
+/// an error.
+pub const OPTIONAL_LSM_HOOKS: &[(&str, &str)] =
+    &[("inode_set_acl", "Linux 6.2 and later; before, ACLs are decided at inode_setxattr")];
 
 /// The BTF tracepoints, by program name and tracepoint.
 pub const BTF_TRACEPOINTS: &[(&str, &str)] =
@@ -258,6 +271,9 @@ pub struct Probes {
     /// The container classes with a row: the selectors' container verdicts
     /// of each kind, by row.
     rows: Vec<(Vec<bool>, Vec<bool>)>,
+    /// The optional LSM hooks ([`OPTIONAL_LSM_HOOKS`]) this kernel lacks:
+    /// their programs are neither loaded nor attached.
+    absent: Vec<&'static str>,
 }
 
 impl Probes {
@@ -273,12 +289,20 @@ impl Probes {
         maps::fill(&mut ebpf, &tables)?;
         let events = ebpf.take_map("d4c_events").ok_or_else(|| MapError("no map `d4c_events`".into()))?;
         let ring = RingBuf::try_from(events).map_err(|e| error("d4c_events", e))?;
-        let mut probes = Probes { ebpf, ring, tables, settings, rows: Vec::new() };
+        let mut probes = Probes { ebpf, ring, tables, settings, rows: Vec::new(), absent: Vec::new() };
         probes.write_config()?;
         probes.write_pending_row()?;
         for (name, hook) in LSM_PROGRAMS.iter().filter(|_| settings.lsm) {
             let program: &mut Lsm = program_mut(&mut probes.ebpf, name)?;
-            program.load(hook, &btf).map_err(|e| error(&format!("the verifier refused `{name}` (lsm/{hook})"), e))?;
+            match program.load(hook, &btf) {
+                Ok(()) => {}
+                // The hook's BTF function is not in this kernel: fine for an
+                // optional hook, found out before the verifier ran.
+                Err(ProgramError::Btf(_)) if OPTIONAL_LSM_HOOKS.iter().any(|(h, _)| h == hook) => {
+                    probes.absent.push(hook);
+                }
+                Err(e) => return Err(error(&format!("the verifier refused `{name}` (lsm/{hook})"), e)),
+            }
         }
         for (name, point) in BTF_TRACEPOINTS {
             let program: &mut BtfTracePoint = program_mut(&mut probes.ebpf, name)?;
@@ -322,6 +346,11 @@ impl Probes {
         Ok(())
     }
 
+    /// The optional LSM hooks this kernel lacks (see [`OPTIONAL_LSM_HOOKS`]).
+    pub fn absent_hooks(&self) -> &[&'static str] {
+        &self.absent
+    }
+
     /// Switches enforcement on or off, live: off, blocking responses are
     /// only reported.
     pub fn set_enforce(&mut self, enforce: bool) -> Result<(), MapError> {
@@ -363,7 +392,7 @@ impl Probes {
                 .map(drop)
                 .map_err(|e| error(&format!("cannot pin `{name}` at `{}`", path.display()), e))
         };
-        for (name, _) in LSM_PROGRAMS.iter().filter(|_| self.settings.lsm) {
+        for (name, _) in LSM_PROGRAMS.iter().filter(|(_, hook)| self.settings.lsm && !self.absent.contains(hook)) {
             let program: &mut Lsm = program_mut(&mut self.ebpf, name)?;
             let id = program.attach().map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
             if pin.is_some() {
@@ -555,7 +584,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use super::*;
-    use crate::abi::{CONSTANTS, HOOK_POINTS, HOOK_SCHED_PROCESS_EXIT, HOOK_SYS_EXIT_EXECVEAT, HOOK_SYS_EXIT_SETSID};
+    use crate::abi::{CONSTANTS, HOOK_POINTS, HOOK_SCHED_PROCESS_EXIT, HOOK_SYS_EXIT_EXECVEAT};
     use zerocopy::FromZeros;
 
     fn record(hook: u32) -> Record {
@@ -597,7 +626,7 @@ mod tests {
         assert_eq!(names.len(), hooks.len());
         // Ours is the tracepoint; the original's exit was kprobe__taskstats_exit.
         assert_eq!(record(HOOK_SCHED_PROCESS_EXIT).hook_point(), Some("tracepoint__sched_process_exit"));
-        for unknown in [0, HOOK_SYS_EXIT_SETSID + 1, HOOK_SYS_EXIT_EXECVEAT + 1, u32::MAX] {
+        for unknown in [0, HOOK_SYS_EXIT_EXECVEAT + 1, u32::MAX] {
             assert_eq!(record(unknown).hook_point(), None, "hook {unknown}");
         }
     }

@@ -138,7 +138,12 @@ fn edge_paths_agree() {
     };
     let tables = tables_of(b"edge", &policy);
     let file = |path: String| {
-        Event::File(FileEvent { operation: Operation::CreateFile, path: Some(path), volume: Volume::RootFs })
+        Event::File(FileEvent {
+            operation: Operation::CreateFile,
+            path: Some(path),
+            volume: Volume::RootFs,
+            directory: false,
+        })
     };
     let mut paths = vec![
         "/a/é".to_string(),

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use d4c_artifact::event::{Event as TableEvent, ProcessEvent, Volume};
+use d4c_artifact::event::{Event as TableEvent, ProcessEvent};
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_kernel_probes::cgroup::{self, KubepodsRoot};
 use d4c_kernel_probes::probes::{self, CgroupMode, Pending, Probes, Record, Settings};
@@ -19,7 +19,7 @@ use crate::config::{Config, PendingMode};
 use crate::containers::{self, Metadata, Registry};
 use crate::document::Document;
 use crate::ecs::Facts;
-use crate::event::{Decision, Event, FileType, Part};
+use crate::event::{Decision, Event};
 use crate::facts::Node;
 use crate::inflight::{Decided, Matched};
 use crate::load::{self, Policy};
@@ -541,7 +541,7 @@ impl Daemon {
             "d4c-runtime {} on {} (Linux {}, {})\n\
              \x20 policy      {} revision {} (sha256 {}), {}\n\
              \x20 mode        {}\n\
-             \x20 probes      {} programs loaded, {} instructions verified\n\
+             \x20 probes      {} programs loaded, {} instructions verified{}\n\
              \x20 cgroups     {:?} at {}, {} kubepods root(s)\n\
              \x20 containers  {} registered, {} pending\n\
              \x20 pending     {:?}\n\
@@ -560,6 +560,7 @@ impl Daemon {
             mode,
             stats.len(),
             verified,
+            absent_hooks(self.active.probes.absent_hooks()),
             self.cgroup_mode,
             self.cgroupfs.display(),
             self.roots.len(),
@@ -578,6 +579,21 @@ impl Daemon {
             self.config.listen,
         )
     }
+}
+
+/// The optional LSM hooks this kernel lacks, and what stands in for each,
+/// for the start-up report (empty when none).
+fn absent_hooks(absent: &[&str]) -> String {
+    absent
+        .iter()
+        .map(|hook| {
+            let instead = d4c_kernel_probes::probes::OPTIONAL_LSM_HOOKS
+                .iter()
+                .find(|(h, _)| h == hook)
+                .map_or("", |(_, why)| *why);
+            format!("; not in this kernel: {hook} ({instead})")
+        })
+        .collect()
 }
 
 /// The boot-clock time at which the cgroup directory `dir` was made (its
@@ -738,24 +754,7 @@ fn audit_decision(
     if actions.is_empty() {
         return None;
     }
-    let decision = Decision {
-        task: task.clone(),
-        operation,
-        actions,
-        denied: false,
-        truncated: false,
-        fileless: false,
-        part: Part::Only,
-        file_type: FileType::File,
-        volume: Volume::RootFs,
-        path: executable,
-        name,
-        args,
-        mode: None,
-        dyn_class: 0,
-        row: 0,
-        audit: true,
-    };
+    let decision = Decision::audit_of(task.clone(), operation, actions, executable, name, args);
     let matched = selector_names(probes, &decision, verdict.matched).into();
     Some(Decided { decision, matched })
 }

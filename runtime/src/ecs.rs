@@ -405,6 +405,9 @@ pub fn decision_documents(facts: &Facts, report: &Report<'_>) -> Vec<Document> {
     if d.truncated {
         j.bool("path_truncated", true);
     }
+    if d.outside {
+        j.bool("path_outside", true);
+    }
     if d.task.pending {
         j.bool("container_pending", true);
     }

@@ -13,14 +13,14 @@
 //! it cannot read becomes an [`Unknown`] that says why, and a hook code it
 //! does not know becomes [`Hook::Unknown`]. Audit mode's decisions (made in
 //! userspace when the BPF LSM is off) are [`Decision`]s too
-//! ([`Decision::audit`]), made by the daemon from a lifecycle event.
+//! ([`Decision::audit_of`]), made by the daemon from a lifecycle event.
 
 use d4c_artifact::event::Volume;
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_kernel_probes::abi::{
-    self, EV_ARGS, EV_DENIED, EV_FILELESS, EV_FIRST, EV_HAS_PATH, EV_INTERACTIVE, EV_PENDING, EV_SECOND, EV_TRUNCATED,
-    KIND_FILE, KIND_PROCESS, LIFE_EXEC, LIFE_EXEC_FAILED, LIFE_EXIT, LIFE_FORK, LIFE_SETSID, RECORD_DECISION,
-    RECORD_LIFECYCLE, VOLUME_DIR, VOLUME_FILE, VOLUME_ROOTFS,
+    self, EV_ARGS, EV_DENIED, EV_DIRECTORY, EV_FILELESS, EV_FIRST, EV_HAS_PATH, EV_INTERACTIVE, EV_OUTSIDE, EV_PENDING,
+    EV_SECOND, EV_TRUNCATED, KIND_FILE, KIND_PROCESS, LIFE_EXEC, LIFE_EXEC_FAILED, LIFE_EXIT, LIFE_FORK, LIFE_SETSID,
+    RECORD_DECISION, RECORD_LIFECYCLE, VOLUME_DIR, VOLUME_FILE, VOLUME_ROOTFS,
 };
 use d4c_kernel_probes::probes::Record;
 
@@ -41,6 +41,16 @@ pub enum Hook {
     PathUnlink,
     /// `lsm/path_rename`.
     PathRename,
+    /// `lsm/path_symlink`.
+    PathSymlink,
+    /// `lsm/sb_mount`: `mount(2)`.
+    SbMount,
+    /// `lsm/move_mount`: `move_mount(2)`.
+    MoveMount,
+    /// `lsm/inode_set_acl`: an access ACL set (Linux 6.2 and later).
+    InodeSetAcl,
+    /// `lsm/inode_setxattr`: an access ACL set as an xattr (before 6.2).
+    InodeSetxattr,
     /// `lsm/bprm_check_security`.
     BprmCheckSecurity,
     /// `lsm/task_alloc`.
@@ -74,6 +84,11 @@ impl Hook {
             abi::HOOK_PATH_LINK => Hook::PathLink,
             abi::HOOK_PATH_UNLINK => Hook::PathUnlink,
             abi::HOOK_PATH_RENAME => Hook::PathRename,
+            abi::HOOK_PATH_SYMLINK => Hook::PathSymlink,
+            abi::HOOK_SB_MOUNT => Hook::SbMount,
+            abi::HOOK_MOVE_MOUNT => Hook::MoveMount,
+            abi::HOOK_INODE_SET_ACL => Hook::InodeSetAcl,
+            abi::HOOK_INODE_SETXATTR => Hook::InodeSetxattr,
             abi::HOOK_BPRM_CHECK_SECURITY => Hook::BprmCheckSecurity,
             abi::HOOK_TASK_ALLOC => Hook::TaskAlloc,
             abi::HOOK_SCHED_PROCESS_FORK => Hook::SchedProcessFork,
@@ -96,6 +111,11 @@ impl Hook {
             Hook::PathLink => abi::HOOK_PATH_LINK,
             Hook::PathUnlink => abi::HOOK_PATH_UNLINK,
             Hook::PathRename => abi::HOOK_PATH_RENAME,
+            Hook::PathSymlink => abi::HOOK_PATH_SYMLINK,
+            Hook::SbMount => abi::HOOK_SB_MOUNT,
+            Hook::MoveMount => abi::HOOK_MOVE_MOUNT,
+            Hook::InodeSetAcl => abi::HOOK_INODE_SET_ACL,
+            Hook::InodeSetxattr => abi::HOOK_INODE_SETXATTR,
             Hook::BprmCheckSecurity => abi::HOOK_BPRM_CHECK_SECURITY,
             Hook::TaskAlloc => abi::HOOK_TASK_ALLOC,
             Hook::SchedProcessFork => abi::HOOK_SCHED_PROCESS_FORK,
@@ -218,6 +238,9 @@ pub struct Decision {
     pub denied: bool,
     /// The path could not be resolved whole: the decision failed closed.
     pub truncated: bool,
+    /// The path's walk ended at a root other than the task's: the file is
+    /// not reachable from the container's root (`truncated` too).
+    pub outside: bool,
     /// An exec of a file with no name (a memfd).
     pub fileless: bool,
     /// Which of its syscall's events this is.
@@ -248,6 +271,41 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Audit mode's decision (no BPF LSM: made in userspace, nothing
+    /// refused) of a fork or an exec that happened, by `task`, of the
+    /// program at `path` named `name` and called with `args`: what a
+    /// kernel record of the same operation would decode to, with no
+    /// dynamic class or row (the daemon explains its matched selectors
+    /// itself).
+    pub fn audit_of(
+        task: Task,
+        operation: Operation,
+        actions: Actions,
+        path: String,
+        name: Comm,
+        args: Option<Args>,
+    ) -> Decision {
+        Decision {
+            task,
+            operation,
+            actions,
+            denied: false,
+            truncated: false,
+            outside: false,
+            fileless: false,
+            part: Part::Only,
+            file_type: FileType::File,
+            volume: Volume::RootFs,
+            path,
+            name,
+            args,
+            mode: None,
+            dyn_class: 0,
+            row: 0,
+            audit: true,
+        }
+    }
+
     /// The operation's kind.
     pub fn kind(&self) -> Kind {
         self.operation.kind()
@@ -397,7 +455,7 @@ pub fn decode(record: &Record) -> Event {
             LIFE_FORK => Event::Fork(Fork { task, child: head.child_tgid }),
             LIFE_EXEC => Event::Exec(Exec {
                 executable: text(&record.path),
-                resolved: head.flags & EV_TRUNCATED == 0,
+                resolved: head.flags & (EV_TRUNCATED | EV_OUTSIDE) == 0,
                 name: name(&record.head.name, head.name_len),
                 args: (head.flags & EV_ARGS != 0).then(|| split_args(&record.args)),
                 task,
@@ -460,9 +518,10 @@ fn decision(record: &Record, task: Task) -> Event {
         actions: Actions::from_bits(u8::try_from(head.actions & 7).unwrap_or(0)),
         denied: head.flags & EV_DENIED != 0,
         truncated: head.flags & EV_TRUNCATED != 0,
+        outside: head.flags & EV_OUTSIDE != 0,
         fileless: head.flags & EV_FILELESS != 0,
         part,
-        file_type: FileType::File,
+        file_type: if head.flags & EV_DIRECTORY != 0 { FileType::Directory } else { FileType::File },
         volume,
         path: if head.flags & EV_HAS_PATH != 0 { text(&record.path) } else { String::new() },
         name: name(&head.name, head.name_len),
@@ -605,10 +664,15 @@ pub mod encode {
     pub const FIRST: u32 = EV_FIRST;
     /// A later one.
     pub const SECOND: u32 = EV_SECOND;
+    /// The path's walk ended outside the task's root.
+    pub const OUTSIDE: u32 = EV_OUTSIDE;
+    /// The event is on a directory, for everything in it.
+    pub const DIRECTORY: u32 = EV_DIRECTORY;
     /// The hooks' codes, by name.
     pub use d4c_kernel_probes::abi::{
-        HOOK_BPRM_CHECK_SECURITY, HOOK_FILE_OPEN, HOOK_PATH_CHMOD, HOOK_PATH_LINK, HOOK_PATH_MKNOD, HOOK_PATH_RENAME,
-        HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, HOOK_TASK_ALLOC,
+        HOOK_BPRM_CHECK_SECURITY, HOOK_FILE_OPEN, HOOK_INODE_SETXATTR, HOOK_INODE_SET_ACL, HOOK_MOVE_MOUNT,
+        HOOK_PATH_CHMOD, HOOK_PATH_LINK, HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE,
+        HOOK_PATH_UNLINK, HOOK_SB_MOUNT, HOOK_TASK_ALLOC,
     };
 }
 
@@ -625,7 +689,8 @@ mod tests {
         }
         // Codes this build does not know: 0 (older probes), those of
         // hooks added since (newer probes), anything.
-        for code in [0, 14, 15, 16, 19, u32::MAX] {
+        let newest = abi::HOOK_POINTS.iter().map(|(code, _)| *code).max().unwrap_or(0);
+        for code in [0, newest + 1, newest + 7, u32::MAX] {
             assert_eq!(Hook::from_code(code), Hook::Unknown(code));
             assert_eq!(Hook::Unknown(code).point(), None);
         }
@@ -633,11 +698,32 @@ mod tests {
 
     #[test]
     fn an_unknown_hooks_decision_is_still_a_decision() {
-        let mut record = encode::decision(7, 15, Operation::CreateFile, "/mnt/x", Actions::LOG);
+        let mut record = encode::decision(7, 9_999, Operation::CreateFile, "/mnt/x", Actions::LOG);
         record.head.flags |= EV_FIRST;
         let Event::Decision(d) = decode(&record) else { panic!("not a decision") };
-        assert_eq!(d.task.hook, Hook::Unknown(15));
+        assert_eq!(d.task.hook, Hook::Unknown(9_999));
         assert_eq!((d.operation, d.path.as_str(), d.part), (Operation::CreateFile, "/mnt/x", Part::First));
+    }
+
+    #[test]
+    fn directory_and_outside_flags_decode_to_the_decision() {
+        let mut record = encode::decision(7, abi::HOOK_SB_MOUNT, Operation::CreateExecutable, "/mnt", Actions::LOG);
+        record.head.flags |= EV_DIRECTORY | EV_FIRST;
+        let Event::Decision(d) = decode(&record) else { panic!("not a decision") };
+        assert_eq!(
+            (d.file_type, d.outside, d.truncated, d.task.hook),
+            (FileType::Directory, false, false, Hook::SbMount)
+        );
+        let mut record = encode::decision(7, abi::HOOK_INODE_SET_ACL, Operation::ModifyFile, "/x", Actions::LOG);
+        record.head.flags |= EV_OUTSIDE | EV_TRUNCATED;
+        let Event::Decision(d) = decode(&record) else { panic!("not a decision") };
+        assert_eq!((d.file_type, d.outside, d.truncated), (FileType::File, true, true));
+        // An exec record whose executable the walk found outside the
+        // task's root carries the name exec was given.
+        let mut record = encode::exec(10, "/proc/self/exe", "runc:[2:INIT]", None);
+        record.head.flags |= EV_OUTSIDE | EV_TRUNCATED;
+        let Event::Exec(exec) = decode(&record) else { panic!("not an exec") };
+        assert!(!exec.resolved);
     }
 
     #[test]

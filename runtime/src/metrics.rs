@@ -41,7 +41,7 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     e.family(
         "d4c_kernel_events_total",
         "counter",
-        "The probes' counters, by name (decisions, denied, events, dropped, truncated, pending, errors).",
+        "The probes' counters, by name (decisions, denied, events, dropped, truncated, pending, errors, internal).",
     );
     match daemon.kernel_counters() {
         Ok(values) => {

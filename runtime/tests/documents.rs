@@ -73,24 +73,9 @@ impl Harness {
                 Event::Fork(_) => (Operation::Fork, task.comm),
                 _ => return None,
             };
-            let decision = Decision {
-                task,
-                operation,
-                actions: Actions::LOG,
-                denied: false,
-                truncated: false,
-                fileless: false,
-                part: d4c_runtime::event::Part::Only,
-                file_type: d4c_runtime::event::FileType::File,
-                volume: d4c_artifact::event::Volume::RootFs,
-                path: process.executable.clone().unwrap_or_default(),
-                name,
-                args: Some(d4c_runtime::event::Args::new(&process.args)),
-                mode: None,
-                dyn_class: 0,
-                row: 0,
-                audit: true,
-            };
+            let path = process.executable.clone().unwrap_or_default();
+            let args = Some(d4c_runtime::event::Args::new(&process.args));
+            let decision = Decision::audit_of(task, operation, Actions::LOG, path, name, args);
             Some(Decided { decision, matched: vec!["allProcesses".to_string()].into() })
         };
         let cx = Context {

@@ -539,6 +539,15 @@ fn perform_op(op: &AgentOp, held: &mut Held, rep_raw: RawFd) -> Result<String, F
             std::fs::rename(from, to).map_err(fail_on("rename", &format!("{from}` to `{to}")))?;
             Ok("renamed".to_string())
         }
+        AgentOp::Setfacl { path, mode } => {
+            sys::set_access_acl(&c_string(path)?, *mode).map_err(fail_on("setxattr(system.posix_acl_access)", path))?;
+            Ok(format!("ACL set to {mode:04o}"))
+        }
+        AgentOp::Exchange { a, b } => {
+            sys::rename_exchange(&c_string(a)?, &c_string(b)?)
+                .map_err(fail_on("exchange", &format!("{a}` with `{b}")))?;
+            Ok("exchanged".to_string())
+        }
         AgentOp::Link { from, to } => {
             std::fs::hard_link(from, to).map_err(fail_on("link", &format!("{from}` to `{to}")))?;
             Ok("linked".to_string())

@@ -88,6 +88,18 @@ pub struct Expected {
 /// ENOEXEC: an allowed exec of a file with no binary format fails after
 /// the decision.
 const ENOEXEC: i32 = 8;
+/// The hook that decides an access ACL change on this kernel:
+/// `inode_set_acl` from Linux 6.2, `inode_setxattr` before (what the
+/// probes attach, `d4c_kernel_probes::probes::OPTIONAL_LSM_HOOKS`).
+fn acl_hook() -> &'static str {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut numbers = release.trim().split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+    if (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 2) {
+        "lsm__inode_set_acl"
+    } else {
+        "lsm__inode_setxattr"
+    }
+}
 
 /// The hook that decides a scenario operation as the agent performs it
 /// (`open(O_CREAT)` is checked by `security_path_mknod`, `truncate(2)` by
@@ -98,7 +110,11 @@ pub fn hook_of(op: &Op) -> &'static str {
         Op::Write(_) => "lsm__file_open",
         Op::Truncate(_) => "lsm__path_truncate",
         Op::Chmod { .. } => "lsm__path_chmod",
-        Op::Rename { .. } => "lsm__path_rename",
+        Op::Rename { .. } | Op::Exchange { .. } => "lsm__path_rename",
+        Op::Symlink { .. } => "lsm__path_symlink",
+        Op::Setfacl { .. } => acl_hook(),
+        // Never decided: no document names its hook.
+        Op::Mkdir { .. } => "lsm__path_mkdir",
         Op::Link { .. } => "lsm__path_link",
         Op::Unlink(_) => "lsm__path_unlink",
         Op::Exec(_) | Op::MemfdExec(_) => "lsm__bprm_check_security",
@@ -263,7 +279,12 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
             let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
             want("/file/path", Value::from(path.as_str()));
             want("/file/name", Value::from(name.as_str()));
-            match name.rsplit_once('.').filter(|(stem, ext)| !stem.is_empty() && !ext.is_empty()) {
+            if f.directory {
+                want("/file/type", Value::from("dir"));
+            } else if source.pointer("/file/type").is_some() {
+                other.push(format!("`file.type` is present for the file `{path}`"));
+            }
+            match name.rsplit_once('.').filter(|(stem, ext)| !stem.is_empty() && !ext.is_empty() && !f.directory) {
                 Some((_, extension)) => want("/file/extension", Value::from(extension)),
                 None => {
                     if source.pointer("/file/extension").is_some() {

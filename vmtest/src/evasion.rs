@@ -74,15 +74,22 @@ struct Want {
     volume: Volume,
     /// The path was not resolved whole (fail closed).
     truncated: bool,
+    /// The event is on a directory (for everything in it).
+    directory: bool,
 }
 
 /// One way around drift prevention.
 struct Case {
     name: String,
     ops: Vec<AgentOp>,
-    /// `Some((op, record))`: refused with EPERM at that op (by index), with
-    /// that one decision record; `None`: every op succeeds, with none.
-    refused: Option<(u32, Want)>,
+    /// `Some((op, records))`: refused with EPERM at that op (by index), with
+    /// exactly those decision records, in order; `None`: every op
+    /// succeeds, with none.
+    refused: Option<(u32, Vec<Want>)>,
+    /// `Some((op, errno))`: the kernel fails that op with that errno before
+    /// any hook decides (no record), whatever the policy: what this kernel
+    /// cannot do at all. Overrides `refused`.
+    unsupported: Option<(u32, i32)>,
     /// A container path the guest checks afterwards, and whether it must
     /// exist.
     effect: Option<(String, bool)>,
@@ -91,12 +98,23 @@ struct Case {
 impl Case {
     /// Refused with EPERM at op `failing`, decided as `want`.
     fn refused(name: &str, ops: Vec<AgentOp>, failing: u32, want: Want) -> Case {
-        Case { name: name.into(), ops, refused: Some((failing, want)), effect: None }
+        Case::refused_all(name, ops, failing, vec![want])
+    }
+
+    /// Refused with EPERM at op `failing`, with the records `wants`.
+    fn refused_all(name: &str, ops: Vec<AgentOp>, failing: u32, wants: Vec<Want>) -> Case {
+        Case { name: name.into(), ops, refused: Some((failing, wants)), unsupported: None, effect: None }
     }
 
     /// Allowed, with no record.
     fn allowed(name: &str, ops: Vec<AgentOp>) -> Case {
-        Case { name: name.into(), ops, refused: None, effect: None }
+        Case { name: name.into(), ops, refused: None, unsupported: None, effect: None }
+    }
+
+    /// When `errno` says so, failed by the kernel at op `failing` with
+    /// `errno`, before any hook.
+    fn unless(self, errno: Option<i32>, failing: u32) -> Case {
+        Case { unsupported: errno.map(|e| (failing, e)), ..self }
     }
 
     /// With container path `path` existing afterwards or not.
@@ -107,13 +125,25 @@ impl Case {
 
 /// A file event record of `operation` at `path`, on the root file system.
 fn at(operation: Operation, path: &str) -> Want {
-    Want { operation, path: WantPath::Is(path.into()), volume: Volume::RootFs, truncated: false }
+    Want { operation, path: WantPath::Is(path.into()), volume: Volume::RootFs, truncated: false, directory: false }
+}
+
+/// A directory's event record of `operation` at `path` (for everything in
+/// it), on the root file system.
+fn dir_at(operation: Operation, path: &str) -> Want {
+    Want { directory: true, ..at(operation, path) }
 }
 
 /// A file event record of `operation` on a file with no name in `dir`
 /// (its path is `dir` + `#<inode>`), on the root file system.
 fn unnamed(operation: Operation, dir: &str) -> Want {
-    Want { operation, path: WantPath::StartsWith(dir.into()), volume: Volume::RootFs, truncated: false }
+    Want {
+        operation,
+        path: WantPath::StartsWith(dir.into()),
+        volume: Volume::RootFs,
+        truncated: false,
+        directory: false,
+    }
 }
 
 /// `open(path, O_CREAT|O_EXCL, mode)`.
@@ -170,6 +200,16 @@ fn setup() -> Vec<AgentOp> {
         AgentOp::Mkdir { path: "/mnt".into(), mode: 0o755 },
         AgentOp::Mkdir { path: "/mnt/bin".into(), mode: 0o755 },
         AgentOp::BindMount { from: "/usr/bin".into(), to: "/mnt/bin".into() },
+        // Directories of tools to move, a plain file, a directory to mount.
+        AgentOp::Mkdir { path: "/tmp/kit".into(), mode: 0o755 },
+        create("/tmp/kit/evil", 0o755),
+        AgentOp::Mkdir { path: "/tmp/kit2".into(), mode: 0o755 },
+        create("/tmp/kit2/evil", 0o755),
+        create("/tmp/plain", 0o644),
+        create("/tmp/acl", 0o644),
+        AgentOp::Mkdir { path: "/kits".into(), mode: 0o755 },
+        AgentOp::Mkdir { path: "/kits/tools".into(), mode: 0o755 },
+        create("/kits/tools/evil", 0o755),
     ];
     for dir in ["/tmp/long", "/tmp/deep", EDGE_DIR] {
         ops.push(AgentOp::Mkdir { path: dir.into(), mode: 0o755 });
@@ -183,9 +223,12 @@ fn setup() -> Vec<AgentOp> {
 }
 
 /// The cases, in the order of docs/kernel-probes.md's evasion table.
-fn cases() -> Vec<Case> {
+/// `no_rootfs_tmpfile`: the errno `open(O_TMPFILE)` fails with on the root
+/// file system (overlayfs before Linux 6.6 has no `O_TMPFILE`:
+/// `EOPNOTSUPP`), or `None`.
+fn cases(no_rootfs_tmpfile: Option<i32>) -> Vec<Case> {
     use LinkVia::{EmptyPath, ProcFd};
-    use Operation::{CreateExecutable, CreateFile, ModifyFile};
+    use Operation::{CreateExecutable, CreateFile, DeleteFile, ModifyExecutable, ModifyFile};
     let mut cases = Vec::new();
     // 1-3. A second spelling of /usr/bin/NAME: a symlink to /usr/bin,
     // `..`, /proc/self/root (the container mounts /proc). The path is the
@@ -224,19 +267,36 @@ fn cases() -> Vec<Case> {
     // path is the one the kernel gives it, `#<inode>`, in its directory.
     let tmpfile = |dir: &str, mode| AgentOp::OpenTmpfile { dir: dir.into(), mode };
     let link = |to: &str, via| AgentOp::LinkOpen { to: to.into(), via };
+    // On a kernel whose overlayfs has no O_TMPFILE, the root file system's
+    // cases fail at the open, undecided; the same on a tmpfs (/dev/shm, a
+    // volume) is decided on every kernel.
     let ops = vec![tmpfile("/tmp", 0o600), AgentOp::ChmodOpen(0o755), link("/usr/bin/z", EmptyPath)];
     let unnamed_executable = unnamed(CreateExecutable, "/tmp/#");
-    cases.push(Case::refused("tmpfile-chmod-linkat", ops, 1, unnamed_executable.clone()).leaving("/usr/bin/z", false));
+    cases.push(
+        Case::refused("tmpfile-chmod-linkat", ops, 1, unnamed_executable.clone())
+            .leaving("/usr/bin/z", false)
+            .unless(no_rootfs_tmpfile, 0),
+    );
     let ops = vec![tmpfile("/tmp", 0o755), link("/usr/bin/z", EmptyPath)];
-    cases.push(Case::refused("tmpfile-executable", ops, 0, unnamed_executable).leaving("/usr/bin/z", false));
+    cases.push(
+        Case::refused("tmpfile-executable", ops, 0, unnamed_executable)
+            .leaving("/usr/bin/z", false)
+            .unless(no_rootfs_tmpfile, 0),
+    );
     for (name, to, via) in
         [("tmpfile-linkat-empty-path", "/usr/bin/z2", EmptyPath), ("tmpfile-linkat-proc-fd", "/usr/bin/z3", ProcFd)]
     {
         let ops = vec![tmpfile("/tmp", 0o644), link(to, via)];
-        cases.push(Case::refused(name, ops, 1, at(CreateFile, to)).leaving(to, false));
+        cases.push(Case::refused(name, ops, 1, at(CreateFile, to)).leaving(to, false).unless(no_rootfs_tmpfile, 0));
     }
     let ops = vec![tmpfile("/usr/bin", 0o644)];
-    cases.push(Case::refused("tmpfile-in-protected-dir", ops, 0, unnamed(CreateFile, "/usr/bin/#")));
+    cases.push(
+        Case::refused("tmpfile-in-protected-dir", ops, 0, unnamed(CreateFile, "/usr/bin/#"))
+            .unless(no_rootfs_tmpfile, 0),
+    );
+    let on_shm = |operation| Want { volume: Volume::Volume, ..unnamed(operation, "/dev/shm/#") };
+    let ops = vec![tmpfile("/dev/shm", 0o600), AgentOp::ChmodOpen(0o755)];
+    cases.push(Case::refused("tmpfile-chmod-on-tmpfs", ops, 1, on_shm(CreateExecutable)));
     // 6. Longer than PATH_MAX: fail closed, flagged, even for a file no
     // selector names. Deep but short: resolved whole. The edge: exactly
     // PATH_MAX bytes is whole, one more is not.
@@ -260,6 +320,80 @@ fn cases() -> Vec<Case> {
     cases.push(Case::allowed("path-max-file", deep(EDGE_DIR, "ab", 0o644)));
     let over = cut(CreateFile, EDGE_DIR, "abc");
     cases.push(Case::refused("path-max-plus-one-file", deep(EDGE_DIR, "abc", 0o644), last(EDGE_DIR), over));
+    // 7. Overlayfs (issue 11): the real file overlayfs opens behind a
+    // write-open, and copy-up's files, are not the task's operations. On
+    // 6.12 they were decided on a path outside the container and failed
+    // closed: an ordinary file could not be made under a policy that
+    // blocks executable changes. Allowed, with no record.
+    cases.push(Case::allowed("regression-overlayfs-backing-file-create", vec![create("/tmp/plain.txt", 0o644)]));
+    cases.push(Case::allowed(
+        "regression-overlayfs-copy-up-write",
+        vec![AgentOp::Write("/etc/app.conf".into()), AgentOp::Truncate("/etc/app.conf".into())],
+    ));
+    // 8. New names without a new file (issue 11). A directory moved into
+    // /usr/bin brings what is in it: its createFile is binChanges' (the
+    // path-less executableDrift does not decide directories: what they
+    // hold was decided when it was made). Moved elsewhere: allowed.
+    let rename = |from: &str, to: &str| AgentOp::Rename { from: from.into(), to: to.into() };
+    cases.push(
+        Case::refused(
+            "dir-rename-into-protected",
+            vec![rename("/tmp/kit", "/usr/bin/kit")],
+            0,
+            dir_at(CreateFile, "/usr/bin/kit"),
+        )
+        .leaving("/usr/bin/kit/evil", false),
+    );
+    cases.push(
+        Case::allowed("dir-rename-elsewhere", vec![rename("/tmp/kit2", "/kits/kit2")]).leaving("/kits/kit2/evil", true),
+    );
+    // /usr/bin moved away takes its files: a deletion of everything in it.
+    cases.push(
+        Case::refused(
+            "dir-rename-protected-away",
+            vec![rename("/usr/bin", "/tmp/oldbin")],
+            0,
+            dir_at(DeleteFile, "/usr/bin"),
+        )
+        .leaving("/usr/bin/tool", true),
+    );
+    // An exchange replaces /usr/bin/tool's executable: both names modified.
+    let exchange = AgentOp::Exchange { a: "/usr/bin/tool".into(), b: "/tmp/plain".into() };
+    let modified = vec![at(ModifyExecutable, "/usr/bin/tool"), at(ModifyExecutable, "/tmp/plain")];
+    cases.push(Case::refused_all("exchange-into-protected", vec![exchange], 0, modified));
+    // An access ACL that gives an execute bit makes an executable, as a
+    // chmod does (inode_set_acl from Linux 6.2, inode_setxattr before).
+    let acl = AgentOp::Setfacl { path: "/tmp/acl".into(), mode: 0o755 };
+    cases.push(Case::refused("acl-makes-executable", vec![acl], 0, at(CreateExecutable, "/tmp/acl")));
+    // A symbolic link is an executable name.
+    let symlink = |target: &str, link: &str| AgentOp::Symlink { target: target.into(), link: link.into() };
+    cases.push(
+        Case::refused(
+            "symlink-into-protected",
+            vec![symlink("/tmp/plain", "/usr/bin/plain")],
+            0,
+            at(CreateExecutable, "/usr/bin/plain"),
+        )
+        .leaving("/usr/bin/plain", false),
+    );
+    // A mount brings a directory's worth of names and covers what was
+    // there (the container has CAP_SYS_ADMIN). mkdir is not decided.
+    let mkdir = |path: &str| AgentOp::Mkdir { path: path.into(), mode: 0o755 };
+    let bind = |from: &str, to: &str| AgentOp::BindMount { from: from.into(), to: to.into() };
+    let mounted = vec![dir_at(DeleteFile, "/usr/bin/mnt"), dir_at(CreateFile, "/usr/bin/mnt")];
+    cases.push(
+        Case::refused_all(
+            "bind-mount-onto-protected",
+            vec![mkdir("/usr/bin/mnt"), bind("/kits/tools", "/usr/bin/mnt")],
+            1,
+            mounted,
+        )
+        .leaving("/usr/bin/mnt/evil", false),
+    );
+    cases.push(
+        Case::allowed("bind-mount-elsewhere", vec![mkdir("/tmp/m"), bind("/kits/tools", "/tmp/m")])
+            .leaving("/tmp/m/evil", true),
+    );
     cases
 }
 
@@ -281,7 +415,12 @@ pub fn run() -> Result<String, String> {
         image: Some("ghcr.io/acme/app:2.0".into()),
         namespace: Some("prod".into()),
         pod: Some("evasion".into()),
-        files: vec![("/usr/bin/tool".into(), 0o755), ("/usr/bin/notes.txt".into(), 0o644)],
+        files: vec![
+            ("/usr/bin/tool".into(), 0o755),
+            ("/usr/bin/notes.txt".into(), 0o644),
+            // In the image's layer: writing it copies it up.
+            ("/etc/app.conf".into(), 0o644),
+        ],
         // The bind mount of a case needs CAP_SYS_ADMIN.
         privileged: true,
         ..ContainerSpec::default()
@@ -313,7 +452,20 @@ fn perform_cases(container: &mut Container, tables: &Tables, meta: &Meta) -> Res
     if done.errno != 0 {
         return Err(format!("the set-up failed: {}", done.detail));
     }
-    let cases = cases();
+    // Whether this kernel's overlayfs makes O_TMPFILE files (Linux 6.6).
+    let probe_actor = container.stage(&actor)?;
+    let probe = container.perform(probe_actor, &AgentOp::OpenTmpfile { dir: "/tmp".into(), mode: 0o600 })?;
+    let no_rootfs_tmpfile = match probe.errno {
+        0 => None,
+        libc::EOPNOTSUPP => {
+            println!(
+                "D4C-VMTEST-NOTE: evasion: O_TMPFILE is not supported on this kernel's overlayfs root (EOPNOTSUPP)"
+            );
+            Some(libc::EOPNOTSUPP)
+        }
+        errno => return Err(format!("O_TMPFILE in /tmp failed with errno {errno}: {}", probe.detail)),
+    };
+    let cases = cases(no_rootfs_tmpfile);
     let mut staged = Vec::new();
     for _ in &cases {
         let id = container.stage(&actor)?;
@@ -355,6 +507,13 @@ fn perform_cases(container: &mut Container, tables: &Tables, meta: &Meta) -> Res
     }
     let counters = probes.counters().map_err(|e| e.to_string())?;
     let truncated = counters.get(abi::COUNT_TRUNCATED as usize).copied().unwrap_or_default();
+    // Overlayfs opened files on the cases' behalf (the real file behind
+    // every write-open, copy-up's files), and the probes skipped them.
+    let internal = counters.get(abi::COUNT_INTERNAL as usize).copied().unwrap_or_default();
+    println!("D4C-VMTEST-EVASION-CASE: internal opens skipped: {internal}");
+    if internal == 0 {
+        failed.push("overlayfs-internal-opens-counted".into());
+    }
     Ok((cases.len(), failed, truncated))
 }
 
@@ -393,24 +552,16 @@ fn remove_chain(container: &Container, dir: &str) -> Result<(), String> {
     result
 }
 
-/// Whether this kernel's overlayfs supports `O_TMPFILE` (Linux 6.6 and
-/// later).
-fn overlay_has_tmpfile() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut numbers = release.trim().split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
-    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 6)
-}
-
 /// What is wrong with a case's outcome and records (empty: it passed).
 fn check(case: &Case, outcome: &Outcome, records: &[Record], tables: &Tables, meta: &Meta) -> Vec<String> {
     let mut problems = Vec::new();
     let calls = u32::try_from(case.ops.len()).unwrap_or(u32::MAX);
-    // overlayfs has O_TMPFILE since Linux 6.6: before, the open fails with
-    // EOPNOTSUPP on a container's root file system before any hook, and
-    // the case cannot happen at all.
-    if !overlay_has_tmpfile() && matches!(case.ops.first(), Some(AgentOp::OpenTmpfile { .. })) {
-        if outcome.errno != libc::EOPNOTSUPP || outcome.completed != 0 || !records.is_empty() {
-            problems.push("expected EOPNOTSUPP at op 1 with no record (overlayfs before 6.6 has no O_TMPFILE)".into());
+    if let Some((failing, errno)) = case.unsupported {
+        if outcome.errno != errno || outcome.completed != failing {
+            problems.push(format!("expected errno {errno} at op {} (unsupported here)", failing + 1));
+        }
+        if !records.is_empty() {
+            problems.push(format!("expected no decision record, got {}", records.len()));
         }
         return problems;
     }
@@ -423,7 +574,7 @@ fn check(case: &Case, outcome: &Outcome, records: &[Record], tables: &Tables, me
         }
         _ => {}
     }
-    let wanted: Vec<&Want> = case.refused.iter().map(|(_, want)| want).collect();
+    let wanted: Vec<&Want> = case.refused.iter().flat_map(|(_, wants)| wants).collect();
     if records.len() != wanted.len() {
         problems.push(format!("expected {} decision records, got {}", wanted.len(), records.len()));
     }
@@ -469,6 +620,13 @@ fn check_record(want: &Want, record: &Record, tables: &Tables, meta: &Meta) -> V
     if kind == Kind::File && h.volume as usize != volume {
         problems.push(format!("expected the volume {:?}, got {}", want.volume, h.volume));
     }
+    let directory = h.flags & abi::EV_DIRECTORY != 0;
+    if directory != want.directory {
+        problems.push(format!("expected directory={}, got {directory}", want.directory));
+    }
+    if h.flags & abi::EV_OUTSIDE != 0 {
+        problems.push("the path is outside the container's root".into());
+    }
     let truncated = h.flags & abi::EV_TRUNCATED != 0;
     if truncated != want.truncated {
         problems.push(format!("expected truncated={}, got {truncated}", want.truncated));
@@ -483,7 +641,12 @@ fn check_record(want: &Want, record: &Record, tables: &Tables, meta: &Meta) -> V
     } else {
         // The table evaluator on the kernel's event decides alike.
         let event = match kind {
-            Kind::File => Event::File(FileEvent { operation: want.operation, path: Some(path), volume: want.volume }),
+            Kind::File => Event::File(FileEvent {
+                operation: want.operation,
+                path: Some(path),
+                volume: want.volume,
+                directory: want.directory,
+            }),
             Kind::Process => Event::Process(ProcessEvent {
                 operation: want.operation,
                 executable: path,
@@ -510,12 +673,13 @@ fn describe(record: &Record) -> String {
     let kind = if h.kind == abi::KIND_FILE { Kind::File } else { Kind::Process };
     let op = Operation::of_kind(kind).get(h.op as usize).map_or("?", |o| o.name());
     format!(
-        "{{{op} `{}` path_len={} volume={} flags={:#x}{} actions={}}}",
+        "{{{op} `{}` path_len={} volume={} flags={:#x}{}{} actions={}}}",
         shorten(&record.path_text()),
         h.path_len,
         h.volume,
         h.flags,
         if h.flags & abi::EV_TRUNCATED != 0 { " truncated" } else { "" },
+        if h.flags & abi::EV_DIRECTORY != 0 { " directory" } else { "" },
         Actions::from_bits(action_bits(record)).names().join(",")
     )
 }
@@ -558,7 +722,7 @@ mod tests {
     fn every_case_sequence_fits_one_protocol_line() {
         let line = crate::protocol::encode_op(&AgentOp::Sequence(setup()));
         assert!(line.len() < crate::protocol::MAX_LINE, "{}", line.len());
-        for case in cases() {
+        for case in cases(None).into_iter().chain(cases(Some(libc::EOPNOTSUPP))) {
             let line = crate::protocol::encode_op(&AgentOp::Sequence(case.ops.clone()));
             assert!(line.len() < crate::protocol::MAX_LINE, "{}: {}", case.name, line.len());
             assert!(case.refused.iter().all(|(failing, _)| (*failing as usize) < case.ops.len()), "{}", case.name);

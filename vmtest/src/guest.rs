@@ -52,6 +52,8 @@ const EPERM: i32 = 1;
 const ENOEXEC: i32 = 8;
 /// The default mode of `create` and `mknod` (docs/scenarios.md).
 const DEFAULT_MODE: u32 = 0o644;
+/// A directory's mode when a `dir` field or `mkdir` step gives none.
+const DEFAULT_DIR_MODE: u32 = 0o755;
 /// The guest's `_bulk` endpoint for the scenarios' documents.
 const SINK: &str = "127.0.0.1:9202";
 /// What the runtime is configured with, as its documents show it.
@@ -189,9 +191,49 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
     // step and a directory above another step's file. A real one cannot
     // have both; such steps are skipped, and said so.
     // Per container: the paths used as files, and their ancestors.
+    // The paths that are directories (a `dir` field, a `mkdir` step, or a
+    // directory's event in the prediction) are the model's own: they are
+    // not files, and not checked.
+    let mut dir_paths: HashMap<&str, std::collections::HashSet<String>> = HashMap::new();
+    // Of those, the ones the steps make or move.
+    let mut step_dirs: HashMap<&str, std::collections::HashSet<String>> = HashMap::new();
+    for decl in &prepared.file.containers {
+        dir_paths.entry(decl.name.value.as_str()).or_default().extend(decl.fields.iter().filter_map(
+            |f| match &f.value {
+                ContainerField::Dir { path, .. } => Some(path.clone()),
+                _ => None,
+            },
+        ));
+    }
+    for prediction in &prepared.results {
+        let Some(step) = prepared.file.steps.iter().find(|s| s.span == prediction.span) else { continue };
+        let mut made: Vec<String> = prediction
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::File(FileEvent { path: Some(path), directory: true, .. }) => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Op::Mkdir { path, .. } = &step.op.value {
+            made.push(path.value.clone());
+        }
+        dir_paths.entry(step.container.value.as_str()).or_default().extend(made.iter().cloned());
+        // A step predicted to be refused makes or moves nothing.
+        if !prediction.actual_actions.contains(d4c_artifact::ops::Actions::BLOCK) {
+            step_dirs.entry(step.container.value.as_str()).or_default().extend(made);
+        }
+    }
+    let is_dir = |container: &str, p: &str| dir_paths.get(container).is_some_and(|d| d.contains(p));
+    // Whether `p` is, or is below, a directory some step makes or moves:
+    // it must not exist before that step.
+    let made_by_steps = |container: &str, p: &str| {
+        step_dirs.get(container).is_some_and(|d| d.iter().any(|dir| p == dir || p.starts_with(&format!("{dir}/"))))
+    };
     let mut files: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
     for step in &prepared.file.steps {
-        files.entry(step.container.value.as_str()).or_default().extend(op_paths(&step.op.value));
+        let name = step.container.value.as_str();
+        files.entry(name).or_default().extend(op_paths(&step.op.value).into_iter().filter(|p| !is_dir(name, p)));
     }
     for decl in &prepared.file.containers {
         files.entry(decl.name.value.as_str()).or_default().extend(decl.fields.iter().filter_map(|f| match &f.value {
@@ -216,6 +258,23 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
             (decl.name.value.as_str(), paths.collect())
         })
         .collect();
+    // Containers no node can make: containerd reads `/etc/passwd` and
+    // `/etc/group` from an image (for the user's groups), and fails when
+    // `/etc` is a file.
+    let unmakeable: HashMap<&str, &str> = prepared
+        .file
+        .containers
+        .iter()
+        .filter(|decl| {
+            decl.fields.iter().any(|f| matches!(&f.value, ContainerField::File { path, .. } if path == "/etc"))
+        })
+        .map(|decl| {
+            (
+                decl.name.value.as_str(),
+                "cannot be made by containerd: its `/etc` is a file (containerd reads /etc/passwd)",
+            )
+        })
+        .collect();
     // Each step: performed (with its actor), or skipped and why.
     let mut plans: Vec<(&StepResult, &Step, Actor)> = Vec::new();
     let mut host_skipped = 0;
@@ -236,7 +295,12 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
             interactive: step.interactive,
         };
         let line = line_of(&prepared.text, step.span.start);
-        let both = op_paths(&step.op.value).into_iter().find_map(|p| {
+        if let Some(why) = unmakeable.get(name) {
+            println!("D4C-VMTEST-NOTE: {}:{line} skipped: container `{name}` {why}", path.display());
+            unreal += 1;
+            continue;
+        }
+        let both = op_paths(&step.op.value).into_iter().filter(|p| !is_dir(name, p)).find_map(|p| {
             if dirs.get(name).is_some_and(|d| d.contains(p)) {
                 return Some(p.to_string());
             }
@@ -272,28 +336,43 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
     }
 
     // The containers, with what the performed steps need in their images:
-    // every parent directory a step names (directories are not decided)
-    // and every actor's executable.
-    let mut containers: HashMap<String, Container> = HashMap::new();
+    // every parent directory a step names (directories are not decided),
+    // but for those a step makes or moves there, and every actor's
+    // executable.
+    let mut specs = Vec::new();
     for (i, decl) in prepared.file.containers.iter().enumerate() {
         let name = decl.name.value.as_str();
+        if unmakeable.contains_key(name) {
+            continue;
+        }
         let mut spec = spec_of(name, &decl.fields, index, i);
         let mine = || plans.iter().filter(|(_, step, _)| step.container.value == name);
         let mut parents = BTreeSet::new();
         for (_, step, _) in mine() {
             for p in op_paths(&step.op.value) {
-                parents.extend(Path::new(p).parent().map(|d| d.to_string_lossy().into_owned()));
+                parents.extend(
+                    Path::new(p).parent().map(|d| d.to_string_lossy().into_owned()).filter(|d| !made_by_steps(name, d)),
+                );
             }
         }
-        spec.dirs = parents.into_iter().filter(|d| d != "/").collect();
+        spec.dirs.extend(parents.into_iter().filter(|d| d != "/"));
         for (_, _, actor) in mine() {
             let known = spec.files.iter().any(|(f, _)| *f == actor.exe) || spec.dirs.contains(&actor.exe);
             if !known && !files.get(name).is_some_and(|f| f.contains(actor.exe.as_str())) {
                 spec.files.push((actor.exe.clone(), 0o755));
             }
         }
-        let container = Container::start(&spec, &workdir)?;
-        containers.insert(decl.name.value.clone(), container);
+        specs.push(spec);
+    }
+    // The file's images in one import; then the containers.
+    crate::bundle::prepare_images(&specs, &workdir)?;
+    let mut containers: HashMap<String, Container> = HashMap::new();
+    for spec in &specs {
+        let container = Container::start(spec, &workdir)?;
+        if let Some(decl) = prepared.file.containers.iter().find(|d| d.name.value == spec.name) {
+            dir_modes(&container, &decl.fields)?;
+        }
+        containers.insert(spec.name.clone(), container);
     }
 
     // Stage every actor before any probe runs: staging execs the actor's
@@ -725,10 +804,29 @@ fn spec_of(name: &str, fields: &[d4c_grammar::Spanned<ContainerField>], file: us
             ContainerField::Volume(p) => spec.volumes.push(p.clone()),
             ContainerField::VolumeFile(p) => spec.volume_files.push(p.clone()),
             ContainerField::File { path, mode } => spec.files.push((path.clone(), mode.unwrap_or(DEFAULT_MODE))),
+            // In the image; a mode other than 0755 is set once it runs
+            // (`dir_modes`).
+            ContainerField::Dir { path, .. } => spec.dirs.push(path.clone()),
             ContainerField::ClusterId(_) | ContainerField::ClusterName(_) => {}
         }
     }
     spec
+}
+
+/// Gives the `dir` fields' directories their modes, in a started container
+/// (a host-side change: no probe decides it). The image makes them 0755.
+fn dir_modes(container: &Container, fields: &[d4c_grammar::Spanned<ContainerField>]) -> Result<(), String> {
+    for field in fields {
+        if let ContainerField::Dir { path, mode: Some(mode) } = &field.value {
+            if *mode == DEFAULT_DIR_MODE {
+                continue;
+            }
+            let host = container.host_path(path)?;
+            std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(*mode))
+                .map_err(|e| format!("cannot chmod {mode:o} `{}`: {e}", host.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Gives the file at container path `exe`, if it exists, the agent
@@ -757,10 +855,15 @@ fn op_paths(op: &Op) -> Vec<&str> {
         | Op::Write(path)
         | Op::Truncate(path)
         | Op::Chmod { path, .. }
+        | Op::Setfacl { path, .. }
         | Op::Mknod { path, .. }
         | Op::Unlink(path)
         | Op::Exec(path) => vec![path.value.as_str()],
         Op::Rename { from, to } | Op::Link { from, to } => vec![from.value.as_str(), to.value.as_str()],
+        Op::Exchange { a, b } => vec![a.value.as_str(), b.value.as_str()],
+        // The target of a link is text: it need not exist.
+        Op::Symlink { link, .. } => vec![link.value.as_str()],
+        Op::Mkdir { path, .. } => vec![path.value.as_str()],
         Op::Fork | Op::MemfdExec(_) => Vec::new(),
     }
 }
@@ -780,6 +883,12 @@ fn agent_op(op: &Op) -> AgentOp {
         Op::Exec(p) => AgentOp::Exec(p.value.clone()),
         Op::Fork => AgentOp::Fork,
         Op::MemfdExec(name) => AgentOp::MemfdExec(name.value.clone()),
+        Op::Mkdir { path, mode: m } => {
+            AgentOp::Mkdir { path: path.value.clone(), mode: m.as_ref().map_or(DEFAULT_DIR_MODE, |m| m.value) }
+        }
+        Op::Symlink { target, link } => AgentOp::Symlink { target: target.value.clone(), link: link.value.clone() },
+        Op::Exchange { a, b } => AgentOp::Exchange { a: a.value.clone(), b: b.value.clone() },
+        Op::Setfacl { path, mode } => AgentOp::Setfacl { path: path.value.clone(), mode: mode.value },
     }
 }
 
@@ -795,7 +904,8 @@ fn record_event(record: &Record) -> Option<Event> {
             _ => return None,
         };
         let path = (h.flags & abi::EV_HAS_PATH != 0).then(|| record.path_text());
-        Some(Event::File(FileEvent { operation, path, volume }))
+        let directory = h.flags & abi::EV_DIRECTORY != 0;
+        Some(Event::File(FileEvent { operation, path, volume, directory }))
     } else {
         let operation = *Operation::of_kind(Kind::Process).get(h.op as usize)?;
         Some(Event::Process(ProcessEvent {
@@ -865,7 +975,9 @@ fn check_step(
         if record.head.flags & abi::EV_PENDING != 0 {
             problems.push("the container was treated as pending (its metadata was registered)".into());
         }
-        if record.head.flags & abi::EV_TRUNCATED != 0 {
+        if record.head.flags & abi::EV_OUTSIDE != 0 {
+            problems.push("the decision was made on a path outside the container's root".into());
+        } else if record.head.flags & abi::EV_TRUNCATED != 0 {
             problems.push("the path was not resolved whole".into());
         }
         got.push(event);

@@ -228,11 +228,20 @@ fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
     json!({"mediaType": media_type, "digest": digest(bytes), "size": bytes.len()})
 }
 
-/// Builds the image's OCI archive.
-pub fn build(spec: &ImageSpec<'_>) -> Result<Archive, String> {
+/// One image's blobs and its entry in the index.
+struct Built {
+    name: String,
+    layer: Vec<u8>,
+    config: Vec<u8>,
+    manifest: Vec<u8>,
+    /// The manifest's descriptor, with the name annotations and platform.
+    descriptor: Value,
+}
+
+/// Makes one image's layer, config and manifest.
+fn make(spec: &ImageSpec<'_>) -> Result<Built, String> {
     let name = normalize_reference(spec.reference)?;
     let layer = layer(&spec.entries, spec.executable).map_err(|e| format!("image `{name}`: {e}"))?;
-    let layer_digest = digest(&layer);
     let config = json!({
         "architecture": "amd64",
         "os": "linux",
@@ -244,7 +253,7 @@ pub fn build(spec: &ImageSpec<'_>) -> Result<Archive, String> {
             // content (see the module's invariants).
             "Labels": {"org.opencontainers.image.ref.name": name},
         },
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
         "history": [{"created_by": "d4c-vmtest (vmtest/src/image.rs)"}],
     });
     let config = serde_json::to_vec(&config).map_err(|e| format!("image `{name}`: config: {e}"))?;
@@ -256,50 +265,84 @@ pub fn build(spec: &ImageSpec<'_>) -> Result<Archive, String> {
     });
     let manifest = serde_json::to_vec(&manifest).map_err(|e| format!("image `{name}`: manifest: {e}"))?;
     let tag = name.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/')).unwrap_or("latest");
-    let mut manifest_descriptor = descriptor(MANIFEST_MEDIA_TYPE, &manifest);
-    if let Some(object) = manifest_descriptor.as_object_mut() {
+    let mut descriptor = descriptor(MANIFEST_MEDIA_TYPE, &manifest);
+    if let Some(object) = descriptor.as_object_mut() {
         object.insert(
             "annotations".into(),
             json!({"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag}),
         );
         object.insert("platform".into(), json!({"architecture": "amd64", "os": "linux"}));
     }
+    Ok(Built { name, layer, config, manifest, descriptor })
+}
+
+/// The OCI layout of `images` as one tar: blobs shared between images
+/// are written once.
+fn pack(images: &[Built]) -> Result<Vec<u8>, String> {
     let index = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [manifest_descriptor],
+        "manifests": images.iter().map(|b| b.descriptor.clone()).collect::<Vec<_>>(),
     });
-    let index = serde_json::to_vec(&index).map_err(|e| format!("image `{name}`: index: {e}"))?;
+    let index = serde_json::to_vec(&index).map_err(|e| format!("the archive's index: {e}"))?;
     let mut archive = tar::Builder::new(Vec::new());
-    let blob = |bytes: &[u8]| format!("blobs/sha256/{}", digest(bytes).trim_start_matches("sha256:"));
-    let mut seen = BTreeSet::new();
     for dir in ["blobs/", "blobs/sha256/"] {
         let mut header = header(tar::EntryType::Directory, 0o755, 0);
-        archive.append_data(&mut header, dir, std::io::empty()).map_err(|e| format!("image `{name}`: {e}"))?;
+        archive.append_data(&mut header, dir, std::io::empty()).map_err(|e| format!("the archive: {e}"))?;
     }
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-    for (path, bytes) in [
-        ("oci-layout".to_string(), layout.as_slice()),
-        ("index.json".to_string(), index.as_slice()),
-        (blob(&manifest), manifest.as_slice()),
-        (blob(&config), config.as_slice()),
-        (blob(&layer), layer.as_slice()),
-    ] {
+    let mut files: Vec<(String, &[u8])> =
+        vec![("oci-layout".to_string(), layout.as_slice()), ("index.json".to_string(), index.as_slice())];
+    let blob = |bytes: &[u8]| format!("blobs/sha256/{}", digest(bytes).trim_start_matches("sha256:"));
+    for built in images {
+        for bytes in [&built.manifest, &built.config, &built.layer] {
+            files.push((blob(bytes), bytes.as_slice()));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (path, bytes) in files {
         if !seen.insert(path.clone()) {
             continue;
         }
         let mut header = header(tar::EntryType::Regular, 0o644, bytes.len());
-        archive.append_data(&mut header, &path, bytes).map_err(|e| format!("image `{name}`: {path}: {e}"))?;
+        archive.append_data(&mut header, &path, bytes).map_err(|e| format!("the archive: {path}: {e}"))?;
     }
-    let bytes = archive.into_inner().map_err(|e| format!("image `{name}`: finishing the archive: {e}"))?;
-    Ok(Archive {
-        name,
-        id: digest(&config),
-        manifest_digest: digest(&manifest),
-        layer_digest,
-        layer_size: layer.len(),
-        bytes,
-    })
+    archive.into_inner().map_err(|e| format!("finishing the archive: {e}"))
+}
+
+impl Built {
+    fn archive(&self, bytes: Vec<u8>) -> Archive {
+        Archive {
+            name: self.name.clone(),
+            id: digest(&self.config),
+            manifest_digest: digest(&self.manifest),
+            layer_digest: digest(&self.layer),
+            layer_size: self.layer.len(),
+            bytes,
+        }
+    }
+}
+
+/// Builds the image's OCI archive.
+pub fn build(spec: &ImageSpec<'_>) -> Result<Archive, String> {
+    let built = make(spec)?;
+    let bytes = pack(std::slice::from_ref(&built)).map_err(|e| format!("image `{}`: {e}", built.name))?;
+    Ok(built.archive(bytes))
+}
+
+/// Builds one OCI archive holding every image of `specs` (one import for
+/// all; their names must differ). Returns the archive (its `name` and
+/// digests are the first image's) and each image's `(name, id)`.
+pub fn build_many(specs: &[ImageSpec<'_>]) -> Result<(Archive, Vec<(String, String)>), String> {
+    let built: Vec<Built> = specs.iter().map(make).collect::<Result<_, _>>()?;
+    let mut names = BTreeSet::new();
+    if let Some(twice) = built.iter().find(|b| !names.insert(b.name.as_str())) {
+        return Err(format!("image `{}` is twice in one archive", twice.name));
+    }
+    let first = built.first().ok_or("an archive of no images")?;
+    let bytes = pack(&built)?;
+    let ids = built.iter().map(|b| (b.name.clone(), digest(&b.config))).collect();
+    Ok((first.archive(bytes), ids))
 }
 
 #[cfg(test)]
@@ -427,6 +470,32 @@ mod tests {
         assert_eq!(a.layer_digest, b.layer_digest);
         // Reproducible.
         assert_eq!(build(&spec("nginx:1.25"))?.bytes, a.bytes);
+        Ok(())
+    }
+
+    #[test]
+    fn several_images_share_one_archive_and_their_layer() -> Result<(), String> {
+        let (archive, ids) = build_many(&[spec("nginx:1.25"), spec("redis:7")])?;
+        let one = build(&spec("nginx:1.25"))?;
+        let two = build(&spec("redis:7"))?;
+        assert_eq!(
+            ids,
+            [
+                ("docker.io/library/nginx:1.25".to_string(), one.id.clone()),
+                ("docker.io/library/redis:7".to_string(), two.id.clone())
+            ]
+        );
+        let files = list(&archive.bytes)?;
+        let index = files.iter().find(|f| f.0 == "index.json").ok_or("no index")?;
+        let index: Value = serde_json::from_slice(&index.4).map_err(|e| e.to_string())?;
+        let names: Vec<&Value> = (0..2)
+            .filter_map(|i| index.pointer(&format!("/manifests/{i}/annotations/io.containerd.image.name")))
+            .collect();
+        assert_eq!(names, [&json!("docker.io/library/nginx:1.25"), &json!("docker.io/library/redis:7")]);
+        // The layer once (equal content), two configs, two manifests.
+        let blobs = files.iter().filter(|f| f.0.starts_with("blobs/sha256/") && f.1 == tar::EntryType::Regular).count();
+        assert_eq!(blobs, 5);
+        assert!(build_many(&[spec("nginx:1.25"), spec("docker.io/library/nginx:1.25")]).is_err());
         Ok(())
     }
 

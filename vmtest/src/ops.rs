@@ -67,6 +67,21 @@ pub enum AgentOp {
         /// The destination.
         to: String,
     },
+    /// `setxattr(path, "system.posix_acl_access", ...)`: the minimal access
+    /// ACL whose entries give the permission bits `mode`.
+    Setfacl {
+        /// The file.
+        path: String,
+        /// The permission bits.
+        mode: u32,
+    },
+    /// `renameat2(a, b, RENAME_EXCHANGE)`: the two names swap their files.
+    Exchange {
+        /// One name.
+        a: String,
+        /// The other.
+        b: String,
+    },
     /// `link(from, to)`.
     Link {
         /// The existing file.
@@ -181,13 +196,15 @@ impl fmt::Display for AgentOp {
             AgentOp::Chmod { path, mode } => write!(f, "chmod {path:?} {mode:04o}"),
             AgentOp::Mknod { path, mode } => write!(f, "mknod {path:?} mode {mode:04o}"),
             AgentOp::Rename { from, to } => write!(f, "rename {from:?} to {to:?}"),
+            AgentOp::Exchange { a, b } => write!(f, "exchange {a:?} with {b:?}"),
+            AgentOp::Setfacl { path, mode } => write!(f, "setfacl {path:?} {mode:04o}"),
             AgentOp::Link { from, to } => write!(f, "link {from:?} to {to:?}"),
             AgentOp::Unlink(path) => write!(f, "unlink {path:?}"),
             AgentOp::Exec(path) => write!(f, "exec {path:?}"),
             AgentOp::Fork => write!(f, "fork"),
             AgentOp::Workload { dir, exe, iterations } => write!(f, "workload {dir:?} {exe:?} {iterations}"),
             AgentOp::MemfdExec(name) => write!(f, "memfd-exec {name:?}"),
-            AgentOp::Symlink { target, link } => write!(f, "symlink {link:?} to {target:?}"),
+            AgentOp::Symlink { target, link } => write!(f, "symlink {target:?} to {link:?}"),
             AgentOp::Mkdir { path, mode } => write!(f, "mkdir {path:?} mode {mode:04o}"),
             AgentOp::Chdir(path) => write!(f, "chdir {path:?}"),
             AgentOp::BindMount { from, to } => write!(f, "bind-mount {from:?} on {to:?}"),
@@ -216,11 +233,13 @@ impl AgentOp {
             | AgentOp::Write(path)
             | AgentOp::Truncate(path)
             | AgentOp::Chmod { path, .. }
+            | AgentOp::Setfacl { path, .. }
             | AgentOp::Mknod { path, .. }
             | AgentOp::Unlink(path)
             | AgentOp::Exec(path)
             | AgentOp::MemfdExec(path) => vec![path],
             AgentOp::Rename { from, to } | AgentOp::Link { from, to } => vec![from, to],
+            AgentOp::Exchange { a, b } => vec![a, b],
             AgentOp::Fork | AgentOp::ChmodOpen(_) => vec![],
             AgentOp::Workload { dir, exe, .. } => vec![dir, exe],
             AgentOp::Mkdir { path, .. } | AgentOp::Chdir(path) | AgentOp::OpenTmpfile { dir: path, .. } => vec![path],

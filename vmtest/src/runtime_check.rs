@@ -263,33 +263,16 @@ pub fn run() -> Result<String, String> {
     let rss_idle = daemon.rss_kib().unwrap_or(0);
     let spec = spec();
     let containers = workdir.join("containers");
-    // Today, a pod started while the daemon enforces drift prevention may
-    // not start at all (a product bug this check found once pods were
-    // made by containerd): runc creates the mount points the image lacks
-    // (`/etc/resolv.conf` in the pause image, `/dev/termination-log` in
-    // every container) with mode 0755, from inside the new container's
-    // cgroup before the runtime has registered it: a `createExecutable`
-    // under the pending row, which fails closed, and runc gets EPERM.
-    // Whether registration wins that race is timing; the check says which
-    // way it went, and when it was lost starts the container with the
-    // probes removed and a new daemon after it.
-    let (mut daemon, mut container, under_daemon) = match Container::start(&spec, &containers) {
-        Ok(container) => (daemon, container, "started"),
-        Err(e) if e.contains("operation not permitted") => {
-            println!(
-                "D4C-VMTEST-RUNTIME-NOTE: a pod started while d4c-runtime enforced did not start (runc's mount \
-                 point creation decided as createExecutable in a pending container): {}",
-                e.replace('\n', " | ")
-            );
-            daemon.signal(libc::SIGTERM)?;
-            daemon.wait(Duration::from_secs(60))?;
-            uninstall(&config)?;
-            let container = Container::start(&spec, &containers)?;
-            let (daemon, _) = Daemon::start(&config, &workdir.join("daemon-1b.log"))?;
-            (daemon, container, "refused")
-        }
-        Err(e) => return Err(e),
-    };
+    // A pod starts while the daemon enforces drift prevention: runc makes
+    // the mount points the image lacks (`/etc/resolv.conf` in the pause
+    // image, `/dev/termination-log` in every container) with mode 0755,
+    // from inside the new container's cgroup, before the runtime has
+    // registered it. That is the runtime setting the container up, not the
+    // container (the probes' d4c_setup); decided, under the pending row,
+    // it refused every pod its start (found once pods were made by
+    // containerd). Regression: the pod must start.
+    let mut container = Container::start(&spec, &containers)
+        .map_err(|e| format!("regression-pod-starts-under-enforcing-daemon: the pod did not start: {e}"))?;
     // The pod's sandbox (pause) is a container of the kubepods tree too:
     // both are registered.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -307,6 +290,11 @@ pub fn run() -> Result<String, String> {
     // Decisions made while the container was pending (before its
     // registration): 0 means it was registered before its first decision.
     let pending_decisions = metric("d4c_kernel_events_total{counter=\"pending\"}").unwrap_or(f64::NAN);
+    // The operations of runc setting the containers up, not decided.
+    let setup_ops = metric("d4c_kernel_events_total{counter=\"setup\"}").unwrap_or(f64::NAN);
+    if setup_ops.is_nan() || setup_ops < 1.0 {
+        return Err(format!("the probes saw no container set-up operations ({setup_ops}): runc's were decided"));
+    }
 
     // 2. Drift is blocked, /etc is protected, and the alert arrives whole.
     expect_errno(&mut container, "creating /usr/bin/dropper 0755", create("/usr/bin/dropper"), libc::EPERM)?;
@@ -493,7 +481,7 @@ pub fn run() -> Result<String, String> {
         return Err(format!("the endpoint could not read requests: {bad:?}"));
     }
     Ok(format!(
-        "pod-under-daemon={under_daemon} documents={documents} start-to-enforcing-ms={start_ms:.0} ready-after-ms={} registration-window-ms={:.0} pending-decisions={pending_decisions} \
+        "pod-under-daemon=started setup-ops={setup_ops} documents={documents} start-to-enforcing-ms={start_ms:.0} ready-after-ms={} registration-window-ms={:.0} pending-decisions={pending_decisions} \
          reload-ms={} reload-4096-selectors-ms={reload_large} rss-idle-kib={rss_idle} rss-after-kib={rss_after} \
          rss-4096-selectors-kib={rss_large}",
         ready_after.as_millis(),

@@ -346,6 +346,33 @@ pub(crate) fn link_follow(from: &CStr, to: &CStr) -> io::Result<()> {
 }
 
 /// `mount(from, to, NULL, MS_BIND, NULL)`: `from` is also reachable at `to`.
+/// `setxattr(path, "system.posix_acl_access", acl)`: the minimal access
+/// ACL (owner, group, others: the kernel's xattr format, version 2, ids
+/// undefined) whose entries give the permission bits `mode & 0o777`.
+pub(crate) fn set_access_acl(path: &CStr, mode: u32) -> io::Result<()> {
+    let mut acl = Vec::with_capacity(28);
+    acl.extend_from_slice(&2u32.to_le_bytes());
+    for (tag, shift) in [(0x01u16, 6), (0x04, 3), (0x20, 0)] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&(((mode >> shift) & 7) as u16).to_le_bytes());
+        acl.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    // SAFETY: both strings are NUL-terminated, and `acl` is valid for its
+    // length, through the call.
+    check(unsafe {
+        libc::setxattr(path.as_ptr(), c"system.posix_acl_access".as_ptr(), acl.as_ptr().cast(), acl.len(), 0)
+    })?;
+    Ok(())
+}
+
+/// `renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE)`: the two names
+/// swap what they name (Linux 3.15; both must exist).
+pub(crate) fn rename_exchange(a: &CStr, b: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and live through the call.
+    check(unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) })?;
+    Ok(())
+}
+
 pub(crate) fn bind_mount(from: &CStr, to: &CStr) -> io::Result<()> {
     // SAFETY: both strings are NUL-terminated and live through the call; a
     // bind mount reads no file system type and no data.

@@ -19,6 +19,13 @@
 //! trie the state is the pair (sticky, pending), interned; one more
 //! component empties `pending`. So states number at most the trie's nodes
 //! plus two per node, and the walk is one lookup per component.
+//!
+//! Subtree classes (file paths: [`Subtrees::Yes`]). A state's
+//! `subtree_class` is the set of selectors whose pattern holds for the path
+//! so far or for some path below it: what an event on a directory (renamed,
+//! moved, mounted) matches, since it stands for everything in it. Off the
+//! trie that is what is sticky or pending; on it, that and every pattern
+//! anchored at the node or below it in the trie.
 
 use d4c_artifact::patterns::PathPattern;
 use d4c_artifact::tables::{DfaState, MAX_PREFIX_LENS, STATE_HAS_EDGES};
@@ -88,12 +95,34 @@ struct Context {
     pending: BTreeSet<usize>,
 }
 
+/// Whether a dimension's states get subtree classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subtrees {
+    /// File paths: events on directories exist.
+    Yes,
+    /// Executables and names: `subtree_class` is 0.
+    No,
+}
+
+/// A dimension's classes: per class, its selectors, and whether it is a
+/// subtree class (a directory's, whose events only selectors with a path
+/// condition can match).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Classes {
+    /// The selectors of each class; class 0 is the empty accept class.
+    pub sets: Vec<Vec<u32>>,
+    /// Whether each class is a subtree class.
+    pub subtree: Vec<bool>,
+}
+
 /// Builds one dimension into `automaton`. `patterns` are distinct, each with
-/// its selectors. Returns the root state and the classes.
+/// its selectors. Returns the root state and the classes (the subtree
+/// classes among them).
 pub fn build(
     automaton: &mut Automaton,
     patterns: &[(PathPattern, Vec<u32>)],
-) -> Result<(u32, Vec<Vec<u32>>), DfaError> {
+    subtrees: Subtrees,
+) -> Result<(u32, Classes), DfaError> {
     let mut trie = vec![Node::default()];
     for (index, (pattern, _)) in patterns.iter().enumerate() {
         let (dir, slot) = match pattern {
@@ -123,8 +152,35 @@ pub fn build(
         }
     }
 
+    // The patterns anchored at each node or below it: children come after
+    // their parents in the trie, so one pass from the end sums them.
+    let mut below: Vec<BTreeSet<usize>> = trie
+        .iter()
+        .map(|n| {
+            n.exact
+                .iter()
+                .chain(&n.children_patterns)
+                .chain(&n.recursive)
+                .chain(n.prefixes.iter().map(|(_, p)| p))
+                .copied()
+                .collect()
+        })
+        .collect();
+    if subtrees == Subtrees::Yes {
+        for id in (0..trie.len()).rev() {
+            let children: Vec<usize> = trie.get(id).map(|n| n.children.values().copied().collect()).unwrap_or_default();
+            let mut sum = below.get(id).cloned().unwrap_or_default();
+            for child in children {
+                sum.extend(below.get(child).into_iter().flatten().copied());
+            }
+            if let Some(slot) = below.get_mut(id) {
+                *slot = sum;
+            }
+        }
+    }
     let mut builder = Builder {
         trie: &trie,
+        below: (subtrees == Subtrees::Yes).then_some(below),
         patterns,
         automaton,
         states: HashMap::default(),
@@ -132,7 +188,8 @@ pub fn build(
         paths: vec![String::new()],
     };
     let root = builder.state(Context { node: Some(0), sticky: BTreeSet::new(), pending: BTreeSet::new() })?;
-    Ok((root, builder.classes.sets))
+    let (sets, subtree) = builder.classes.sets.into_iter().unzip();
+    Ok((root, Classes { sets, subtree }))
 }
 
 enum Slot {
@@ -164,34 +221,38 @@ fn walk_or_insert(trie: &mut Vec<Node>, dir: &str) -> Result<usize, DfaError> {
     Ok(at)
 }
 
-/// Interns selector sets; class 0 is the empty set.
+/// Interns (selector set, subtree) pairs; class 0 is the empty accept set.
 struct ClassTable {
-    sets: Vec<Vec<u32>>,
-    ids: HashMap<Vec<u32>, u32>,
+    sets: Vec<(Vec<u32>, bool)>,
+    ids: HashMap<(Vec<u32>, bool), u32>,
 }
 
 impl Default for ClassTable {
     fn default() -> Self {
         let mut ids = HashMap::default();
-        ids.insert(Vec::new(), 0);
-        ClassTable { sets: vec![Vec::new()], ids }
+        ids.insert((Vec::new(), false), 0);
+        ClassTable { sets: vec![(Vec::new(), false)], ids }
     }
 }
 
 impl ClassTable {
-    fn intern(&mut self, set: Vec<u32>) -> u32 {
-        if let Some(&id) = self.ids.get(&set) {
+    fn intern(&mut self, set: Vec<u32>, subtree: bool) -> u32 {
+        let key = (set, subtree);
+        if let Some(&id) = self.ids.get(&key) {
             return id;
         }
         let id = self.sets.len() as u32;
-        self.sets.push(set.clone());
-        self.ids.insert(set, id);
+        self.sets.push(key.clone());
+        self.ids.insert(key, id);
         id
     }
 }
 
 struct Builder<'a> {
     trie: &'a [Node],
+    /// Per trie node, the patterns anchored at it or below it; `None`:
+    /// no subtree classes.
+    below: Option<Vec<BTreeSet<usize>>>,
     patterns: &'a [(PathPattern, Vec<u32>)],
     automaton: &'a mut Automaton,
     states: HashMap<Context, u32>,
@@ -237,14 +298,23 @@ impl Builder<'_> {
             // Off the trie: accept what is sticky or pending; any component
             // keeps the sticky patterns and drops the pending ones.
             let accept = self.accept(context.sticky.iter().chain(&context.pending));
+            let subtree = match self.below {
+                Some(_) => self.class_of(context.sticky.iter().chain(&context.pending), true),
+                None => 0,
+            };
             let next = Context { node: None, sticky: context.sticky.clone(), pending: BTreeSet::new() };
             let default_next = self.target(next, work);
-            return Ok(DfaState { accept_class: accept, default_next, ..DfaState::default() });
+            return Ok(DfaState { accept_class: accept, default_next, subtree_class: subtree, ..DfaState::default() });
         };
         let trie = self.trie;
         let Some(node) = trie.get(node_id) else { return Ok(DfaState::default()) };
         let accept =
             self.accept(context.sticky.iter().chain(&context.pending).chain(&node.exact).chain(&node.recursive));
+        let below = self.below.as_ref().and_then(|b| b.get(node_id)).cloned();
+        let subtree = match below {
+            Some(below) => self.class_of(context.sticky.iter().chain(&context.pending).chain(&below), true),
+            None => 0,
+        };
         let mut sticky = context.sticky.clone();
         sticky.extend(node.recursive.iter().copied());
         let pending: BTreeSet<usize> = node.children_patterns.iter().copied().collect();
@@ -294,18 +364,25 @@ impl Builder<'_> {
             default_next,
             prefix_lens,
             flags: if has_edges { STATE_HAS_EDGES } else { 0 },
-            reserved: 0,
+            subtree_class: subtree,
         })
     }
 
-    /// The class of a set of satisfied patterns: the union of their selectors.
+    /// The accept class of a set of satisfied patterns: the union of their
+    /// selectors.
     fn accept<'p>(&mut self, patterns: impl Iterator<Item = &'p usize>) -> u32 {
+        self.class_of(patterns, false)
+    }
+
+    /// The class of the union of `patterns`' selectors, an accept or a
+    /// subtree class.
+    fn class_of<'p>(&mut self, patterns: impl Iterator<Item = &'p usize>, subtree: bool) -> u32 {
         let mut selectors: BTreeSet<u32> = BTreeSet::new();
         for &p in patterns {
             if let Some((_, sel)) = self.patterns.get(p) {
                 selectors.extend(sel.iter().copied());
             }
         }
-        self.classes.intern(selectors.into_iter().collect())
+        self.classes.intern(selectors.into_iter().collect(), subtree)
     }
 }

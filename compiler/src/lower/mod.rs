@@ -116,11 +116,14 @@ impl From<TablesError> for LowerError {
 pub fn lower(policy: &CheckedPolicy) -> Result<Tables, LowerError> {
     let mut automaton = Automaton::default();
     let file_paths = patterns_of(&policy.file, ConditionKey::TargetFilePath);
-    let (file_path_root, file_path_classes) = dfa::build(&mut automaton, &file_paths)?;
+    let (file_path_root, file_classes_built) = dfa::build(&mut automaton, &file_paths, dfa::Subtrees::Yes)?;
+    let dfa::Classes { sets: file_path_classes, subtree: file_path_subtree } = file_classes_built;
     let exe_paths = patterns_of(&policy.process, ConditionKey::ProcessExecutable);
-    let (exe_root, exe_classes) = dfa::build(&mut automaton, &exe_paths)?;
+    let (exe_root, exe_classes) = dfa::build(&mut automaton, &exe_paths, dfa::Subtrees::No)?;
+    let exe_classes = exe_classes.sets;
     let names = name_patterns(&policy.process);
-    let (name_root, name_classes) = dfa::build(&mut automaton, &names)?;
+    let (name_root, name_classes) = dfa::build(&mut automaton, &names, dfa::Subtrees::No)?;
+    let name_classes = name_classes.sets;
     if automaton.states.len() > MAX_DFA_STATES {
         return Err(LowerError::TooManyStates { states: automaton.states.len() });
     }
@@ -133,7 +136,7 @@ pub fn lower(policy: &CheckedPolicy) -> Result<Tables, LowerError> {
     if file_entries + exe_entries > MAX_CLASS_ENTRIES {
         return Err(too_many(file_entries, exe_entries, exe_classes.len(), None, name_classes.len()));
     }
-    let (file_classes, file_dyn_reps) = file_class_table(&file_meta, &file_path_classes);
+    let (file_classes, file_dyn_reps) = file_class_table(&file_meta, &file_path_classes, &file_path_subtree);
     let (process_a, process_a_reps, process_d, process_dyn_reps) =
         process_class_tables(&process_meta, &exe_classes, &name_classes, MAX_CLASS_ENTRIES - file_entries)
             .map_err(|a| too_many(file_entries, exe_entries, exe_classes.len(), Some(a), name_classes.len()))?;
@@ -162,6 +165,7 @@ pub fn lower(policy: &CheckedPolicy) -> Result<Tables, LowerError> {
         file: file_meta,
         process: process_meta,
         file_path_classes,
+        file_path_subtree,
         exe_classes,
         name_classes,
         file_dyn_reps,
@@ -330,7 +334,7 @@ impl<K: std::hash::Hash + Eq, R> Interner<K, R> {
 }
 
 /// File dynamic classes: `(path class, op, volume) -> class`.
-fn file_class_table(meta: &KindMeta, path_classes: &[Vec<u32>]) -> (Vec<u32>, Vec<[u32; 3]>) {
+fn file_class_table(meta: &KindMeta, path_classes: &[Vec<u32>], subtree: &[bool]) -> (Vec<u32>, Vec<[u32; 3]>) {
     let selectors = &meta.selectors;
     // Selectors without a path condition that hold, per (op, volume).
     let mut groups: Interner<Vec<u32>, ()> = Interner::new();
@@ -345,11 +349,15 @@ fn file_class_table(meta: &KindMeta, path_classes: &[Vec<u32>]) -> (Vec<u32>, Ve
             *slot = groups.intern(set, || ());
         }
     }
+    // A subtree class (a directory's events) holds for no selector without
+    // a path condition: its group is the empty one.
+    let none = groups.intern(Vec::new(), || ());
     let mut classes: Interner<(u32, Vec<u32>), [u32; 3]> = Interner::new();
     let mut table = Vec::with_capacity(path_classes.len() * FILE_OPS * VOLUMES);
-    for (p, on_path) in (0u32..).zip(path_classes) {
+    for ((p, on_path), &subtree) in (0u32..).zip(path_classes).zip(subtree) {
         for (op, row) in group_of.iter().enumerate() {
             for (volume, &group) in row.iter().enumerate() {
+                let group = if subtree { none } else { group };
                 let holding: Vec<u32> = on_path
                     .iter()
                     .copied()

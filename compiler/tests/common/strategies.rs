@@ -143,12 +143,18 @@ fn container() -> impl Strategy<Value = Container> {
 }
 
 fn event() -> impl Strategy<Value = Event> {
-    let file = (select(Operation::of_kind(d4c_artifact::ops::Kind::File)), path(), select(&Volume::ALL[..])).prop_map(
-        |(operation, path, volume)| {
+    let file = (
+        select(Operation::of_kind(d4c_artifact::ops::Kind::File)),
+        path(),
+        select(&Volume::ALL[..]),
+        any::<bool>(),
+    )
+        .prop_map(|(operation, path, volume, directory)| {
             let path = (operation != Operation::ExecMemFd).then_some(path);
-            Event::File(FileEvent { operation, path, volume })
-        },
-    );
+            // Directories are renamed, moved and mounted; never exec'd.
+            let directory = directory && operation != Operation::ExecMemFd;
+            Event::File(FileEvent { operation, path, volume, directory })
+        });
     let process = (
         select(Operation::of_kind(d4c_artifact::ops::Kind::Process)),
         prop_oneof![path(), Just("memfd:x".to_string())],

@@ -39,17 +39,20 @@ fn shift(step: &mut Step, by: usize) {
     }
     s(&mut step.op.span);
     match &mut step.op.value {
-        Op::Create { path, mode } | Op::Mknod { path, mode } => {
+        Op::Create { path, mode } | Op::Mknod { path, mode } | Op::Mkdir { path, mode } => {
             s(&mut path.span);
             if let Some(m) = mode {
                 s(&mut m.span);
             }
         }
-        Op::Chmod { path, mode } => {
+        Op::Chmod { path, mode } | Op::Setfacl { path, mode } => {
             s(&mut path.span);
             s(&mut mode.span);
         }
-        Op::Rename { from, to } | Op::Link { from, to } => {
+        Op::Rename { from, to }
+        | Op::Link { from, to }
+        | Op::Symlink { target: from, link: to }
+        | Op::Exchange { a: from, b: to } => {
             s(&mut from.span);
             s(&mut to.span);
         }
