@@ -340,27 +340,41 @@ pub struct Ending<'a> {
 /// `event.category`, `event.action` and `event.type` of a decision's
 /// operation, by its hook as the original's tables list them: a write-open
 /// is `open` (`change`), a rename `rename`, a link `link`, a chmod or a
-/// truncate `modification`; an unknown hook's by the operation alone.
+/// truncate `modification` (`change`). Hooks the original's tables do not
+/// list take the nearest of its values: an access ACL set (`inode_set_acl`,
+/// `inode_setxattr`) is a chmod by other means, `modification`; a symbolic
+/// link made, a mount's names covered or brought, and a hook this build
+/// does not know are named by the operation: `creation`, `modification`,
+/// `deletion`.
 pub fn ecs_event(decision: &Decision) -> (&'static str, &'static str, &'static str) {
-    let kind_type = match decision.operation {
+    let (by_operation, kind_type) = match decision.operation {
         Operation::Exec | Operation::ExecMemFd => return ("process", "exec", "start"),
         Operation::Fork => return ("process", "fork", "start"),
-        Operation::CreateExecutable | Operation::CreateFile => "creation",
-        Operation::ModifyExecutable | Operation::ModifyFile => "change",
-        Operation::DeleteFile => "deletion",
+        Operation::CreateExecutable | Operation::CreateFile => ("creation", "creation"),
+        Operation::ModifyExecutable | Operation::ModifyFile => ("modification", "change"),
+        Operation::DeleteFile => ("deletion", "deletion"),
     };
     match decision.task.hook {
         Hook::FileOpen => ("file", "open", kind_type),
         Hook::PathRename => ("file", "rename", kind_type),
         Hook::PathLink => ("file", "link", kind_type),
-        Hook::PathChmod | Hook::PathTruncate => ("file", "modification", "change"),
-        Hook::PathUnlink => ("file", "deletion", "deletion"),
-        Hook::PathMknod => ("file", "creation", kind_type),
-        _ => match kind_type {
-            "creation" => ("file", "creation", kind_type),
-            "change" => ("file", "modification", kind_type),
-            _ => ("file", "deletion", kind_type),
-        },
+        Hook::PathChmod | Hook::PathTruncate | Hook::InodeSetAcl | Hook::InodeSetxattr => {
+            ("file", "modification", "change")
+        }
+        Hook::PathMknod
+        | Hook::PathUnlink
+        | Hook::PathSymlink
+        | Hook::SbMount
+        | Hook::MoveMount
+        | Hook::BprmCheckSecurity
+        | Hook::TaskAlloc
+        | Hook::SchedProcessFork
+        | Hook::SchedProcessExec
+        | Hook::SchedProcessExit
+        | Hook::SysExitSetsid
+        | Hook::SysExitExecve
+        | Hook::SysExitExecveat
+        | Hook::Unknown(_) => ("file", by_operation, kind_type),
     }
 }
 
@@ -991,6 +1005,14 @@ mod tests {
             (HOOK_PATH_UNLINK, Operation::DeleteFile, "deletion", "deletion", "lsm__path_unlink"),
             (HOOK_PATH_RENAME, Operation::DeleteFile, "rename", "deletion", "lsm__path_rename"),
             (HOOK_PATH_RENAME, Operation::ModifyFile, "rename", "change", "lsm__path_rename"),
+            // The hooks the seed's tables do not list: the nearest of its
+            // values (runtime/README.md).
+            (HOOK_PATH_SYMLINK, Operation::CreateExecutable, "creation", "creation", "lsm__path_symlink"),
+            (HOOK_SB_MOUNT, Operation::DeleteFile, "deletion", "deletion", "lsm__sb_mount"),
+            (HOOK_SB_MOUNT, Operation::CreateExecutable, "creation", "creation", "lsm__sb_mount"),
+            (HOOK_MOVE_MOUNT, Operation::CreateFile, "creation", "creation", "lsm__move_mount"),
+            (HOOK_INODE_SET_ACL, Operation::CreateExecutable, "modification", "change", "lsm__inode_set_acl"),
+            (HOOK_INODE_SETXATTR, Operation::ModifyFile, "modification", "change", "lsm__inode_setxattr"),
         ];
         for (hook, operation, action, kind_type, point) in cases {
             let mut record = decision(10, hook, operation, "/etc/app.conf", Actions::LOG);
@@ -1005,7 +1027,7 @@ mod tests {
         }
         // A hook this build does not know: its document is made, by the
         // operation alone, and says no hook point.
-        let unknown = decision(10, 15, Operation::CreateFile, "/mnt/new", Actions::LOG);
+        let unknown = decision(10, 9_999, Operation::CreateFile, "/mnt/new", Actions::LOG);
         let doc = &run(&facts, &mut pipeline, &container, &[unknown])[0];
         assert_eq!((&doc["event"]["action"], &doc["event"]["type"]), (&json!("creation"), &json!(["creation"])));
         assert_eq!(doc["cloud_defend"].get("hook_point"), None);
@@ -1031,6 +1053,32 @@ mod tests {
         let allowed = encode::decision(10, encode::HOOK_FILE_OPEN, Operation::ModifyFile, "/etc/motd", Actions::LOG);
         let docs = run(&facts, &mut pipeline(), &container, &[allowed]);
         assert_eq!((&docs[0]["event"]["action"], &docs[0]["event"]["type"]), (&json!("open"), &json!(["change"])));
+    }
+
+    #[test]
+    fn directory_events_say_dir_and_paths_outside_the_root_say_so() {
+        let facts = Facts::default();
+        let container = Metadata { id: "c1".into(), ..Metadata::default() };
+        // A mount brings a directory's worth of names: `file.type: dir`,
+        // no extension (a directory's name has none).
+        let mut mount =
+            encode::decision(10, encode::HOOK_SB_MOUNT, Operation::CreateExecutable, "/usr/lib.d", Actions::LOG);
+        mount.head.flags |= encode::DIRECTORY | encode::FIRST;
+        mount.head.mode = 0o40755;
+        let doc = &run(&facts, &mut pipeline(), &container, &[mount])[0];
+        assert_eq!((&doc["file"]["type"], doc["file"].get("extension")), (&json!("dir"), None));
+        assert_eq!(doc["file"]["mode"], "0755");
+        assert_eq!(doc["cloud_defend"].get("path_outside"), None);
+        // An ACL set on a file the walk found outside the container's root
+        // (a volume): the decision failed closed; both facts are written.
+        let mut acl = encode::decision(10, encode::HOOK_INODE_SET_ACL, Operation::ModifyFile, "/data/x", Actions::LOG);
+        acl.head.flags |= encode::OUTSIDE | encode::TRUNCATED;
+        let doc = &run(&facts, &mut pipeline(), &container, &[acl])[0];
+        assert_eq!(doc["file"].get("type"), None);
+        assert_eq!(
+            (&doc["cloud_defend"]["path_outside"], &doc["cloud_defend"]["path_truncated"]),
+            (&json!(true), &json!(true))
+        );
     }
 
     #[test]

@@ -170,27 +170,28 @@ pub fn expected(tables: &Tables, meta: &Meta, events: &[Event], op: &Op, errno: 
 
 /// `event.action` and `event.type` of an event of `op`, by the hook that
 /// decides it, as the first seed's tables list them: a write-open is
-/// `open` (`change`), a rename `rename` (the type of what happens at each
-/// name), a link `link`, a chmod or a truncate `modification` (`change`).
+/// `open` (`change`), a rename or an exchange `rename` (the type of what
+/// happens at each name), a link `link`, a chmod, an access ACL set or a
+/// truncate `modification` (`change`); the rest (a creation, a symbolic
+/// link, an unlink) by the operation (runtime/README.md).
 fn action_of(op: &Op, event: &Event) -> (&'static str, &'static str) {
     let operation = match event {
         Event::File(f) => f.operation,
         Event::Process(p) => p.operation,
     };
-    let kind_type = match operation {
+    let (by_operation, kind_type) = match operation {
         Operation::ExecMemFd | Operation::Exec => return ("exec", "start"),
         Operation::Fork => return ("fork", "start"),
-        Operation::CreateExecutable | Operation::CreateFile => "creation",
-        Operation::ModifyExecutable | Operation::ModifyFile => "change",
-        Operation::DeleteFile => "deletion",
+        Operation::CreateExecutable | Operation::CreateFile => ("creation", "creation"),
+        Operation::ModifyExecutable | Operation::ModifyFile => ("modification", "change"),
+        Operation::DeleteFile => ("deletion", "deletion"),
     };
     match op {
         Op::Write(_) => ("open", kind_type),
-        Op::Rename { .. } => ("rename", kind_type),
+        Op::Rename { .. } | Op::Exchange { .. } => ("rename", kind_type),
         Op::Link { .. } => ("link", kind_type),
-        Op::Truncate(_) | Op::Chmod { .. } => ("modification", "change"),
-        Op::Unlink(_) => ("deletion", "deletion"),
-        _ => ("creation", kind_type),
+        Op::Truncate(_) | Op::Chmod { .. } | Op::Setfacl { .. } => ("modification", "change"),
+        _ => (by_operation, kind_type),
     }
 }
 
