@@ -1037,7 +1037,7 @@ mod tests {
     /// modification`; the original writes `open` (`event.type: change`,
     /// hook `lsm__file_open`), which the rules on open events look for.
     #[test]
-    fn regression_write_opens_as_modification() {
+    fn regression_write_open_is_event_action_open() {
         let facts = Facts::default();
         let container = Metadata { id: "c1".into(), ..Metadata::default() };
         let mut record =
@@ -1082,7 +1082,7 @@ mod tests {
     }
 
     #[test]
-    fn every_document_says_when_it_was_made_and_who_acted() {
+    fn regression_top_level_user_and_group_id_and_event_created_are_written() {
         let facts = Facts::default();
         let container = Metadata { id: "c1".into(), ..Metadata::default() };
         let mut record = encode::decision(10, encode::HOOK_PATH_MKNOD, Operation::CreateFile, "/tmp/x", Actions::LOG);

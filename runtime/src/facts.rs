@@ -373,7 +373,7 @@ mod tests {
     /// kernel's default host name `(none)`, and every `process.entity_id`
     /// built on it collided with those of other such nodes.
     #[test]
-    fn regression_agent_id_none_without_machine_id() -> Result<(), String> {
+    fn regression_agent_id_without_machine_id() -> Result<(), String> {
         let root = tempfile::tempdir().map_err(|e| e.to_string())?;
         let hostname = root.path().join("proc/sys/kernel");
         std::fs::create_dir_all(&hostname).map_err(|e| e.to_string())?;

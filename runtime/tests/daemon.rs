@@ -302,3 +302,23 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     assert_eq!(d4c_runtime::daemon::uninstall(&config).unwrap(), pins);
     assert!(!pin_dir.exists());
 }
+
+/// `cloud_defend.package_policy_revision` is a `short` in the integration's
+/// mappings: an artifact whose revision is over 32,767 is refused at load
+/// (`d4cc compile` refuses to write one; this one is patched, its content
+/// digest made again, so that only the revision is wrong).
+#[test]
+fn an_artifact_whose_revision_is_over_a_short_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = compile(dir.path(), "test", d4c_artifact::MAX_REVISION, POLICY);
+    assert_eq!(d4c_runtime::load::load(&path, None).unwrap().0.revision, 32_767);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[32..40].copy_from_slice(&(d4c_artifact::MAX_REVISION + 1).to_le_bytes());
+    let length = usize::try_from(u64::from_le_bytes(bytes[112..120].try_into().unwrap())).unwrap();
+    bytes[80..112].fill(0);
+    let digest = d4c_artifact::sha256(&bytes[..length]);
+    bytes[80..112].copy_from_slice(&digest);
+    std::fs::write(&path, &bytes).unwrap();
+    let error = d4c_runtime::load::load(&path, None).unwrap_err().to_string();
+    assert!(error.contains("revision 32768") && error.contains("short"), "{error}");
+}

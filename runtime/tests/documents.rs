@@ -123,7 +123,7 @@ fn at(mut record: Record, ns: u64) -> Record {
 /// cache's old entry. Now it waits for the exec record and describes the
 /// new program, with the decision made before it.
 #[test]
-fn regression_nsenter_exec_shows_the_shells_argv() {
+fn regression_exec_document_has_the_new_programs_arguments() {
     let proc = no_proc();
     let mut h = Harness::new(proc.path());
     let nsenter = ["nsenter", "--target", "1", "--mount", "true"];
@@ -166,7 +166,7 @@ fn regression_nsenter_exec_shows_the_shells_argv() {
 /// came from the decision's resolved path, the end's from the name exec
 /// was given. Both now come from the exec record's resolved path.
 #[test]
-fn regression_exec_and_end_executable_disagreement() {
+fn regression_exec_and_end_documents_agree_on_the_executable() {
     let proc = no_proc();
     let mut h = Harness::new(proc.path());
     // busybox re-executing itself through /proc/self/exe: the kernel
@@ -193,7 +193,7 @@ fn regression_exec_and_end_executable_disagreement() {
 /// from the task's root, whose walk gives `/`. The exec record then gives
 /// the name exec was given, which the document carries.
 #[test]
-fn regression_runc_init_executable_slash() {
+fn regression_runc_init_exec_document_is_not_executable_slash() {
     let proc = no_proc();
     let mut h = Harness::new(proc.path());
     let mut decision = encode::exec_decision(40, "/", "runc:[2:INIT]", &["runc", "init"], Actions::LOG);
