@@ -106,10 +106,16 @@ const CONTAINER_ROOT: &str = "/usr";
 /// a task forked outside containers does before that exec as the runtime's
 /// set-up, not the container's (counter `setup`).
 fn run_in(cgroup: &Path, script: &str) {
-    let procs = cgroup.join("cgroup.procs");
     let quoted = format!("'{}'", script.replace('\'', "'\\''"));
-    let command = format!("echo $$ > {} && exec chroot {CONTAINER_ROOT} /bin/sh -c {quoted}", procs.display());
-    let status = Command::new("/bin/sh").arg("-c").arg(command).status().unwrap();
+    run_at_host_root(cgroup, &format!("exec chroot {CONTAINER_ROOT} /bin/sh -c {quoted}"));
+}
+
+/// Runs `sh -c SCRIPT` in `cgroup` without leaving the host's root: what a
+/// container runtime's own set-up task does.
+fn run_at_host_root(cgroup: &Path, script: &str) {
+    let procs = cgroup.join("cgroup.procs");
+    let status =
+        Command::new("/bin/sh").arg("-c").arg(format!("echo $$ > {} && {script}", procs.display())).status().unwrap();
     assert!(status.success(), "{script}");
 }
 
@@ -188,11 +194,20 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     assert_eq!(daemon.registry.len(), 1, "the container was not registered from its bundle");
     assert!(daemon.counters.registration_window_ns.1 > 0);
 
+    // A task forked on the host that joins the container's cgroup and execs
+    // at the host's root sets the container up: nothing it does is the
+    // container's (regression: runc init, exec'd on the host, lost its mark
+    // at that exec, and drift prevention refused pods their start).
+    run_at_host_root(&cgroup.leaf, "/bin/true set-up");
     run_in(&cgroup.leaf, "/bin/true 'first arg' x");
     let documents = drain_until(&mut daemon, |d| {
         parsed(d).iter().any(|v| v["event"]["action"] == "end") && d.iter().any(|d| d.class == Class::Alert)
     });
     let values = parsed(&documents);
+    assert!(
+        !values.iter().any(|v| v["process"]["args"].as_array().is_some_and(|a| a.iter().any(|x| x == "set-up"))),
+        "the set-up task's exec was decided: {values:#?}"
+    );
     let exec_log = values
         .iter()
         .find(|v| v["event"]["action"] == "exec" && v["event"]["kind"] == "event")
