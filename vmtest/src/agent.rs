@@ -48,6 +48,11 @@ use crate::sys::{self, Exit};
 /// `pause`, by the first argument.
 pub fn container_main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // A program of the conformance session, chosen by its environment: its
+    // arguments are the tool's own.
+    if let Some(status) = crate::session::stand_in_main(&args) {
+        return status;
+    }
     match args.split_first() {
         Some((command, rest)) => match command.as_str() {
             "agent" => agent_main(),
@@ -70,7 +75,7 @@ pub fn container_main() -> ExitCode {
 const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An errno and what failed.
-type Failure = (i32, String);
+pub(crate) type Failure = (i32, String);
 
 /// The errno of `e` (`EIO` when it has none) with `what` and `e` as text.
 fn io_failure(what: &str, e: &io::Error) -> Failure {
@@ -445,10 +450,19 @@ fn set_up(cmd: std::os::fd::BorrowedFd<'_>, name: Option<&str>, tty: Option<&str
     Ok(Held { exe, open: None, _tty: tty })
 }
 
+/// `op` performed by this process with nothing held (no pty, no open
+/// file; an exec op runs its image with no report pipe). Ok(detail), or
+/// the errno and what failed.
+pub(crate) fn perform_plain(op: &AgentOp) -> Result<String, Failure> {
+    let exe = File::open("/proc/self/exe").map_err(|e| io_failure("opening /proc/self/exe", &e))?;
+    let mut held = Held { exe, open: None, _tty: None };
+    perform_calls(op, &mut held, -1).1
+}
+
 /// Opens a new pty in the agent (`/dev/ptmx` without becoming its
 /// controlling process, `unlockpt`). Returns the master and the slave's
 /// path (`ptsname`).
-fn open_pty() -> Result<(File, String), Failure> {
+pub(crate) fn open_pty() -> Result<(File, String), Failure> {
     let master = OpenOptions::new()
         .read(true)
         .write(true)

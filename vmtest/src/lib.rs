@@ -22,6 +22,10 @@
 //!   than PATH_MAX).
 //! - [`runtime_check`]: the real `d4c-runtime` daemon end to end, with
 //!   [`bulk_sink`] as its Elasticsearch.
+//! - [`conformance`]: an intruder's session and benign activity for real
+//!   in containers, under the real `d4c-runtime`, its documents printed
+//!   for the conformance queries; [`session`]: the session's programs in
+//!   the container.
 //! - `sys`: the few raw system calls; the only module with `unsafe`.
 //!
 //! The harness is one statically linked binary (`d4c-vmtest`); inside the
@@ -32,6 +36,7 @@
 pub mod agent;
 pub mod bulk_sink;
 pub mod bundle;
+pub mod conformance;
 pub mod cri;
 pub mod documents;
 pub mod evasion;
@@ -42,6 +47,7 @@ pub mod node;
 pub mod ops;
 pub mod protocol;
 pub mod runtime_check;
+pub mod session;
 pub mod smoke;
 mod sys;
 pub mod volumes;

@@ -16,16 +16,20 @@
 //! - `evasion`: ways around drift prevention as real syscalls under the
 //!   real probes ([`d4c_vmtest::evasion::run`]); prints
 //!   `D4C-VMTEST-EVASION: ok ...` or `... FAILED <reason>`.
+//! - `conformance`: an intruder's session and benign activity in two
+//!   containers under the real `d4c-runtime`, the documents printed for
+//!   the conformance queries ([`d4c_vmtest::conformance::run`]).
 //! - `bench [N]`: the overhead of the probes on a syscall-heavy loop in a
 //!   container, as a ratio in one boot ([`d4c_vmtest::guest::bench`]).
 //!
 //! The library ([`d4c_vmtest`]) holds the pieces; this file only dispatches.
 
-use d4c_vmtest::{evasion, guest, runtime_check, smoke, volumes};
+use d4c_vmtest::{conformance, evasion, guest, runtime_check, smoke, volumes};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: d4c-vmtest smoke [WORKDIR] | volumes | scenarios PATH... | evasion | runtime | bench [N]";
+const USAGE: &str =
+    "usage: d4c-vmtest smoke [WORKDIR] | volumes | scenarios PATH... | evasion | runtime | conformance | bench [N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         "evasion" => report("D4C-VMTEST-EVASION", evasion::run()),
         "volumes" => report("D4C-VMTEST-VOLUMES", volumes::run()),
         "runtime" => report("D4C-VMTEST-RUNTIME", runtime_check::run()),
+        "conformance" => report("D4C-VMTEST-CONFORMANCE", conformance::run()),
         "bench" => {
             let iterations = rest.first().and_then(|n| n.parse().ok()).unwrap_or(200);
             match guest::bench(iterations) {

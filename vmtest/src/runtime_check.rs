@@ -23,13 +23,13 @@ use crate::bulk_sink::{BulkSink, Received};
 use crate::bundle::{Actor, AgentOp, Container, ContainerSpec};
 
 const WORKDIR: &str = "/tmp/d4c-vmtest-runtime";
-const RUNTIME: &str = "/d4c-runtime";
+pub(crate) const RUNTIME: &str = "/d4c-runtime";
 const POLICY: &str = "/deploy/policies/drift-prevention.yaml";
-const LISTEN: &str = "127.0.0.1:9464";
-const SINK: &str = "127.0.0.1:9200";
+pub(crate) const LISTEN: &str = "127.0.0.1:9464";
+pub(crate) const SINK: &str = "127.0.0.1:9200";
 /// How long a document may take from the syscall to the endpoint (TCG is
 /// slow; the flush interval is 100 ms).
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn spec() -> ContainerSpec {
     ContainerSpec {
@@ -43,14 +43,26 @@ fn spec() -> ContainerSpec {
     }
 }
 
-/// Compiles the policy at `source` into `out` with `revision`.
+/// Compiles the policy at `source` into `out` as the drift-prevention
+/// policy with `revision`.
 fn compile(source: &Path, out: &Path, revision: u64, edit: impl Fn(String) -> String) -> Result<(), String> {
+    compile_named(source, out, "drift-prevention", revision, edit)
+}
+
+/// Compiles the policy at `source`, edited by `edit`, into `out` with
+/// `name` and `revision`.
+pub(crate) fn compile_named(
+    source: &Path,
+    out: &Path,
+    name: &str,
+    revision: u64,
+    edit: impl Fn(String) -> String,
+) -> Result<(), String> {
     let text = std::fs::read_to_string(source).map_err(|e| format!("{}: {e}", source.display()))?;
     let text = edit(text);
     let (_, lint) = d4cc::lint::lint_bytes(source.display().to_string(), text.as_bytes().to_vec());
     let checked = lint.checked.ok_or_else(|| format!("{} does not lint", source.display()))?;
-    let options =
-        d4cc::compile::CompileOptions { policy_name: "drift-prevention".into(), revision, created_unix: None };
+    let options = d4cc::compile::CompileOptions { policy_name: name.into(), revision, created_unix: None };
     let bytes = d4cc::compile::compile(text.as_bytes(), &checked, &options).map_err(|e| e.to_string())?;
     // Beside, then renamed: as a ConfigMap update lands.
     let tmp = out.with_extension("tmp");
@@ -59,13 +71,13 @@ fn compile(source: &Path, out: &Path, revision: u64, edit: impl Fn(String) -> St
 }
 
 /// The daemon under test.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     log: PathBuf,
 }
 
 impl Daemon {
-    fn start(config: &Path, log: &Path) -> Result<(Daemon, Duration), String> {
+    pub(crate) fn start(config: &Path, log: &Path) -> Result<(Daemon, Duration), String> {
         let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let started = Instant::now();
         let child = Command::new(RUNTIME)
@@ -96,7 +108,7 @@ impl Daemon {
         }
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines.get(lines.len().saturating_sub(12)..).unwrap_or_default().join(" | ")
@@ -114,12 +126,12 @@ impl Daemon {
         status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
     }
 
-    fn signal(&self, signal: i32) -> Result<(), String> {
+    pub(crate) fn signal(&self, signal: i32) -> Result<(), String> {
         let pid = i32::try_from(self.child.id()).map_err(|e| e.to_string())?;
         crate::sys::kill(pid, signal).map_err(|e| format!("kill -{signal} d4c-runtime: {e}"))
     }
 
-    fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus, String> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus, String> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
@@ -156,7 +168,7 @@ fn http_get(path: &str) -> Result<(u16, String), String> {
 
 /// A metric's value from `/metrics` (the first sample whose line starts
 /// with `prefix`).
-fn metric(prefix: &str) -> Option<f64> {
+pub(crate) fn metric(prefix: &str) -> Option<f64> {
     let (_, body) = http_get("/metrics").ok()?;
     body.lines().find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
 }
@@ -225,7 +237,7 @@ fn wait_alert(sink: &BulkSink, path: &str) -> Result<Received, String> {
 }
 
 /// `d4c-runtime --uninstall`: the pinned probes are removed.
-fn uninstall(config: &Path) -> Result<(), String> {
+pub(crate) fn uninstall(config: &Path) -> Result<(), String> {
     let output = Command::new(RUNTIME)
         .args(["--config"])
         .arg(config)
@@ -239,6 +251,19 @@ fn uninstall(config: &Path) -> Result<(), String> {
     }
 }
 
+/// The daemon's configuration: `artifact`, its state in `workdir/state`,
+/// delivery to the guest's `_bulk` endpoint ([`SINK`]) every 100 ms.
+pub(crate) fn daemon_config(workdir: &Path, artifact: &Path) -> String {
+    format!(
+        "artifact = \"{}\"\nstate_dir = \"{}/state\"\nlisten = \"{LISTEN}\"\nnamespace = \"vmtest\"\n\
+         node_name = \"vm-node\"\ncluster_name = \"vm-cluster\"\npin_dir = \"/sys/fs/bpf/d4c\"\n\
+         rescan_interval = \"100ms\"\n\
+         [delivery.sink.elasticsearch]\nurls = [\"http://{SINK}\"]\n[delivery.batch]\nflush_interval = \"100ms\"\n",
+        artifact.display(),
+        workdir.display()
+    )
+}
+
 /// Runs the check; the summary on success.
 pub fn run() -> Result<String, String> {
     let workdir = PathBuf::from(WORKDIR);
@@ -248,14 +273,7 @@ pub fn run() -> Result<String, String> {
     let artifact = workdir.join("policy.d4c");
     compile(Path::new(POLICY), &artifact, 1, |t| t)?;
     let config = workdir.join("runtime.toml");
-    let toml = format!(
-        "artifact = \"{}\"\nstate_dir = \"{WORKDIR}/state\"\nlisten = \"{LISTEN}\"\nnamespace = \"vmtest\"\n\
-         node_name = \"vm-node\"\ncluster_name = \"vm-cluster\"\npin_dir = \"/sys/fs/bpf/d4c\"\n\
-         rescan_interval = \"100ms\"\n\
-         [delivery.sink.elasticsearch]\nurls = [\"http://{SINK}\"]\n[delivery.batch]\nflush_interval = \"100ms\"\n",
-        artifact.display()
-    );
-    std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
+    std::fs::write(&config, daemon_config(&workdir, &artifact)).map_err(|e| format!("{}: {e}", config.display()))?;
 
     // 1. The daemon starts; a container starts after it and is found.
     let (mut daemon, ready_after) = Daemon::start(&config, &workdir.join("daemon-1.log"))?;

@@ -1,7 +1,8 @@
 //! Thin safe wrappers over the system calls std does not offer: poll,
 //! pipes without close-on-exec, sessions and terminals, `prctl`, `umask`,
 //! `mknod`, `truncate`, `fork`, `execve`, `memfd_create`, `sendfile`,
-//! `execveat`, `linkat` with flags, bind `mount`, `waitpid` and `kill`.
+//! `execveat`, `linkat` with flags, bind `mount`, `waitpid`, `kill` and
+//! `SO_PEERCRED`.
 //!
 //! Every other module is free of `unsafe`. Each wrapper keeps its `unsafe`
 //! block to the one libc call, passes the kernel only pointers to memory it
@@ -235,8 +236,14 @@ pub(crate) fn fork_child_that_exits() -> io::Result<(i32, Exit)> {
 /// fails), the parent waits. Returns how the child ended. For the
 /// benchmark's workload.
 pub(crate) fn fork_exec_wait(path: &CStr, args: &[CString]) -> io::Result<Exit> {
+    fork_exec_env_wait(path, args, &[]).map(|(_, exit)| exit)
+}
+
+/// `fork`, the child `execve(path, args, env)` (or `_exit(127)` when that
+/// fails), the parent waits. Returns the child's pid and how it ended.
+pub(crate) fn fork_exec_env_wait(path: &CStr, args: &[CString], env: &[CString]) -> io::Result<(i32, Exit)> {
     let argv = argv_pointers(args);
-    let envp: [*const libc::c_char; 1] = [ptr::null()];
+    let envp = argv_pointers(env);
     // SAFETY: the actor is single-threaded; the child only calls execve and
     // _exit (async-signal-safe) with vectors built before the fork.
     let pid = check(unsafe { libc::fork() })?;
@@ -247,6 +254,42 @@ pub(crate) fn fork_exec_wait(path: &CStr, args: &[CString]) -> io::Result<Exit> 
             libc::_exit(127)
         }
     }
+    Ok((pid, wait_child(pid)?))
+}
+
+/// `fork`; the child runs `child` and `_exit`s with the status it returns
+/// (no Rust or libc exit code runs in it); the parent waits. Returns the
+/// child's pid and how it ended. Only for a single-threaded caller (the
+/// conformance session's shell): the child then inherits no lock another
+/// thread held.
+pub(crate) fn fork_run_wait(child: impl FnOnce() -> i32) -> io::Result<(i32, Exit)> {
+    // SAFETY: the caller is single-threaded (see above), so the child's
+    // heap and stdio are consistent; it ends through _exit.
+    let pid = check(unsafe { libc::fork() })?;
+    if pid == 0 {
+        let code = child();
+        // SAFETY: ends the child without running the parent's exit code.
+        unsafe { libc::_exit(code) }
+    }
+    Ok((pid, wait_child(pid)?))
+}
+
+/// The pid of the process at the other end of unix socket `fd` when it
+/// connected (`SO_PEERCRED`), as the caller's pid namespace numbers it:
+/// in the guest, a container process's pid in the initial namespace, the
+/// one the probes write.
+pub(crate) fn peer_pid(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>()).map_err(io::Error::other)?;
+    // SAFETY: `cred` and `len` are writable locals of the sizes given.
+    check(unsafe {
+        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, ptr::addr_of_mut!(cred).cast(), &mut len)
+    })?;
+    Ok(cred.pid)
+}
+
+/// Waits for child `pid` to end (`EINTR` restarts the wait).
+fn wait_child(pid: i32) -> io::Result<Exit> {
     let mut status: libc::c_int = 0;
     loop {
         // SAFETY: `status` is a writable int on this stack frame.
