@@ -302,6 +302,30 @@ static __always_inline int d4c_refuses(__u32 actions)
 }
 
 /*
+ * Copies `len` bytes (at most D4C_PATH_MAX, as the callers clamp it) of the
+ * scratch's path into a record's path. The mask is on the register the
+ * call reads, behind a barrier so that clang cannot drop it as implied by
+ * the caller's clamp: Linux 6.1's verifier loses that clamp's bound (clang
+ * computes it on a 32-bit copy) and refused every LSM program with "R2
+ * unbounded memory access" (issue 12's conformance check on 6.1); 6.12's
+ * keeps it. The record's path holds D4C_PATH_MAX + D4C_ARGS_MAX bytes, a
+ * power of two, so the mask bounds the write and keeps every clamped value.
+ */
+static __always_inline void
+d4c_copy_path(struct d4c_event *r, const struct d4c_scratch *s, __u32 len)
+{
+	__u64 n = len;
+
+	_Static_assert(((D4C_PATH_MAX + D4C_ARGS_MAX) &
+			(D4C_PATH_MAX + D4C_ARGS_MAX - 1)) == 0,
+		       "the record's path is a power of two");
+	asm volatile("" : "+r"(n));
+	n &= D4C_PATH_MAX + D4C_ARGS_MAX - 1;
+	if (n > 0)
+		bpf_probe_read_kernel(r->path, n, s->event.path);
+}
+
+/*
  * Decides op->head (its path in the scratch's event.path), reports it, and
  * returns the actions. `unresolved`: 0 when the path is the file's whole
  * path, else the record flags saying why not (d4c_unresolved).
@@ -374,8 +398,7 @@ __attribute__((noinline)) __u32 d4c_decide_and_report(struct d4c_op *op,
 	len = 0;
 	if (op->head.flags & D4C_EVENT_HAS_PATH)
 		len = walked > D4C_PATH_MAX ? D4C_PATH_MAX : walked;
-	if (len > 0)
-		bpf_probe_read_kernel(r->path, len, s->event.path);
+	d4c_copy_path(r, s, len);
 	/* An exec's decision: the arguments it was called with. */
 	if (op->event_flags & D4C_EV_ARGS)
 		len += d4c_exec_args(r, len);
@@ -1189,7 +1212,7 @@ int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
 			 &place) &&
 	    !place.truncated && !place.outside) {
 		len = place.len > D4C_PATH_MAX ? D4C_PATH_MAX : place.len;
-		bpf_probe_read_kernel(r->path, len, s->event.path);
+		d4c_copy_path(r, s, len);
 	} else {
 		/* Not reachable from the task's root (runc re-executing a
 		 * sealed copy of itself, a memfd): the name exec was given,

@@ -382,19 +382,36 @@ pub fn run() -> Result<String, String> {
             ("/file/mode", json!("0644")),
         ],
     )?;
-    let exec_log = |d: &[Received]| {
+    // Two kinds of exec run /usr/bin/tool: the agent staging an actor
+    // (`/usr/bin/tool stage ...`, the program before it the agent's) and
+    // the actor's exec op (`/usr/bin/tool noop FD`, the program before it
+    // the staged actor's, /usr/bin/tool). Each document must have its own
+    // program's arguments (issue 12): the op's is checked field by field
+    // below, every staging's here.
+    let tool_execs = |d: &[Received]| -> Vec<Received> {
         d.iter()
-            .find(|d| {
+            .filter(|d| {
                 d.index == "logs-cloud_defend.process-vmtest"
                     && d.source.pointer("/event/action") == Some(&json!("exec"))
                     && d.source.pointer("/process/executable") == Some(&json!("/usr/bin/tool"))
             })
             .cloned()
+            .collect()
+    };
+    let after_tool = |d: &Received| {
+        d.source
+            .pointer("/process/previous")
+            .and_then(Value::as_array)
+            .is_some_and(|previous| previous.iter().any(|p| p.get("executable") == Some(&json!("/usr/bin/tool"))))
     };
     let documents = sink
-        .wait_for(DELIVERY_TIMEOUT, |d| exec_log(d).is_some())
-        .map_err(|d| format!("no exec log of /usr/bin/tool among {} documents", d.len()))?;
-    let exec = exec_log(&documents).ok_or("no exec log")?;
+        .wait_for(DELIVERY_TIMEOUT, |d| tool_execs(d).iter().any(after_tool))
+        .map_err(|d| format!("no exec log of the actor's exec of /usr/bin/tool among {} documents", d.len()))?;
+    let execs = tool_execs(&documents);
+    for staging in execs.iter().filter(|d| !after_tool(d)) {
+        check_fields(staging, &[("/process/args/1", json!("stage")), ("/process/args_count", json!(6))])?;
+    }
+    let exec = execs.into_iter().find(after_tool).ok_or("no exec log")?;
     check_fields(
         &exec,
         &[
