@@ -93,12 +93,16 @@ impl Process {
     }
 
     /// The child `child` of a fork by `task`: a copy of this process with
-    /// its own pid and start, and no history.
+    /// its own pid and start, and no history. It has the terminal the
+    /// forker has at the fork (the record's), which is not always the one
+    /// the forker had at its exec: a process may take a controlling
+    /// terminal after it (setsid, then open a tty).
     fn forked(&self, task: &Task, child: u32) -> Process {
         Process {
             pid: child,
             ppid: task.tgid,
             start_boot_ns: task.ktime_ns,
+            interactive: task.interactive,
             previous: Vec::new(),
             exit_code: None,
             ecs_json: OnceLock::new(),
@@ -512,6 +516,24 @@ mod tests {
 
     fn cache() -> ProcessCache {
         ProcessCache::new(64, PathBuf::from("/nonexistent-proc"))
+    }
+
+    /// Regression (issue 12, found by the VM's scenario
+    /// `deploy-drift-prevention.d4ct:62`): a process that took a terminal
+    /// after its exec (setsid, then opened a pty) forked a child whose
+    /// documents said `process.interactive: false`, the forker's state at
+    /// its exec.
+    #[test]
+    fn regression_issue12_a_fork_after_taking_a_terminal_is_interactive() {
+        let mut cache = cache();
+        cache.observe(&mut event(&encode::exec(10, "/usr/sbin/nginx", "nginx", None)));
+        assert_eq!(cache.get(10).map(|p| p.interactive), Some(false));
+        let mut fork = encode::lifecycle(10, encode::FORK, 11);
+        fork.head.flags |= encode::INTERACTIVE;
+        cache.observe(&mut event(&fork));
+        assert_eq!(cache.get(11).map(|p| p.interactive), Some(true));
+        // The forker's own documents keep what its exec said.
+        assert_eq!(cache.get(10).map(|p| p.interactive), Some(false));
     }
 
     #[test]
