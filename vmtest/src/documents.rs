@@ -140,13 +140,18 @@ fn completion_of(op: &Op, failed: bool) -> Option<&'static str> {
 /// makes none.
 pub fn expected(tables: &Tables, meta: &Meta, events: &[Event], op: &Op, errno: i32) -> Vec<Expected> {
     let mut out = Vec::new();
-    let exec_errno = (matches!(op, Op::Exec(_) | Op::MemfdExec(_)) && errno == ENOEXEC).then_some(errno);
+    let exec = matches!(op, Op::Exec(_) | Op::MemfdExec(_));
     for event in events {
         let verdict = tables.decide(meta, event);
         let selectors = &tables.kind(event.kind()).selectors;
         let matched: Vec<String> =
             verdict.matched.iter().filter_map(|i| selectors.get(*i).map(|s| s.name.clone())).collect();
         let blocked = verdict.actions.contains(Actions::BLOCK);
+        // An exec this decision allowed that failed all the same: no
+        // binary format (ENOEXEC), or the other decision of a fileless
+        // exec (`execMemFd`, `exec`) refused it (EPERM): its document says
+        // so, with the errno, at the syscall's return.
+        let exec_errno = (exec && (errno == ENOEXEC || (errno != 0 && !blocked))).then_some(errno);
         let mut hook_points = vec![hook_of(op)];
         if !blocked {
             hook_points.extend(completion_of(op, exec_errno.is_some()));
