@@ -133,6 +133,7 @@ pub mod eval;
 pub mod event;
 mod format;
 pub mod keys;
+pub mod normalize;
 pub mod ops;
 pub mod patterns;
 mod reader;

@@ -473,6 +473,9 @@ fn check_dns(text: &str, base: usize, open_end: bool, what: &str, max: usize, do
 
 /// Checks `registry[:port]` (a prefix of it when `open_end`).
 fn check_registry(text: &str, open_end: bool) -> Result<(), PatternError> {
+    if let Some(inner) = text.strip_prefix('[') {
+        return check_ipv6_registry(inner, open_end);
+    }
     let (host, port) = match text.split_once(':') {
         Some((host, port)) => (host, Some(port)),
         None => (text, None),
@@ -488,6 +491,39 @@ fn check_registry(text: &str, open_end: bool) -> Result<(), PatternError> {
         Some("") if !open_end => Err(err(base..base, "missing port after `:`")),
         Some(port) => check_chars(port, base, "a registry port", "digits", None, |c| c.is_ascii_digit()),
         None => Ok(()),
+    }
+}
+
+/// Checks `[ipv6]` and its optional `:port`, the `[` already read (`inner`
+/// starts at byte 1 of the value): hexadecimal digits and `:` between the
+/// brackets, as Docker's reference grammar and the original's editor allow.
+fn check_ipv6_registry(inner: &str, open_end: bool) -> Result<(), PatternError> {
+    let hex = |c: char| c.is_ascii_hexdigit() || c == ':';
+    let has = "hexadecimal digits and `:` between `[` and `]`";
+    let Some(close) = inner.find(']') else {
+        check_chars(inner, 1, "an IPv6 registry address", has, None, hex)?;
+        return if open_end {
+            Ok(())
+        } else {
+            Err(err(1 + inner.len()..1 + inner.len(), "missing `]` after an IPv6 registry address"))
+        };
+    };
+    let address = inner.get(..close).unwrap_or("");
+    if address.is_empty() {
+        return Err(err(1..1, "empty IPv6 registry address between `[` and `]`"));
+    }
+    check_chars(address, 1, "an IPv6 registry address", has, None, hex)?;
+    let base = close + 2;
+    match inner.get(close + 1..).unwrap_or("") {
+        "" => Ok(()),
+        rest => match rest.strip_prefix(':') {
+            Some("") if !open_end => Err(err(base + 1..base + 1, "missing port after `:`")),
+            Some(port) => check_chars(port, base + 1, "a registry port", "digits", None, |c| c.is_ascii_digit()),
+            None => {
+                let c = rest.chars().next().unwrap_or(' ');
+                Err(err(char_at(base, c), "only a `:port` may follow an IPv6 registry address"))
+            }
+        },
     }
 }
 
@@ -852,7 +888,7 @@ mod tests {
     fn text_valid() {
         use TextSyntax::*;
         for (syntax, texts) in [
-            (ImageFullName, "docker.io/nginx localhost:5000/a/b Reg.Example-1.com/x__y.z--w docker* docker.io:50* docker.io/* docker.io/x-*"),
+            (ImageFullName, "docker.io/nginx [::1]:5000/app [fe80::1]/x [::1* localhost:5000/a/b Reg.Example-1.com/x__y.z--w docker* docker.io:50* docker.io/* docker.io/x-*"),
             (ImageName, "nginx library/nginx elastic-a* *"),
             (ImageTag, "latest _1.25.3-alpine v1*"),
             (PodName, "web-0 web.a-b.c web-* web.* *"),
@@ -891,6 +927,11 @@ mod tests {
             ("docker..io/x", ImageFullName, 6..8, "`..`", ""),
             ("docker.io:/x", ImageFullName, 10..10, "missing port", ""),
             ("docker.io:50a0/x", ImageFullName, 12..13, "registry port", ""),
+            ("[::g]/x", ImageFullName, 3..4, "IPv6 registry address", ""),
+            ("[]/x", ImageFullName, 1..1, "empty IPv6", ""),
+            ("[::1/x", ImageFullName, 4..4, "missing `]`", ""),
+            ("[::1]x/y", ImageFullName, 5..6, "only a `:port`", ""),
+            ("[::1]:/y", ImageFullName, 6..6, "missing port", ""),
             ("nginx:latest", ImageName, 5..12, "tag is not part", tag),
             ("nginx@sha256:x", ImageName, 5..14, "digest", digest),
             ("Nginx", ImageName, 0..1, "uppercase", "lowercase"),

@@ -2,7 +2,8 @@
 //!
 //! Input: a [`Policy`] AST. Output: a [`CheckedPolicy`] (the best reading of
 //! the policy, also when it has errors) and diagnostics for: names
-//! (`D4C0013`, `D4C0014`), conditions (`D4C0015`..`D4C0023`), references
+//! (`D4C0013`, `D4C0014`), conditions (`D4C0015`..`D4C0023`, and values no
+//! normalised metadata can hold, `D4C0038`), references
 //! (`D4C0024`..`D4C0026`), actions and responses (`D4C0027`..`D4C0032`) and
 //! capacity (`D4C0033`).
 //!
@@ -23,6 +24,7 @@ use crate::model::{Actions, CheckedPolicy, Operation, ResponseModel, RuleSet, Se
 use crate::seen::FirstSeen;
 use crate::span::Span;
 use crate::suggest::did_you_mean;
+use d4c_artifact::normalize::{self, Unmatchable};
 use d4c_artifact::patterns::{LabelPattern, PathPattern, PatternError, TextPattern};
 use std::collections::{HashMap, HashSet};
 
@@ -424,7 +426,7 @@ impl SectionChecker<'_, '_> {
             .help("match the full path with `processExecutable` instead");
             for value in too_long {
                 let len = name_len(value);
-                diagnostic = diagnostic.secondary(value.sub_span(MAX_PROCESS_NAME_BYTES..len), format!("{len} bytes"));
+                diagnostic = diagnostic.secondary(value.sub_span(past_comm(&value.text)..len), format!("{len} bytes"));
             }
             self.push(diagnostic);
             return;
@@ -434,7 +436,7 @@ impl SectionChecker<'_, '_> {
             self.push(
                 Diagnostic::new(
                     Code::ValueTooLong,
-                    value.sub_span(MAX_PROCESS_NAME_BYTES..len),
+                    value.sub_span(past_comm(&value.text)..len),
                     format!(
                         "`{}` is {len} bytes, but the kernel keeps only the first {MAX_PROCESS_NAME_BYTES} bytes of a process name",
                         value.text
@@ -457,22 +459,35 @@ impl SectionChecker<'_, '_> {
             ConditionValue::List(values) => values,
         };
         self.duplicate_values(values, &format_args!("`{}`", condition.key.key()));
+        let before = self.diagnostics.len();
         let parsed = match condition.key.syntax() {
             ValueSyntax::Operation => Values::Operations(self.operations(values)),
             ValueSyntax::Path => {
                 let fitting: Vec<Value> = values.iter().filter(|v| self.components_fit(v)).cloned().collect();
-                Values::Paths(self.parse_all(&fitting, MAX_PATH_BYTES, Code::InvalidPathPattern, PathPattern::parse))
+                Values::Paths(self.parse_all(
+                    &fitting,
+                    MAX_PATH_BYTES,
+                    Code::InvalidPathPattern,
+                    PathPattern::parse,
+                    |_, _| None,
+                ))
             }
-            ValueSyntax::Label => {
-                Values::Labels(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidLabelPattern, LabelPattern::parse))
-            }
+            ValueSyntax::Label => Values::Labels(self.parse_all(
+                values,
+                MAX_VALUE_BYTES,
+                Code::InvalidLabelPattern,
+                LabelPattern::parse,
+                |_, label| normalize::unmatchable_label(label),
+            )),
             // Flags are read as booleans by the syntax stage, never as lists.
             ValueSyntax::Flag => return None,
-            ValueSyntax::Text(text_syntax) => {
-                Values::Text(self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidValuePattern, |v| {
-                    TextPattern::parse(v, text_syntax)
-                }))
-            }
+            ValueSyntax::Text(text_syntax) => Values::Text(self.parse_all(
+                values,
+                MAX_VALUE_BYTES,
+                Code::InvalidValuePattern,
+                |v| TextPattern::parse(v, text_syntax),
+                |written, pattern| normalize::unmatchable(text_syntax, written, pattern),
+            )),
         };
         let empty = match &parsed {
             Values::Operations(v) => v.is_empty(),
@@ -481,7 +496,14 @@ impl SectionChecker<'_, '_> {
             Values::Paths(v) => v.is_empty(),
             Values::Flag(_) => false,
         };
-        (!empty).then_some(parsed)
+        // A condition whose every value can never match matches nothing:
+        // kept empty, so that later rules do not read it as no condition.
+        let unmatchable = self
+            .diagnostics
+            .as_slice()
+            .get(before..)
+            .is_some_and(|new| new.iter().any(|d| d.code == Code::UnmatchableValue));
+        (!empty || unmatchable).then_some(parsed)
     }
 
     /// Whether every component of a path value fits `NAME_MAX`; reports the
@@ -510,14 +532,17 @@ impl SectionChecker<'_, '_> {
     }
 
     /// Parses each value with `parse`, reporting over-long values
-    /// (`D4C0020`) and syntax errors (`code`). Keeps the good ones, sorted
-    /// and without duplicates.
+    /// (`D4C0020`), syntax errors (`code`) and well-formed values that the
+    /// runtime's normalised metadata can never hold (`D4C0038`, asked of
+    /// `unmatchable`: `d4c_artifact::normalize`). Keeps the good ones,
+    /// sorted and without duplicates.
     fn parse_all<T: Ord>(
         &mut self,
         values: &[Value],
         max_len: usize,
         code: Code,
         parse: impl Fn(&str) -> Result<T, PatternError>,
+        unmatchable: impl Fn(&str, &T) -> Option<Unmatchable>,
     ) -> Vec<T> {
         let mut out = Vec::with_capacity(values.len());
         for value in values {
@@ -534,7 +559,14 @@ impl SectionChecker<'_, '_> {
                 continue;
             }
             match parse(&value.text) {
-                Ok(pattern) => out.push(pattern),
+                Ok(pattern) => match unmatchable(&value.text, &pattern) {
+                    None => out.push(pattern),
+                    Some(u) => self.push(
+                        Diagnostic::new(Code::UnmatchableValue, value.sub_span(u.at), u.message)
+                            .label("never matches")
+                            .help(u.help),
+                    ),
+                },
                 Err(err) => {
                     let span = if err.at.is_empty() && !value.text.is_empty() && err.at.start >= value.text.len() {
                         // Something missing at the end: point at the last character.
@@ -809,6 +841,13 @@ impl SectionChecker<'_, '_> {
         }
         self.push(diagnostic);
     }
+}
+
+/// Where a process name's bytes past the kernel's [`MAX_PROCESS_NAME_BYTES`]
+/// start, moved to the next character boundary (the kernel cuts bytes; a
+/// span may not cut a character).
+fn past_comm(text: &str) -> usize {
+    (MAX_PROCESS_NAME_BYTES..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len())
 }
 
 fn sorted_indices(references: &[Reference]) -> Vec<usize> {

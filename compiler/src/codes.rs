@@ -109,6 +109,11 @@ codes! {
     ScenarioSyntax       = "D4C0034", "scenario-syntax",       Error,   "a scenario file that the scenario language does not accept";
     ScenarioState        = "D4C0035", "scenario-state",        Error,   "a scenario step that cannot be performed as written";
     ScenarioFailed       = "D4C0036", "scenario-failed",       Error,   "a scenario step whose expected verdict differs from the policy's decision";
+    EmptyExclude         = "D4C0037", "empty-exclude",         Warning, "an `exclude: []` that lists no selector, as Kibana's editor saves it";
+    UnmatchableValue     = "D4C0038", "unmatchable-value",     Error,   "a well-formed value that no container's metadata, as the runtime normalises it, can hold";
+    PolicyLocation       = "D4C0039", "policy-location",       Error,   "an Elastic Agent configuration or Fleet package policy that does not hold exactly one policy where the original reads it";
+    PolicyMetadata       = "D4C0040", "policy-metadata",       Error,   "a package policy id or revision that the artifact or the integration's mappings cannot hold";
+    AmbiguousForm        = "D4C0041", "ambiguous-form",        Warning, "a file that reads as more than one form of policy; says which one was read";
 }
 
 impl Code {

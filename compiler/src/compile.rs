@@ -12,9 +12,11 @@ use d4c_artifact::{ArtifactError, ArtifactWriter, WriterMeta};
 /// What the header records besides the tables.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompileOptions {
-    /// The policy's name (at most 64 bytes).
+    /// The policy's name (at most 64 bytes): the package policy id that
+    /// documents carry as `cloud_defend.package_policy_id`.
     pub policy_name: String,
-    /// The policy's revision.
+    /// The policy's revision (`cloud_defend.package_policy_revision`, at
+    /// most [`crate::locate::MAX_REVISION`]).
     pub revision: u64,
     /// Creation time to record, in Unix seconds; `None` records 0.
     pub created_unix: Option<u64>,
@@ -27,6 +29,9 @@ pub enum CompileError {
     Lower(LowerError),
     /// The artifact could not be written (a name too long, say).
     Artifact(ArtifactError),
+    /// A revision that `cloud_defend.package_policy_revision` (a `short`)
+    /// cannot hold.
+    Revision(u64),
 }
 
 impl std::fmt::Display for CompileError {
@@ -34,6 +39,11 @@ impl std::fmt::Display for CompileError {
         match self {
             CompileError::Lower(e) => e.fmt(f),
             CompileError::Artifact(e) => e.fmt(f),
+            CompileError::Revision(r) => write!(
+                f,
+                "revision {r} does not fit `cloud_defend.package_policy_revision`, a `short` in the integration's mappings (at most {})",
+                crate::locate::MAX_REVISION
+            ),
         }
     }
 }
@@ -45,6 +55,9 @@ pub const COMPILER_VERSION: &str = concat!("d4cc ", env!("CARGO_PKG_VERSION"));
 
 /// Compiles a checked policy whose source is `source` into artifact bytes.
 pub fn compile(source: &[u8], policy: &CheckedPolicy, options: &CompileOptions) -> Result<Vec<u8>, CompileError> {
+    if options.revision > crate::locate::MAX_REVISION {
+        return Err(CompileError::Revision(options.revision));
+    }
     let tables = lower(policy).map_err(CompileError::Lower)?;
     let mut writer = ArtifactWriter::new(WriterMeta {
         policy_name: options.policy_name.clone(),

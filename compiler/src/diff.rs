@@ -74,8 +74,8 @@ pub const UNLISTED_PATH: &str = "/var/tmp/unlisted";
 /// An executable no pattern is expected to name.
 pub const UNLISTED_EXECUTABLE: &str = "/usr/bin/unlisted";
 
-/// The longest process name the kernel reports (`comm`), in bytes.
-const COMM_BYTES: usize = 15;
+// The longest process name the kernel reports (`comm`), in bytes.
+use d4c_artifact::normalize::COMM_BYTES;
 
 /// What changed between two compiled policies.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

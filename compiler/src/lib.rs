@@ -3,7 +3,9 @@
 //! The front end is a pipeline of stages, one module each:
 //!
 //! 1. [`source`]: bytes to checked UTF-8 text;
-//! 2. [`yaml`]: text to a tree of spanned YAML nodes;
+//! 2. [`yaml`]: text to a tree of spanned YAML nodes, and [`locate`]: where
+//!    in it the policy lives (the file, an Elastic Agent configuration's
+//!    input, or a Fleet package policy's `configuration` string);
 //! 3. [`syntax`]: YAML nodes to the policy [`ast`], with structural diagnostics
 //!    (types, unknown, duplicate, missing and legacy keys);
 //! 4. [`check`]: the AST to a checked [`model`] plus semantic diagnostics
@@ -29,6 +31,7 @@ pub mod fix;
 pub mod inspect;
 pub mod limits;
 pub mod lint;
+pub mod locate;
 pub mod lower;
 pub mod model;
 pub mod render;

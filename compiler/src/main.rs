@@ -45,11 +45,13 @@ enum Command {
         format: ReportFormat,
     },
     /// Show what promoting NEW over OLD changes: selectors, responses, and
-    /// example operations whose verdict changes.
+    /// example operations whose verdict changes. Each is an artifact or a
+    /// policy (plain, Elastic Agent configuration or Fleet export), compiled
+    /// in memory.
     Diff {
-        /// The artifact in force.
+        /// The artifact (or policy) in force.
         old: PathBuf,
-        /// The artifact to promote.
+        /// The artifact (or policy) to promote.
         new: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
@@ -104,12 +106,14 @@ struct CompileArgs {
     /// Where to write the artifact (default: the policy's path with `.d4c`).
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// The policy name recorded in the artifact (default: the file's stem).
+    /// The policy name recorded in the artifact (default: the package
+    /// policy id of an agent configuration or Fleet export, else the file's stem).
     #[arg(long)]
     name: Option<String>,
-    /// The policy revision recorded in the artifact.
-    #[arg(long, default_value_t = 1)]
-    revision: u64,
+    /// The policy revision recorded in the artifact, at most 32767 (default:
+    /// the revision of an agent configuration or Fleet export, else 1).
+    #[arg(long)]
+    revision: Option<u64>,
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
@@ -392,9 +396,11 @@ fn compile(args: &CompileArgs) -> Result<ExitCode, Fatal> {
     let Some(checked) = output.checked.filter(|_| !has_errors) else {
         return refuse(format!("`{}` has errors: nothing was written", args.policy.display()));
     };
-    let policy_name = args.name.clone().unwrap_or_else(|| {
+    let from_file = output.metadata.id.as_ref().map(|id| id.value.clone());
+    let policy_name = args.name.clone().or(from_file).unwrap_or_else(|| {
         args.policy.file_stem().map_or_else(|| "policy".to_string(), |s| s.to_string_lossy().into_owned())
     });
+    let revision = args.revision.or(output.metadata.revision.as_ref().map(|r| r.value)).unwrap_or(1);
     // Reproducible unless the build asks for a time stamp.
     let created_unix = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) => Some(
@@ -404,14 +410,26 @@ fn compile(args: &CompileArgs) -> Result<ExitCode, Fatal> {
         ),
         Err(_) => None,
     };
-    let options = d4cc::compile::CompileOptions { policy_name, revision: args.revision, created_unix };
+    let form = output.form;
+    let options = d4cc::compile::CompileOptions { policy_name, revision, created_unix };
     let artifact = match d4cc::compile::compile(&bytes, &checked, &options) {
         Ok(a) => a,
         Err(e) => return refuse(format!("`{}` cannot be compiled: {e}", args.policy.display())),
     };
     let out = args.output.clone().unwrap_or_else(|| args.policy.with_extension("d4c"));
     std::fs::write(&out, &artifact).map_err(|e| Fatal(format!("cannot write `{}`: {e}", out.display())))?;
-    let _ = writeln!(std::io::stderr(), "wrote {} ({} bytes)", out.display(), artifact.len());
+    let from = match form {
+        d4cc::locate::Form::Policy => String::new(),
+        other => format!(", the policy of {}", other.describe()),
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "wrote {} ({} bytes{from}: policy `{}`, revision {})",
+        out.display(),
+        artifact.len(),
+        options.policy_name,
+        options.revision
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -429,8 +447,44 @@ fn inspect(path: &Path, format: ReportFormat) -> Result<ExitCode, Fatal> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An artifact, or a policy in any form (plain, agent configuration, Fleet
+/// export) compiled in memory with its own id and revision; a policy with
+/// errors is a finding, its diagnostics on standard error.
+fn artifact_or_policy(path: &Path) -> Result<Result<d4c_artifact::AlignedBytes, String>, Fatal> {
+    let bytes = read_file(path)?;
+    if bytes.starts_with(&d4c_artifact::MAGIC) {
+        return Ok(Ok(d4c_artifact::aligned_copy(&bytes)));
+    }
+    let (source, output) = lint_bytes(display_name(path), bytes.clone());
+    if output.has_errors() {
+        let report = FileReport { source: &source, diagnostics: &output.diagnostics };
+        let _ = write!(std::io::stderr(), "{}", render::human::render(&report, false));
+        return Ok(Err(format!("`{}` is neither an artifact nor a policy without errors", path.display())));
+    }
+    let Some(checked) = output.checked else {
+        return Ok(Err(format!("`{}` holds no policy", path.display())));
+    };
+    let options = d4cc::compile::CompileOptions {
+        policy_name: output.metadata.id.map(|id| id.value).unwrap_or_else(|| {
+            path.file_stem().map_or_else(|| "policy".to_string(), |s| s.to_string_lossy().into_owned())
+        }),
+        revision: output.metadata.revision.map_or(1, |r| r.value),
+        created_unix: None,
+    };
+    Ok(d4cc::compile::compile(&bytes, &checked, &options)
+        .map(|artifact| d4c_artifact::aligned_copy(&artifact))
+        .map_err(|e| format!("`{}` cannot be compiled: {e}", path.display())))
+}
+
 fn diff(old: &Path, new: &Path, format: ReportFormat, examples: usize) -> Result<ExitCode, Fatal> {
-    let (old_bytes, new_bytes) = (load_artifact(old)?, load_artifact(new)?);
+    let old_bytes = match artifact_or_policy(old)? {
+        Ok(bytes) => bytes,
+        Err(message) => return refuse(message),
+    };
+    let new_bytes = match artifact_or_policy(new)? {
+        Ok(bytes) => bytes,
+        Err(message) => return refuse(message),
+    };
     let (old_artifact, old_tables) = match parse_artifact(old, &old_bytes) {
         Ok(x) => x,
         Err(message) => return refuse(message),

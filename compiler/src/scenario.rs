@@ -12,6 +12,7 @@
 
 use d4c_artifact::eval::Verdict;
 use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, Volume};
+use d4c_artifact::normalize::comm;
 use d4c_artifact::ops::{Actions, Operation};
 use d4c_grammar::{Action, ContainerField, Op, ScenarioFile, Span, Step, Verdict as Expected};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -97,7 +98,6 @@ struct Sandbox {
 const DEFAULT_MODE: u32 = 0o644;
 const DEFAULT_DIR_MODE: u32 = 0o755;
 const EXECUTABLE_BITS: u32 = 0o111;
-const COMM_BYTES: usize = 15;
 
 /// Runs every step of `file`. Returns the results of the steps that could
 /// run, and the problems of those that could not.
@@ -354,15 +354,6 @@ impl Sandbox {
 /// Whether `path` is `dir` or below it.
 fn below(path: &str, dir: &str) -> bool {
     dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
-}
-
-fn comm(executable: &str) -> String {
-    let base = executable.rsplit('/').next().unwrap_or(executable);
-    let mut end = base.len().min(COMM_BYTES);
-    while !base.is_char_boundary(end) {
-        end -= 1;
-    }
-    base.get(..end).unwrap_or(base).to_string()
 }
 
 /// `rename` and `link` cannot cross mounts: the kernel fails them with

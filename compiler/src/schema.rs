@@ -19,6 +19,7 @@ use crate::ast::{ConditionKey, PolicyKind, ValueSyntax, LEGACY_KEYS, ORCHESTRATO
 use crate::limits::{MAX_PATH_BYTES, MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES};
 use crate::model::{Actions, Operation};
 use crate::yaml::{Node, NodeKind, ScalarType};
+use d4c_artifact::patterns::TextSyntax;
 use serde_json::{json, Map, Number, Value};
 
 /// The schema's `$id`.
@@ -165,6 +166,14 @@ fn condition_schema(kind: PolicyKind, key: ConditionKey) -> Value {
         // Character counts never exceed byte counts, so these bounds accept
         // everything the linter's byte limits do.
         ValueSyntax::Path => json!({ "type": "string", "minLength": 1, "maxLength": MAX_PATH_BYTES, "pattern": "^/" }),
+        // An image name is a repository's last component (`D4C0038`): no
+        // `/`, nor a tag or digest.
+        ValueSyntax::Text(TextSyntax::ImageName) => json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": d4c_artifact::normalize::IMAGE_NAME_BYTES + 1,
+            "pattern": "^[^/:@]+$",
+        }),
         ValueSyntax::Label | ValueSyntax::Text(_) => {
             json!({ "type": "string", "minLength": 1, "maxLength": MAX_VALUE_BYTES })
         }
@@ -186,8 +195,8 @@ fn response_schema() -> Value {
                 "description": "Names of selectors of the same type; the response fires when any of them matches (OR).",
             },
             "exclude": {
-                "$ref": "#/$defs/selectorReferences",
-                "description": "Names of selectors of the same type; the response does not fire when any of them matches.",
+                "anyOf": [{ "$ref": "#/$defs/selectorReferences" }, { "type": "array", "maxItems": 0 }],
+                "description": "Names of selectors of the same type; the response does not fire when any of them matches. An empty list, as Kibana's editor saves it, excludes nothing (a warning).",
             },
             "actions": {
                 "type": "array",

@@ -100,6 +100,199 @@ impl<'a> CharToByte<'a> {
     }
 }
 
+/// How a policy embedded in a string of the file (a Fleet package
+/// policy's `configuration`) is written there: what a fix's replacement
+/// text must be encoded as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StringStyle {
+    /// Written verbatim (plain or quoted on one line, no escapes): a
+    /// replacement with a line break or a quote cannot be written there.
+    Verbatim,
+    /// A double-quoted (JSON) string: replacements are escaped as JSON.
+    DoubleQuoted,
+    /// A block literal (`|`): each line break of a replacement is followed
+    /// by the block's indentation.
+    Literal {
+        /// The block's indentation, in spaces.
+        indent: usize,
+    },
+    /// Decoded by rules d4cc does not map character by character (folded
+    /// blocks, multi-line quoted strings): every byte of the policy maps to
+    /// the whole string, and no fix is offered.
+    Opaque,
+}
+
+/// One run of the decoded text and the bytes of the file it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Run {
+    /// Where the run starts in the decoded text.
+    decoded: usize,
+    /// Where it starts in the file.
+    file: usize,
+    /// Its length in the decoded text.
+    decoded_len: usize,
+    /// Its length in the file.
+    file_len: usize,
+    /// Whether it was written verbatim and maps byte for byte; otherwise
+    /// (an escape) every byte of the run maps to all of its bytes in the file.
+    linear: bool,
+}
+
+/// Where each byte of a string's decoded text was written in the file: the
+/// one place, with [`CharToByte`], where positions of the text a stage read
+/// become positions of the file as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Embedding {
+    /// The string's span in the file, quotes or block header included.
+    pub whole: Span,
+    /// How the string is written.
+    pub style: StringStyle,
+    /// Runs in decoded order, covering the decoded text without gaps.
+    runs: Vec<Run>,
+    /// The decoded text's length.
+    decoded_len: usize,
+    /// Where the decoded text ends in the file (before a closing quote).
+    file_end: usize,
+}
+
+impl Embedding {
+    /// A map built from runs; see [`EmbeddingBuilder`].
+    fn new(whole: Span, style: StringStyle, runs: Vec<Run>, decoded_len: usize, file_end: usize) -> Self {
+        Self { whole, style, runs, decoded_len, file_end }
+    }
+
+    /// A map that sends every byte to the whole string (`Opaque`).
+    pub fn opaque(whole: Span, decoded_len: usize) -> Self {
+        Self::new(whole, StringStyle::Opaque, Vec::new(), decoded_len, whole.end)
+    }
+
+    /// The file bytes of decoded byte `at`: one byte when written verbatim,
+    /// the whole escape otherwise.
+    fn unit(&self, at: usize) -> Option<Span> {
+        let index = self.runs.partition_point(|r| r.decoded + r.decoded_len <= at);
+        let run = self.runs.get(index)?;
+        if at < run.decoded {
+            return None;
+        }
+        if run.linear {
+            let file = run.file + (at - run.decoded);
+            Some(Span::new(file, file + 1))
+        } else {
+            Some(Span::new(run.file, run.file + run.file_len))
+        }
+    }
+
+    /// Where the decoded position `at` (between bytes) is in the file.
+    fn point(&self, at: usize) -> usize {
+        if at >= self.decoded_len {
+            return self.file_end;
+        }
+        self.unit(at).map_or(self.whole.start, |u| u.start)
+    }
+
+    /// The file's span of the decoded span `span`.
+    pub fn to_file(&self, span: Span) -> Span {
+        if self.style == StringStyle::Opaque {
+            return self.whole;
+        }
+        if span.end <= span.start {
+            return Span::point(self.point(span.start));
+        }
+        let start = self.point(span.start);
+        let end = self.unit(span.end - 1).map_or(self.file_end, |u| u.end);
+        Span::new(start, end.max(start))
+    }
+
+    /// `replacement` (decoded text) as it must be written in the file at
+    /// `span` (a file span made by [`Embedding::to_file`]), or `None` when it
+    /// cannot be written there faithfully.
+    pub fn encode(&self, replacement: &str) -> Option<String> {
+        match self.style {
+            StringStyle::Opaque => None,
+            StringStyle::Verbatim => {
+                (!replacement.contains(['\n', '\r', '"', '\'', '\\'])).then(|| replacement.to_string())
+            }
+            StringStyle::DoubleQuoted => {
+                let quoted = serde_json::to_string(replacement).ok()?;
+                quoted.get(1..quoted.len().saturating_sub(1)).map(str::to_string)
+            }
+            StringStyle::Literal { indent } => {
+                let pad = " ".repeat(indent);
+                Some(replacement.split('\n').collect::<Vec<_>>().join(&format!("\n{pad}")))
+            }
+        }
+    }
+}
+
+/// Builds an [`Embedding`] while a string is decoded.
+pub struct EmbeddingBuilder {
+    runs: Vec<Run>,
+    decoded: usize,
+}
+
+impl Default for EmbeddingBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EmbeddingBuilder {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self { runs: Vec::new(), decoded: 0 }
+    }
+
+    /// `len` decoded bytes written verbatim at file byte `file`.
+    pub fn verbatim(&mut self, file: usize, len: usize) {
+        if len == 0 {
+            return;
+        }
+        if let Some(last) = self.runs.last_mut() {
+            if last.linear && last.file + last.file_len == file {
+                last.decoded_len += len;
+                last.file_len += len;
+                self.decoded += len;
+                return;
+            }
+        }
+        self.runs.push(Run { decoded: self.decoded, file, decoded_len: len, file_len: len, linear: true });
+        self.decoded += len;
+    }
+
+    /// `decoded_len` decoded bytes written as the `file_len` bytes at `file`
+    /// (an escape, or a line break with the next line's indentation).
+    pub fn escape(&mut self, file: usize, file_len: usize, decoded_len: usize) {
+        if decoded_len == 0 {
+            return;
+        }
+        self.runs.push(Run { decoded: self.decoded, file, decoded_len, file_len, linear: false });
+        self.decoded += decoded_len;
+    }
+
+    /// Keeps the first `len` decoded bytes (a block's chomping).
+    pub fn truncate(&mut self, len: usize) {
+        self.runs.retain(|r| r.decoded < len);
+        if let Some(last) = self.runs.last_mut() {
+            if last.decoded + last.decoded_len > len && last.linear {
+                last.decoded_len = len - last.decoded;
+                last.file_len = last.decoded_len;
+            }
+        }
+        self.decoded = self.decoded.min(len);
+    }
+
+    /// The file byte after the last run, if any.
+    pub fn end(&self) -> Option<usize> {
+        self.runs.last().map(|r| r.file + r.file_len)
+    }
+
+    /// The map of a string spanning `whole`, whose decoded text ends at file
+    /// byte `file_end`.
+    pub fn finish(self, whole: Span, style: StringStyle, file_end: usize) -> Embedding {
+        Embedding::new(whole, style, self.runs, self.decoded, file_end)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,18 +9,23 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
     let word_lower = word.to_lowercase();
     let budget = (word.chars().count() / 4).max(1);
     let mut best: Option<(usize, &'a str)> = None;
+    // Ties go to the smallest candidate, so that the answer never depends
+    // on the candidates' order (names come from hash maps).
+    let mut offer = |distance: usize, candidate: &'a str| {
+        if best.is_none_or(|(d, c)| (distance, candidate) < (d, c)) {
+            best = Some((distance, candidate));
+        }
+    };
     for candidate in candidates {
         let candidate_lower = candidate.to_lowercase();
         if word_lower.chars().count() >= 4 && candidate_lower.starts_with(&word_lower) {
             // An abbreviation beats any typo.
-            if best.is_none_or(|(d, _)| d > 0) {
-                best = Some((0, candidate));
-            }
+            offer(0, candidate);
             continue;
         }
         let distance = levenshtein(&word_lower, &candidate_lower);
-        if distance <= budget && best.is_none_or(|(d, _)| distance < d) {
-            best = Some((distance, candidate));
+        if distance <= budget {
+            offer(distance, candidate);
         }
     }
     best.map(|(_, c)| c)
@@ -52,6 +57,18 @@ fn levenshtein(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `embedded` fuzz target (issue 13): names come from hash
+    /// maps, and a tie went to whichever came first, so that a name
+    /// suggested (and so not reported unused) changed from run to run.
+    #[test]
+    fn ties_do_not_depend_on_the_candidates_order() {
+        let names = ["exempt-00002", "exempt-00000", "exempt-00003"];
+        let mut reversed = names;
+        reversed.reverse();
+        assert_eq!(did_you_mean("exempt-00001", names), Some("exempt-00000"));
+        assert_eq!(did_you_mean("exempt-00001", reversed), Some("exempt-00000"));
+    }
 
     #[test]
     fn distances() {

@@ -3,7 +3,8 @@
 //! Input: the root [`Node`] of a document. Output: the best [`Policy`] that
 //! can be read from it, plus structural diagnostics: wrong YAML types
 //! (`D4C0005`), unknown keys with a suggestion (`D4C0006`), duplicate keys
-//! (`D4C0007`), missing keys (`D4C0008`), empty values (`D4C0009`), legacy
+//! (`D4C0007`), missing keys (`D4C0008`), empty values (`D4C0009`; an
+//! empty `exclude`, as Kibana's editor saves it, is `D4C0037`), legacy
 //! keys (`D4C0010`, with a fix), unsupported conditions (`D4C0011`) and
 //! conditions of the other selector type (`D4C0012`).
 //!
@@ -286,11 +287,14 @@ impl Reader<'_> {
         let entries =
             self.map(node, "a response", "a response is a map with `match`, optional `exclude`, and `actions`")?;
         let mut response = Response { span: node.span, matches: None, excludes: Vec::new(), actions: None };
-        for entry in &entries {
+        for (index, entry) in entries.iter().enumerate() {
             match entry.key {
                 "match" => {
                     response.matches =
                         Some(Spanned::new(self.string_list(entry.value, What::key("match"), false), entry.key_span));
+                }
+                "exclude" if matches!(&entry.value.kind, NodeKind::Seq(items) if items.is_empty()) => {
+                    self.empty_exclude(&entries, index);
                 }
                 "exclude" => response.excludes = self.string_list(entry.value, What::key("exclude"), true),
                 "actions" => {
@@ -317,6 +321,29 @@ impl Reader<'_> {
             }
         }
         Some(response)
+    }
+
+    /// `D4C0037`: `exclude: []`, which Kibana's editor saves when an
+    /// exclude box is opened and left empty. It excludes nothing; the fix
+    /// removes it.
+    fn empty_exclude(&mut self, entries: &[Entry], index: usize) {
+        let Some(entry) = entries.get(index) else { return };
+        let text = self.text;
+        // An empty flow list's node spans its `[`; the `]` follows.
+        let value_end = text
+            .get(entry.value.span.start..)
+            .filter(|rest| rest.starts_with('['))
+            .and_then(|rest| rest.get(1..))
+            .and_then(|inner| inner.find(']').filter(|&i| inner.get(..i).is_some_and(|gap| gap.trim().is_empty())))
+            .map(|i| entry.value.span.start + i + 2);
+        let span = Span::new(entry.key_span.start, value_end.unwrap_or(entry.value.span.end));
+        let mut diagnostic = Diagnostic::new(Code::EmptyExclude, span, "`exclude: []` excludes nothing")
+            .label("no selector listed")
+            .help("remove it, or list the selectors whose operations this response must not fire for");
+        if let Some(edit) = value_end.and_then(|end| remove_entry(text, entries, index, end)) {
+            diagnostic = diagnostic.fix(Fix { description: "remove `exclude: []`".to_string(), edits: vec![edit] });
+        }
+        self.push(diagnostic);
     }
 
     // ---- typed readers -------------------------------------------------
@@ -635,6 +662,27 @@ fn is_null(node: &Node) -> bool {
 fn flow_safe(scalar: &Scalar, source: &str) -> bool {
     let quoted = source.starts_with('"') || source.starts_with('\'');
     quoted || (scalar.verbatim_at.is_some() && !source.contains([',', '[', ']', '{', '}', '#', '\n']))
+}
+
+/// The edit that removes map entry `index` of `entries`, whose value ends
+/// at byte `value_end`: its whole line when it has one to itself (the
+/// block style Kibana writes), else up to the next entry's key, when only
+/// spaces, line breaks and a comma stand between (`- exclude: []` as a
+/// list item's first key, or a flow map). `None` when neither is safe.
+fn remove_entry(text: &str, entries: &[Entry], index: usize, value_end: usize) -> Option<Edit> {
+    let entry = entries.get(index)?;
+    let line_start = text.get(..entry.key_span.start)?.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text.get(value_end..)?.find('\n').map_or(text.len(), |i| value_end + i + 1);
+    let before = text.get(line_start..entry.key_span.start)?;
+    let after = text.get(value_end..line_end)?;
+    if before.trim().is_empty() && after.trim().is_empty() {
+        return Some(Edit { span: Span::new(line_start, line_end), replacement: String::new() });
+    }
+    let next = entries.get(index + 1)?;
+    let gap = text.get(value_end..next.key_span.start)?;
+    gap.chars()
+        .all(|c| c.is_whitespace() || c == ',')
+        .then(|| Edit { span: Span::new(entry.key_span.start, next.key_span.start), replacement: String::new() })
 }
 
 /// Whether `node` is a map with any of `keys`.

@@ -216,16 +216,7 @@ const PROCESS_NAMES: &[&str] = &[
     "sh", "bash", "dash", "zsh", "curl", "wget", "nc", "ncat", "python3*", "perl", "xmrig", "kubectl", "apt-get",
     "nsenter", "ssh*", "socat",
 ];
-const IMAGE_NAMES: &[&str] = &[
-    "nginx",
-    "redis",
-    "postgres",
-    "library/busybox",
-    "bitnami/kafka",
-    "elastic-*",
-    "grafana/grafana",
-    "envoyproxy/envoy",
-];
+const IMAGE_NAMES: &[&str] = &["nginx", "redis", "postgres", "busybox", "kafka", "elastic-*", "grafana", "envoy"];
 const IMAGE_FULL_NAMES: &[&str] =
     &["docker.io/library/nginx", "ghcr.io/acme/*", "gcr.io/distroless/static", "quay.io/prometheus/node-exporter"];
 const IMAGE_TAGS: &[&str] = &["latest", "1.25.3", "v2*", "stable-alpine", "3.19"];

@@ -15,7 +15,7 @@
 use crate::codes::Code;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::limits::{MAX_YAML_DEPTH, MAX_YAML_NODES};
-use crate::source::{CharToByte, SourceFile};
+use crate::source::{CharToByte, Embedding, EmbeddingBuilder, SourceFile, StringStyle};
 use crate::span::Span;
 use saphyr_parser::{Event, Parser, ScalarStyle, SpannedEventReceiver};
 use std::collections::HashMap;
@@ -414,4 +414,186 @@ fn node_count(node: &Node) -> usize {
         NodeKind::Seq(items) => 1 + items.iter().map(node_count).sum::<usize>(),
         NodeKind::Map(entries) => 1 + entries.iter().map(|(k, v)| node_count(k) + node_count(v)).sum::<usize>(),
     }
+}
+
+/// The text of string `node` and where each of its bytes was written in
+/// `text`, the file: for a policy embedded in a string (a Fleet package
+/// policy's `configuration`), whose diagnostics must point into the file.
+///
+/// Maps byte for byte what is written verbatim; an escape (`\n`, `\"`,
+/// `\u00e9`, a surrogate pair), a `''` in a single-quoted string, a CRLF
+/// line break or a block's indentation maps as one unit. Strings decoded
+/// by rules this does not follow (folded blocks, quoted strings over
+/// several lines) map every byte to the whole string: still a position in
+/// the file, never a wrong one. `None` when `node` is not a string.
+pub fn embedded(node: &Node, text: &str) -> Option<(String, Embedding)> {
+    let scalar = node.as_scalar().filter(|s| s.ty == ScalarType::Str)?;
+    let value = scalar.value.clone();
+    let whole = node.span;
+    if let Some(at) = scalar.verbatim_at {
+        let mut builder = EmbeddingBuilder::new();
+        builder.verbatim(at, value.len());
+        return Some((value.clone(), builder.finish(whole, StringStyle::Verbatim, at + value.len())));
+    }
+    let source = text.get(whole.start..).unwrap_or_default();
+    let decoded = match source.chars().next() {
+        Some('"') => decode_double_quoted(source, whole.start),
+        Some('\'') => decode_single_quoted(source, whole.start),
+        Some('|') => decode_literal(source, whole.start, &value),
+        _ => None,
+    };
+    let embedding = match decoded {
+        Some((mine, builder, style, end)) if mine == value => builder.finish(whole, style, end),
+        _ => Embedding::opaque(whole, value.len()),
+    };
+    Some((value, embedding))
+}
+
+type Decoded = (String, EmbeddingBuilder, StringStyle, usize);
+
+/// A double-quoted string on one line, starting at `source` (its `"`),
+/// which is at file byte `base`.
+fn decode_double_quoted(source: &str, base: usize) -> Option<Decoded> {
+    let mut out = String::new();
+    let mut builder = EmbeddingBuilder::new();
+    let bytes = source.as_bytes();
+    let mut i = 1;
+    let mut run_start = 1;
+    loop {
+        let &b = bytes.get(i)?;
+        match b {
+            b'"' => {
+                out.push_str(source.get(run_start..i)?);
+                builder.verbatim(base + run_start, i - run_start);
+                return Some((out, builder, StringStyle::DoubleQuoted, base + i));
+            }
+            b'\n' | b'\r' => return None,
+            b'\\' => {
+                out.push_str(source.get(run_start..i)?);
+                builder.verbatim(base + run_start, i - run_start);
+                let (c, len) = unescape(source.get(i..)?)?;
+                let before = out.len();
+                out.push(c);
+                builder.escape(base + i, len, out.len() - before);
+                i += len;
+                run_start = i;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// The escape at the start of `rest` (its `\`): the character and the
+/// escape's length in bytes. JSON's escapes and YAML's.
+fn unescape(rest: &str) -> Option<(char, usize)> {
+    let hex = |digits: &str| u32::from_str_radix(digits, 16).ok();
+    let kind = rest.as_bytes().get(1).copied()?;
+    let simple = match kind {
+        b'"' => Some('"'),
+        b'\\' => Some('\\'),
+        b'/' => Some('/'),
+        b'b' => Some('\u{8}'),
+        b'f' => Some('\u{c}'),
+        b'n' => Some('\n'),
+        b'r' => Some('\r'),
+        b't' | b'\t' => Some('\t'),
+        b'0' => Some('\0'),
+        b'a' => Some('\u{7}'),
+        b'v' => Some('\u{b}'),
+        b'e' => Some('\u{1b}'),
+        b' ' => Some(' '),
+        b'N' => Some('\u{85}'),
+        b'_' => Some('\u{a0}'),
+        b'L' => Some('\u{2028}'),
+        b'P' => Some('\u{2029}'),
+        _ => None,
+    };
+    if let Some(c) = simple {
+        return Some((c, 2));
+    }
+    let width = match kind {
+        b'x' => 2,
+        b'u' => 4,
+        b'U' => 8,
+        _ => return None,
+    };
+    let code = hex(rest.get(2..2 + width)?)?;
+    if kind == b'u' && (0xD800..0xDC00).contains(&code) {
+        // A surrogate pair: `\uD83D\uDE00`.
+        let low = rest.get(6..12).filter(|t| t.starts_with("\\u")).and_then(|t| hex(t.get(2..)?))?;
+        let c = char::from_u32(0x10000 + ((code - 0xD800) << 10) + (low.checked_sub(0xDC00)?))?;
+        return Some((c, 12));
+    }
+    Some((char::from_u32(code)?, 2 + width))
+}
+
+/// A single-quoted string on one line (`''` is a quote).
+fn decode_single_quoted(source: &str, base: usize) -> Option<Decoded> {
+    let mut out = String::new();
+    let mut builder = EmbeddingBuilder::new();
+    let bytes = source.as_bytes();
+    let (mut i, mut run_start) = (1, 1);
+    loop {
+        match bytes.get(i)? {
+            b'\'' if bytes.get(i + 1) == Some(&b'\'') => {
+                out.push_str(source.get(run_start..i)?);
+                builder.verbatim(base + run_start, i - run_start);
+                out.push('\'');
+                builder.escape(base + i, 2, 1);
+                i += 2;
+                run_start = i;
+            }
+            b'\'' => {
+                out.push_str(source.get(run_start..i)?);
+                builder.verbatim(base + run_start, i - run_start);
+                return Some((out, builder, StringStyle::Verbatim, base + i));
+            }
+            b'\n' | b'\r' => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+/// A literal block (`|`, `|-`, `|+`) whose indentation is that of its first
+/// non-empty line. Its trailing line breaks are cut to those of `value`
+/// (the chomping indicator's effect).
+fn decode_literal(source: &str, base: usize, value: &str) -> Option<Decoded> {
+    let header_end = source.find('\n')? + 1;
+    let body = source.get(header_end..)?;
+    let indent = body
+        .split('\n')
+        .find(|line| !line.trim_end_matches('\r').trim_start_matches(' ').is_empty())
+        .map(|line| line.len() - line.trim_start_matches(' ').len())?;
+    let mut out = String::new();
+    let mut builder = EmbeddingBuilder::new();
+    let mut at = header_end;
+    for line in body.split_inclusive('\n') {
+        let content = line.trim_end_matches('\n').trim_end_matches('\r');
+        let spaces = content.len() - content.trim_start_matches(' ').len();
+        if spaces < indent && !content.trim_start_matches(' ').is_empty() {
+            break;
+        }
+        let start = indent.min(content.len());
+        let kept = content.get(start..).unwrap_or_default();
+        out.push_str(kept);
+        builder.verbatim(base + at + start, kept.len());
+        if line.ends_with('\n') {
+            let break_len = line.len() - content.len();
+            out.push('\n');
+            if break_len == 1 {
+                builder.verbatim(base + at + content.len(), 1);
+            } else {
+                builder.escape(base + at + content.len(), break_len, 1);
+            }
+        }
+        at += line.len();
+    }
+    // Chomping only removes trailing line breaks.
+    if out.len() < value.len() || !out.starts_with(value) || out.get(value.len()..)?.contains(|c| c != '\n') {
+        return None;
+    }
+    out.truncate(value.len());
+    builder.truncate(value.len());
+    let end = builder.end().unwrap_or(base + header_end);
+    Some((out, builder, StringStyle::Literal { indent }, end))
 }

@@ -84,13 +84,18 @@ fn header(text: &str) -> Header {
     header
 }
 
-/// The file as JSON; `None` when it is not UTF-8 or not YAML (such files
-/// exercise the front end, not the schema).
+/// The file as JSON; `None` when it is not UTF-8 or not YAML, or holds
+/// its policy inside an agent configuration or a Fleet package policy
+/// (such files exercise the front end, not the schema).
 fn load(path: &Path) -> Option<(String, Value)> {
     let bytes = std::fs::read(path).unwrap();
     let source = SourceFile::from_bytes(path.display().to_string(), bytes).ok()?;
     let mut diagnostics = Diagnostics::default();
     let root = d4cc::yaml::parse(&source, &mut diagnostics)?;
+    let located = d4cc::locate::locate(&root, &mut diagnostics)?;
+    if located.form != d4cc::locate::Form::Policy {
+        return None;
+    }
     Some((source.text, yaml_to_json(&root)))
 }
 
@@ -276,7 +281,6 @@ fn structure_is_enforced() {
         json!({ "process": { "selectors": [selector], "responses": [{ "actions": ["log"] }] } }),
         json!({ "process": { "selectors": [selector], "responses": [{ "match": ["s"], "actions": ["warn"] }] } }),
         json!({ "process": { "selectors": [selector], "responses": [{ "match": ["s"], "actions": ["block"] }] } }),
-        json!({ "process": { "selectors": [selector], "responses": [{ "match": ["s"], "exclude": [], "actions": ["log"] }] } }),
         json!({ "process": { "selectors": [selector], "responses": [{ "match": ["s"], "actions": ["log"], "when": 1 }] } }),
         json!({ "process": { "selectors": [selector], "responses": [response] }, "version": 1 }),
     ];
@@ -285,6 +289,9 @@ fn structure_is_enforced() {
     }
     let block = json!({ "process": { "selectors": [selector], "responses": [{ "match": ["s"], "actions": ["block", "alert"] }] } });
     assert!(valid(&block));
+    // Kibana's editor saves `exclude: []`: a warning (D4C0037), not an error.
+    let empty_exclude = json!({ "process": { "selectors": [selector], "responses": [{ "match": ["s"], "exclude": [], "actions": ["log"] }] } });
+    assert!(valid(&empty_exclude));
 }
 
 #[test]

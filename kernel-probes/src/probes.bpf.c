@@ -302,13 +302,18 @@ static __always_inline int d4c_begin(struct d4c_op *op, __u32 hook)
 	if (!d4c_container_of(task, &op->where))
 		return 0;
 	/* A container runtime setting the container up (d4c_setup) does not
-	 * act for the container; its exec of the container's program does
-	 * (bprm_check decides it). */
-	if (hook != D4C_HOOK_BPRM_CHECK_SECURITY && d4c_in_setup(task)) {
-		d4c_count(D4C_COUNT_SETUP);
-		return 0;
+	 * act for the container; its exec of the container's program, in the
+	 * container's root, does. */
+	switch (d4c_setup_state(task)) {
+	case D4C_SETUP_NONE:
+		return 1;
+	case D4C_SETUP_ENTERED:
+		if (hook == D4C_HOOK_BPRM_CHECK_SECURITY)
+			return 1;
+		break;
 	}
-	return 1;
+	d4c_count(D4C_COUNT_SETUP);
+	return 0;
 }
 
 /* Clears the operation for the hook call's next event; keeps the hook and
@@ -983,7 +988,8 @@ static __always_inline struct d4c_event *d4c_lifecycle(struct task_struct *task,
 	struct d4c_where where = {};
 	struct d4c_event *r;
 
-	if (!d4c_container_of(task, &where) || d4c_in_setup(task))
+	if (!d4c_container_of(task, &where) ||
+	    d4c_setup_state(task) != D4C_SETUP_NONE)
 		return NULL;
 	r = d4c_record_start(D4C_RECORD_LIFECYCLE, hook);
 	if (!r)
@@ -1015,12 +1021,15 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(d4c_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct d4c_where where = {};
+	__u64 origin;
 
 	/* A task (thread or process) forked outside every container, or by a
-	 * task setting one up, sets a container up until it execs, if it
-	 * ever enters one (d4c_setup). A host task's mark is never read. */
-	if (!d4c_container_of(parent, &where) || d4c_in_setup(parent))
-		d4c_set_setup(child, 1);
+	 * task setting one up, sets a container up until it execs a program
+	 * in the container's root, if it ever enters one (d4c_setup). A host
+	 * task's mark is never read. */
+	origin = d4c_setup_origin(parent, d4c_container_of(parent, &where));
+	if (origin)
+		d4c_setup_mark(child, origin);
 	/* A new thread is not a new process. */
 	if (BPF_CORE_READ(child, pid) == BPF_CORE_READ(child, tgid))
 		d4c_lifecycle_report(parent, D4C_LIFE_FORK,
@@ -1041,7 +1050,8 @@ int BPF_PROG(d4c_exec, struct task_struct *task, pid_t old_pid,
 	/* The task runs a program of its own now: what it does is decided
 	 * (a container runtime's set-up ends with its exec of the
 	 * container's program). */
-	d4c_set_setup(task, 0);
+	if (d4c_setup_state(task) == D4C_SETUP_ENTERED)
+		d4c_setup_end(task);
 	r = d4c_lifecycle(task, D4C_LIFE_EXEC, D4C_HOOK_SCHED_PROCESS_EXEC);
 	if (!r)
 		return 0;
@@ -1083,7 +1093,7 @@ int BPF_PROG(d4c_exit, struct task_struct *task)
 				     BPF_CORE_READ(task, exit_code),
 				     D4C_HOOK_SCHED_PROCESS_EXIT);
 	/* Every thread's exit: its set-up mark, if any, goes with it. */
-	d4c_set_setup(task, 0);
+	d4c_setup_end(task);
 	return 0;
 }
 

@@ -47,21 +47,28 @@ struct {
 
 /*
  * The tasks a container runtime runs to set a container up: forked by a
- * process outside every container, or by such a task, and not exec'd
- * since. runc init is one: in the container's cgroup it makes the
- * container's mount points (files of mode 0755 for the bind-mounted
- * /etc/resolv.conf and /dev/termination-log), device links and mounts,
- * then execs the container's program. Those operations are not the
- * container's, and deciding them refused pods their start (drift
- * prevention, pending row). The mark is set at fork (sched_process_fork)
- * and dropped at exec (sched_process_exec); a container's own process
- * cannot get it, since its forks have a parent in the container. Its
- * presence is the mark; the value is unused.
+ * process outside every container, or by such a task, and not yet running
+ * a program in the container's root. runc init is one: forked and exec'd
+ * on the host, it joins the container's cgroup and makes the container's
+ * mount points (files of mode 0755 for the bind-mounted /etc/resolv.conf
+ * and /dev/termination-log), device links and mounts, pivots into the
+ * container's root file system and execs the container's program. Those
+ * operations are not the container's, and deciding them refused pods
+ * their start (drift prevention; the pending row). A container's own
+ * process cannot get the mark: its forks have a parent in the container.
+ *
+ * The value is the root directory (a dentry's address) the task had when
+ * it was marked. An exec whose task's root is another one (after
+ * pivot_root or chroot) runs a program of the container: it is decided,
+ * and ends the mark (sched_process_exec). An exec at the same root is the
+ * runtime running itself again (runc's re-exec of its own binary), before
+ * the container exists: not the container's.
  *
  * A hash keyed by the task (thread id and start time, so that a reused id
  * is another key), not task storage, which aya 0.13 cannot create. Every
- * task forked outside containers is marked; entries go at exit and exec,
- * and the LRU bounds the rest (a host task's entry is never read).
+ * task forked outside containers is marked; entries go at exit and at the
+ * exec that ends them, and the LRU bounds the rest (a host task's entry
+ * is never read).
  */
 struct d4c_task_key {
 	__u32 tid;
@@ -73,7 +80,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 32768);
 	__type(key, struct d4c_task_key);
-	__type(value, __u32);
+	__type(value, __u64);
 } d4c_setup SEC(".maps");
 
 static __always_inline struct d4c_task_key
@@ -86,24 +93,55 @@ d4c_task_key(struct task_struct *task)
 	return key;
 }
 
-/* Whether `task` sets a container up (see d4c_setup). */
-static __always_inline int d4c_in_setup(struct task_struct *task)
+/* What d4c_setup says of a task. */
+#define D4C_SETUP_NONE 0   /* not marked: the container's own */
+#define D4C_SETUP_ACTIVE 1 /* setting the container up */
+#define D4C_SETUP_ENTERED                                                      \
+	2 /* marked, at another root: its exec is the                          \
+	   * container's program */
+
+static __always_inline int d4c_setup_state(struct task_struct *task)
 {
 	struct d4c_task_key key = d4c_task_key(task);
+	__u64 *root = bpf_map_lookup_elem(&d4c_setup, &key);
 
-	return bpf_map_lookup_elem(&d4c_setup, &key) != NULL;
+	if (!root)
+		return D4C_SETUP_NONE;
+	return *root == (__u64)BPF_CORE_READ(task, fs, root.dentry)
+		   ? D4C_SETUP_ACTIVE
+		   : D4C_SETUP_ENTERED;
 }
 
-/* Marks `task` as setting a container up, or (`on` 0) not. */
-static __always_inline void d4c_set_setup(struct task_struct *task, int on)
+/* Marks `task`, whose origin root is `root` (see d4c_setup). */
+static __always_inline void d4c_setup_mark(struct task_struct *task, __u64 root)
 {
 	struct d4c_task_key key = d4c_task_key(task);
-	__u32 one = 1;
 
-	if (on)
-		bpf_map_update_elem(&d4c_setup, &key, &one, BPF_ANY);
-	else
-		bpf_map_delete_elem(&d4c_setup, &key);
+	bpf_map_update_elem(&d4c_setup, &key, &root, BPF_ANY);
+}
+
+/* Ends `task`'s mark, if any. */
+static __always_inline void d4c_setup_end(struct task_struct *task)
+{
+	struct d4c_task_key key = d4c_task_key(task);
+
+	bpf_map_delete_elem(&d4c_setup, &key);
+}
+
+/* The origin root `child` inherits from `parent`: the parent's own, when
+ * it is marked; else (a host task) its root; 0 when the child is the
+ * container's (not marked). */
+static __always_inline __u64 d4c_setup_origin(struct task_struct *parent,
+					      int parent_in_container)
+{
+	struct d4c_task_key key = d4c_task_key(parent);
+	__u64 *root = bpf_map_lookup_elem(&d4c_setup, &key);
+
+	if (root)
+		return *root;
+	if (parent_in_container)
+		return 0;
+	return (__u64)BPF_CORE_READ(parent, fs, root.dentry);
 }
 
 static __always_inline void d4c_count(__u32 counter)

@@ -14,7 +14,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use d4c_artifact::event::{split_image, Container};
+use d4c_artifact::event::Container;
+use d4c_artifact::normalize::{self, Facts};
 use d4c_kernel_probes::cgroup::{self, ContainerCgroup, KubepodsRoot, Runtime};
 use serde_json::Value;
 
@@ -47,25 +48,17 @@ pub struct Metadata {
 
 impl Metadata {
     /// The selector-facing view of the container, with the cluster's
-    /// identity.
+    /// identity: normalised by `d4c_artifact::normalize`, the code the
+    /// linter uses to tell which values can match.
     pub fn selector_view(&self, cluster_id: Option<&str>, cluster_name: Option<&str>) -> Container {
-        let (full, name, tag) = match &self.image {
-            Some(image) => {
-                let (full, name, tag) = split_image(image);
-                (Some(full), Some(name), tag)
-            }
-            None => (None, None, None),
-        };
-        Container {
-            image_full_name: full,
-            image_name: name,
-            image_tag: tag,
-            cluster_id: cluster_id.map(str::to_owned),
-            cluster_name: cluster_name.map(str::to_owned),
-            namespace: self.namespace.clone(),
-            pod_name: self.pod_name.clone(),
-            labels: self.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        }
+        normalize::container(&Facts {
+            image: self.image.as_deref(),
+            namespace: self.namespace.as_deref(),
+            pod_name: self.pod_name.as_deref(),
+            labels: self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+            cluster_id,
+            cluster_name,
+        })
     }
 }
 
