@@ -78,6 +78,13 @@ impl Process {
             self.ecs_json.take();
         }
         self.ppid = head.ppid;
+        // Only setsid() changes a process's session, making it the leader
+        // of a new session and process group: seen here as well as in the
+        // setsid record, which a kernel may refuse the daemon (the probes'
+        // OPTIONAL_TRACEPOINTS).
+        if head.sid != self.sid && head.sid == head.tgid {
+            self.pgid = head.tgid;
+        }
         self.sid = head.sid;
         self.uid = head.uid;
         self.gid = head.gid;
@@ -511,6 +518,29 @@ mod tests {
         assert_eq!(child.start_boot_ns, 5_000);
         let ancestors: Vec<u32> = cache.ancestors(11).iter().map(|p| p.pid).collect();
         assert_eq!(ancestors, [10]);
+    }
+
+    #[test]
+    fn a_new_session_is_seen_without_its_setsid_record() -> Result<(), String> {
+        let mut cache = cache();
+        let mut exec = record(RECORD_LIFECYCLE, LIFE_EXEC, 10, 1);
+        exec.path = b"/bin/sh".to_vec();
+        let before = cache.observe(&exec);
+        assert_eq!((before.sid, before.pgid), (1, 0));
+        // The next record after setsid() carries the new session: the
+        // process leads it and its own process group.
+        let mut fork = record(RECORD_LIFECYCLE, LIFE_FORK, 10, 1);
+        fork.head.sid = 10;
+        fork.head.child_tgid = 11;
+        let after = cache.observe(&fork);
+        assert_eq!((after.sid, after.pgid), (10, 10));
+        let child = cache.get(11).ok_or("no child")?;
+        assert_eq!((child.sid, child.pgid), (10, 10));
+        // A record of a session the process does not lead changes no group.
+        let mut exec = record(RECORD_LIFECYCLE, LIFE_EXEC, 12, 1);
+        exec.head.sid = 7;
+        assert_eq!(cache.observe(&exec).pgid, 0);
+        Ok(())
     }
 
     #[test]

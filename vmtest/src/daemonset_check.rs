@@ -572,6 +572,15 @@ pub fn run() -> Result<String, String> {
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| format!("no `started in` line in the daemon's log: {}", daemon.log_tail()))?;
+    // The hooks the daemon runs without, for the summary: an optional LSM
+    // hook the kernel lacks, a tracepoint it refuses the pod (Debian's
+    // perf_event_paranoid 3).
+    let probes = report_line("probes").unwrap_or_default();
+    let left_out: Vec<&str> = ["not attached: ", "not in this kernel: "]
+        .iter()
+        .flat_map(|marker| probes.split(marker).skip(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
     if metric(port, "d4c_enforcing ") != Some(1.0) {
         return Err(format!("/metrics: d4c_enforcing is {:?}, not 1", metric(port, "d4c_enforcing ")));
     }
@@ -646,11 +655,13 @@ pub fn run() -> Result<String, String> {
         return Err(format!("the endpoint could not read requests: {bad:?}"));
     }
     let (peak, max) = memory.map_or((0, "?".to_owned()), |(p, m)| (p / 1024, m));
-    let prepared = if prepared.is_empty() { "none".to_owned() } else { prepared.join(",") };
+    let listed = |items: Vec<&str>| if items.is_empty() { "none".to_owned() } else { items.join(",") };
+    let prepared = listed(prepared.iter().map(String::as_str).collect());
+    let left_out = listed(left_out);
     Ok(format!(
         "image={} id={} layer-bytes={} import-s={import_s:.1} pod-to-ready-ms={ready_ms} cri-start-s={cri_s:.1} \
          start-to-enforcing-ms={start_ms:.0} caps=BPF,PERFMON,SYS_RESOURCE memory-peak-kib={peak} memory-max={max} \
-         documents={} node-prepared={prepared}",
+         documents={} node-prepared={prepared} hooks-left-out={left_out}",
         template.container.image,
         cri::short(image_id.trim_start_matches("sha256:")),
         record.get("layer_bytes").and_then(Value::as_u64).unwrap_or(0),
