@@ -93,8 +93,23 @@ fn compile(dir: &Path, name: &str, revision: u64, policy: &str) -> PathBuf {
     out
 }
 
-/// Runs `sh -c SCRIPT` with the shell moved into `cgroup` first.
+/// The root a test container's programs run at. A container's process runs
+/// at its own root (runc pivots into the image's), not the host's: the
+/// probes take a task forked on the host for the container runtime setting
+/// the container up until it execs at another root. On a merged-/usr system
+/// `/usr` holds every program and library `/bin/true` needs.
+const CONTAINER_ROOT: &str = "/usr";
+
+/// Runs `sh -c SCRIPT` at [`CONTAINER_ROOT`], with the shell moved into
+/// `cgroup` first, as runc moves its init before it execs the container's
+/// program.
 fn run_in(cgroup: &Path, script: &str) {
+    run_at_host_root(cgroup, &format!("exec chroot {CONTAINER_ROOT} {script}"));
+}
+
+/// Runs `sh -c SCRIPT` in `cgroup` without leaving the host's root: what a
+/// container runtime's own set-up task does.
+fn run_at_host_root(cgroup: &Path, script: &str) {
     let procs = cgroup.join("cgroup.procs");
     let status =
         Command::new("/bin/sh").arg("-c").arg(format!("echo $$ > {} && {script}", procs.display())).status().unwrap();
@@ -169,11 +184,20 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     assert_eq!(daemon.registry.len(), 1, "the container was not registered from its bundle");
     assert!(daemon.counters.registration_window_ns.1 > 0);
 
+    // A task forked on the host that joins the container's cgroup and execs
+    // at the host's root sets the container up: nothing it does is the
+    // container's (regression: runc init, exec'd on the host, lost its mark
+    // at that exec, and drift prevention refused pods their start).
+    run_at_host_root(&cgroup.leaf, "/bin/true set-up");
     run_in(&cgroup.leaf, "/bin/true 'first arg' x");
     let documents = drain_until(&mut daemon, |d| {
         parsed(d).iter().any(|v| v["event"]["action"] == "end") && d.iter().any(|d| d.class == Class::Alert)
     });
     let values = parsed(&documents);
+    assert!(
+        !values.iter().any(|v| v["process"]["args"].as_array().is_some_and(|a| a.iter().any(|x| x == "set-up"))),
+        "the set-up task's exec was decided: {values:#?}"
+    );
     let exec_log = values
         .iter()
         .find(|v| v["event"]["action"] == "exec" && v["event"]["kind"] == "event")
