@@ -22,6 +22,9 @@
 //!   than PATH_MAX).
 //! - [`runtime_check`]: the real `d4c-runtime` daemon end to end, with
 //!   [`bulk_sink`] as its Elasticsearch.
+//! - [`daemonset_check`]: the image users deploy (`deploy/Containerfile`,
+//!   built by `scripts/build-image`), run as the DaemonSet's pod through
+//!   the CRI; [`manifest`] reads the manifest as a kubelet does.
 //! - `sys`: the few raw system calls; the only module with `unsafe`.
 //!
 //! The harness is one statically linked binary (`d4c-vmtest`); inside the
@@ -33,11 +36,13 @@ pub mod agent;
 pub mod bulk_sink;
 pub mod bundle;
 pub mod cri;
+pub mod daemonset_check;
 pub mod documents;
 pub mod evasion;
 pub mod guest;
 pub mod image;
 pub mod link;
+pub mod manifest;
 pub mod node;
 pub mod ops;
 pub mod protocol;

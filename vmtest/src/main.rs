@@ -16,16 +16,20 @@
 //! - `evasion`: ways around drift prevention as real syscalls under the
 //!   real probes ([`d4c_vmtest::evasion::run`]); prints
 //!   `D4C-VMTEST-EVASION: ok ...` or `... FAILED <reason>`.
+//! - `daemonset`: the image users deploy, run as the DaemonSet's pod
+//!   through the CRI ([`d4c_vmtest::daemonset_check::run`]); prints
+//!   `D4C-VMTEST-DAEMONSET: ok ...` or `... FAIL <reason>`.
 //! - `bench [N]`: the overhead of the probes on a syscall-heavy loop in a
 //!   container, as a ratio in one boot ([`d4c_vmtest::guest::bench`]).
 //!
 //! The library ([`d4c_vmtest`]) holds the pieces; this file only dispatches.
 
-use d4c_vmtest::{evasion, guest, runtime_check, smoke, volumes};
+use d4c_vmtest::{daemonset_check, evasion, guest, runtime_check, smoke, volumes};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: d4c-vmtest smoke [WORKDIR] | volumes | scenarios PATH... | evasion | runtime | bench [N]";
+const USAGE: &str =
+    "usage: d4c-vmtest smoke [WORKDIR] | volumes | scenarios PATH... | evasion | runtime | daemonset | bench [N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         "evasion" => report("D4C-VMTEST-EVASION", evasion::run()),
         "volumes" => report("D4C-VMTEST-VOLUMES", volumes::run()),
         "runtime" => report("D4C-VMTEST-RUNTIME", runtime_check::run()),
+        "daemonset" => report("D4C-VMTEST-DAEMONSET", daemonset_check::run()),
         "bench" => {
             let iterations = rest.first().and_then(|n| n.parse().ok()).unwrap_or(200);
             match guest::bench(iterations) {
