@@ -73,6 +73,19 @@ pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("d4c_execveat_exit", "syscalls", "sys_exit_execveat"),
 ];
 
+/// The classic tracepoints the probes run without when the kernel refuses
+/// to open their perf event, and what stands in for each. Debian's kernels
+/// (`CONFIG_SECURITY_PERF_EVENTS_RESTRICT`: `kernel.perf_event_paranoid`
+/// 3 by default) refuse `perf_event_open` with EACCES to a process without
+/// CAP_SYS_ADMIN, CAP_PERFMON or not, and the DaemonSet does not grant it.
+/// Such a tracepoint is loaded (verified) but not attached; any other
+/// failure to attach is an error.
+pub const OPTIONAL_TRACEPOINTS: &[(&str, &str)] = &[(
+    "sys_exit_setsid",
+    "perf_event_open refused: kernel.perf_event_paranoid is above 2 and the daemon lacks CAP_SYS_ADMIN; \
+     a new session is seen in the session id of the process's next record",
+)];
+
 /// Which cgroup hierarchy identifies containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CgroupMode {
@@ -271,8 +284,9 @@ pub struct Probes {
     /// The container classes with a row: the selectors' container verdicts
     /// of each kind, by row.
     rows: Vec<(Vec<bool>, Vec<bool>)>,
-    /// The optional LSM hooks ([`OPTIONAL_LSM_HOOKS`]) this kernel lacks:
-    /// their programs are neither loaded nor attached.
+    /// The optional LSM hooks ([`OPTIONAL_LSM_HOOKS`]) this kernel lacks,
+    /// whose programs are neither loaded nor attached, and the optional
+    /// tracepoints ([`OPTIONAL_TRACEPOINTS`]) it refuses to attach.
     absent: Vec<&'static str>,
 }
 
@@ -346,7 +360,9 @@ impl Probes {
         Ok(())
     }
 
-    /// The optional LSM hooks this kernel lacks (see [`OPTIONAL_LSM_HOOKS`]).
+    /// The optional LSM hooks this kernel lacks (see [`OPTIONAL_LSM_HOOKS`])
+    /// and, once attached, the optional tracepoints it refused (see
+    /// [`OPTIONAL_TRACEPOINTS`]).
     pub fn absent_hooks(&self) -> &[&'static str] {
         &self.absent
     }
@@ -415,7 +431,16 @@ impl Probes {
         }
         for (name, category, point) in TRACEPOINTS {
             let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?;
-            let id = program.attach(category, point).map_err(|e| error(&format!("cannot attach `{name}`"), e))?;
+            let id = match program.attach(category, point) {
+                Ok(id) => id,
+                Err(e) if perf_event_refused(&e) && OPTIONAL_TRACEPOINTS.iter().any(|(p, _)| p == point) => {
+                    if !self.absent.contains(point) {
+                        self.absent.push(point);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(error(&format!("cannot attach `{name}`"), e)),
+            };
             if pin.is_some() {
                 // A perf-event link is a BPF link (pinnable) from Linux 5.15.
                 let link = program.take_link(id).map_err(|e| format!("`{name}`: {e}")).and_then(|l| {
@@ -563,6 +588,16 @@ impl Probes {
             })
             .collect()
     }
+}
+
+/// Whether attaching a classic tracepoint failed because the kernel
+/// refused the daemon its perf event (EACCES: Debian's
+/// `perf_event_paranoid` 3, or an LSM's policy), rather than for want of
+/// the tracepoint, of tracefs or of CAP_PERFMON (EPERM, which the LSM
+/// programs need too).
+fn perf_event_refused(e: &ProgramError) -> bool {
+    matches!(e, ProgramError::SyscallError(aya::sys::SyscallError { call: "perf_event_open_trace_point", io_error })
+        if io_error.raw_os_error() == Some(libc::EACCES))
 }
 
 fn entry(entry: CgroupEntry) -> [u8; 8] {

@@ -581,17 +581,19 @@ impl Daemon {
     }
 }
 
-/// The optional LSM hooks this kernel lacks, and what stands in for each,
-/// for the start-up report (empty when none).
+/// The optional LSM hooks this kernel lacks and the optional tracepoints
+/// it refused, and what stands in for each, for the start-up report
+/// (empty when none).
 fn absent_hooks(absent: &[&str]) -> String {
+    use d4c_kernel_probes::probes::{OPTIONAL_LSM_HOOKS, OPTIONAL_TRACEPOINTS};
     absent
         .iter()
-        .map(|hook| {
-            let instead = d4c_kernel_probes::probes::OPTIONAL_LSM_HOOKS
-                .iter()
-                .find(|(h, _)| h == hook)
-                .map_or("", |(_, why)| *why);
-            format!("; not in this kernel: {hook} ({instead})")
+        .map(|hook| match OPTIONAL_TRACEPOINTS.iter().find(|(h, _)| h == hook) {
+            Some((_, why)) => format!("; not attached: {hook} ({why})"),
+            None => {
+                let instead = OPTIONAL_LSM_HOOKS.iter().find(|(h, _)| h == hook).map_or("", |(_, why)| *why);
+                format!("; not in this kernel: {hook} ({instead})")
+            }
         })
         .collect()
 }

@@ -86,6 +86,13 @@ impl Process {
             self.ecs_people.take();
         }
         self.ppid = task.ppid;
+        // Only setsid() changes a process's session, making it the leader
+        // of a new session and process group: seen here as well as in the
+        // setsid record, which a kernel may refuse the daemon (the probes'
+        // OPTIONAL_TRACEPOINTS).
+        if task.sid != self.sid && task.sid == task.tgid {
+            self.pgid = task.tgid;
+        }
         self.sid = task.sid;
         self.uid = task.uid;
         self.gid = task.gid;
@@ -560,6 +567,28 @@ mod tests {
         assert_eq!(refused.executable.as_deref(), Some("/tmp/x"));
         assert_eq!(refused.previous.last().map(|p| p.executable.as_str()), Some("/usr/bin/curl"));
         assert_eq!(cache.get(11).and_then(|p| p.executable.as_deref()), Some("/usr/bin/curl"));
+    }
+
+    #[test]
+    fn a_new_session_is_seen_without_its_setsid_record() -> Result<(), String> {
+        let mut cache = cache();
+        let mut exec = encode::exec(10, "/bin/sh", "sh", None);
+        exec.head.sid = 1;
+        let before = cache.observe(&mut event(&exec));
+        assert_eq!((before.sid, before.pgid), (1, 0));
+        // The next record after setsid() carries the new session: the
+        // process leads it and its own process group.
+        let mut fork = encode::lifecycle(10, encode::FORK, 11);
+        fork.head.sid = 10;
+        let after = cache.observe(&mut event(&fork));
+        assert_eq!((after.sid, after.pgid), (10, 10));
+        let child = cache.get(11).ok_or("no child")?;
+        assert_eq!((child.sid, child.pgid), (10, 10));
+        // A record of a session the process does not lead changes no group.
+        let mut exec = encode::exec(12, "/bin/sh", "sh", None);
+        exec.head.sid = 7;
+        assert_eq!(cache.observe(&mut event(&exec)).pgid, 0);
+        Ok(())
     }
 
     #[test]

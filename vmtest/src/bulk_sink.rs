@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,18 +32,26 @@ pub struct BulkSink {
     ids: Arc<Mutex<HashSet<String>>>,
     /// Requests that could not be read or parsed (a client bug).
     pub bad_requests: Arc<Mutex<Vec<String>>>,
+    /// Connections ended, by the client or after a bad request.
+    pub connections_ended: Arc<AtomicUsize>,
+    /// The address it listens on (`start` binds it).
+    pub local: Option<std::net::SocketAddr>,
 }
 
 impl BulkSink {
     /// Binds `addr` and serves it on a thread per connection.
     pub fn start(addr: &str) -> Result<BulkSink, String> {
         let listener = TcpListener::bind(addr).map_err(|e| format!("bulk sink: cannot listen on {addr}: {e}"))?;
-        let sink = BulkSink::default();
+        let local = listener.local_addr().ok();
+        let sink = BulkSink { local, ..BulkSink::default() };
         let serving = sink.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let sink = serving.clone();
-                std::thread::spawn(move || sink.connection(stream));
+                std::thread::spawn(move || {
+                    sink.connection(stream);
+                    sink.connections_ended.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
         Ok(sink)
@@ -103,8 +112,14 @@ impl BulkSink {
     /// end of the connection.
     fn request(&self, reader: &mut BufReader<TcpStream>) -> Result<Option<String>, String> {
         let mut line = String::new();
-        if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            return Ok(None);
+        match reader.read_line(&mut line) {
+            // The end of the connection: closed, or reset between requests
+            // by a client that was killed (the runtime check's SIGKILL) with
+            // a response unread. Neither is a bad request.
+            Ok(0) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+            Ok(_) => {}
         }
         let request_line = line.trim().to_owned();
         let (mut length, mut gzip) = (0usize, false);
@@ -153,5 +168,60 @@ impl BulkSink {
         }
         let errors = items.iter().any(|i| i.pointer("/create/status") != Some(&serde_json::json!(201)));
         Ok(Some(serde_json::json!({"took": 1, "errors": errors, "items": items}).to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (`runtime` check on 6.1: "the endpoint could not read
+    /// requests: Connection reset by peer"): a client killed with a
+    /// response unread resets its connection; that ends the connection and
+    /// is no bad request.
+    #[test]
+    fn a_connection_reset_between_requests_is_not_a_bad_request() -> Result<(), String> {
+        let sink = BulkSink::start("127.0.0.1:0")?;
+        let addr = sink.local.ok_or("no address")?;
+        let mut client = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        let body = "{\"create\":{\"_index\":\"logs-a-b\",\"_id\":\"x1\"}}\n{\"a\":1}\n";
+        let request = format!("POST /_bulk HTTP/1.1\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        client.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        // The response arrives and is left unread: closing now sends a reset.
+        sink.wait_for(Duration::from_secs(10), |d| d.len() == 1).map_err(|d| format!("got {d:?}"))?;
+        std::thread::sleep(Duration::from_millis(200));
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.connections_ended.load(Ordering::SeqCst) == 0 {
+            if Instant::now() > deadline {
+                return Err("the connection never ended".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let bad = sink.bad_requests.lock().map(|b| b.clone()).unwrap_or_default();
+        assert!(bad.is_empty(), "{bad:?}");
+        Ok(())
+    }
+
+    /// A request cut off in its body is still a bad request.
+    #[test]
+    fn a_request_cut_off_in_its_body_is_a_bad_request() -> Result<(), String> {
+        let sink = BulkSink::start("127.0.0.1:0")?;
+        let addr = sink.local.ok_or("no address")?;
+        let mut client = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        client
+            .write_all(b"POST /_bulk HTTP/1.1\r\ncontent-length: 100\r\n\r\n{\"create\"")
+            .map_err(|e| e.to_string())?;
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.connections_ended.load(Ordering::SeqCst) == 0 {
+            if Instant::now() > deadline {
+                return Err("the connection never ended".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let bad = sink.bad_requests.lock().map(|b| b.clone()).unwrap_or_default();
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        Ok(())
     }
 }

@@ -270,8 +270,15 @@ impl Cri {
 
     /// RunPodSandbox: the pod's sandbox id.
     pub fn run_pod_sandbox(&mut self, pod: &Pod) -> Result<String, String> {
-        let request = RunPodSandboxRequest { config: Some(sandbox_config(pod)), runtime_handler: String::new() };
-        let what = format!("RunPodSandbox for pod `{}/{}` ({})", pod.namespace, pod.name, pod.uid);
+        self.run_pod_sandbox_with(sandbox_config(pod))
+    }
+
+    /// RunPodSandbox with a configuration made elsewhere (a pod that is
+    /// not BestEffort, or shares the node's PID namespace): the sandbox id.
+    pub fn run_pod_sandbox_with(&mut self, config: PodSandboxConfig) -> Result<String, String> {
+        let meta = config.metadata.clone().unwrap_or_default();
+        let what = format!("RunPodSandbox for pod `{}/{}` ({})", meta.namespace, meta.name, meta.uid);
+        let request = RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() };
         let mut client = self.runtime.clone();
         Ok(self.call(&what, client.run_pod_sandbox(request))?.pod_sandbox_id)
     }
@@ -299,14 +306,43 @@ impl Cri {
         pod: &Pod,
         request: &ContainerRequest,
     ) -> Result<String, String> {
-        let what = format!("CreateContainer of container `{}` in pod `{}/{}`", request.name, pod.namespace, pod.name);
+        self.create_container_with(sandbox_id, container_config(pod, request), sandbox_config(pod))
+    }
+
+    /// CreateContainer with configurations made elsewhere (see
+    /// [`Cri::run_pod_sandbox_with`]): the container's id.
+    pub fn create_container_with(
+        &mut self,
+        sandbox_id: &str,
+        config: ContainerConfig,
+        sandbox: PodSandboxConfig,
+    ) -> Result<String, String> {
+        let name = config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        let pod = sandbox.metadata.clone().unwrap_or_default();
+        let what = format!("CreateContainer of container `{name}` in pod `{}/{}`", pod.namespace, pod.name);
         let create = CreateContainerRequest {
             pod_sandbox_id: sandbox_id.to_string(),
-            config: Some(container_config(pod, request)),
-            sandbox_config: Some(sandbox_config(pod)),
+            config: Some(config),
+            sandbox_config: Some(sandbox),
         };
         let mut client = self.runtime.clone();
         Ok(self.call(&what, client.create_container(create))?.container_id)
+    }
+
+    /// ExecSync (`kubectl exec` without a terminal): runs `command` in the
+    /// container, which must end within `timeout_s` seconds. Its exit code,
+    /// standard output and standard error.
+    pub fn exec_sync(&mut self, id: &str, command: &[&str], timeout_s: i64) -> Result<(i32, String, String), String> {
+        let what = format!("ExecSync of `{}` in container {}", command.join(" "), short(id));
+        let request = k8s_cri::v1::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: command.iter().map(|c| c.to_string()).collect(),
+            timeout: timeout_s,
+        };
+        let mut client = self.runtime.clone();
+        let answer = self.call(&what, client.exec_sync(request))?;
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_string();
+        Ok((answer.exit_code, text(&answer.stdout), text(&answer.stderr)))
     }
 
     /// StartContainer.

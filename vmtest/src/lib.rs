@@ -26,6 +26,9 @@
 //!   in containers, under the real `d4c-runtime`, its documents printed
 //!   for the conformance queries; [`session`]: the session's programs in
 //!   the container.
+//! - [`daemonset_check`]: the image users deploy (`deploy/Containerfile`,
+//!   built by `scripts/build-image`), run as the DaemonSet's pod through
+//!   the CRI; [`manifest`] reads the manifest as a kubelet does.
 //! - `sys`: the few raw system calls; the only module with `unsafe`.
 //!
 //! The harness is one statically linked binary (`d4c-vmtest`); inside the
@@ -38,11 +41,13 @@ pub mod bulk_sink;
 pub mod bundle;
 pub mod conformance;
 pub mod cri;
+pub mod daemonset_check;
 pub mod documents;
 pub mod evasion;
 pub mod guest;
 pub mod image;
 pub mod link;
+pub mod manifest;
 pub mod node;
 pub mod ops;
 pub mod protocol;

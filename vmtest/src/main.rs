@@ -19,17 +19,20 @@
 //! - `conformance`: an intruder's session and benign activity in two
 //!   containers under the real `d4c-runtime`, the documents printed for
 //!   the conformance queries ([`d4c_vmtest::conformance::run`]).
+//! - `daemonset`: the image users deploy, run as the DaemonSet's pod
+//!   through the CRI ([`d4c_vmtest::daemonset_check::run`]); prints
+//!   `D4C-VMTEST-DAEMONSET: ok ...` or `... FAIL <reason>`.
 //! - `bench [N]`: the overhead of the probes on a syscall-heavy loop in a
 //!   container, as a ratio in one boot ([`d4c_vmtest::guest::bench`]).
 //!
 //! The library ([`d4c_vmtest`]) holds the pieces; this file only dispatches.
 
-use d4c_vmtest::{conformance, evasion, guest, runtime_check, smoke, volumes};
+use d4c_vmtest::{conformance, daemonset_check, evasion, guest, runtime_check, smoke, volumes};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: d4c-vmtest smoke [WORKDIR] | volumes | scenarios PATH... | evasion | runtime | conformance | bench [N]";
+    "usage: d4c-vmtest smoke [WORKDIR] | volumes | scenarios PATH... | evasion | runtime | conformance | daemonset | bench [N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         "volumes" => report("D4C-VMTEST-VOLUMES", volumes::run()),
         "runtime" => report("D4C-VMTEST-RUNTIME", runtime_check::run()),
         "conformance" => report("D4C-VMTEST-CONFORMANCE", conformance::run()),
+        "daemonset" => report("D4C-VMTEST-DAEMONSET", daemonset_check::run()),
         "bench" => {
             let iterations = rest.first().and_then(|n| n.parse().ok()).unwrap_or(200);
             match guest::bench(iterations) {
