@@ -527,24 +527,6 @@ impl Tables {
             .first()
             .copied()
             .ok_or_else(|| bad("the roots section is empty"))?;
-        let mut components: Vec<Option<String>> = Vec::new();
-        let mut place = |id: u32, bytes: &[u8], len: u32| -> Result<(), TablesError> {
-            let text = bytes
-                .get(..len as usize)
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .ok_or_else(|| bad(format!("component {id} is not a UTF-8 string of its length")))?;
-            let slot = id as usize;
-            if slot >= components.len() {
-                components.resize(slot + 1, None);
-            }
-            if let Some(entry) = components.get_mut(slot) {
-                if entry.is_some() {
-                    return Err(bad(format!("component id {id} is given twice")));
-                }
-                *entry = Some(text.to_string());
-            }
-            Ok(())
-        };
         let short_keys = records::<ComponentKeyShort>(artifact, kind::COMPONENT_SHORT_KEYS)?;
         let short_ids = records::<u32>(artifact, kind::COMPONENT_SHORT_VALUES)?;
         let long_keys = records::<ComponentKeyLong>(artifact, kind::COMPONENT_LONG_KEYS)?;
@@ -552,6 +534,25 @@ impl Tables {
         if short_keys.len() != short_ids.len() || long_keys.len() != long_ids.len() {
             return Err(bad("the component keys and ids differ in number"));
         }
+        // The ids are 0..total, each once: an id is checked against the
+        // records the file holds before it indexes anything, so that a
+        // hostile id (digests recomputed) allocates nothing.
+        let total = short_ids.len() + long_ids.len();
+        let mut components: Vec<Option<String>> = vec![None; total];
+        let mut place = |id: u32, bytes: &[u8], len: u32| -> Result<(), TablesError> {
+            let text = bytes
+                .get(..len as usize)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or_else(|| bad(format!("component {id} is not a UTF-8 string of its length")))?;
+            let entry = components
+                .get_mut(id as usize)
+                .ok_or_else(|| bad(format!("component id {id} is past the {total} components the file holds")))?;
+            if entry.is_some() {
+                return Err(bad(format!("component id {id} is given twice")));
+            }
+            *entry = Some(text.to_string());
+            Ok(())
+        };
         for (key, &id) in short_keys.iter().zip(short_ids) {
             place(id, &key.bytes, key.len)?;
         }

@@ -565,7 +565,11 @@ fn keygen(secret: &Path, public: &Path) -> Result<ExitCode, Fatal> {
 
 fn sign(path: &Path, key: &Path, output: Option<&Path>) -> Result<ExitCode, Fatal> {
     let key = d4c_artifact::keys::read_secret_key(key).map_err(|e| Fatal(e.to_string()))?;
-    let bytes = read_file(path)?;
+    let bytes = load_artifact(path)?;
+    // Only what the runtime would load is signed: the tables are read too.
+    if let Err(e) = parse_artifact(path, &bytes) {
+        return refuse(format!("{e}; not signed"));
+    }
     let signed = match d4c_artifact::sign(&bytes, &key) {
         Ok(s) => s,
         Err(e) => return refuse(format!("`{}` cannot be signed: {e}", path.display())),
@@ -579,10 +583,12 @@ fn sign(path: &Path, key: &Path, output: Option<&Path>) -> Result<ExitCode, Fata
 
 fn verify(path: &Path, key: &Path) -> Result<ExitCode, Fatal> {
     let key = d4c_artifact::keys::read_public_key(key).map_err(|e| Fatal(e.to_string()))?;
-    let bytes = read_file(path)?;
-    let artifact = match d4c_artifact::Artifact::parse(&bytes) {
-        Ok(a) => a,
-        Err(e) => return refuse(format!("`{}` is not a valid artifact: {e}", path.display())),
+    let bytes = load_artifact(path)?;
+    // Intact means usable: the tables are read and checked, as the runtime
+    // reads them, not only the digests.
+    let artifact = match parse_artifact(path, &bytes) {
+        Ok((artifact, _)) => artifact,
+        Err(e) => return refuse(e),
     };
     let id = d4c_artifact::to_hex(&d4c_artifact::keys::key_id(&key));
     match artifact.verify_signature(&key) {
