@@ -88,7 +88,11 @@ pub fn write_public_key(path: &Path, key: &VerifyingKey) -> Result<(), ArtifactE
 }
 
 fn read(path: &Path) -> Result<String, ArtifactError> {
-    fs::read_to_string(path).map_err(|source| ArtifactError::Io { action: "read", path: path.to_path_buf(), source })
+    crate::input::read_regular_text(path, crate::MAX_KEY_BYTES).map_err(|source| ArtifactError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ArtifactError> {

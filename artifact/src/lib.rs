@@ -132,6 +132,7 @@ mod error;
 pub mod eval;
 pub mod event;
 mod format;
+pub mod input;
 pub mod keys;
 pub mod normalize;
 pub mod ops;
@@ -167,6 +168,14 @@ pub fn section_name(kind: u32) -> Option<&'static str> {
 /// `d4cc compile` refuses a larger `--revision`, and `d4c-runtime` an
 /// artifact that has one.
 pub const MAX_REVISION: u64 = 32_767;
+
+/// The largest artifact a d4c tool reads: 1 GiB. The largest policy lint
+/// accepts (32 MiB of source) compiles to about 111 MB; a file past this
+/// bound is refused before it is read.
+pub const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
+
+/// The largest key file read: a PEM Ed25519 key is about 120 bytes.
+pub const MAX_KEY_BYTES: u64 = 64 * 1024;
 
 /// SHA-256 of `bytes` (the digest used everywhere in the format; also the
 /// one the compiler puts in [`WriterMeta::source_digest`]).

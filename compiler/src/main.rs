@@ -326,12 +326,11 @@ fn read(path: &Path) -> Result<Vec<u8>, Fatal> {
             .map_err(|e| Fatal(format!("cannot read standard input: {e}")))?;
         return Ok(bytes);
     }
-    let file = std::fs::File::open(path).map_err(|e| Fatal(format!("cannot read `{}`: {e}", path.display())))?;
-    let mut bytes = Vec::new();
-    file.take(d4cc::limits::MAX_SOURCE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Fatal(format!("cannot read `{}`: {e}", path.display())))?;
-    Ok(bytes)
+    // A regular file only (a FIFO would block), read one byte past the
+    // limit as above.
+    d4c_artifact::input::open_regular(path)
+        .and_then(|file| d4c_artifact::input::read_up_to(file, d4cc::limits::MAX_SOURCE_BYTES as u64))
+        .map_err(|e| Fatal(format!("cannot read `{}`: {e}", path.display())))
 }
 
 fn write_back(path: &Path, text: &str) -> Result<(), Fatal> {
@@ -359,7 +358,8 @@ fn use_color(color: Color) -> bool {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, Fatal> {
-    std::fs::read(path).map_err(|e| Fatal(format!("cannot read `{}`: {e}", path.display())))
+    d4c_artifact::input::read_regular(path, d4c_artifact::MAX_ARTIFACT_BYTES)
+        .map_err(|e| Fatal(format!("cannot read `{}`: {e}", path.display())))
 }
 
 /// Reads and checks an artifact; a bad one is a finding (exit 1), said plainly.

@@ -732,9 +732,11 @@ fn compile_policy(
 ) -> Result<(Vec<u8>, d4c_artifact::eval::Tables), (String, String)> {
     let policy_path = scenario.parent().unwrap_or(std::path::Path::new(".")).join(policy);
     let shown = policy_path.display().to_string();
-    let policy_bytes = std::fs::read(&policy_path).map_err(|e| {
-        (format!("cannot read the policy `{shown}`: {e}"), "the path is relative to the scenario file".into())
-    })?;
+    let policy_bytes = d4c_artifact::input::open_regular(&policy_path)
+        .and_then(|file| d4c_artifact::input::read_up_to(file, crate::limits::MAX_SOURCE_BYTES as u64))
+        .map_err(|e| {
+            (format!("cannot read the policy `{shown}`: {e}"), "the path is relative to the scenario file".into())
+        })?;
     let (_, lint) = crate::lint::lint_bytes(shown.clone(), policy_bytes.clone());
     let errors = lint.diagnostics.iter().filter(|d| d.severity == crate::codes::Severity::Error).count();
     let Some(checked) = lint.checked.filter(|_| errors == 0) else {
@@ -777,7 +779,8 @@ pub struct Prepared {
 /// every step. Errors: the file cannot be read, does not parse, or its
 /// policy does not compile.
 pub fn prepare(path: &std::path::Path) -> Result<Prepared, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let text = d4c_artifact::input::read_regular_text(path, crate::limits::MAX_SOURCE_BYTES as u64)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let (file, errors) = d4c_grammar::parse(&text);
     if let Some(e) = errors.first() {
         return Err(format!("`{}`: {} (byte {})", path.display(), e.message, e.span.start));
@@ -798,7 +801,11 @@ pub fn test_file(path: &std::path::Path, name: &str) -> Result<FileOutcome, Stri
     use crate::codes::Code;
     use crate::diag::Diagnostic;
     use crate::span::Span;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    // A regular file (a FIFO would block), read one byte past the limit
+    // so that the front end reports an oversized one.
+    let bytes = d4c_artifact::input::open_regular(path)
+        .and_then(|file| d4c_artifact::input::read_up_to(file, crate::limits::MAX_SOURCE_BYTES as u64))
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let source = match crate::source::SourceFile::from_bytes(name, bytes) {
         Ok(source) => source,
         Err(err) => {

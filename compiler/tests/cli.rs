@@ -37,6 +37,10 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A scratch directory under the target dir, emptied first.
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -151,4 +155,28 @@ fn schema_is_json() {
     let out = d4cc(&["schema"], None);
     let schema: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(schema["$defs"].is_object());
+}
+
+/// Regression (issue 14, fault 6): `d4cc lint DIR` and `test DIR` hung on
+/// a FIFO named `*.yaml` / `*.d4ct`, and `inspect` / `verify` read
+/// `/dev/zero` to 8–11 GB. Each is refused at once, naming what it is.
+#[test]
+fn a_fifo_or_dev_zero_given_as_input_is_refused_not_read() {
+    let dir = scratch("fifo-inputs");
+    write(&dir, "p.yaml", CLEAN);
+    let fifo = dir.join("q.yaml");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = d4cc(&["lint", &dir.to_string_lossy()], None);
+    assert_eq!(status(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("q.yaml`: not a regular file (a FIFO)"), "{}", stderr(&out));
+    let scenario = dir.join("s.d4ct");
+    assert!(Command::new("mkfifo").arg(&scenario).status().unwrap().success());
+    let out = d4cc(&["test", &scenario.to_string_lossy()], None);
+    assert!(stderr(&out).contains("not a regular file (a FIFO)"), "{}", stderr(&out));
+    assert_ne!(status(&out), 0);
+    for args in [["inspect", "/dev/zero"].as_slice(), &["diff", "/dev/zero", "/dev/zero"]] {
+        let out = d4cc(args, None);
+        assert_eq!(status(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("not a regular file (a character device)"), "{}", stderr(&out));
+    }
 }

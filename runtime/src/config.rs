@@ -132,7 +132,8 @@ pub fn read(
 ) -> Result<Config, String> {
     let mut table = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            // A regular file of at most 1 MiB (`--config /dev/zero` hung).
+            let text = d4c_artifact::input::read_regular_text(path, 1 << 20)
                 .map_err(|e| format!("cannot read the configuration `{}`: {e}", path.display()))?;
             text.parse::<toml::Table>().map_err(|e| format!("configuration `{}`: {e}", path.display()))?
         }
@@ -184,6 +185,14 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// Regression (issue 14, fault 6): `--config /dev/zero` hung.
+    #[test]
+    fn a_configuration_that_is_not_a_regular_file_is_refused() -> Result<(), String> {
+        let error = read(Some(Path::new("/dev/zero")), env(&[]), &[]).map(|_| ()).err().ok_or("it was read")?;
+        assert!(error.contains("`/dev/zero`: not a regular file (a character device)"), "{error}");
+        Ok(())
     }
 
     #[test]

@@ -113,13 +113,19 @@ pub fn default_bundle_patterns() -> Vec<String> {
     ]
 }
 
+/// The largest bundle `config.json` read: runc's are some kilobytes, with
+/// every annotation a kubelet and containerd write.
+pub const MAX_BUNDLE_BYTES: u64 = 4 << 20;
+
 /// Reads the first bundle of `id` found under `patterns`. `Ok(None)` when no
 /// bundle exists (yet); an error names the file that exists but is not a
 /// JSON document.
 pub fn read_bundle(patterns: &[String], id: &str) -> Result<Option<Value>, String> {
     for pattern in patterns {
         let path = PathBuf::from(pattern.replace("{id}", id));
-        match std::fs::read(&path) {
+        // A regular file of bounded size: a bundle linked to /dev/zero or a
+        // FIFO would grow or block the daemon.
+        match d4c_artifact::input::read_regular(&path, MAX_BUNDLE_BYTES) {
             Ok(bytes) => {
                 return serde_json::from_slice(&bytes)
                     .map(Some)
@@ -233,6 +239,27 @@ impl Registry {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Regression (issue 14, fault 6): a bundle `config.json` linked to
+    /// `/dev/zero` grew the daemon by 2 GB/s, and a FIFO blocked its main
+    /// loop. Each is an error naming the file, read no further.
+    #[test]
+    fn a_bundle_linked_to_dev_zero_or_a_fifo_is_refused_not_read() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let zero = dir.path().join("zero");
+        std::fs::create_dir_all(&zero).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink("/dev/zero", zero.join("config.json")).map_err(|e| e.to_string())?;
+        let fifo = dir.path().join("fifo");
+        std::fs::create_dir_all(&fifo).map_err(|e| e.to_string())?;
+        let made = std::process::Command::new("mkfifo").arg(fifo.join("config.json")).status();
+        assert!(made.map_err(|e| e.to_string())?.success());
+        for (id, what) in [("zero", "a character device"), ("fifo", "a FIFO")] {
+            let pattern = format!("{}/{{id}}/config.json", dir.path().display());
+            let error = read_bundle(&[pattern], id).map(|_| ()).err().ok_or("the bundle was read")?;
+            assert!(error.contains(&format!("{id}/config.json`: not a regular file ({what})")), "{error}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn containerd_and_crio_annotations_fill_the_same_fields() {

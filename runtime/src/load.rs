@@ -13,7 +13,6 @@
 //! kernel here, so a bad artifact is refused before anything changes.
 
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use d4c_artifact::eval::Tables;
@@ -112,8 +111,11 @@ pub fn trusted_key(path: &Path) -> Result<VerifyingKey, LoadError> {
 /// by that key: unsigned or foreign-signed artifacts are refused.
 pub fn load(path: &Path, key: Option<&VerifyingKey>) -> Result<(Policy, Tables), LoadError> {
     let fail = |kind| LoadError { path: path.to_path_buf(), kind };
-    let file = File::open(path).map_err(|e| fail(LoadErrorKind::Io(e)))?;
-    let bytes = read_aligned(file).map_err(|e| fail(LoadErrorKind::Io(e)))?;
+    // A regular file of bounded size: a FIFO would block the main loop,
+    // /dev/zero would never end.
+    let bytes = d4c_artifact::input::read_regular(path, d4c_artifact::MAX_ARTIFACT_BYTES)
+        .map(|bytes| d4c_artifact::aligned_copy(&bytes))
+        .map_err(|e| fail(LoadErrorKind::Io(e)))?;
     let artifact = Artifact::parse(bytes.as_slice()).map_err(|e| fail(LoadErrorKind::Artifact(e)))?;
     if let Some(key) = key {
         artifact.verify_signature(key).map_err(|e| fail(LoadErrorKind::Artifact(e)))?;
@@ -159,9 +161,22 @@ pub fn load_configured(config: &crate::config::Config) -> Result<(Policy, Tables
     Ok((policy, tables, stamp))
 }
 
-/// The artifact's bytes, aligned for the zero-copy table records.
-fn read_aligned(mut file: File) -> std::io::Result<d4c_artifact::AlignedBytes> {
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut bytes)?;
-    Ok(d4c_artifact::aligned_copy(&bytes))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 14, fault 6): a FIFO artifact blocked the main
+    /// loop (no drain, `/healthz` 503), for good if it was then removed.
+    #[test]
+    fn an_artifact_that_is_a_fifo_is_refused_without_blocking() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let fifo = dir.path().join("policy.d4c");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().map_err(|e| e.to_string())?;
+        assert!(made.success());
+        let error = load(&fifo, None).map(|_| ()).err().ok_or("the FIFO was read")?.to_string();
+        assert!(error.contains("not a regular file (a FIFO)"), "{error}");
+        let error = load(Path::new("/dev/zero"), None).map(|_| ()).err().ok_or("/dev/zero was read")?.to_string();
+        assert!(error.contains("not a regular file (a character device)"), "{error}");
+        Ok(())
+    }
 }

@@ -199,8 +199,8 @@ impl DiskQueue {
             Err(errno) => return Err(DeliveryError::io("lock", &lock_path, errno.into())),
         }
         let classes = [
-            ClassQueue::open(root.join("alerts"), Class::Alert, stats)?,
-            ClassQueue::open(root.join("logs"), Class::Log, stats)?,
+            ClassQueue::open(root.join("alerts"), Class::Alert, stats, options.max_bytes)?,
+            ClassQueue::open(root.join("logs"), Class::Log, stats, options.max_bytes)?,
         ];
         let queue = Self { _lock: lock, classes, options, last_sync: Instant::now() };
         queue.publish(stats);
@@ -357,7 +357,7 @@ impl DiskQueue {
 }
 
 fn read_cursor(path: &Path) -> Option<Position> {
-    let bytes = fs::read(path).ok()?;
+    let bytes = d4c_artifact::input::read_regular(path, CURSOR_LEN as u64).ok()?;
     if bytes.len() != CURSOR_LEN || bytes.get(..8)? != CURSOR_MAGIC {
         return None;
     }
@@ -376,7 +376,9 @@ fn sync_dir(dir: &Path) -> Result<(), DeliveryError> {
 }
 
 impl ClassQueue {
-    fn open(dir: PathBuf, class: Class, stats: &DeliveryStats) -> Result<Self, DeliveryError> {
+    /// Opens the queue of `class` in `dir`; no segment over `max_bytes`
+    /// (the whole queue's bound) is read.
+    fn open(dir: PathBuf, class: Class, stats: &DeliveryStats, max_bytes: u64) -> Result<Self, DeliveryError> {
         fs::create_dir_all(&dir).map_err(io_err("create the queue directory", &dir))?;
         let mut ids = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err("list the queue directory", &dir))? {
@@ -422,7 +424,10 @@ impl ClassQueue {
                 remove(&path)?;
                 continue;
             }
-            let bytes = fs::read(&path).map_err(io_err("read the queue segment", &path))?;
+            // A regular file within the queue's bound: a segment linked to
+            // /dev/zero or a sparse one is refused, not read to its end.
+            let bytes =
+                d4c_artifact::input::read_regular(&path, max_bytes).map_err(io_err("read the queue segment", &path))?;
             if bytes.get(..8) != Some(&SEGMENT_MAGIC[..]) {
                 // A segment whose header never reached the disk held nothing;
                 // anything else is damage.
