@@ -80,11 +80,29 @@ pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
 /// CAP_SYS_ADMIN, CAP_PERFMON or not, and the DaemonSet does not grant it.
 /// Such a tracepoint is loaded (verified) but not attached; any other
 /// failure to attach is an error.
-pub const OPTIONAL_TRACEPOINTS: &[(&str, &str)] = &[(
-    "sys_exit_setsid",
-    "perf_event_open refused: kernel.perf_event_paranoid is above 2 and the daemon lacks CAP_SYS_ADMIN; \
-     a new session is seen in the session id of the process's next record",
-)];
+///
+/// Every classic tracepoint is here: the DaemonSet never grants
+/// CAP_SYS_ADMIN, so one that is not would keep the pod from starting on
+/// Debian (as `sys_exit_execve` did, found by the `daemonset` VM check).
+pub const OPTIONAL_TRACEPOINTS: &[(&str, &str)] = &[
+    (
+        "sys_exit_setsid",
+        "perf_event_open refused: kernel.perf_event_paranoid is above 2 and the daemon lacks CAP_SYS_ADMIN; \
+         a new session is seen in the session id of the process's next record",
+    ),
+    (
+        "sys_exit_execve",
+        "perf_event_open refused: kernel.perf_event_paranoid is above 2 and the daemon lacks CAP_SYS_ADMIN; \
+         an allowed execve that fails afterwards is documented when its process exits or its wait ends, \
+         without its errno",
+    ),
+    (
+        "sys_exit_execveat",
+        "perf_event_open refused: kernel.perf_event_paranoid is above 2 and the daemon lacks CAP_SYS_ADMIN; \
+         an allowed execveat that fails afterwards is documented when its process exits or its wait ends, \
+         without its errno",
+    ),
+];
 
 /// Which cgroup hierarchy identifies containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -621,6 +639,22 @@ mod tests {
     use super::*;
     use crate::abi::{CONSTANTS, HOOK_POINTS, HOOK_SCHED_PROCESS_EXIT, HOOK_SYS_EXIT_EXECVEAT};
     use zerocopy::FromZeros;
+
+    /// Regression (the `daemonset` VM check: the pod exited with
+    /// "cannot attach `d4c_execve_exit`: perf_event_open_trace_point
+    /// failed: Permission denied"): every classic tracepoint may be left
+    /// out, since the DaemonSet's pod has no CAP_SYS_ADMIN, and every
+    /// optional one is a classic tracepoint.
+    #[test]
+    fn every_classic_tracepoint_is_optional_for_a_pod_without_cap_sys_admin() {
+        for (name, _, point) in TRACEPOINTS {
+            assert!(OPTIONAL_TRACEPOINTS.iter().any(|(p, _)| p == point), "`{name}` ({point}) is not optional");
+        }
+        for (point, why) in OPTIONAL_TRACEPOINTS {
+            assert!(TRACEPOINTS.iter().any(|(_, _, p)| p == point), "{point} is not a classic tracepoint");
+            assert!(!why.is_empty());
+        }
+    }
 
     fn record(hook: u32) -> Record {
         let mut head = EventRecord::new_zeroed();
