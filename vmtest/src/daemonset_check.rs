@@ -206,10 +206,33 @@ fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     Ok((status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
 }
 
+/// A sample's value from `/metrics`, or why there is none.
+fn read_metric(port: u16, prefix: &str) -> Result<f64, String> {
+    let (status, body) = http_get(port, "/metrics")?;
+    let line = body.lines().find(|l| l.starts_with(prefix)).ok_or_else(|| format!("HTTP {status}, no `{prefix}`"))?;
+    line.rsplit(' ').next().and_then(|v| v.parse().ok()).ok_or_else(|| format!("`{line}` has no number"))
+}
+
 /// A sample's value from `/metrics`.
 fn metric(port: u16, prefix: &str) -> Option<f64> {
-    let (_, body) = http_get(port, "/metrics").ok()?;
-    body.lines().find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
+    read_metric(port, prefix).ok()
+}
+
+/// Waits up to `timeout` for the sample `prefix` to read `want`: one GET
+/// of a daemon on a loaded TCG guest may time out (seen once on 6.12, the
+/// first time `/metrics` was read) without anything being wrong.
+fn wait_metric(port: u16, prefix: &str, want: f64, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let read = read_metric(port, prefix);
+        if read.as_ref().is_ok_and(|v| *v == want) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("/metrics: {prefix}is {read:?} after {timeout:?}, not {want}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The ConfigMaps' files: (ConfigMap, key) to content.
@@ -581,9 +604,7 @@ pub fn run() -> Result<String, String> {
         .flat_map(|marker| probes.split(marker).skip(1))
         .filter_map(|rest| rest.split_whitespace().next())
         .collect();
-    if metric(port, "d4c_enforcing ") != Some(1.0) {
-        return Err(format!("/metrics: d4c_enforcing is {:?}, not 1", metric(port, "d4c_enforcing ")));
-    }
+    wait_metric(port, "d4c_enforcing ", 1.0, Duration::from_secs(30))?;
     let (_, _, pid) = daemon.status()?;
     check_process(pid)?;
 
