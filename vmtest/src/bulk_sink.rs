@@ -175,6 +175,18 @@ impl BulkSink {
 mod tests {
     use super::*;
 
+    /// Waits until the sink has ended a connection.
+    fn wait_ended(sink: &BulkSink) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.connections_ended.load(Ordering::SeqCst) == 0 {
+            if Instant::now() > deadline {
+                return Err("the connection never ended".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// Regression (`runtime` check on 6.1: "the endpoint could not read
     /// requests: Connection reset by peer"): a client killed with a
     /// response unread resets its connection; that ends the connection and
@@ -191,13 +203,7 @@ mod tests {
         sink.wait_for(Duration::from_secs(10), |d| d.len() == 1).map_err(|d| format!("got {d:?}"))?;
         std::thread::sleep(Duration::from_millis(200));
         drop(client);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while sink.connections_ended.load(Ordering::SeqCst) == 0 {
-            if Instant::now() > deadline {
-                return Err("the connection never ended".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_ended(&sink)?;
         let bad = sink.bad_requests.lock().map(|b| b.clone()).unwrap_or_default();
         assert!(bad.is_empty(), "{bad:?}");
         Ok(())
@@ -213,13 +219,7 @@ mod tests {
             .write_all(b"POST /_bulk HTTP/1.1\r\ncontent-length: 100\r\n\r\n{\"create\"")
             .map_err(|e| e.to_string())?;
         drop(client);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while sink.connections_ended.load(Ordering::SeqCst) == 0 {
-            if Instant::now() > deadline {
-                return Err("the connection never ended".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_ended(&sink)?;
         let bad = sink.bad_requests.lock().map(|b| b.clone()).unwrap_or_default();
         assert_eq!(bad.len(), 1, "{bad:?}");
         Ok(())
