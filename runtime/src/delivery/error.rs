@@ -93,6 +93,11 @@ impl DeliveryError {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io { action, path: path.into(), source }
     }
+
+    /// Whether this is a write that found the disk (or the quota) full.
+    pub(crate) fn is_disk_full(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if crate::delivery::space::is_full(source))
+    }
 }
 
 impl fmt::Display for DeliveryError {

@@ -34,6 +34,7 @@ pub mod ndjson;
 mod pipeline;
 pub mod queue;
 pub mod record;
+mod space;
 pub mod stats;
 
 use std::fmt;

@@ -4,7 +4,10 @@
 //!
 //! Invariants: a unit (one document's line, or its action and body pair)
 //! is never split across rotated files; a failed write is cut back to the
-//! last whole unit, so a retry never leaves half a line.
+//! last whole unit, so a retry never leaves half a line. A failed batch of
+//! the sink is cut back to where it began in the current file, and the
+//! sink says how many of its documents (those rotated out before the
+//! failure) are written, so a retry of the rest writes each document once.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
@@ -14,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::delivery::bulk;
 use crate::delivery::config::{NdjsonConfig, NdjsonFormat};
 use crate::delivery::error::DeliveryError;
+use crate::delivery::space::Space;
 use crate::document::Document;
 
 /// Written to the file once this much is buffered.
@@ -27,8 +31,13 @@ pub struct RotatingFile {
     max_bytes: u64,
     keep: u32,
     file: File,
+    /// Bytes of `file` written through this handle or found at open.
     size: u64,
+    /// The length of `file` when the caller's batch began ([`Self::begin`]);
+    /// 0 once the batch rotated it.
+    mark: u64,
     buffer: Vec<u8>,
+    space: Space,
 }
 
 fn open_append(path: &Path) -> Result<File, DeliveryError> {
@@ -56,13 +65,32 @@ impl RotatingFile {
         }
         let file = open_append(path)?;
         let size = file.metadata().map_err(|e| DeliveryError::io("read the size of", path, e))?.len();
-        Ok(Self { path: path.to_owned(), max_bytes, keep, file, size, buffer: Vec::new() })
+        Ok(Self {
+            path: path.to_owned(),
+            max_bytes,
+            keep,
+            file,
+            size,
+            mark: size,
+            buffer: Vec::new(),
+            space: Space::default(),
+        })
+    }
+
+    /// Starts a batch that [`Self::rollback`] can undo: drops what is
+    /// buffered and marks the file's length.
+    pub fn begin(&mut self) {
+        self.buffer.clear();
+        self.mark = self.size;
     }
 
     /// Appends one unit, rotating first if it would pass `max_bytes`.
-    pub fn append(&mut self, unit: &[u8]) -> Result<(), DeliveryError> {
+    /// Returns whether it rotated: every unit appended before this one is
+    /// then written whole to the rotated file.
+    pub fn append(&mut self, unit: &[u8]) -> Result<bool, DeliveryError> {
         let total = self.size + self.buffer.len() as u64;
-        if total > 0 && total + unit.len() as u64 > self.max_bytes {
+        let rotate = total > 0 && total + unit.len() as u64 > self.max_bytes;
+        if rotate {
             self.flush()?;
             self.rotate()?;
         }
@@ -70,7 +98,7 @@ impl RotatingFile {
         if self.buffer.len() >= WRITE_CHUNK {
             self.flush()?;
         }
-        Ok(())
+        Ok(rotate)
     }
 
     /// Writes what is buffered. On failure the file is cut back to its last
@@ -79,7 +107,7 @@ impl RotatingFile {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        if let Err(error) = self.file.write_all(&self.buffer) {
+        if let Err(error) = self.space.append_all(&self.file, &self.buffer) {
             let _ = self.file.set_len(self.size);
             return Err(DeliveryError::io("write", &self.path, error));
         }
@@ -91,6 +119,30 @@ impl RotatingFile {
     /// Drops what is buffered (after a failed flush the caller gives up on).
     pub fn discard(&mut self) {
         self.buffer.clear();
+    }
+
+    /// Undoes the batch since [`Self::begin`] in the current file: drops
+    /// what is buffered and cuts the file back to the mark.
+    ///
+    /// Why cut back rather than resume: the file is opened in append mode,
+    /// where every write lands at the file's end whatever its offset
+    /// (`pwrite` included, on Linux). A write that failed part-way leaves
+    /// a partial unit that no later write can overwrite, and chunks of the
+    /// batch flushed before the failure stay too; the caller retries the
+    /// whole rest of the batch, so both must go. After `set_len`, the next
+    /// append lands exactly at the cut. (Units rotated into `path.1` are
+    /// another file, perhaps already read; the caller counts them written.)
+    pub fn rollback(&mut self) -> Result<(), DeliveryError> {
+        self.buffer.clear();
+        self.file.set_len(self.mark).map_err(|e| DeliveryError::io("cut back", &self.path, e))?;
+        self.size = self.mark;
+        Ok(())
+    }
+
+    /// Makes writes find room in `space` (tests fill the disk).
+    #[cfg(test)]
+    fn set_space(&mut self, space: Space) {
+        self.space = space;
     }
 
     /// Forces the written data to disk.
@@ -114,6 +166,7 @@ impl RotatingFile {
         shift().map_err(|e| DeliveryError::io("rotate", &self.path, e))?;
         self.file = open_append(&self.path)?;
         self.size = 0;
+        self.mark = 0;
         Ok(())
     }
 }
@@ -143,19 +196,31 @@ impl NdjsonSink {
         Ok(Self { output, format: config.format, unit: Vec::new() })
     }
 
-    /// Writes and flushes every document; on error, what was not written
-    /// whole is dropped from the buffer and the caller retries them all.
-    pub fn write(&mut self, documents: &[Document]) -> Result<(), DeliveryError> {
-        let result = self.write_all(documents);
-        if result.is_err() {
-            if let Output::File(file) = &mut self.output {
-                file.discard();
+    /// Writes and flushes every document, in order. On failure, the first
+    /// [`PartialWrite::written`] documents are in the output once, whole,
+    /// and the others not at all: the caller retries only those.
+    pub fn write(&mut self, documents: &[Document]) -> Result<(), PartialWrite> {
+        let Output::File(file) = &mut self.output else {
+            // Standard output cannot be cut back: a retry may repeat lines.
+            return self.write_all(documents, &mut 0).map_err(|error| PartialWrite { written: 0, error });
+        };
+        file.begin();
+        let mut written = 0;
+        let result = self.write_all(documents, &mut written);
+        let Err(error) = result else { return Ok(()) };
+        if let Output::File(file) = &mut self.output {
+            if let Err(cut) = file.rollback() {
+                // The rest of the batch may be in the file in part: the
+                // retry may repeat some of it (never lose it).
+                tracing::warn!(error = %cut, "NDJSON output: cannot undo a failed batch; its retry may repeat lines");
             }
         }
-        result
+        Err(PartialWrite { written, error })
     }
 
-    fn write_all(&mut self, documents: &[Document]) -> Result<(), DeliveryError> {
+    /// Writes `documents`; `written` is raised to the number of them known
+    /// to be written whole before a failure (those rotated out).
+    fn write_all(&mut self, documents: &[Document], written: &mut usize) -> Result<(), DeliveryError> {
         match &mut self.output {
             Output::Stdout => {
                 let mut out = Vec::new();
@@ -169,13 +234,23 @@ impl NdjsonSink {
                     .map_err(|e| DeliveryError::io("write", "<stdout>", e))
             }
             Output::File(file) => {
-                for document in documents {
+                for (n, document) in documents.iter().enumerate() {
                     self.unit.clear();
                     encode_unit(self.format, document, &mut self.unit);
-                    file.append(&self.unit)?;
+                    if file.append(&self.unit)? {
+                        *written = n;
+                    }
                 }
                 file.flush()
             }
+        }
+    }
+
+    /// Makes the file's writes find room in `space` (tests fill the disk).
+    #[cfg(test)]
+    pub(crate) fn set_space(&mut self, space: Space) {
+        if let Output::File(file) = &mut self.output {
+            file.set_space(space);
         }
     }
 
@@ -186,6 +261,15 @@ impl NdjsonSink {
             Output::File(file) => file.sync(),
         }
     }
+}
+
+/// A failed [`NdjsonSink::write`].
+#[derive(Debug)]
+pub struct PartialWrite {
+    /// How many documents, from the first, are written (once, whole).
+    pub written: usize,
+    /// Why the rest are not.
+    pub error: DeliveryError,
 }
 
 fn encode_unit(format: NdjsonFormat, document: &Document, out: &mut Vec<u8>) {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::delivery::config::FsyncPolicy;
 use crate::delivery::elasticsearch::{backoff, ElasticsearchSink};
 use crate::delivery::error::DeliveryError;
-use crate::delivery::ndjson::NdjsonSink;
+use crate::delivery::ndjson::{NdjsonSink, PartialWrite};
 use crate::delivery::queue::{Batch, BatchLimits, DiskQueue};
 use crate::delivery::stats::{DeliveryStats, DropReason};
 use crate::document::{Class, Document};
@@ -155,12 +155,13 @@ impl Sink {
                     documents = written;
                     match result {
                         Ok(()) => {
-                            for class in Class::ALL {
-                                stats.delivered(class, documents.iter().filter(|d| d.class == class).count() as u64);
-                            }
+                            delivered(stats, &documents);
                             return;
                         }
-                        Err(error) => {
+                        Err(PartialWrite { written, error }) => {
+                            // Those written stay written: only the rest is retried.
+                            let done: Vec<Document> = documents.drain(..written.min(documents.len())).collect();
+                            delivered(stats, &done);
                             failures += 1;
                             tracing::warn!(%error, "NDJSON output failed; retrying");
                             stats.set_last_error(error.to_string());
@@ -189,6 +190,13 @@ impl Sink {
             }
             *slot = Some(sink);
         }
+    }
+}
+
+/// Counts `documents` delivered.
+fn delivered(stats: &DeliveryStats, documents: &[Document]) {
+    for class in Class::ALL {
+        stats.delivered(class, documents.iter().filter(|d| d.class == class).count() as u64);
     }
 }
 
@@ -275,4 +283,83 @@ pub(crate) async fn run_sink(
         }
     }
     sink.finish().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::delivery::config::{NdjsonConfig, NdjsonFormat};
+    use crate::delivery::space::Space;
+
+    /// About 1 KiB per line: `{"n":N,"pad":"xx..."}`.
+    fn line(n: usize) -> Document {
+        let body = format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat(1000)).into_bytes();
+        Document { stream: "logs-x".to_owned(), id: n.to_string(), class: Class::Alert, body }
+    }
+
+    /// The `n` of every line of the NDJSON files in `dir`, sorted.
+    fn lines_in(dir: &Path) -> Vec<usize> {
+        let mut numbers: Vec<usize> = std::fs::read_dir(dir)
+            .unwrap()
+            .flat_map(|entry| {
+                std::fs::read_to_string(entry.unwrap().path()).unwrap().lines().map(str::to_owned).collect::<Vec<_>>()
+            })
+            .map(|text| serde_json::from_str::<serde_json::Value>(&text).unwrap()["n"].as_u64().unwrap() as usize)
+            .collect();
+        numbers.sort_unstable();
+        numbers
+    }
+
+    /// Delivers a 3 MiB batch (several 1 MiB write chunks) to an NDJSON
+    /// file rotated at `max_bytes` on a disk of `capacity` bytes, which
+    /// grows once the first write failed; returns the lines written.
+    async fn deliver_on_a_filling_disk(max_bytes: u64, capacity: u64) -> (Vec<usize>, Arc<DeliveryStats>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path: PathBuf = dir.path().join("out.ndjson");
+        let config = NdjsonConfig { path: Some(path), max_bytes, keep: 2, format: NdjsonFormat::Documents };
+        let mut sink = NdjsonSink::open(&config).unwrap();
+        let capacity = Arc::new(AtomicU64::new(capacity));
+        let (room, files) = (Arc::clone(&capacity), dir.path().to_owned());
+        sink.set_space(Space::bounded(move || {
+            let used: u64 = std::fs::read_dir(&files).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+            room.load(Ordering::SeqCst).saturating_sub(used)
+        }));
+        let stats = Arc::new(DeliveryStats::default());
+        let watched = Arc::clone(&stats);
+        // Space is freed once the sink has failed (and will retry).
+        let freer = tokio::spawn(async move {
+            while watched.snapshot().retried == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            capacity.store(u64::MAX, Ordering::SeqCst);
+        });
+        let documents: Vec<Document> = (0..3000).map(line).collect();
+        let mut sink = Sink::Ndjson(Some(sink));
+        tokio::time::timeout(Duration::from_secs(30), sink.deliver(documents, &stats)).await.unwrap();
+        freer.await.unwrap();
+        (lines_in(dir.path()), stats)
+    }
+
+    #[tokio::test]
+    async fn ndjson_disk_full_mid_batch_writes_each_document_once() {
+        // The disk fills in the second 1 MiB chunk of the batch.
+        let (lines, stats) = deliver_on_a_filling_disk(1 << 30, 1_500_000).await;
+        assert_eq!(lines, (0..3000).collect::<Vec<_>>());
+        let snapshot = stats.snapshot();
+        assert!(snapshot.retried > 0);
+        assert_eq!(snapshot.delivered.alert, 3000);
+    }
+
+    #[tokio::test]
+    async fn ndjson_disk_full_after_a_rotation_writes_each_document_once() {
+        // The batch rotates the file at 2 MiB, then the disk fills.
+        let (lines, stats) = deliver_on_a_filling_disk(2 << 20, 2_600_000).await;
+        assert_eq!(lines, (0..3000).collect::<Vec<_>>());
+        let snapshot = stats.snapshot();
+        assert!(snapshot.retried > 0);
+        assert_eq!(snapshot.delivered.alert, 3000);
+    }
 }
