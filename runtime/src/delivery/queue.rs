@@ -550,12 +550,6 @@ impl ClassQueue {
         };
         let last = ids.last().copied();
         for id in ids {
-            let path = segment_path(&queue.dir, id);
-            if id < ack.segment {
-                // Acknowledged before a crash that kept the cursor but not the deletion.
-                remove(&path)?;
-                continue;
-            }
             queue.open_segment(id, Some(id) == last, max_bytes, stats)?;
         }
         Ok(queue)
@@ -563,7 +557,8 @@ impl ClassQueue {
 
     /// Checks the segment `id` and adds it to the queue: its records after
     /// the cursor are counted by reading it a chunk or a record at a time,
-    /// never whole.
+    /// never whole. One the cursor passed is deleted; one over `max_bytes`
+    /// is left alone.
     fn open_segment(
         &mut self,
         id: u64,
@@ -580,6 +575,10 @@ impl ClassQueue {
             // time, and nothing the queue wrote is this large.
             tracing::warn!(path = %path.display(), bytes = len, max_bytes, "queue segment larger than the queue's `max_bytes`: not written by this queue; left alone, not read");
             return Ok(());
+        }
+        if id < self.ack.segment {
+            // Acknowledged before a crash that kept the cursor but not the deletion.
+            return remove(&path);
         }
         let mut reader = SegmentReader { file: &file, path: &path, len, start: 0, buf: Vec::new() };
         let head = reader.window(0, SEGMENT_HEADER)?;
@@ -1029,6 +1028,13 @@ mod tests {
         Document { stream: "logs-x".to_owned(), id, class, body: vec![b'x'; 100] }
     }
 
+    /// A scratch directory and the queue root in it.
+    fn scratch() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("queue");
+        (dir, root)
+    }
+
     fn options(max_bytes: u64, segment_bytes: u64) -> QueueOptions {
         QueueOptions { max_bytes, segment_bytes, fsync: FsyncPolicy::Never }
     }
@@ -1070,8 +1076,7 @@ mod tests {
 
     #[test]
     fn enospc_sheds_logs_for_alerts() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("queue");
+        let (_dir, root) = scratch();
         let stats = DeliveryStats::default();
         // The budget is far away: only the disk (32 KiB) fills.
         let mut queue = DiskQueue::open(&root, options(1 << 30, 4 << 10), &stats).unwrap();
@@ -1081,8 +1086,9 @@ mod tests {
         for n in 0..400 {
             let _ = queue.append(vec![document(n, Class::Log)], &stats);
         }
+        assert!(stats.snapshot().queue_records.log < 400, "the disk never filled: {:#?}", stats.snapshot());
         let shed_for_logs = stats.snapshot().dropped(DropReason::QueueFull).log;
-        assert!(shed_for_logs > 0, "the disk never filled: {:#?}", stats.snapshot());
+        assert!(shed_for_logs > 0, "logs were not shed for logs: {:#?}", stats.snapshot());
 
         queue.append((0..50).map(|n| document(n, Class::Alert)).collect(), &stats).unwrap();
         let snapshot = stats.snapshot();
@@ -1099,8 +1105,7 @@ mod tests {
 
     #[test]
     fn stray_segment_named_file_is_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("queue");
+        let (_dir, root) = scratch();
         let alerts = root.join("alerts");
         fs::create_dir_all(alerts.join("00000000000000000007.seg")).unwrap();
         fs::write(alerts.join("5.seg"), segment_of_alerts(2)).unwrap();
@@ -1117,8 +1122,7 @@ mod tests {
 
     #[test]
     fn sparse_segment_is_not_read_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("queue");
+        let (_dir, root) = scratch();
         let stats = DeliveryStats::default();
         let mut queue = DiskQueue::open(&root, options(1 << 20, 64 << 10), &stats).unwrap();
         queue.append((0..3).map(|n| document(n, Class::Alert)).collect(), &stats).unwrap();
@@ -1138,8 +1142,7 @@ mod tests {
 
     #[test]
     fn segment_within_the_bound_is_read_a_record_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("queue");
+        let (_dir, root) = scratch();
         let alerts = root.join("alerts");
         fs::create_dir_all(&alerts).unwrap();
         // Two alerts, a 600 KiB run of damage (many chunks), two alerts.
@@ -1159,8 +1162,7 @@ mod tests {
     #[test]
     fn segment_id_u64_max_does_not_wrap() {
         for id in [u64::MAX, u64::MAX - 1] {
-            let dir = tempfile::tempdir().unwrap();
-            let root = dir.path().join("queue");
+            let (_dir, root) = scratch();
             let alerts = root.join("alerts");
             fs::create_dir_all(&alerts).unwrap();
             fs::write(alerts.join(segment_name(id)), segment_of_alerts(50)).unwrap();
@@ -1175,8 +1177,7 @@ mod tests {
 
     #[test]
     fn renumbering_keeps_the_cursor() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("queue");
+        let (_dir, root) = scratch();
         let alerts = root.join("alerts");
         fs::create_dir_all(&alerts).unwrap();
         let one = segment_of_alerts(1).len() as u64;
