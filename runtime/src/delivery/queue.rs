@@ -1151,7 +1151,14 @@ mod tests {
         for n in 2..4 {
             record::encode(&document(n, Class::Alert), &mut bytes);
         }
-        fs::write(alerts.join(segment_name(0)), &bytes).unwrap();
+        let path = alerts.join(segment_name(0));
+        fs::write(&path, &bytes).unwrap();
+        // Counted through one chunk's memory, not the file's.
+        let file = File::open(&path).unwrap();
+        let mut reader = SegmentReader { file: &file, path: &path, len: bytes.len() as u64, start: 0, buf: Vec::new() };
+        assert_eq!(reader.count_records(SEGMENT_HEADER).unwrap(), (4, bytes.len() as u64));
+        assert!(reader.buf.capacity() as u64 <= READ_CHUNK, "{} bytes held", reader.buf.capacity());
+
         let stats = DeliveryStats::default();
         let mut queue = DiskQueue::open(&root, options(1 << 20, 64 << 10), &stats).unwrap();
         assert_eq!(queue.unacked_records(), 4);
