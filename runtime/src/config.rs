@@ -313,6 +313,8 @@ mod tests {
         let config = read(Some(&path), env(&[("NODE_NAME", "n1"), ("D4C_LOG", "debug"), ("D4C_CONFIG", "/x")]), &[])?;
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/d4c"));
         assert_eq!(config.node_name.as_deref(), Some("n1"));
+        // What is deployed passes the check the daemon starts with.
+        validate(&config)?;
         Ok(())
     }
 
