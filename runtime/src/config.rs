@@ -10,7 +10,13 @@
 //! `NODE_NAME` (the downward API's usual name) sets `node_name`.
 //!
 //! Unknown keys are errors that name the key: a misspelt setting never
-//! silently falls back to a default.
+//! silently falls back to a default. A text setting given a number or a
+//! boolean by the environment (`NODE_NAME=123`) takes its text.
+//!
+//! [`validate`] is the one check of a configuration's values, run by
+//! `--check` and by the daemon's start alike: what one accepts, the other
+//! does (issue 14: `--check` said "ok" to zero intervals the daemon then
+//! panicked on). It returns every problem, each naming its key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,14 +50,19 @@ pub struct Config {
     /// Treatment of containers whose metadata is not yet known.
     pub pending: PendingMode,
     /// This node's name (`NODE_NAME`).
+    #[serde(deserialize_with = "crate::delivery::config::optional_text")]
     pub node_name: Option<String>,
     /// `orchestrator.cluster.name`.
+    #[serde(deserialize_with = "crate::delivery::config::optional_text")]
     pub cluster_name: Option<String>,
     /// `orchestrator.cluster.id`, when the Kubernetes API is not asked.
+    #[serde(deserialize_with = "crate::delivery::config::optional_text")]
     pub cluster_id: Option<String>,
     /// `data_stream.namespace`.
+    #[serde(deserialize_with = "crate::delivery::config::text")]
     pub namespace: String,
     /// `agent.id`; default: the machine id.
+    #[serde(deserialize_with = "crate::delivery::config::optional_text")]
     pub agent_id: Option<String>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub listen: SocketAddr,
@@ -161,6 +172,67 @@ pub fn read(
     Config::deserialize(toml::Value::Table(table)).map_err(|e| format!("{source}: {e}"))
 }
 
+/// The longest `data_stream.namespace` Elasticsearch allows, in bytes.
+pub const MAX_NAMESPACE_BYTES: usize = 100;
+
+/// Every problem of `config`'s values that would make the daemon refuse to
+/// start, fail or panic, one per line, each naming its key (dotted, as in
+/// the file); `Ok` when there is none. The one check both `--check` and
+/// the daemon's start run. The artifact and trusted key are checked by
+/// reading them ([`crate::load::load_configured`]), not here.
+pub fn validate(config: &Config) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (key, value) in [
+        ("drain_interval", config.drain_interval),
+        ("rescan_interval", config.rescan_interval),
+        ("reload_check_interval", config.reload_check_interval),
+    ] {
+        if value.is_zero() {
+            problems.push(format!("`{key}`: must be longer than 0 (it is how often the main loop turns)"));
+        }
+    }
+    if let Err(reason) = namespace_problem(&config.namespace) {
+        problems.push(format!("`namespace`: `{}` {reason}", config.namespace));
+    }
+    for (key, value) in [("node_name", &config.node_name), ("cluster_name", &config.cluster_name)] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            problems.push(format!("`{key}`: is empty; leave it unset instead"));
+        }
+    }
+    if config.max_rows == 0 {
+        problems.push("`max_rows`: must be at least 1".to_owned());
+    }
+    if config.process_cache == 0 {
+        problems.push("`process_cache`: must be at least 1".to_owned());
+    }
+    if config.bundle_patterns.iter().any(|p| !p.contains("{id}")) {
+        problems.push("`bundle_patterns`: every pattern must contain `{id}` (the container id)".to_owned());
+    }
+    config.delivery.problems("delivery", &mut problems);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!("the configuration has {} problem(s):\n  {}", problems.len(), problems.join("\n  ")))
+}
+
+/// Why `namespace` cannot be a data stream's namespace (Elasticsearch's
+/// index name rules: the namespace is the last part of every index name).
+fn namespace_problem(namespace: &str) -> Result<(), &'static str> {
+    if namespace.is_empty() {
+        return Err("is empty");
+    }
+    if namespace.len() > MAX_NAMESPACE_BYTES {
+        return Err("is longer than 100 bytes");
+    }
+    if namespace.chars().any(char::is_uppercase) {
+        return Err("must be lowercase (index names are)");
+    }
+    if namespace.chars().any(|c| "\\/*?\"<>| ,#:".contains(c)) {
+        return Err("must not contain `\\ / * ? \" < > | , # :` or a space (index names cannot)");
+    }
+    Ok(())
+}
+
 /// Sets `key` (dotted) in `table` to `value` read as TOML, or as a string.
 fn set(table: &mut toml::Table, key: &str, value: &str) -> Result<(), String> {
     let parsed = format!("v = {value}")
@@ -241,6 +313,77 @@ mod tests {
         let config = read(Some(&path), env(&[("NODE_NAME", "n1"), ("D4C_LOG", "debug"), ("D4C_CONFIG", "/x")]), &[])?;
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/d4c"));
         assert_eq!(config.node_name.as_deref(), Some("n1"));
+        // What is deployed passes the check the daemon starts with.
+        validate(&config)?;
+        Ok(())
+    }
+
+    /// Regression (issue 14, fault 8): `--check` said "configuration: ok"
+    /// to configurations the daemon then refused or panicked on, and
+    /// refused good ones with an error naming another key. `--check` now
+    /// runs [`validate`], as the daemon's start does, and lists every
+    /// problem with its key.
+    #[test]
+    fn check_and_daemon_share_one_validation() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let artifact = crate::load::testing::compile(
+            dir.path(),
+            "process:\n  selectors:\n    - name: all\n      operation: [exec]\n  responses:\n    - match: [all]\n      actions: [log]\n",
+        )?;
+        let artifact = artifact.to_string_lossy().into_owned();
+        let check = |pairs: &[(&str, &str)]| {
+            let mut overrides = vec![("artifact".to_owned(), format!("{artifact:?}"))];
+            overrides.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            read(None, Vec::new(), &overrides).and_then(|config| crate::run::check(&config))
+        };
+        assert!(check(&[])?.contains("configuration: ok"));
+        let es = "delivery.sink.elasticsearch";
+        // Each: the settings given, and the keys the error must name.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
+            (&[("drain_interval", "0"), ("rescan_interval", "\"0s\"")], &["`drain_interval`", "`rescan_interval`"]),
+            (&[("reload_check_interval", "0")], &["`reload_check_interval`"]),
+            (&[(&format!("{es}.urls"), "[]")], &["`delivery.sink.elasticsearch.urls`: is empty"]),
+            (
+                &[(&format!("{es}.urls"), "[\"ftp://es:21\"]")],
+                &["`delivery.sink.elasticsearch.urls[0]`: `ftp://es:21`"],
+            ),
+            (&[("delivery.queue.segment_bytes", "1")], &["`delivery.queue.segment_bytes`"]),
+            (&[("delivery.channel_capacity", "0")], &["`delivery.channel_capacity`"]),
+            (
+                &[(&format!("{es}.ca_file"), "\"/nonexistent/ca.pem\"")],
+                &["`delivery.sink.elasticsearch.ca_file`: cannot read"],
+            ),
+            (&[("namespace", "\"Prod EU/*\"")], &["`namespace`: `Prod EU/*` must be lowercase"]),
+        ];
+        for (pairs, keys) in cases {
+            let error = check(pairs).err().ok_or_else(|| format!("{pairs:?} passed --check"))?;
+            for key in *keys {
+                assert!(error.contains(key), "{pairs:?}: {error}");
+            }
+            assert!(error.contains(&format!("{} problem(s)", keys.len())), "{pairs:?}: {error}");
+        }
+        // Text settings given numbers by the environment take their text.
+        let password = "D4C_DELIVERY__SINK__ELASTICSEARCH__AUTH__BASIC__PASSWORD";
+        let config = read(
+            None,
+            env(&[
+                ("NODE_NAME", "123"),
+                ("D4C_DELIVERY__SINK__ELASTICSEARCH__AUTH__BASIC__USERNAME", "u"),
+                (password, "314159"),
+            ]),
+            &[],
+        )?;
+        assert_eq!(config.node_name.as_deref(), Some("123"));
+        let crate::delivery::SinkConfig::Elasticsearch(es) = &config.delivery.sink else {
+            return Err("no sink".into());
+        };
+        assert!(
+            matches!(&es.auth, Some(crate::delivery::config::Auth::Basic { password, .. }) if password == "314159")
+        );
+        // A fractional duration says what a duration is, and where.
+        let error = read(None, Vec::new(), &[("rescan_interval".into(), "1.5".into())]).err().unwrap_or_default();
+        assert!(error.contains("rescan_interval") && error.contains("whole milliseconds"), "{error}");
         Ok(())
     }
 

@@ -85,22 +85,81 @@ enum Field {
 /// the bundle is a pod sandbox (pause) rather than an application
 /// container; sandboxes are registered too (their processes are container
 /// processes) but have no image of interest.
-pub fn apply_annotations(metadata: &mut Metadata, config: &Value) -> bool {
-    let annotations = config.get("annotations").and_then(Value::as_object);
-    let get = |key: &str| annotations.and_then(|a| a.get(key)).and_then(Value::as_str).map(str::to_owned);
-    for (field, keys) in ANNOTATIONS {
-        let Some(value) = keys.iter().find_map(|k| get(k)) else { continue };
-        let slot = match field {
-            Field::Name => &mut metadata.name,
-            Field::Image => &mut metadata.image,
-            Field::PodName => &mut metadata.pod_name,
-            Field::Namespace => &mut metadata.namespace,
-            Field::PodUid => &mut metadata.pod_uid,
-        };
-        *slot = Some(value);
+///
+/// An error, naming what is missing or wrong, when the bundle does not
+/// describe a Kubernetes container: no `annotations` object, a known key
+/// whose value is not a string, no pod name or namespace, or (an
+/// application container) no image. Such a container is left pending, as
+/// one without a bundle is: registered with its id only, the rules scoped
+/// to its namespace or image would miss it (issue 14), while the pending
+/// row fails closed.
+pub fn apply_annotations(metadata: &mut Metadata, config: &Value) -> Result<bool, String> {
+    let annotations = config
+        .get("annotations")
+        .ok_or("it has no `annotations`")?
+        .as_object()
+        .ok_or("its `annotations` is not an object")?;
+    let get = |key: &str| -> Result<Option<String>, String> {
+        match annotations.get(key) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(format!("its annotation `{key}` is not a string")),
+        }
+    };
+    let first = |keys: &[&str]| -> Result<Option<String>, String> {
+        for key in keys {
+            if let Some(value) = get(key)? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    };
+    const KIND: &[&str] = &["io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"];
+    // Every known key's type first: a wrong one is the problem to name,
+    // not a missing field it hides.
+    for key in ANNOTATIONS.iter().flat_map(|(_, keys)| keys.iter()).chain(KIND) {
+        get(key)?;
     }
-    let kind = get("io.kubernetes.cri.container-type").or_else(|| get("io.kubernetes.cri-o.ContainerType"));
-    kind.as_deref() == Some("sandbox")
+    let kind = first(KIND)?;
+    let sandbox = kind.as_deref() == Some("sandbox");
+    // Filled on a copy: an undescribable bundle leaves `metadata` as it was.
+    let mut filled = metadata.clone();
+    for (field, keys) in ANNOTATIONS {
+        let value = first(keys)?;
+        let required = match field {
+            Field::PodName | Field::Namespace => true,
+            Field::Image => !sandbox,
+            Field::Name | Field::PodUid => false,
+        };
+        if value.is_none() && required {
+            return Err(format!("it names no {} (annotation `{}`)", field.what(), keys.join("` or `")));
+        }
+        let slot = match field {
+            Field::Name => &mut filled.name,
+            Field::Image => &mut filled.image,
+            Field::PodName => &mut filled.pod_name,
+            Field::Namespace => &mut filled.namespace,
+            Field::PodUid => &mut filled.pod_uid,
+        };
+        if value.is_some() {
+            *slot = value;
+        }
+    }
+    *metadata = filled;
+    Ok(sandbox)
+}
+
+impl Field {
+    /// What the field is, for messages.
+    fn what(self) -> &'static str {
+        match self {
+            Field::Name => "container name",
+            Field::Image => "image",
+            Field::PodName => "pod name",
+            Field::Namespace => "namespace",
+            Field::PodUid => "pod uid",
+        }
+    }
 }
 
 /// Where runtimes keep bundles: patterns with `{id}` for the container id.
@@ -152,13 +211,35 @@ pub struct Found {
 /// Finds every container cgroup below `roots` (a container's own cgroup,
 /// not its children) in the hierarchy mounted at `mount`. Cgroups that
 /// vanish during the walk are skipped.
-pub fn scan(mount: &Path, roots: &[KubepodsRoot]) -> Vec<Found> {
+///
+/// An error when the tree cannot be read whole: a root or a directory
+/// below one that exists but cannot be listed (EMFILE, EACCES, ENOTDIR,
+/// EIO); a directory removed during the walk is not an error (its
+/// containers are gone). The caller then keeps what it knew: an empty
+/// result here means "no containers", never "could not look" (issue 14:
+/// at the descriptor limit every container was deregistered).
+pub fn scan(mount: &Path, roots: &[KubepodsRoot]) -> Result<Vec<Found>, String> {
     let mut found = Vec::new();
+    let unreadable =
+        |dir: &Path, e: std::io::Error| format!("cannot read the cgroup directory `{}`: {e}", dir.display());
     // kubepods / qos / pod / container: three levels below a root at most.
     let mut stack: Vec<(PathBuf, u32)> = roots.iter().map(|r| (r.path.clone(), 0)).collect();
     while let Some((dir, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // Removed since it was found (a pod or QoS cgroup since its
+            // parent was listed, a root since the roots were found): what
+            // was below it is gone too. Only a directory that exists and
+            // cannot be read is a failure to look.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(unreadable(&dir, e)),
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(unreadable(&dir, e)),
+            };
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
@@ -179,7 +260,7 @@ pub fn scan(mount: &Path, roots: &[KubepodsRoot]) -> Vec<Found> {
         }
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
-    found
+    Ok(found)
 }
 
 /// The runtime's name for the documents (`container.runtime`).
@@ -281,8 +362,8 @@ mod tests {
         }});
         let mut a = Metadata::default();
         let mut b = Metadata::default();
-        assert!(!apply_annotations(&mut a, &containerd));
-        assert!(!apply_annotations(&mut b, &crio));
+        assert_eq!(apply_annotations(&mut a, &containerd), Ok(false));
+        assert_eq!(apply_annotations(&mut b, &crio), Ok(false));
         assert_eq!(a, b);
         assert_eq!(a.namespace.as_deref(), Some("prod"));
         let view = a.selector_view(Some("uid-1"), Some("prod-eu"));
@@ -294,9 +375,44 @@ mod tests {
 
     #[test]
     fn a_sandbox_is_told_apart() {
-        let pause = json!({"annotations": {"io.kubernetes.cri.container-type": "sandbox"}});
-        assert!(apply_annotations(&mut Metadata::default(), &pause));
-        assert!(!apply_annotations(&mut Metadata::default(), &json!({})));
+        let pause = json!({"annotations": {
+            "io.kubernetes.cri.container-type": "sandbox",
+            "io.kubernetes.cri.sandbox-name": "web-7d9f",
+            "io.kubernetes.cri.sandbox-namespace": "prod"
+        }});
+        assert_eq!(apply_annotations(&mut Metadata::default(), &pause), Ok(true));
+    }
+
+    /// Regression (issue 14, fault 3): a bundle `{}`, or one whose
+    /// annotations had the wrong type, registered the container with its id
+    /// only, so the rules scoped to its namespace missed it. Each is now an
+    /// error naming what is wrong (the container stays pending, which fails
+    /// closed), and the metadata is left as it was.
+    #[test]
+    fn undescribable_bundle_is_pending_not_registered() {
+        let cases = [
+            (json!({}), "no `annotations`"),
+            (json!({"annotations": ["io.kubernetes.pod.namespace"]}), "`annotations` is not an object"),
+            (
+                json!({"annotations": {"io.kubernetes.pod.namespace": 7}}),
+                "`io.kubernetes.pod.namespace` is not a string",
+            ),
+            (
+                json!({"annotations": {"io.kubernetes.cri.sandbox-name": "web", "io.kubernetes.cri.image-name": "nginx"}}),
+                "no namespace",
+            ),
+            (
+                json!({"annotations": {"io.kubernetes.cri.sandbox-name": "web", "io.kubernetes.cri.sandbox-namespace": "prod"}}),
+                "no image",
+            ),
+        ];
+        for (bundle, problem) in cases {
+            let mut metadata = Metadata { id: "a".repeat(64), ..Metadata::default() };
+            let before = metadata.clone();
+            let error = apply_annotations(&mut metadata, &bundle).err().unwrap_or_default();
+            assert!(error.contains(problem), "{bundle}: {error}");
+            assert_eq!(metadata, before);
+        }
     }
 
     #[test]
@@ -318,6 +434,36 @@ mod tests {
         Ok(())
     }
 
+    /// Regression (issue 14, fault 2): at the descriptor limit the scan
+    /// could not open the cgroup tree, returned no container, and the
+    /// daemon deregistered them all. A tree that cannot be read is now an
+    /// error (the daemon then keeps its registry: `tests/daemon.rs` checks
+    /// that part on a real cgroup tree), never an empty result.
+    #[test]
+    fn failed_container_scan_keeps_the_registry() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mount = dir.path();
+        let id = "3".repeat(64);
+        std::fs::create_dir_all(
+            mount.join(format!("kubepods/besteffort/pod0d3c8a52-7f0b-4a1b-9f8e-2f4c9a1b2c3d/{id}")),
+        )
+        .map_err(|e| e.to_string())?;
+        let roots = cgroup::find_kubepods_roots(mount, cgroup::DEFAULT_MAX_DEPTH)?;
+        let found = scan(mount, &roots)?;
+        let mut registry = Registry::default();
+        for f in &found {
+            registry.insert(f.cgroup_id, Metadata { id: f.cgroup.container_id.clone(), ..Metadata::default() });
+        }
+        assert_eq!(registry.len(), 1);
+        // The root can no longer be listed (as at EMFILE; here ENOTDIR):
+        // an error naming it, so nothing is taken as gone.
+        std::fs::remove_dir_all(mount.join("kubepods")).map_err(|e| e.to_string())?;
+        std::fs::write(mount.join("kubepods"), b"").map_err(|e| e.to_string())?;
+        let error = scan(mount, &roots).err().ok_or("an unreadable tree scanned as empty")?;
+        assert!(error.contains("cannot read the cgroup directory") && error.contains("kubepods"), "{error}");
+        Ok(())
+    }
+
     #[test]
     fn scan_finds_container_cgroups_of_both_drivers() -> Result<(), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -333,7 +479,7 @@ mod tests {
             std::fs::create_dir_all(mount.join(d)).map_err(|e| e.to_string())?;
         }
         let roots = cgroup::find_kubepods_roots(mount, cgroup::DEFAULT_MAX_DEPTH)?;
-        let found = scan(mount, &roots);
+        let found = scan(mount, &roots)?;
         let ids: Vec<&str> = found.iter().map(|f| f.cgroup.container_id.as_str()).collect();
         assert_eq!(ids, [id2.as_str(), id1.as_str()]);
         assert!(found.iter().all(|f| f.cgroup.depth_below_container == 0));

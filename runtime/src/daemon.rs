@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
+use d4c_artifact::eval::{Tables, Verdict};
 use d4c_artifact::event::{Event as TableEvent, ProcessEvent};
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_kernel_probes::cgroup::{self, KubepodsRoot};
@@ -38,9 +39,16 @@ pub struct Counters {
     pub containers_added: u64,
     /// Containers removed since start.
     pub containers_removed: u64,
-    /// Bundles that could not be read or parsed (the container stays
-    /// pending and is retried).
+    /// Bundles that could not be read or parsed, or that do not describe
+    /// a Kubernetes container (the container stays pending and is
+    /// retried).
     pub bundle_errors: u64,
+    /// Container scans that could not read the cgroup tree (the registry
+    /// was kept as it was).
+    pub scan_failures: u64,
+    /// Containers found whose row could not be made (`max_rows`
+    /// exhausted, a map error): they stay pending.
+    pub registration_failures: u64,
     /// Artifact reloads done, and refused.
     pub reloads: u64,
     /// Reloads refused (the current policy stayed).
@@ -112,6 +120,12 @@ pub struct Daemon {
     /// What the probes replaced by reloads had counted: added to the
     /// probes' own, so that the kernel's counters never go back.
     pub retired: Retired,
+    /// The artifact file's stamp when it was last refused (`Some(None)`:
+    /// it was missing): that version is not read again until the file
+    /// changes (SIGHUP still retries it).
+    pub refused_stamp: Option<Option<load::FileStamp>>,
+    /// The rate limit of the logs of conditions that repeat every scan.
+    pub throttle: crate::logging::Throttle,
 }
 
 /// The kernel counters and program statistics of probes no longer in
@@ -190,6 +204,8 @@ impl Daemon {
             kube_generation: 0,
             kube_since: 0,
             retired: Retired::default(),
+            refused_stamp: None,
+            throttle: crate::logging::Throttle::default(),
             watch: match crate::watch::CgroupWatch::new() {
                 Ok(watch) => Some(watch),
                 Err(error) => {
@@ -229,8 +245,23 @@ impl Daemon {
             // kubelet may start after the daemon: look for the roots again.
             let _ = self.find_roots();
         }
-        let found = containers::scan(&self.cgroupfs, &self.roots);
         let now = crate::facts::boot_ns();
+        let found = match containers::scan(&self.cgroupfs, &self.roots) {
+            Ok(found) => {
+                // The tree reads again: its next failure is news.
+                self.throttle.forget("scan");
+                found
+            }
+            Err(error) => {
+                // Could not look is not "nothing there": deregistering would
+                // drop every container's row and its alerts.
+                self.counters.scan_failures += 1;
+                if let Some(repeated) = self.throttle.admit("scan", now) {
+                    tracing::error!(%error, repeated, "cannot read the cgroup tree; the containers known are kept");
+                }
+                return;
+            }
+        };
         for f in &found {
             if self.registry.get(f.cgroup_id).is_some() {
                 continue;
@@ -243,8 +274,7 @@ impl Daemon {
                 Ok(Some(bundle)) => bundle,
                 Ok(None) => continue,
                 Err(error) => {
-                    self.counters.bundle_errors += 1;
-                    tracing::warn!(cgroup = %f.path.display(), %error, "container bundle unreadable; it stays pending");
+                    self.bundle_error(f, &error, now);
                     continue;
                 }
             };
@@ -254,7 +284,10 @@ impl Daemon {
                 pod_uid: f.cgroup.pod_uid.clone(),
                 ..Metadata::default()
             };
-            containers::apply_annotations(&mut metadata, &bundle);
+            if let Err(problem) = containers::apply_annotations(&mut metadata, &bundle) {
+                self.bundle_error(f, &format!("its bundle does not describe it: {problem}"), now);
+                continue;
+            }
             if let Some(kube) = &self.kube {
                 match metadata.pod_uid.as_deref().and_then(|uid| kube.pod(uid)) {
                     Some(pod) => crate::kube::apply(&mut metadata, &pod),
@@ -283,13 +316,18 @@ impl Daemon {
                         container = %metadata.id, pod = ?metadata.pod_name, namespace = ?metadata.namespace,
                         image = ?metadata.image, row, "container registered"
                     );
+                    self.forget_logged(&metadata.id);
                     self.registry.insert(f.cgroup_id, metadata);
                     // Its processes so far: their executables and
                     // arguments are read now, while they run.
                     self.pipeline.processes.learn_cgroup(&f.path, f.cgroup_id);
                 }
                 Err(error) => {
-                    tracing::error!(container = %metadata.id, %error, "cannot register the container; it stays pending (fail closed)");
+                    self.counters.registration_failures += 1;
+                    if let Some(repeated) = self.throttle.admit(&format!("register {}", metadata.id), now) {
+                        tracing::error!(container = %metadata.id, %error, repeated,
+                            "cannot register the container; it stays pending (fail closed)");
+                    }
                 }
             }
         }
@@ -302,6 +340,23 @@ impl Daemon {
         }
         let present: HashSet<u64> = found.iter().map(|f| f.cgroup_id).collect();
         self.waiting.retain(|id, _| present.contains(id));
+    }
+
+    /// A container's bundle could not be used: counted, and logged at the
+    /// rate [`crate::logging::Throttle`] allows (every scan retries it).
+    fn bundle_error(&mut self, found: &containers::Found, error: &str, now: u64) {
+        self.counters.bundle_errors += 1;
+        if let Some(repeated) = self.throttle.admit(&format!("bundle {}", found.cgroup.container_id), now) {
+            tracing::warn!(cgroup = %found.path.display(), %error, repeated, "container bundle unusable; it stays pending");
+        }
+    }
+
+    /// Forgets the log throttling of container `id` (now registered): a
+    /// later problem of it is logged at once. Keys of containers gone are
+    /// bounded by [`crate::logging::MAX_THROTTLED_KEYS`].
+    fn forget_logged(&mut self, id: &str) {
+        self.throttle.forget(&format!("bundle {id}"));
+        self.throttle.forget(&format!("register {id}"));
     }
 
     /// Applies what the Kubernetes API says to the facts and to every
@@ -416,7 +471,8 @@ impl Daemon {
 
     /// Runs `f` on the pipeline with a [`Context`] of now.
     fn with_context(&mut self, f: impl FnOnce(&mut Pipeline, &Context<'_>)) {
-        let Daemon { pipeline, active, registry, facts, lsm, explained, .. } = self;
+        let Daemon { pipeline, active, registry, facts, lsm, explained, config, .. } = self;
+        let pending_mode = config.pending;
         let probes = &active.probes;
         let explain = |d: &Decision| {
             let key = (d.kind(), d.dyn_class, d.row);
@@ -427,11 +483,14 @@ impl Daemon {
             if memo.len() >= MAX_EXPLAINED {
                 memo.clear();
             }
-            let names: Matched = selector_names(probes, d, probes.explain(d.kind(), d.dyn_class, d.row)).into();
+            let names: Matched =
+                selector_names(probes.tables(), d, probes.explain(d.kind(), d.dyn_class, d.row)).into();
             memo.insert(key, Matched::clone(&names));
             names
         };
-        let audit = |event: &Event, process: &Process| audit_decision(probes, registry, facts, event, process);
+        let audit = |event: &Event, process: &Process| {
+            audit_decision(probes.tables(), pending_mode, registry, facts, event, process)
+        };
         let cx = Context {
             facts,
             containers: registry,
@@ -443,10 +502,11 @@ impl Daemon {
         f(pipeline, &cx);
     }
 
-    /// Whether the artifact file changed since it was loaded.
+    /// Whether the artifact file changed since it was loaded, into a
+    /// version not already refused (see [`load::artifact_due`]).
     pub fn artifact_changed(&self) -> bool {
         let Some(path) = &self.config.artifact else { return false };
-        load::file_stamp(path) != self.active.file_stamp
+        load::artifact_due(load::file_stamp(path), self.active.file_stamp, self.refused_stamp)
     }
 
     /// Loads the artifact again and switches to it without a gap: the new
@@ -457,11 +517,22 @@ impl Daemon {
     /// policy and none goes undecided. A bad artifact is refused and the
     /// current policy stays. Returns the documents of the old probes' last
     /// records.
+    ///
+    /// The refused file's stamp is remembered: [`Daemon::artifact_changed`]
+    /// does not offer that version again, so it is read, logged and
+    /// counted once, not at every check.
     pub fn reload(&mut self, out: &mut Vec<Document>) -> Result<(), String> {
+        // Stamped before the read, as `load_configured` does: a change
+        // during the read is a new version.
+        let stamp = self.config.artifact.as_deref().and_then(load::file_stamp);
         let result = self.try_reload(out);
         match &result {
-            Ok(()) => self.counters.reloads += 1,
+            Ok(()) => {
+                self.counters.reloads += 1;
+                self.refused_stamp = None;
+            }
             Err(error) => {
+                self.refused_stamp = Some(stamp);
                 self.counters.reloads_refused += 1;
                 tracing::error!(%error, revision = self.active.policy.revision, "reload refused; the current policy stays");
             }
@@ -717,8 +788,8 @@ fn load_probes(
 pub const MAX_EXPLAINED: usize = 65_536;
 
 /// The names of the selectors of `decision`'s kind, by index.
-fn selector_names(probes: &Probes, decision: &Decision, indices: impl IntoIterator<Item = usize>) -> Vec<String> {
-    let selectors = &probes.tables().kind(decision.kind()).selectors;
+fn selector_names(tables: &Tables, decision: &Decision, indices: impl IntoIterator<Item = usize>) -> Vec<String> {
+    let selectors = &tables.kind(decision.kind()).selectors;
     indices.into_iter().filter_map(|i| selectors.get(i).map(|s| s.name.clone())).collect()
 }
 
@@ -727,8 +798,16 @@ fn selector_names(probes: &Probes, decision: &Decision, indices: impl IntoIterat
 /// its lifecycle event and the process it describes (the forker, or the
 /// new program), without `block` (nothing was refused). `None` when no
 /// response fires.
+///
+/// A task whose container was pending when the kernel saw it (its
+/// metadata unknown, or its bundle undescribable) is decided as the
+/// kernel decides it, by the pending row of `pending` (issue 14: it was
+/// decided as a container with no metadata, which no namespace- or
+/// image-scoped selector matches); a registered one by its metadata; a
+/// host task as a container with no metadata.
 fn audit_decision(
-    probes: &Probes,
+    tables: &Tables,
+    pending: PendingMode,
     registry: &Registry,
     facts: &Facts,
     event: &Event,
@@ -747,16 +826,80 @@ fn audit_decision(
         name: name.text(),
         interactive: task.interactive,
     });
-    let container = match registry.get(task.cgroup_id) {
-        Some(m) => m.selector_view(facts.cluster_id.as_deref(), facts.cluster_name.as_deref()),
-        None => d4c_artifact::event::Container::default(),
+    let verdict = if task.pending {
+        pending_verdict(tables, pending, &table_event)
+    } else {
+        let container = match registry.get(task.cgroup_id) {
+            Some(m) => m.selector_view(facts.cluster_id.as_deref(), facts.cluster_name.as_deref()),
+            None => d4c_artifact::event::Container::default(),
+        };
+        tables.decide(&container, &table_event)
     };
-    let verdict = probes.tables().decide(&container, &table_event);
     let actions = Actions::from_bits(verdict.actions.bits() & !Actions::BLOCK.bits());
     if actions.is_empty() {
         return None;
     }
     let decision = Decision::audit_of(task.clone(), operation, actions, executable, name, args);
-    let matched = selector_names(probes, &decision, verdict.matched).into();
+    let matched = selector_names(tables, &decision, verdict.matched).into();
     Some(Decided { decision, matched })
+}
+
+/// The verdict of the pending row (what the probes write for
+/// [`Pending`]) on `event`: fail closed, every action any container could
+/// get, explained as any container's could be (every container condition
+/// taken as holding, as [`Probes::explain`] does); or only the selectors
+/// without container conditions.
+fn pending_verdict(tables: &Tables, pending: PendingMode, event: &TableEvent) -> Verdict {
+    let (kind, class) = tables.dynamic_class(event);
+    let members = match kind {
+        Kind::File => tables.file_dyn_members(class),
+        Kind::Process => tables.process_dyn_members(class),
+    };
+    match pending {
+        PendingMode::FailClosed => {
+            let mut verdict = tables.row_entry(kind, &members, &vec![true; members.len()]);
+            verdict.actions =
+                tables.row_for_unknown_container(kind).get(class as usize).copied().unwrap_or(Actions::NONE);
+            verdict
+        }
+        PendingMode::NoContainerConditions => tables.row_entry(kind, &members, &tables.unconditional_selectors(kind)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use d4c_kernel_probes::abi::EV_PENDING;
+
+    /// The tables of `policy`, compiled as `d4cc compile` does.
+    fn tables(policy: &str) -> Result<Tables, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = load::testing::compile(dir.path(), policy)?;
+        load::load(&path, None).map(|(_, tables)| tables).map_err(|e| e.to_string())
+    }
+
+    /// Regression (issue 14, fault 3): in audit mode, a pending
+    /// container's exec was decided as a container with no metadata, so a
+    /// namespace-scoped alert never fired for it, while the kernel's
+    /// pending row (fail closed) has it. It is now decided by the pending
+    /// row of the configured mode.
+    #[test]
+    fn audit_mode_decides_pending_containers_by_the_pending_row() -> Result<(), String> {
+        let tables = tables(
+            "process:\n  selectors:\n    - name: prodTrue\n      operation: [exec]\n      kubernetesNamespace: [prod]\n      \
+             processExecutable: [/bin/true]\n  responses:\n    - match: [prodTrue]\n      actions: [alert]\n",
+        )?;
+        let mut record = crate::event::encode::exec(42, "/bin/true", "true", Some(&["true"]));
+        record.head.flags |= EV_PENDING;
+        let event = crate::event::decode(&record);
+        let process = Process { executable: Some("/bin/true".into()), args: vec!["true".into()], ..Process::default() };
+        let (registry, facts) = (Registry::default(), Facts::default());
+        let decided = |mode| audit_decision(&tables, mode, &registry, &facts, &event, &process);
+        let fail_closed = decided(PendingMode::FailClosed).ok_or("a pending container's exec was not alerted")?;
+        assert!(fail_closed.decision.actions.contains(Actions::ALERT), "{:?}", fail_closed.decision.actions);
+        assert_eq!(fail_closed.matched.to_vec(), ["prodTrue"]);
+        // The mode without container conditions has no selector for it.
+        assert!(decided(PendingMode::NoContainerConditions).is_none());
+        Ok(())
+    }
 }

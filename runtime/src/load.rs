@@ -148,6 +148,15 @@ pub fn file_stamp(path: &Path) -> Option<FileStamp> {
     Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
+/// Whether the artifact file, whose stamp is now `now`, is to be read
+/// again: it differs from the version `loaded`, and from the version last
+/// `refused` (`Some(stamp)`, `Some(None)` for a missing file) if any. A
+/// refused version is read, logged and counted once; the next change of
+/// the file (a new version, or the file coming back) is read again.
+pub fn artifact_due(now: Option<FileStamp>, loaded: Option<FileStamp>, refused: Option<Option<FileStamp>>) -> bool {
+    now != loaded && refused != Some(now)
+}
+
 /// Loads the configured artifact (`config.artifact`, checked against
 /// `config.trusted_key` when set), with the stamp of the file read: the
 /// one path from configuration to policy, for start-up, reload and
@@ -161,9 +170,63 @@ pub fn load_configured(config: &crate::config::Config) -> Result<(Policy, Tables
     Ok((policy, tables, stamp))
 }
 
+/// Artifacts for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+
+    /// Compiles `policy` (YAML) as `d4cc compile` does into `dir/test.d4c`.
+    pub fn compile(dir: &Path, policy: &str) -> Result<PathBuf, String> {
+        let (_, lint) = d4cc::lint::lint_bytes("test.yaml", policy.as_bytes().to_vec());
+        let checked = lint.checked.ok_or_else(|| format!("the test policy does not lint: {:?}", lint.diagnostics))?;
+        let options = d4cc::compile::CompileOptions { policy_name: "test".into(), revision: 1, created_unix: None };
+        let bytes = d4cc::compile::compile(policy.as_bytes(), &checked, &options).map_err(|e| format!("{e:?}"))?;
+        let path = dir.join("test.d4c");
+        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 14, fault 9): a refused artifact was read again,
+    /// logged as an ERROR and counted in `d4c_reloads_total{outcome=
+    /// "refused"}` at every check (2 s). The main loop's check, as
+    /// [`crate::daemon::Daemon::artifact_changed`] makes it, offers a
+    /// refused version once; a new version, or a missing file, once each.
+    #[test]
+    fn refused_artifact_is_logged_once() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("policy.d4c");
+        std::fs::write(&path, b"not an artifact").map_err(|e| e.to_string())?;
+        let loaded = Some((1, 1, 1, 1, 1));
+        let mut refused = None;
+        let mut refusals = 0;
+        let mut check = |refused: &mut Option<Option<FileStamp>>| {
+            let now = file_stamp(&path);
+            if artifact_due(now, loaded, *refused) {
+                // What `Daemon::reload` does with a refusal.
+                assert!(load(&path, None).is_err());
+                *refused = Some(now);
+                refusals += 1;
+            }
+        };
+        for _ in 0..10 {
+            check(&mut refused);
+        }
+        std::fs::write(&path, b"still not an artifact").map_err(|e| e.to_string())?;
+        for _ in 0..10 {
+            check(&mut refused);
+        }
+        std::fs::remove_file(&path).map_err(|e| e.to_string())?;
+        for _ in 0..10 {
+            check(&mut refused);
+        }
+        assert_eq!(refusals, 3);
+        Ok(())
+    }
 
     /// Regression (issue 14, fault 6): a FIFO artifact blocked the main
     /// loop (no drain, `/healthz` 503), for good if it was then removed.

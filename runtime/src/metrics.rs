@@ -111,10 +111,28 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     e.family("d4c_reloads_total", "counter", "Artifact reloads, by outcome.")
         .sample("d4c_reloads_total", &[("outcome", "done")], c.reloads as f64)
         .sample("d4c_reloads_total", &[("outcome", "refused")], c.reloads_refused as f64);
-    e.family("d4c_bundle_errors_total", "counter", "Container bundles that could not be read.").sample(
+    e.family(
         "d4c_bundle_errors_total",
+        "counter",
+        "Container bundles that could not be read or do not describe the container (it stays pending).",
+    )
+    .sample("d4c_bundle_errors_total", &[], c.bundle_errors as f64);
+    e.family(
+        "d4c_container_scan_failures_total",
+        "counter",
+        "Container scans that could not read the cgroup tree (the containers known were kept).",
+    )
+    .sample("d4c_container_scan_failures_total", &[], c.scan_failures as f64);
+    e.family(
+        "d4c_container_registration_failures_total",
+        "counter",
+        "Containers whose row could not be made, e.g. max_rows exhausted (they stay pending).",
+    )
+    .sample("d4c_container_registration_failures_total", &[], c.registration_failures as f64);
+    e.family("d4c_log_suppressed_total", "counter", "Repeated log lines held back by the per-key rate limit.").sample(
+        "d4c_log_suppressed_total",
         &[],
-        c.bundle_errors as f64,
+        daemon.throttle.suppressed as f64,
     );
 
     e.family("d4c_delivery_documents_total", "counter", "Documents through delivery, by class and outcome.");

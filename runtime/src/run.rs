@@ -24,8 +24,11 @@ use crate::server::Shared;
 /// How long shutdown waits for delivery to flush.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-/// Checks the artifact and configuration without touching the kernel.
+/// Checks the artifact and configuration without touching the kernel: the
+/// same [`crate::config::validate`] as [`run`], then the artifact read as
+/// the daemon reads it. The error lists every configuration problem.
 pub fn check(config: &Config) -> Result<String, String> {
+    crate::config::validate(config)?;
     let (policy, _, _) = crate::load::load_configured(config)?;
     Ok(format!(
         "artifact `{}`: policy {} revision {} (sha256 {}), compiled by {}, {}\nconfiguration: ok (delivery: {})",
@@ -39,8 +42,10 @@ pub fn check(config: &Config) -> Result<String, String> {
     ))
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT. A configuration
+/// [`crate::config::validate`] refuses is refused before anything starts.
 pub fn run(config: Config) -> Result<(), String> {
+    crate::config::validate(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

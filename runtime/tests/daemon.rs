@@ -194,6 +194,18 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     assert_eq!(daemon.registry.len(), 1, "the container was not registered from its bundle");
     assert!(daemon.counters.registration_window_ns.1 > 0);
 
+    // Regression (issue 14, fault 2): a scan that cannot read the cgroup
+    // tree (EMFILE; here ENOTDIR, roots that are files) keeps the registry
+    // instead of deregistering every container.
+    let roots = daemon.roots.clone();
+    for root in &mut daemon.roots {
+        root.path = artifact.clone();
+    }
+    daemon.scan();
+    assert_eq!(daemon.registry.len(), 1, "a failed scan deregistered the container");
+    assert_eq!(daemon.counters.scan_failures, 1);
+    daemon.roots = roots;
+
     // A task forked on the host that joins the container's cgroup and execs
     // at the host's root sets the container up: nothing it does is the
     // container's (regression: runc init, exec'd on the host, lost its mark

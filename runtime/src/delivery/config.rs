@@ -113,8 +113,10 @@ pub enum Auth {
     /// `Authorization: Basic <base64 user:password>`.
     Basic {
         /// The user name.
+        #[serde(deserialize_with = "text")]
         username: String,
         /// The password.
+        #[serde(deserialize_with = "text")]
         password: String,
     },
 }
@@ -134,12 +136,14 @@ impl fmt::Debug for Auth {
 #[serde(untagged)]
 pub enum ApiKey {
     /// The base64 form, sent as is.
-    Encoded(String),
+    Encoded(#[serde(deserialize_with = "text")] String),
     /// The id and the key, encoded on start.
     Parts {
         /// The key's id.
+        #[serde(deserialize_with = "text")]
         id: String,
         /// The secret.
+        #[serde(deserialize_with = "text")]
         api_key: String,
     },
 }
@@ -269,18 +273,181 @@ impl Default for BatchConfig {
 
 /// Reads a duration written as `"250ms"`, `"5s"`, `"2m"`, `"1h"` or a
 /// number of milliseconds (`#[serde(deserialize_with = ...)]` for every
-/// duration setting of the daemon).
+/// duration setting of the daemon). Anything else (`1.5`, `-1`, `true`)
+/// is an error that says what a duration is.
 pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Millis(u64),
-        Text(String),
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration: a whole number of milliseconds, or a string such as \"250ms\", \"5s\", \"2m\"")
+        }
+        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Duration, E> {
+            Ok(Duration::from_millis(ms))
+        }
+        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Duration, E> {
+            u64::try_from(ms)
+                .map(Duration::from_millis)
+                .map_err(|_| E::custom(format!("invalid duration `{ms}`: negative")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "invalid duration `{value}`: a number is whole milliseconds; write fractions with a unit, such as \"1500ms\""
+            )))
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Duration, E> {
+            parse_duration(text).map_err(E::custom)
+        }
     }
-    match Raw::deserialize(deserializer)? {
-        Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
-        Raw::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
+    deserializer.deserialize_any(Visitor)
+}
+
+/// Reads a text setting that may have come from an environment variable
+/// or `--set` as a TOML number or boolean (`NODE_NAME=123`, a numeric
+/// password): the scalar's text is the setting (issue 14: such values
+/// were refused with an error about another key).
+pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<String, E> {
+            Ok(text.to_owned())
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<String, E> {
+            Ok(n.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<String, E> {
+            Ok(n.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<String, E> {
+            Ok(n.to_string())
+        }
+        fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<String, E> {
+            Ok(b.to_string())
+        }
     }
+    deserializer.deserialize_any(Visitor)
+}
+
+/// [`text`] for an optional setting.
+pub fn optional_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    text(deserializer).map(Some)
+}
+
+impl DeliveryConfig {
+    /// Adds to `out` every problem of this section that would make
+    /// delivery refuse to start or fail, each naming its key below
+    /// `prefix` (`delivery`). Part of [`crate::config::validate`], so that
+    /// `--check` refuses what the daemon would.
+    pub fn problems(&self, prefix: &str, out: &mut Vec<String>) {
+        let mut problem = |key: &str, message: String| out.push(format!("`{prefix}.{key}`: {message}"));
+        if self.channel_capacity == 0 {
+            problem("channel_capacity", "must be at least 1".into());
+        }
+        if self.max_document_bytes == 0 {
+            problem("max_document_bytes", "must be at least 1".into());
+        }
+        if self.batch.max_documents == 0 {
+            problem("batch.max_documents", "must be at least 1".into());
+        }
+        if self.batch.max_bytes == 0 {
+            problem("batch.max_bytes", "must be at least 1".into());
+        }
+        if self.batch.flush_interval.is_zero() {
+            problem("batch.flush_interval", "must be longer than 0".into());
+        }
+        let header = crate::delivery::record::SEGMENT_HEADER;
+        if self.queue.segment_bytes <= header {
+            problem(
+                "queue.segment_bytes",
+                format!("{} must be over {header} (the segment header)", self.queue.segment_bytes),
+            );
+        }
+        if self.queue.max_bytes < self.queue.segment_bytes {
+            problem(
+                "queue.max_bytes",
+                format!(
+                    "{} must be at least `queue.segment_bytes` ({})",
+                    self.queue.max_bytes, self.queue.segment_bytes
+                ),
+            );
+        }
+        if let FsyncPolicy::Interval(every) = self.queue.fsync {
+            if every.is_zero() {
+                problem("queue.fsync.interval", "must be longer than 0".into());
+            }
+        }
+        match &self.sink {
+            SinkConfig::Elasticsearch(es) => es.problems(&mut problem),
+            SinkConfig::Ndjson(ndjson) => {
+                if ndjson.max_bytes == 0 {
+                    problem("sink.ndjson.max_bytes", "must be at least 1".into());
+                }
+            }
+        }
+    }
+}
+
+impl ElasticsearchConfig {
+    /// The problems of the Elasticsearch sink (see
+    /// [`DeliveryConfig::problems`]); `problem` takes the key below
+    /// `delivery`.
+    fn problems(&self, problem: &mut impl FnMut(&str, String)) {
+        if self.urls.is_empty() {
+            problem("sink.elasticsearch.urls", "is empty: give at least one `https://host:9200`".into());
+        }
+        for (i, url) in self.urls.iter().enumerate() {
+            if let Err(reason) = url_problem(url) {
+                problem(&format!("sink.elasticsearch.urls[{i}]"), format!("`{url}`: {reason}"));
+            }
+        }
+        if let Some(path) = &self.ca_file {
+            match d4c_artifact::input::read_regular_text(path, 16 << 20) {
+                Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
+                Ok(_) => {
+                    problem("sink.elasticsearch.ca_file", format!("`{}` holds no PEM certificate", path.display()))
+                }
+                Err(e) => problem("sink.elasticsearch.ca_file", format!("cannot read `{}`: {e}", path.display())),
+            }
+        }
+        if self.gzip_level > 9 {
+            problem("sink.elasticsearch.gzip_level", format!("{} is not a gzip level (0 to 9)", self.gzip_level));
+        }
+        for (key, value) in [("request_timeout", self.request_timeout), ("initial_backoff", self.initial_backoff)] {
+            if value.is_zero() {
+                problem(&format!("sink.elasticsearch.{key}"), "must be longer than 0".into());
+            }
+        }
+        if self.max_backoff < self.initial_backoff {
+            problem("sink.elasticsearch.max_backoff", "must be at least `initial_backoff`".into());
+        }
+        if self.dead_letter.max_bytes == 0 {
+            problem("sink.elasticsearch.dead_letter.max_bytes", "must be at least 1".into());
+        }
+    }
+}
+
+/// Why `url` cannot be an Elasticsearch base URL: the rules the sink's
+/// client applies when it starts.
+fn url_problem(url: &str) -> Result<(), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("the scheme must be `http` or `https`".into());
+    }
+    let authority = uri.authority().ok_or("no host")?;
+    if authority.host().is_empty() {
+        return Err("no host".into());
+    }
+    if authority.as_str().contains('@') {
+        return Err("credentials belong in `auth`, not in the URL".into());
+    }
+    if uri.query().is_some() {
+        return Err("a query string is not supported".into());
+    }
+    Ok(())
 }
 
 /// Parses `"250ms"`, `"5s"`, `"2m"`, `"1h"` (a whole number and a unit).
