@@ -21,6 +21,7 @@ use codespan_reporting::diagnostic::{Diagnostic as Report, Label, Severity as Re
 use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term::termcolor::Ansi;
 use codespan_reporting::term::{self, Config};
+use d4c_artifact::display::{escape_control, is_control};
 use std::fmt::Write as _;
 
 /// Renders `report` with codespan-reporting: a header such as
@@ -31,7 +32,9 @@ use std::fmt::Write as _;
 /// ANSI colours. Returns the text (does not print); nothing when there are
 /// no diagnostics.
 pub fn render(report: &FileReport, color: bool) -> String {
-    let file = SimpleFile::new(report.source.name.as_str(), report.source.text.as_str());
+    let name = escape_control(&report.source.name);
+    let shown_text = visible(&report.source.text);
+    let file = SimpleFile::new(name.as_ref(), shown_text.as_ref());
     let config = Config::default();
     let mut out = String::new();
     for diagnostic in report.diagnostics {
@@ -52,6 +55,32 @@ pub fn render(report: &FileReport, color: bool) -> String {
         }
     }
     out
+}
+
+/// The source as the excerpts show it: each control character other than
+/// a tab or a line break replaced by one visible character of the same
+/// UTF-8 length (`?`, `¿` or `�`), so that the spans still hold and a
+/// carriage return or an escape sequence in the file reaches no terminal.
+fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut chars = text.chars().peekable();
+    let hidden =
+        |c: char, next: Option<&char>| is_control(c) && c != '\t' && c != '\n' && !(c == '\r' && next == Some(&'\n'));
+    let mut out: Option<String> = None;
+    let mut at = 0;
+    while let Some(c) = chars.next() {
+        if hidden(c, chars.peek()) {
+            let out = out.get_or_insert_with(|| text.get(..at).unwrap_or_default().to_string());
+            out.push(match c.len_utf8() {
+                1 => '?',
+                2 => '¿',
+                _ => '\u{fffd}',
+            });
+        } else if let Some(out) = out.as_mut() {
+            out.push(c);
+        }
+        at += c.len_utf8();
+    }
+    out.map_or(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned)
 }
 
 /// A one-line summary such as `2 errors, 1 warning in 3 files` or
@@ -108,7 +137,7 @@ fn fallback(report: &FileReport, diagnostic: &Diagnostic) -> String {
         diagnostic.severity.as_str(),
         diagnostic.code.id(),
         diagnostic.message,
-        report.source.name,
+        escape_control(&report.source.name),
     );
     if let Some(help) = &diagnostic.help {
         let _ = writeln!(out, "  = help: {help}");
@@ -146,6 +175,21 @@ mod tests {
         // A point at the very end: the empty line after the final newline.
         assert!(out.contains("error[D4C0008]: the key `responses` is missing"), "{out}");
         assert!(out.contains("policies/p.yaml:6:1"), "{out}");
+    }
+
+    /// Regression (issue 14, fault 12): a raw escape sequence or carriage
+    /// return in the file (saphyr reads one in a plain scalar) was copied
+    /// into the excerpt, and a file name's into the location line.
+    #[test]
+    fn control_characters_in_the_source_do_not_reach_the_terminal() {
+        let text = "- name: a\u{1b}[2Jb\r/etc\u{85}x\r\n- b\n";
+        let source = SourceFile { name: "p\r.yaml".to_string(), text: text.to_string() };
+        let at = text.find('b').unwrap_or_default();
+        let diagnostics = vec![Diagnostic::new(Code::UnusedSelector, Span::new(at, at + 1), "unused").label("here")];
+        let out = render(&FileReport { source: &source, diagnostics: &diagnostics }, false);
+        assert!(!out.contains(['\u{1b}', '\r', '\u{85}']), "{out:?}");
+        assert!(out.contains("- name: a?[2Jb?/etc¿x"), "{out}");
+        assert!(out.contains("p\\r.yaml:1:14"), "{out}");
     }
 
     #[test]
