@@ -38,6 +38,15 @@ pub fn render(report: &FileReport, color: bool) -> String {
     let config = Config::default();
     let mut out = String::new();
     for diagnostic in report.diagnostics {
+        if let Some((line, bytes)) = long_line(&report.source.text, diagnostic) {
+            // A 10 MB line is not copied to the terminal: the location,
+            // message and help are enough.
+            let text = fallback(report, diagnostic);
+            let note = format!("  = note: line {line} is {bytes} bytes long; it is not shown\n\n");
+            out.push_str(text.strip_suffix('\n').unwrap_or(&text));
+            out.push_str(&note);
+            continue;
+        }
         let shown = to_codespan(report, diagnostic);
         let rendered = if color {
             let mut ansi = Ansi::new(Vec::new());
@@ -55,6 +64,22 @@ pub fn render(report: &FileReport, color: bool) -> String {
         }
     }
     out
+}
+
+/// The longest line excerpts show in full, in bytes (the longest path a
+/// policy may hold, 4095 bytes, fits with room to spare).
+pub const MAX_EXCERPT_LINE_BYTES: usize = 8192;
+
+/// The first line (1-based) a label of `diagnostic` is on that is longer
+/// than [`MAX_EXCERPT_LINE_BYTES`], with its length.
+fn long_line(text: &str, diagnostic: &Diagnostic) -> Option<(usize, usize)> {
+    let spans = std::iter::once(&diagnostic.primary).chain(&diagnostic.secondary).map(|l| clamp(text, l.span));
+    spans.into_iter().find_map(|span| {
+        let start = text.get(..span.start).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
+        let end = text.get(span.start..).and_then(|t| t.find('\n')).map_or(text.len(), |i| span.start + i);
+        let bytes = end.saturating_sub(start);
+        (bytes > MAX_EXCERPT_LINE_BYTES).then(|| (line_col(text, span.start).0, bytes))
+    })
 }
 
 /// The source as the excerpts show it: each control character other than
@@ -190,6 +215,20 @@ mod tests {
         assert!(!out.contains(['\u{1b}', '\r', '\u{85}']), "{out:?}");
         assert!(out.contains("- name: a?[2Jb?/etc¿x"), "{out}");
         assert!(out.contains("p\\r.yaml:1:14"), "{out}");
+    }
+
+    /// Regression (issue 14, fault 14): a diagnostic on a 10 MB line
+    /// copied the whole line into its excerpt.
+    #[test]
+    fn long_lines_are_not_excerpted() {
+        let text = format!("- name: {}\n- b\n", "a".repeat(100_000));
+        let source = SourceFile { name: "p.yaml".to_string(), text };
+        let diagnostics = vec![Diagnostic::new(Code::UnusedSelector, Span::new(8, 100_008), "unused").label("here")];
+        let out = render(&FileReport { source: &source, diagnostics: &diagnostics }, false);
+        assert_eq!(
+            out,
+            "warning[D4C0024]: unused\n  --> p.yaml:1:9\n  = note: line 1 is 100008 bytes long; it is not shown\n\n"
+        );
     }
 
     #[test]
