@@ -128,6 +128,7 @@
 //! [`aligned_copy`]; it reports an error naming the section otherwise.
 //! Everything else works on input at any address.
 
+pub mod display;
 mod error;
 pub mod eval;
 pub mod event;

@@ -865,14 +865,17 @@ fn backticked(names: &[&str]) -> String {
 /// (`[block]`) as `alert, block`; in a block list (`- block`) as a new item.
 fn insert_alert_before(text: &str, block: Span) -> Option<Fix> {
     let before = text.get(..block.start)?;
+    // The item as written (`block`, `&b block`, or an alias `*b`) is kept:
+    // an anchor on it stays where it was.
+    let item = text.get(block.range())?;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let prefix = before.get(line_start..)?;
     let replacement = if before.trim_end().ends_with(['[', ',']) {
-        "alert, block".to_string()
+        format!("alert, {item}")
     } else if prefix.trim_start().starts_with("- ") && prefix.trim_start().trim_start_matches("- ").trim().is_empty() {
         // Keep the file's line ending (CRLF files stay CRLF).
         let newline = if text.get(block.end..).is_some_and(|rest| rest.starts_with("\r\n")) { "\r\n" } else { "\n" };
-        format!("alert{newline}{prefix}block")
+        format!("alert{newline}{prefix}{item}")
     } else {
         return None;
     };

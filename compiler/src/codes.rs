@@ -114,6 +114,7 @@ codes! {
     PolicyLocation       = "D4C0039", "policy-location",       Error,   "an Elastic Agent configuration or Fleet package policy that does not hold exactly one policy where the original reads it";
     PolicyMetadata       = "D4C0040", "policy-metadata",       Error,   "a package policy id or revision that the artifact or the integration's mappings cannot hold";
     AmbiguousForm        = "D4C0041", "ambiguous-form",        Warning, "a file that reads as more than one form of policy; says which one was read";
+    ControlCharacter     = "D4C0042", "control-character",     Error,   "a string value that holds a control character (a line break, a carriage return, an escape ...)";
 }
 
 impl Code {

@@ -50,6 +50,22 @@ impl std::fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
+/// Whether `name` may be an artifact's policy name: not empty, not only
+/// white space, and without control characters (which would reach every
+/// terminal that shows the name). `Err` says what is wrong, to follow the
+/// name in a message.
+pub fn check_policy_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("is empty")
+    } else if name.trim().is_empty() {
+        Err("is only white space")
+    } else if name.chars().any(d4c_artifact::display::is_control) {
+        Err("holds a control character")
+    } else {
+        Ok(())
+    }
+}
+
 /// The compiler's version as recorded in artifacts.
 pub const COMPILER_VERSION: &str = concat!("d4cc ", env!("CARGO_PKG_VERSION"));
 

@@ -9,6 +9,7 @@
 
 use crate::codes::{Code, Severity};
 use crate::span::Span;
+use d4c_artifact::display::{escape_control, is_control, MAX_ECHOED_CHARS};
 use serde::Serialize;
 
 /// A label on a span, with a short message (which may be empty).
@@ -63,7 +64,7 @@ impl Diagnostic {
         Self {
             code,
             severity: code.severity(),
-            message: message.into(),
+            message: tidy(&message.into()),
             primary: Label { span, message: String::new() },
             secondary: Vec::new(),
             help: None,
@@ -73,25 +74,25 @@ impl Diagnostic {
 
     /// Sets the primary label's message.
     pub fn label(mut self, message: impl Into<String>) -> Self {
-        self.primary.message = message.into();
+        self.primary.message = tidy(&message.into());
         self
     }
 
     /// Adds a secondary label.
     pub fn secondary(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.secondary.push(Label { span, message: message.into() });
+        self.secondary.push(Label { span, message: tidy(&message.into()) });
         self
     }
 
     /// Sets the help line.
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(tidy(&help.into()));
         self
     }
 
     /// Attaches a mechanical fix.
     pub fn fix(mut self, fix: Fix) -> Self {
-        self.fix = Some(fix);
+        self.fix = Some(Fix { description: tidy(&fix.description), ..fix });
         self
     }
 
@@ -101,6 +102,41 @@ impl Diagnostic {
         self.severity = severity;
         self
     }
+}
+
+/// A message made fit for a terminal: control characters escaped
+/// everywhere, and the user's text (what is between backticks) cut to
+/// [`MAX_ECHOED_CHARS`] characters with an ellipsis and its full length,
+/// so that a 10 MB name is not echoed in full. Every message, label, help
+/// line and fix description of a [`Diagnostic`] goes through here.
+pub fn tidy(message: &str) -> String {
+    if !message.contains('`') && !message.chars().any(is_control) {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(message.len().min(4 * MAX_ECHOED_CHARS));
+    // Pieces alternate: message text, user text in backticks, message
+    // text...; the piece after an unpaired last backtick is message text.
+    let backticks = message.matches('`').count();
+    for (index, piece) in message.split('`').enumerate() {
+        if index % 2 == 0 {
+            out.push_str(&escape_control(piece));
+            continue;
+        }
+        out.push('`');
+        match piece.char_indices().nth(MAX_ECHOED_CHARS).filter(|_| index < backticks) {
+            Some((cut, _)) => {
+                out.push_str(&escape_control(piece.get(..cut).unwrap_or_default()));
+                out.push_str(&format!("…` ({} bytes)", piece.len()));
+            }
+            None => {
+                out.push_str(&escape_control(piece));
+                if index < backticks {
+                    out.push('`');
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The diagnostics of one source file, in the order found.
@@ -151,5 +187,33 @@ impl Diagnostics {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 14, fault 12): a value's carriage return or escape
+    /// sequence reached the terminal in a message.
+    #[test]
+    fn control_characters_are_escaped_in_messages() {
+        let d = Diagnostic::new(Code::UnusedSelector, Span::point(0), "the selector `a\u{1b}[2J\rb` is unused")
+            .label("x\ry")
+            .help("rename `\u{1b}`");
+        assert_eq!(d.message, "the selector `a\\u{1b}[2J\\rb` is unused");
+        assert_eq!(d.primary.message, "x\\ry");
+        assert_eq!(d.help.as_deref(), Some("rename `\\u{1b}`"));
+    }
+
+    /// Regression (issue 14, fault 14): a 10 MB name was echoed in full.
+    #[test]
+    fn long_user_text_is_truncated_in_messages() {
+        let long = "n".repeat(1000);
+        let message = tidy(&format!("the selector `{long}` is unused; did you mean `x`?"));
+        assert_eq!(message, format!("the selector `{}…` (1000 bytes) is unused; did you mean `x`?", "n".repeat(80)));
+        // An unpaired backtick leaves the rest as it is.
+        assert_eq!(tidy("a `b` c `d"), "a `b` c `d");
+        assert_eq!(tidy("no backticks"), "no backticks");
     }
 }

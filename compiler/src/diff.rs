@@ -820,6 +820,12 @@ fn condition_lines(old: &[String], new: &[String], out: &mut String) {
 
 /// The report as plain text, for a reviewer.
 pub fn render_human(report: &DiffReport) -> String {
+    // The names, patterns and values come from the artifacts: escaped, so
+    // that a carriage return or an escape sequence in them shows as such.
+    d4c_artifact::display::escape_control_lines(&render_text(report)).into_owned()
+}
+
+fn render_text(report: &DiffReport) -> String {
     let mut out = String::new();
     let side = |s: &ArtifactSummary| {
         format!("{} revision {} (content sha256 {})", s.policy_name, s.revision, s.content_digest)

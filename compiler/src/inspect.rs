@@ -121,6 +121,12 @@ pub fn limits(tables: &Tables) -> Vec<(&'static str, usize, usize)> {
 
 /// The human rendering.
 pub fn render_human(path: &str, artifact: &Artifact<'_>, tables: &Tables) -> String {
+    // The names, patterns and values come from the artifact: escaped, so
+    // that a carriage return or an escape sequence in them shows as such.
+    d4c_artifact::display::escape_control_lines(&render_text(path, artifact, tables)).into_owned()
+}
+
+fn render_text(path: &str, artifact: &Artifact<'_>, tables: &Tables) -> String {
     let h = artifact.header();
     let mut out = String::new();
     let _ = writeln!(out, "artifact    {path} ({} bytes)", artifact.bytes().len());

@@ -272,7 +272,12 @@ fn metadata(holder: &Node, id_key: &str, at: Span, required: bool, diagnostics: 
     let mut out = PolicyMetadata::default();
     match get_node(holder, id_key) {
         Some((_, v)) => match v.as_scalar().filter(|s| s.ty != ScalarType::Null && !s.value.is_empty()) {
-            Some(s) if s.value.len() <= POLICY_NAME_CAPACITY => out.id = Some(Spanned::new(s.value.clone(), v.span)),
+            Some(s) if s.value.len() <= POLICY_NAME_CAPACITY => {
+                match crate::syntax::control_character(v, &s.value, &format_args!("`{id_key}`")) {
+                    Some(diagnostic) => diagnostics.push(diagnostic),
+                    None => out.id = Some(Spanned::new(s.value.clone(), v.span)),
+                }
+            }
             Some(s) => diagnostics.push(
                 Diagnostic::new(
                     Code::PolicyMetadata,

@@ -4,8 +4,10 @@
 //! `--deny-warnings`), 2 usage or I/O problems.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use d4c_artifact::display::{escape_control, escape_control_lines};
 use d4cc::codes::Code;
-use d4cc::fix::apply_fixes;
+use d4cc::diag::tidy;
+use d4cc::fix::fix_source;
 use d4cc::lint::{lint_bytes, LintOutput};
 use d4cc::render::{self, FileReport};
 use d4cc::source::SourceFile;
@@ -187,7 +189,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Fatal(message)) => {
-            let _ = writeln!(std::io::stderr(), "d4cc: {message}");
+            let _ = writeln!(std::io::stderr(), "d4cc: {}", escape_control_lines(&message));
             ExitCode::from(2)
         }
     }
@@ -230,23 +232,40 @@ fn explain(code: Option<&str>) -> Result<ExitCode, Fatal> {
 fn lint(args: &LintArgs, fix: bool) -> Result<ExitCode, Fatal> {
     let files = collect(&args.paths)?;
     let mut results: Vec<(SourceFile, LintOutput)> = Vec::with_capacity(files.len());
+    let mut refused = false;
     for path in &files {
         let bytes = read(path)?;
         let name = display_name(path);
-        let (mut source, mut output) = lint_bytes(name.clone(), bytes);
-        if fix {
-            // Fixes can enable others (a renamed key gets its value checked):
-            // apply until nothing changes, at most a few rounds.
-            for _ in 0..4 {
-                let (fixed, applied) = apply_fixes(&source.text, &output.diagnostics);
-                if applied == 0 {
-                    break;
-                }
-                write_back(path, &fixed)?;
-                (source, output) = lint_bytes(name.clone(), fixed.into_bytes());
-            }
+        let (source, output) = lint_bytes(name.clone(), bytes);
+        if !fix {
+            results.push((source, output));
+            continue;
         }
-        results.push((source, output));
+        let outcome = fix_source(source, output);
+        for skip in &outcome.skipped {
+            let _ = writeln!(
+                std::io::stderr(),
+                "d4cc: {}: not fixed at {}:{}: {}: {}\n  help: make this change by hand",
+                escape_control(&name),
+                skip.line,
+                skip.column,
+                tidy(&skip.description),
+                tidy(&skip.reason)
+            );
+        }
+        if let Some(reason) = &outcome.refused {
+            refused = true;
+            let _ = writeln!(
+                std::io::stderr(),
+                "d4cc: {}: no fix was written: {}\n  help: the file is left as it was; fix it by hand, and report the fix that broke it",
+                escape_control(&name),
+                tidy(reason)
+            );
+        }
+        if let Some(text) = &outcome.text {
+            write_back(path, text)?;
+        }
+        results.push((outcome.source, outcome.output));
     }
     let reports: Vec<FileReport> =
         results.iter().map(|(source, output)| FileReport { source, diagnostics: &output.diagnostics }).collect();
@@ -272,7 +291,7 @@ fn lint(args: &LintArgs, fix: bool) -> Result<ExitCode, Fatal> {
         Format::Json => print(&format!("{:#}\n", render::json::render(&reports)))?,
         Format::Sarif => print(&format!("{:#}\n", render::sarif::render(&reports, env!("CARGO_PKG_VERSION"))))?,
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed || refused { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Expands directories into their `*.yaml` / `*.yml` files, sorted; keeps
@@ -287,7 +306,14 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Fatal> {
         }
         let meta = std::fs::metadata(path).map_err(|e| Fatal(format!("cannot read `{}`: {e}", path.display())))?;
         if meta.is_dir() {
+            let before = out.len();
             walk(path, &mut out)?;
+            if out.len() == before {
+                return Err(Fatal(format!(
+                    "no policy files (*.yaml, *.yml) found in `{}`\n  help: name a policy file, or a directory that holds some",
+                    path.display()
+                )));
+            }
         } else {
             out.push(path.clone());
         }
@@ -379,7 +405,7 @@ fn parse_artifact<'a>(
 }
 
 fn refuse(message: String) -> Result<ExitCode, Fatal> {
-    let _ = writeln!(std::io::stderr(), "d4cc: {message}");
+    let _ = writeln!(std::io::stderr(), "d4cc: {}", escape_control_lines(&message));
     Ok(ExitCode::from(1))
 }
 
@@ -400,6 +426,20 @@ fn compile(args: &CompileArgs) -> Result<ExitCode, Fatal> {
     let policy_name = args.name.clone().or(from_file).unwrap_or_else(|| {
         args.policy.file_stem().map_or_else(|| "policy".to_string(), |s| s.to_string_lossy().into_owned())
     });
+    if let Err(problem) = d4cc::compile::check_policy_name(&policy_name) {
+        let from = if args.name.is_some() { "`--name`" } else { "the policy name" };
+        let what = if policy_name.is_empty() {
+            format!("{from} {problem}")
+        } else {
+            format!(
+                "{from} `{}` {problem}",
+                d4c_artifact::display::shorten(&policy_name, d4c_artifact::display::MAX_ECHOED_CHARS)
+            )
+        };
+        return Err(Fatal(format!(
+            "{what}\n  help: give the artifact a name with `--name NAME`: not blank, and without control characters"
+        )));
+    }
     let revision = args.revision.or(output.metadata.revision.as_ref().map(|r| r.value)).unwrap_or(1);
     // Reproducible unless the build asks for a time stamp.
     let created_unix = match std::env::var("SOURCE_DATE_EPOCH") {
@@ -507,7 +547,14 @@ fn test(paths: &[PathBuf], color: Color) -> Result<ExitCode, Fatal> {
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|e| Fatal(format!("cannot read `{}`: {e}", path.display())))?;
         if meta.is_dir() {
+            let before = files.len();
             walk_ext(path, "d4ct", &mut files)?;
+            if files.len() == before {
+                return Err(Fatal(format!(
+                    "no scenario files (*.d4ct) found in `{}`\n  help: name a scenario file, or a directory that holds some",
+                    path.display()
+                )));
+            }
         } else {
             files.push(path.clone());
         }
@@ -596,7 +643,7 @@ fn verify(path: &Path, key: &Path) -> Result<ExitCode, Fatal> {
             print(&format!(
                 "ok: `{}` is intact and signed by key {id} (policy `{}`, revision {})\n",
                 path.display(),
-                artifact.policy_name(),
+                escape_control(artifact.policy_name()),
                 artifact.header().revision
             ))?;
             Ok(ExitCode::SUCCESS)

@@ -490,7 +490,12 @@ impl Reader<'_> {
                 );
                 None
             }
-            ScalarType::Str => Some(value_of(node, scalar)),
+            ScalarType::Str => {
+                if let Some(diagnostic) = control_character(node, &scalar.value, &what) {
+                    self.push(diagnostic);
+                }
+                Some(value_of(node, scalar))
+            }
             ScalarType::Null => {
                 self.push(
                     Diagnostic::new(Code::EmptyValue, node.span, format!("{what} is empty"))
@@ -647,6 +652,32 @@ fn empty_help(item: bool) -> &'static str {
     } else {
         "write a value"
     }
+}
+
+/// `D4C0042`: the first control character in `value`, the string of
+/// `node`, if it holds one. A carriage return, an escape sequence or a
+/// bidirectional override shows on a terminal as something other than
+/// what the kernel matches: `/x\r/etc/passwd` looks like `/etc/passwd`.
+pub(crate) fn control_character(node: &Node, value: &str, what: &dyn std::fmt::Display) -> Option<Diagnostic> {
+    let (at, c) = value.char_indices().find(|&(_, c)| d4c_artifact::display::is_control(c))?;
+    let name = match c {
+        '\t' => "a tab",
+        '\n' => "a line break",
+        '\r' => "a carriage return",
+        '\u{1b}' => "an escape",
+        '\0' => "a NUL",
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => "a bidirectional override",
+        _ => "a control character",
+    };
+    Some(
+        Diagnostic::new(
+            Code::ControlCharacter,
+            node.sub_span(at..at + c.len_utf8()),
+            format!("{what} holds {name}: `{value}`"),
+        )
+        .label("control character")
+        .help("remove it: a terminal shows the value as something other than what d4c matches, so a reviewer can misread it"),
+    )
 }
 
 fn value_of(node: &Node, scalar: &Scalar) -> Value {

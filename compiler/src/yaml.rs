@@ -373,7 +373,10 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
                 // Count before cloning, so that a bomb never materialises.
                 if self.count(size, at) {
                     if let Some((node, _)) = self.anchors.get(&id) {
-                        let node = node.clone();
+                        // The copy is where the alias is: a diagnostic about
+                        // it points at the `*name` (the response that uses
+                        // it), never at the anchored original.
+                        let node = at_alias(node.clone(), at);
                         self.place(node, 0);
                     }
                 }
@@ -405,6 +408,23 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::DocumentStart(_) => {}
         }
     }
+}
+
+/// `node`, the copy an alias stands for, moved to the alias at `at`: every
+/// node of it spans the alias, and no scalar claims to be written there
+/// verbatim (its text is at the anchor).
+fn at_alias(mut node: Node, at: Span) -> Node {
+    node.span = at;
+    match &mut node.kind {
+        NodeKind::Scalar(scalar) => scalar.verbatim_at = None,
+        NodeKind::Seq(items) => {
+            *items = std::mem::take(items).into_iter().map(|n| at_alias(n, at)).collect();
+        }
+        NodeKind::Map(entries) => {
+            *entries = std::mem::take(entries).into_iter().map(|(k, v)| (at_alias(k, at), at_alias(v, at))).collect();
+        }
+    }
+    node
 }
 
 /// Nodes in a subtree.

@@ -180,3 +180,119 @@ fn a_fifo_or_dev_zero_given_as_input_is_refused_not_read() {
         assert!(stderr(&out).contains("not a regular file (a character device)"), "{}", stderr(&out));
     }
 }
+
+// ---- issue 14 ----
+
+const ANCHORED: &str = "process:\n  selectors:\n    - name: a\n      operation: [exec]\n    - name: b\n      operation: [fork]\n  responses:\n    - match: [a]\n      actions: [alert, &b block]\n    - match: [b]\n      actions: [*b]\n";
+
+/// Regression (issue 14, fault 11): `fix` replaced `&b block` with
+/// `alert, block`, deleting the anchor that `*b` uses, and wrote a file
+/// that did not parse; `D4C0028` pointed at the first response, which
+/// alerts, instead of the one that blocks through `*b`.
+#[test]
+fn fix_keeps_yaml_anchors() {
+    let dir = scratch("fix-anchors");
+    let path = write(&dir, "anchored.yaml", ANCHORED);
+    let lint = d4cc(&["lint", "--format", "json", &path], None);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&lint)).unwrap();
+    let diagnostics = &report["files"][0]["diagnostics"];
+    assert_eq!(diagnostics.as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!((diagnostics[0]["code"].as_str(), diagnostics[0]["line"].as_u64()), (Some("D4C0028"), Some(11)));
+    let out = d4cc(&["fix", &path], None);
+    let fixed = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(fixed, ANCHORED.replace("[*b]", "[alert, *b]"), "{}", stderr(&out));
+    assert_eq!((status(&out), stdout(&out).as_str()), (0, ""), "{}", stderr(&out));
+}
+
+/// Issue 14, fault 11: a fix that would delete an anchor an alias uses is
+/// skipped, and said so; the file is left parseable.
+#[test]
+fn fix_skips_a_fix_that_would_remove_an_aliased_anchor() {
+    let text = "process:\n  selectors:\n    - name: a\n      operation: [exec]\n      processName: [&n 1234]\n    - name: b\n      operation: [fork]\n      processName: [*n]\n  responses:\n    - match: [a, b]\n      actions: [alert]\n";
+    let dir = scratch("fix-aliased-anchor");
+    let path = write(&dir, "anchored.yaml", text);
+    let out = d4cc(&["fix", &path], None);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    assert_eq!(status(&out), 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "not fixed at 5:21: quote `1234`: it would remove the anchor `&n`, which the alias `*n` on line 8 uses"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("not fixed at 8:21: quote `1234`: it would replace the alias `*n`"), "{err}");
+}
+
+/// Regression (issue 14, fault 14): `lint`, `fix` and `test` of a
+/// directory without a policy (or scenario) exited 0 and said nothing.
+#[test]
+fn lint_empty_directory_is_an_error() {
+    let dir = scratch("empty-directory");
+    let shown = dir.display().to_string();
+    for command in ["lint", "fix"] {
+        let out = d4cc(&[command, &shown], None);
+        assert_eq!(status(&out), 2, "{command}");
+        assert!(
+            stderr(&out).contains(&format!("no policy files (*.yaml, *.yml) found in `{shown}`")),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = d4cc(&["test", &shown], None);
+    assert_eq!(status(&out), 2);
+    assert!(stderr(&out).contains(&format!("no scenario files (*.d4ct) found in `{shown}`")), "{}", stderr(&out));
+}
+
+/// Regression (issue 14, fault 14): `compile --name ''` wrote an artifact
+/// without a name; a name with an escape sequence reached every terminal
+/// that showed it.
+#[test]
+fn empty_name_is_refused() {
+    let dir = scratch("empty-name");
+    let policy = write(&dir, "policy.yaml", CLEAN);
+    let artifact = dir.join("policy.d4c").display().to_string();
+    for (name, problem) in [
+        ("", "`--name` is empty"),
+        ("  \t", "`--name` `  \\t` is only white space"),
+        ("web\u{1b}[2J\r", "`--name` `web\\u{1b}[2J\\r` holds a control character"),
+    ] {
+        let out = d4cc(&["compile", &policy, "--name", name, "-o", &artifact], None);
+        assert_eq!(status(&out), 2, "{name:?}");
+        assert!(stderr(&out).contains(problem), "{name:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains(['\r', '\u{1b}']), "{:?}", stderr(&out));
+        assert!(!Path::new(&artifact).exists(), "{name:?}");
+    }
+    assert_eq!(status(&d4cc(&["compile", &policy, "--name", "web", "-o", &artifact], None)), 0);
+}
+
+/// Regression (issue 14, fault 14): a diagnostic echoed a 10 MB name in
+/// full.
+#[test]
+fn long_user_text_is_truncated_in_messages() {
+    let name = "a".repeat(10 * 1024 * 1024);
+    let text = format!("process:\n  selectors:\n    - name: {name}\n      operation: [exec]\n  responses:\n    - match: [b]\n      actions: [alert]\n");
+    let out = d4cc(&["lint", "--format", "json", "-"], Some(&text));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let messages: Vec<&str> =
+        report["files"][0]["diagnostics"].as_array().unwrap().iter().filter_map(|d| d["message"].as_str()).collect();
+    let unused = messages.iter().find(|m| m.contains("is not used")).unwrap();
+    assert_eq!(*unused, format!("the selector `{}…` (10485760 bytes) is not used by any response", "a".repeat(80)));
+    assert!(messages.iter().all(|m| m.len() < 300), "{messages:?}");
+}
+
+/// Regression (issue 14, fault 12): a path `"/x\r/etc/passwd"` linted
+/// clean, and reads as `/etc/passwd` on a terminal.
+#[test]
+fn a_control_character_in_a_path_is_a_lint_error() {
+    let text = "file:\n  selectors:\n    - name: passwd\n      operation: [modifyFile]\n      targetFilePath: [\"/x\\r/etc/passwd\"]\n  responses:\n    - match: [passwd]\n      actions: [alert]\n";
+    let out = d4cc(&["lint", "--color", "never", "-"], Some(text));
+    assert_eq!(status(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out)
+            .contains("error[D4C0042]: an item of `targetFilePath` holds a carriage return: `/x\\r/etc/passwd`"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains('\r'), "{:?}", stdout(&out));
+}

@@ -179,3 +179,27 @@ fn corpus_policies_diff_consistently() {
         assert_eq!(once, twice, "{what}: not deterministic");
     }
 }
+
+/// A policy compiled as a hostile producer would: lint errors (`D4C0042`
+/// for the control characters) ignored.
+fn compile_text(policy: &str, name: &str, revision: u64) -> AlignedBytes {
+    let (_, output) = d4cc::lint::lint_bytes("policy.yaml", policy.as_bytes().to_vec());
+    let options = CompileOptions { policy_name: name.into(), revision, created_unix: None };
+    aligned_copy(&compile(policy.as_bytes(), &output.checked.unwrap(), &options).unwrap())
+}
+
+/// Regression (issue 14, fault 12): `diff` printed a path's carriage
+/// return raw, so that `/x\r/etc/passwd` read as `/etc/passwd`.
+#[test]
+fn control_characters_are_escaped_in_diff() {
+    let policy = |path: &str| {
+        format!("file:\n  selectors:\n    - name: passwd\n      operation: [modifyFile]\n      targetFilePath: [\"{path}\"]\n  responses:\n    - match: [passwd]\n      actions: [alert]\n")
+    };
+    let old_bytes = compile_text(&policy("/etc/passwd"), "web", 1);
+    let new_bytes = compile_text(&policy("/x\\r/etc/passwd"), "web\u{1b}[2J", 2);
+    let (old, new) = (Artifact::parse(&old_bytes).unwrap(), Artifact::parse(&new_bytes).unwrap());
+    let (old_tables, new_tables) = (Tables::read(&old).unwrap(), Tables::read(&new).unwrap());
+    let text = render_human(&diff(&old, &old_tables, &new, &new_tables, MAX_EXAMPLES));
+    assert!(!text.contains(['\r', '\u{1b}']), "{text:?}");
+    assert!(text.contains("/x\\r/etc/passwd") && text.contains("web\\u{1b}[2J"), "{text}");
+}

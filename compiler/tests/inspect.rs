@@ -230,3 +230,31 @@ fn cli_compile_refuses_a_policy_with_errors() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(!dir.join("bad.d4c").exists(), "an artifact was written next to a policy with errors");
 }
+
+/// A policy whose path and artifact name hold control characters, compiled
+/// as a hostile producer would (the lint's `D4C0042` errors ignored).
+fn hostile_artifact() -> Vec<u8> {
+    let policy = "file:\n  selectors:\n    - name: passwd\n      operation: [modifyFile]\n      targetFilePath: [\"/x\\r/etc/passwd\"]\n  responses:\n    - match: [passwd]\n      actions: [alert]\n";
+    let (_, lint) = lint_bytes("hostile.yaml", policy.as_bytes().to_vec());
+    let options = CompileOptions { policy_name: "web\u{1b}[2J\rprod".into(), revision: 1, created_unix: None };
+    compile(policy.as_bytes(), &lint.checked.unwrap(), &options).unwrap()
+}
+
+/// Regression (issue 14, fault 12): a path `"/x\r/etc/passwd"` was printed
+/// with its carriage return, so that a reviewer read `/etc/passwd`; an
+/// escape sequence in the policy name reached the terminal.
+#[test]
+fn control_characters_are_escaped_in_inspect() {
+    let (human, _) = reports("policy.d4c", &hostile_artifact());
+    assert!(!human.contains(['\r', '\u{1b}']), "{human:?}");
+    assert!(human.contains("/x\\r/etc/passwd"), "{human}");
+    assert!(human.contains("web\\u{1b}[2J\\rprod"), "{human}");
+    // The command line too, and `verify`'s line.
+    let dir = scratch("control-characters");
+    let path = dir.join("hostile.d4c");
+    std::fs::write(&path, hostile_artifact()).unwrap();
+    let out = d4cc(&[&"inspect", &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains(['\r', '\u{1b}']), "{:?}", stdout(&out));
+    assert!(stdout(&out).contains("/x\\r/etc/passwd"), "{}", stdout(&out));
+}

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
+use d4c_artifact::display::escape_control;
 use d4c_artifact::eval::{Tables, Verdict};
 use d4c_artifact::event::{Event as TableEvent, ProcessEvent};
 use d4c_artifact::ops::{Actions, Kind, Operation};
@@ -624,7 +625,7 @@ impl Daemon {
             self.config.node_name.as_deref().or(self.node.hostname.as_deref()).unwrap_or("?"),
             self.node.kernel.as_deref().unwrap_or("?"),
             self.node.architecture,
-            policy.name,
+            escape_control(&policy.name),
             policy.revision,
             policy.digest.get(..16).unwrap_or(&policy.digest),
             if policy.signed { "signature checked" } else { "unsigned (no --trusted-key)" },

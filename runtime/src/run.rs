@@ -20,6 +20,7 @@ use crate::daemon::Daemon;
 use crate::delivery::Delivery;
 use crate::document::Document;
 use crate::server::Shared;
+use d4c_artifact::display::escape_control;
 
 /// How long shutdown waits for delivery to flush.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -32,11 +33,11 @@ pub fn check(config: &Config) -> Result<String, String> {
     let (policy, _, _) = crate::load::load_configured(config)?;
     Ok(format!(
         "artifact `{}`: policy {} revision {} (sha256 {}), compiled by {}, {}\nconfiguration: ok (delivery: {})",
-        policy.path.display(),
-        policy.name,
+        escape_control(&policy.path.display().to_string()),
+        escape_control(&policy.name),
         policy.revision,
         policy.digest,
-        policy.compiler,
+        escape_control(&policy.compiler),
         if policy.signed { "signature checked" } else { "unsigned" },
         crate::delivery::describe(&config.delivery),
     ))

@@ -349,3 +349,22 @@ fn an_artifact_whose_revision_is_over_a_short_is_refused() {
     let error = d4c_runtime::load::load(&path, None).unwrap_err().to_string();
     assert!(error.contains("revision 32768") && error.contains("short"), "{error}");
 }
+
+/// Regression (issue 14, fault 12): an escape sequence and a carriage
+/// return in an artifact's policy name reached the terminal through
+/// `d4c-runtime --check` (and the daemon's start report, which shows the
+/// name the same way).
+#[test]
+fn control_characters_are_escaped_in_the_check_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lint) = d4cc::lint::lint_bytes("policy.yaml", POLICY.as_bytes().to_vec());
+    let options =
+        d4cc::compile::CompileOptions { policy_name: "web\u{1b}[2J\rprod".into(), revision: 1, created_unix: None };
+    let bytes = d4cc::compile::compile(POLICY.as_bytes(), &lint.checked.unwrap(), &options).unwrap();
+    let path = dir.path().join("policy.d4c");
+    std::fs::write(&path, bytes).unwrap();
+    let config = Config { artifact: Some(path), ..Config::default() };
+    let report = d4c_runtime::check(&config).unwrap();
+    assert!(!report.contains(['\r', '\u{1b}']), "{report:?}");
+    assert!(report.contains("policy web\\u{1b}[2J\\rprod revision 1"), "{report}");
+}

@@ -21,6 +21,7 @@ use codespan_reporting::diagnostic::{Diagnostic as Report, Label, Severity as Re
 use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term::termcolor::Ansi;
 use codespan_reporting::term::{self, Config};
+use d4c_artifact::display::{escape_control, is_control};
 use std::fmt::Write as _;
 
 /// Renders `report` with codespan-reporting: a header such as
@@ -31,10 +32,21 @@ use std::fmt::Write as _;
 /// ANSI colours. Returns the text (does not print); nothing when there are
 /// no diagnostics.
 pub fn render(report: &FileReport, color: bool) -> String {
-    let file = SimpleFile::new(report.source.name.as_str(), report.source.text.as_str());
+    let name = escape_control(&report.source.name);
+    let shown_text = visible(&report.source.text);
+    let file = SimpleFile::new(name.as_ref(), shown_text.as_ref());
     let config = Config::default();
     let mut out = String::new();
     for diagnostic in report.diagnostics {
+        if let Some((line, bytes)) = long_line(&report.source.text, diagnostic) {
+            // A 10 MB line is not copied to the terminal: the location,
+            // message and help are enough.
+            let text = fallback(report, diagnostic);
+            let note = format!("  = note: line {line} is {bytes} bytes long; it is not shown\n\n");
+            out.push_str(text.strip_suffix('\n').unwrap_or(&text));
+            out.push_str(&note);
+            continue;
+        }
         let shown = to_codespan(report, diagnostic);
         let rendered = if color {
             let mut ansi = Ansi::new(Vec::new());
@@ -52,6 +64,48 @@ pub fn render(report: &FileReport, color: bool) -> String {
         }
     }
     out
+}
+
+/// The longest line excerpts show in full, in bytes (the longest path a
+/// policy may hold, 4095 bytes, fits with room to spare).
+pub const MAX_EXCERPT_LINE_BYTES: usize = 8192;
+
+/// The first line (1-based) a label of `diagnostic` is on that is longer
+/// than [`MAX_EXCERPT_LINE_BYTES`], with its length.
+fn long_line(text: &str, diagnostic: &Diagnostic) -> Option<(usize, usize)> {
+    let spans = std::iter::once(&diagnostic.primary).chain(&diagnostic.secondary).map(|l| clamp(text, l.span));
+    spans.into_iter().find_map(|span| {
+        let start = text.get(..span.start).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
+        let end = text.get(span.start..).and_then(|t| t.find('\n')).map_or(text.len(), |i| span.start + i);
+        let bytes = end.saturating_sub(start);
+        (bytes > MAX_EXCERPT_LINE_BYTES).then(|| (line_col(text, span.start).0, bytes))
+    })
+}
+
+/// The source as the excerpts show it: each control character other than
+/// a tab or a line break replaced by one visible character of the same
+/// UTF-8 length (`?`, `¿` or `�`), so that the spans still hold and a
+/// carriage return or an escape sequence in the file reaches no terminal.
+fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut chars = text.chars().peekable();
+    let hidden =
+        |c: char, next: Option<&char>| is_control(c) && c != '\t' && c != '\n' && !(c == '\r' && next == Some(&'\n'));
+    let mut out: Option<String> = None;
+    let mut at = 0;
+    while let Some(c) = chars.next() {
+        if hidden(c, chars.peek()) {
+            let out = out.get_or_insert_with(|| text.get(..at).unwrap_or_default().to_string());
+            out.push(match c.len_utf8() {
+                1 => '?',
+                2 => '¿',
+                _ => '\u{fffd}',
+            });
+        } else if let Some(out) = out.as_mut() {
+            out.push(c);
+        }
+        at += c.len_utf8();
+    }
+    out.map_or(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned)
 }
 
 /// A one-line summary such as `2 errors, 1 warning in 3 files` or
@@ -108,7 +162,7 @@ fn fallback(report: &FileReport, diagnostic: &Diagnostic) -> String {
         diagnostic.severity.as_str(),
         diagnostic.code.id(),
         diagnostic.message,
-        report.source.name,
+        escape_control(&report.source.name),
     );
     if let Some(help) = &diagnostic.help {
         let _ = writeln!(out, "  = help: {help}");
@@ -146,6 +200,35 @@ mod tests {
         // A point at the very end: the empty line after the final newline.
         assert!(out.contains("error[D4C0008]: the key `responses` is missing"), "{out}");
         assert!(out.contains("policies/p.yaml:6:1"), "{out}");
+    }
+
+    /// Regression (issue 14, fault 12): a raw escape sequence or carriage
+    /// return in the file (saphyr reads one in a plain scalar) was copied
+    /// into the excerpt, and a file name's into the location line.
+    #[test]
+    fn control_characters_in_the_source_do_not_reach_the_terminal() {
+        let text = "- name: a\u{1b}[2Jb\r/etc\u{85}x\r\n- b\n";
+        let source = SourceFile { name: "p\r.yaml".to_string(), text: text.to_string() };
+        let at = text.find('b').unwrap_or_default();
+        let diagnostics = vec![Diagnostic::new(Code::UnusedSelector, Span::new(at, at + 1), "unused").label("here")];
+        let out = render(&FileReport { source: &source, diagnostics: &diagnostics }, false);
+        assert!(!out.contains(['\u{1b}', '\r', '\u{85}']), "{out:?}");
+        assert!(out.contains("- name: a?[2Jb?/etc¿x"), "{out}");
+        assert!(out.contains("p\\r.yaml:1:14"), "{out}");
+    }
+
+    /// Regression (issue 14, fault 14): a diagnostic on a 10 MB line
+    /// copied the whole line into its excerpt.
+    #[test]
+    fn long_lines_are_not_excerpted() {
+        let text = format!("- name: {}\n- b\n", "a".repeat(100_000));
+        let source = SourceFile { name: "p.yaml".to_string(), text };
+        let diagnostics = vec![Diagnostic::new(Code::UnusedSelector, Span::new(8, 100_008), "unused").label("here")];
+        let out = render(&FileReport { source: &source, diagnostics: &diagnostics }, false);
+        assert_eq!(
+            out,
+            "warning[D4C0024]: unused\n  --> p.yaml:1:9\n  = note: line 1 is 100008 bytes long; it is not shown\n\n"
+        );
     }
 
     #[test]
