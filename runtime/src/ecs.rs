@@ -28,6 +28,7 @@
 //! from is unchanged.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use base64::Engine as _;
@@ -393,7 +394,7 @@ pub fn decision_documents(facts: &Facts, report: &Report<'_>) -> Vec<Document> {
     };
     // The time the event happened: an exec's or a fork's when it did.
     let at = completion.map_or(d.task.ktime_ns, |(_, t)| t);
-    let mut j = Json::with_capacity(4096);
+    let mut j = Json::with_capacity(body_capacity(facts));
     common(&mut j, facts, report.process, report.ancestors, report.container, at, None);
     people(&mut j, report.process, report.names);
     if category == "file" {
@@ -467,7 +468,7 @@ pub fn decision_documents(facts: &Facts, report: &Report<'_>) -> Vec<Document> {
 /// log stream.
 pub fn end_document(facts: &Facts, ending: &Ending<'_>) -> Document {
     let task = &ending.exit.task;
-    let mut j = Json::with_capacity(4096);
+    let mut j = Json::with_capacity(body_capacity(facts));
     common(&mut j, facts, ending.process, ending.ancestors, ending.container, task.ktime_ns, Some(ending.exit.code));
     people(&mut j, ending.process, ending.names);
     let hooks: Vec<&str> = task.hook.point().into_iter().collect();
@@ -671,6 +672,20 @@ fn file_fields(j: &mut Json, path: &str, mode: Option<u32>, file_type: FileType)
 /// Room for what [`finish`] appends to the shared members (the node's
 /// members, `event`, `data_stream`): reserved up front, so that a body is
 /// not copied again as it grows. An estimate; past it the body just grows.
+/// The bytes to reserve for a document's body before writing it: the
+/// last body's shared part with some room, and [`finish_room`]. Documents
+/// of one node are alike in size, so one allocation holds almost every
+/// body and none holds twice what it needs (a fixed 4 KiB held 2 KB
+/// bodies: twice the memory in the queue, twice the pages to fault).
+fn body_capacity(facts: &Facts) -> usize {
+    let shared = LAST_SHARED_BYTES.load(Ordering::Relaxed).clamp(1024, 64 * 1024);
+    shared + shared / 8 + finish_room(facts)
+}
+
+/// The length of the shared part of the last body written (a hint: any
+/// value is safe, a wrong one only costs a reallocation).
+static LAST_SHARED_BYTES: AtomicUsize = AtomicUsize::new(2048);
+
 fn finish_room(facts: &Facts) -> usize {
     facts.node_members().len() + 448 + 2 * facts.namespace.len()
 }
@@ -679,6 +694,7 @@ fn finish_room(facts: &Facts) -> usize {
 /// its id, made from `key` and the data stream), the data stream, and the
 /// node's fixed fields.
 fn finish(facts: &Facts, key: &Key<'_>, shared: String, event: &Event, class: Class, dataset: &str) -> Document {
+    LAST_SHARED_BYTES.store(shared.len(), Ordering::Relaxed);
     let id = document_id(facts, key, dataset);
     let full_dataset = match dataset {
         "alerts" => "cloud_defend.alerts",

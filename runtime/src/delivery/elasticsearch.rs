@@ -128,10 +128,13 @@ impl ElasticsearchSink {
         let chunk = Arc::new(chunk);
         let shared = Arc::clone(&chunk);
         let encoded = tokio::task::spawn_blocking(move || {
-            let mut body =
-                Vec::with_capacity(shared.iter().map(|d| d.body.len() + d.id.len() + d.stream.len() + 40).sum());
-            bulk::encode(&shared, &mut body);
-            Bytes::from(if gzip { bulk::gzip(&body, level) } else { body })
+            Bytes::from(if gzip {
+                bulk::encode_gzip(&shared, level)
+            } else {
+                let mut body = Vec::new();
+                bulk::encode(&shared, &mut body);
+                body
+            })
         })
         .await;
         let chunk = Arc::try_unwrap(chunk).unwrap_or_else(|shared| shared.as_ref().clone());
