@@ -4,7 +4,9 @@
 //! - `compile/*`: lowering plus writing the artifact (lint excluded), for
 //!   generated policies of 64, 1,000 and 10,000 selectors and a path-heavy
 //!   one of 10,000 selectors with 10 paths each (100,000 patterns written,
-//!   65,536 distinct). Artifact sizes are printed once.
+//!   65,536 distinct), and a deep-path one of 1,250 patterns 400
+//!   directories deep (2.4 MB, 501,668 path prefixes; issue 14, fault 10).
+//!   Artifact sizes are printed once.
 //! - `decide/table/N`: what the kernel computes for one event (automaton
 //!   walk, class arrays, the container's precomputed row) at N = 1, 64,
 //!   1,024 and 4,096 selectors, next to `decide/direct/N`, the direct
@@ -23,7 +25,7 @@ use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_artifact::{aligned_copy, Artifact};
 use d4cc::compile::{compile, CompileOptions};
 use d4cc::model::CheckedPolicy;
-use d4cc::testgen::{generate_path_heavy, generate_policy};
+use d4cc::testgen::{generate_deep_paths, generate_path_heavy, generate_policy};
 use std::time::Duration;
 
 fn checked(text: &str) -> CheckedPolicy {
@@ -50,6 +52,7 @@ fn bench_compile(c: &mut Criterion) {
         ("1000", generate_policy(1000, 7)),
         ("10000", generate_policy(10_000, 7)),
         ("10000x10paths", generate_path_heavy(10_000, 10, 7)),
+        ("deep1250x400", generate_deep_paths(1_250, 400)),
     ];
     for (name, text) in &cases {
         let policy = checked(text);

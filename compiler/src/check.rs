@@ -17,7 +17,7 @@ use crate::ast::{
 use crate::codes::Code;
 use crate::diag::{Diagnostic, Diagnostics, Edit, Fix};
 use crate::limits::{
-    MAX_COMPONENT_BYTES, MAX_PATH_BYTES, MAX_PATH_PATTERNS, MAX_PREFIX_LENS, MAX_PROCESS_NAME_BYTES,
+    MAX_COMPONENT_BYTES, MAX_PATH_BYTES, MAX_PATH_PATTERNS, MAX_PATH_PREFIXES, MAX_PREFIX_LENS, MAX_PROCESS_NAME_BYTES,
     MAX_RESPONSES_PER_TYPE, MAX_SELECTORS_PER_TYPE, MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES,
 };
 use crate::model::{Actions, CheckedPolicy, Operation, ResponseModel, RuleSet, SelectorModel, Values};
@@ -82,7 +82,61 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
             .help("merge patterns into directory wildcards (`/dir/*`, `/dir/**`), or split the policy"),
         );
     }
+    path_prefixes(policy, &checked, diagnostics);
     checked
+}
+
+/// `D4C0033`: the path automaton holds [`MAX_PATH_PREFIXES`] distinct path
+/// prefixes (issue 14, fault 10). Counted without a map (see
+/// [`crate::lower::path_prefixes`]); only a policy over the limit is walked
+/// again, in the order written, to say where it crosses it.
+fn path_prefixes(policy: &Policy, checked: &CheckedPolicy, diagnostics: &mut Diagnostics) {
+    let prefixes = crate::lower::path_prefixes(checked);
+    if prefixes <= MAX_PATH_PREFIXES {
+        return;
+    }
+    let mut counter = crate::lower::PrefixCounter::default();
+    let mut at = None;
+    'sections: for section in &policy.sections {
+        let rules = match section.kind {
+            PolicyKind::File => &checked.file,
+            PolicyKind::Process => &checked.process,
+        };
+        for (selector, model) in section.selectors.iter().zip(&rules.selectors) {
+            for (key, values) in &model.conditions {
+                let patterns: Vec<(u8, PathPattern)> = match (section.kind, key, values) {
+                    (PolicyKind::File, ConditionKey::TargetFilePath, Values::Paths(paths)) => {
+                        paths.iter().map(|p| (0, p.clone())).collect()
+                    }
+                    (PolicyKind::Process, ConditionKey::ProcessExecutable, Values::Paths(paths)) => {
+                        paths.iter().map(|p| (1, p.clone())).collect()
+                    }
+                    (PolicyKind::Process, ConditionKey::ProcessName, Values::Text(names)) => {
+                        names.iter().map(|n| (2, crate::lower::name_pattern(n))).collect()
+                    }
+                    _ => continue,
+                };
+                for (dimension, pattern) in &patterns {
+                    if counter.add(*dimension, pattern) > MAX_PATH_PREFIXES {
+                        at = selector.condition(*key).map(|c| c.key_span);
+                        break 'sections;
+                    }
+                }
+            }
+        }
+    }
+    let Some(at) = at.or_else(|| policy.sections.first().map(|s| s.key_span)) else { return };
+    diagnostics.push(
+        Diagnostic::new(
+            Code::LimitExceeded,
+            at,
+            format!(
+                "the path patterns have {prefixes} distinct prefixes (`/a`, `/a/b` and `/a/b/c` of `/a/b/c`); d4c's path automaton holds {MAX_PATH_PREFIXES}"
+            ),
+        )
+        .label(format!("prefix {} is added here", MAX_PATH_PREFIXES + 1))
+        .help("match deep paths with directory wildcards (`/dir/*`, `/dir/**`) or `prefix*` patterns, or split the policy"),
+    );
 }
 
 /// `D4C0033`: the decision tables try at most [`MAX_PREFIX_LENS`] distinct

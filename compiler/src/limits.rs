@@ -4,7 +4,8 @@
 //! hostile input. The policy limits are the capacity of the decision tables
 //! the kernel evaluates; the compiler checks them so that nothing over a limit
 //! is discovered later on a node. Each is reported with its figure
-//! (`D4C0003`, `D4C0033`).
+//! (`D4C0003`, `D4C0033`). The capacity limits also bound what `d4cc
+//! compile` allocates: lowering is linear in a policy within them.
 
 /// Largest policy file accepted, in bytes. A 10,000-selector policy is about
 /// 1.5 MiB; 32 MiB leaves room for 100,000 path patterns.
@@ -27,6 +28,18 @@ pub const MAX_RESPONSES_PER_TYPE: usize = 16_384;
 /// Path patterns (`targetFilePath` plus `processExecutable` values) in one
 /// policy, counted after duplicates are removed.
 pub const MAX_PATH_PATTERNS: usize = 65_536;
+
+/// Distinct path prefixes, the nodes of the path automaton: `/a`, `/a/b`
+/// and `/a/b/c` for `/a/b/c` (and for `/a/b/c/*` and `/a/b/c/**`), `/a/b/c*`
+/// for `/a/b/c*`; `targetFilePath`, `processExecutable` and `processName`
+/// values (each as `/<name>`) counted apart. Each prefix makes at most three
+/// automaton states, so this keeps a policy within the tables' 4,194,304
+/// states before lowering allocates any, and bounds what compiling costs:
+/// with paths of deep, distinct directories the patterns stay within
+/// [`MAX_PATH_PATTERNS`] and [`MAX_SOURCE_BYTES`] but their prefixes do not
+/// (issue 14, fault 10). It is four times what 65,536 patterns of four
+/// components each, none shared, have.
+pub const MAX_PATH_PREFIXES: usize = 1_048_576;
 
 /// Longest path pattern, in bytes: `PATH_MAX` (4096) less the NUL. This also
 /// bounds depth: no path within it has more than 2,047 components.

@@ -74,6 +74,43 @@ pub fn generate_path_heavy(selectors: usize, paths_per_selector: usize, seed: u6
     Generator::new(seed, Paths::Pool { per, next: 0 }).policy(selectors)
 }
 
+/// Path patterns per selector in [`generate_deep_paths`].
+pub const DEEP_PATHS_PER_SELECTOR: usize = 8;
+
+/// A clean policy of `patterns` deep path patterns, each in a directory of
+/// its own `depth` components down (issue 14, fault 10): pattern `k` is
+/// `/data/v{k}/c1/c2/.../c{depth}` followed by `/leaf`, `/*` or `/**` in
+/// turn, so each adds about `depth` path prefixes of its own, and there are
+/// `patterns * (depth + 1) + 1` in all (each `/leaf` one more). File
+/// selectors hold [`DEEP_PATHS_PER_SELECTOR`] patterns each, and one
+/// response alerts on them all. About `4 * depth` bytes per pattern: 1,250
+/// patterns 400 deep are about 2 MB.
+pub fn generate_deep_paths(patterns: usize, depth: usize) -> String {
+    let mut chain = String::new();
+    for i in 1..=depth {
+        let _ = write!(chain, "/c{i}");
+    }
+    let selectors = patterns.div_ceil(DEEP_PATHS_PER_SELECTOR).max(1);
+    let mut out = String::from("file:\n  selectors:\n");
+    for s in 0..selectors {
+        let _ = writeln!(out, "    - name: deep{s}\n      operation: [createFile, modifyFile]\n      targetFilePath:");
+        let end = patterns.min((s + 1) * DEEP_PATHS_PER_SELECTOR);
+        for k in (s * DEEP_PATHS_PER_SELECTOR)..end {
+            let tail = ["/leaf", "/*", "/**"].get(k % 3).copied().unwrap_or_default();
+            let _ = writeln!(out, "        - /data/v{k}{chain}{tail}");
+        }
+        if end <= s * DEEP_PATHS_PER_SELECTOR {
+            let _ = writeln!(out, "        - /data/empty");
+        }
+    }
+    out.push_str("  responses:\n    - match: [");
+    for s in 0..selectors {
+        let _ = write!(out, "{}deep{s}", if s == 0 { "" } else { ", " });
+    }
+    out.push_str("]\n      actions: [alert]\n");
+    out
+}
+
 /// splitmix64: tiny, fast, and good enough to vary a policy.
 struct Rng(u64);
 

@@ -5,9 +5,14 @@
 // Test helpers may panic: a failed assumption is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use d4c_artifact::eval::Tables;
+use d4c_artifact::{aligned_copy, Artifact};
 use d4cc::codes::Code;
-use d4cc::limits::{MAX_PATH_PATTERNS, MAX_SELECTORS_PER_TYPE, MAX_SOURCE_BYTES, MAX_YAML_DEPTH};
+use d4cc::compile::{compile, CompileOptions};
+use d4cc::limits::{MAX_PATH_PATTERNS, MAX_PATH_PREFIXES, MAX_SELECTORS_PER_TYPE, MAX_SOURCE_BYTES, MAX_YAML_DEPTH};
 use d4cc::lint::lint_bytes;
+use d4cc::lower::LowerError;
+use d4cc::testgen::{generate_deep_paths, DEEP_PATHS_PER_SELECTOR};
 use std::fmt::Write;
 
 fn codes(bytes: Vec<u8>) -> Vec<(Code, usize)> {
@@ -119,5 +124,74 @@ fn arbitrary_binary_input_is_reported_not_panicked() {
             .collect();
         let (_, output) = lint_bytes("random.bin", bytes);
         assert!(!output.diagnostics.is_empty());
+    }
+}
+
+/// The distinct path prefixes of `generate_deep_paths(patterns, depth)`:
+/// `/data`, then per pattern its own directory and `depth` components, and
+/// `/leaf` for every third.
+fn deep_prefixes(patterns: usize, depth: usize) -> usize {
+    1 + patterns * (depth + 1) + patterns.div_ceil(3)
+}
+
+/// Issue 14, fault 10: a deep-path policy within every other limit (5 MB,
+/// 2,700 patterns) has over a million distinct path prefixes. It linted
+/// clean, and compiling one like it took 22 s and 4.6 GB. Lint now reports
+/// the limit where the policy crosses it, and lowering refuses the policy
+/// before it builds anything.
+#[test]
+fn compile_memory_of_deep_paths_is_bounded() {
+    let (patterns, depth) = (2_700, 400);
+    let text = generate_deep_paths(patterns, depth);
+    let prefixes = deep_prefixes(patterns, depth);
+    assert!(text.len() < MAX_SOURCE_BYTES && patterns <= MAX_PATH_PATTERNS && prefixes > MAX_PATH_PREFIXES);
+    let (_, output) = lint_bytes("deep.yaml", text.clone().into_bytes());
+    let found: Vec<(Code, &str)> = output.diagnostics.iter().map(|d| (d.code, d.message.as_str())).collect();
+    let message = format!(
+        "the path patterns have {prefixes} distinct prefixes (`/a`, `/a/b` and `/a/b/c` of `/a/b/c`); d4c's path automaton holds {MAX_PATH_PREFIXES}"
+    );
+    assert_eq!(found, vec![(Code::LimitExceeded, message.as_str())]);
+    let diagnostic = &output.diagnostics[0];
+    assert_eq!(diagnostic.primary.message, format!("prefix {} is added here", MAX_PATH_PREFIXES + 1));
+    // The pattern that crosses the limit, and its selector.
+    let crossing = (0..patterns).find(|&k| deep_prefixes(k + 1, depth) > MAX_PATH_PREFIXES).unwrap();
+    let selector = crossing / DEEP_PATHS_PER_SELECTOR;
+    let at = diagnostic.primary.span.start;
+    assert!(text[at..].starts_with("targetFilePath:"), "{}", &text[at..at + 40]);
+    let named = text[..at].rfind("- name: ").unwrap();
+    assert!(text[named..].starts_with(&format!("- name: deep{selector}\n")), "{}", &text[named..named + 20]);
+
+    let checked = output.checked.unwrap();
+    assert_eq!(d4cc::lower::path_prefixes(&checked), prefixes);
+    assert_eq!(d4cc::lower::lower(&checked).err(), Some(LowerError::TooManyPathPrefixes { prefixes }));
+}
+
+/// Within the limit, a deep-path policy compiles to about one automaton
+/// state per path prefix, and its artifact grows with the prefixes: twice
+/// the depth, twice the states and bytes.
+#[test]
+fn compiled_deep_paths_grow_linearly_with_their_prefixes() {
+    let patterns = 240;
+    let mut sizes = Vec::new();
+    for depth in [50, 100, 200] {
+        let text = generate_deep_paths(patterns, depth);
+        let (_, output) = lint_bytes("deep.yaml", text.clone().into_bytes());
+        assert!(!output.has_errors(), "{:#?}", output.diagnostics.first());
+        let checked = output.checked.unwrap();
+        let prefixes = deep_prefixes(patterns, depth);
+        assert_eq!(d4cc::lower::path_prefixes(&checked), prefixes);
+        let options = CompileOptions { policy_name: "deep".into(), revision: 1, created_unix: None };
+        let bytes = compile(text.as_bytes(), &checked, &options).unwrap();
+        let tables = Tables::read(&Artifact::parse(&aligned_copy(&bytes)).unwrap()).unwrap();
+        // One state per prefix and per root, one per `/*` pattern's pending
+        // set and per `/**` pattern's sticky set, and the roots' defaults.
+        let states = tables.states.len();
+        assert!(states <= prefixes + 3 + 2 * patterns.div_ceil(3) + 3, "{states} states for {prefixes} prefixes");
+        assert!(bytes.len() <= 48 * prefixes, "{} bytes for {prefixes} prefixes", bytes.len());
+        sizes.push((states, bytes.len()));
+    }
+    for pair in sizes.windows(2) {
+        let ((s1, b1), (s2, b2)) = (pair[0], pair[1]);
+        assert!(s2 < 2 * s1 + patterns && b2 < 2 * b1 + 64 * patterns, "{pair:?}");
     }
 }

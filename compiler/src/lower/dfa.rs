@@ -18,7 +18,8 @@
 //! On the trie both are fixed by the node (one path reaches it). Off the
 //! trie the state is the pair (sticky, pending), interned; one more
 //! component empties `pending`. So states number at most the trie's nodes
-//! plus two per node, and the walk is one lookup per component.
+//! plus two per node and per `prefix*` partial, and the walk is one lookup
+//! per component.
 //!
 //! Subtree classes (file paths: [`Subtrees::Yes`]). A state's
 //! `subtree_class` is the set of selectors whose pattern holds for the path
@@ -27,10 +28,21 @@
 //! trie that is what is sticky or pending; on it, that and every pattern
 //! anchored at the node or below it in the trie.
 
+//! Cost (issue 14, fault 10). Building is linear in the patterns' bytes:
+//! a state stores no path and no set, only ids. Equal sets of patterns
+//! (sticky, pending, below a node) are interned once and shared: a node
+//! whose sets are its parent's reuses their ids, so a component deep under
+//! many `/**` patterns costs what a component under none does. Classes are
+//! memoised by those ids. The states are bounded before anything is built:
+//! [`prefixes`] counts the trie's nodes and `prefix*` partials (what
+//! `MAX_PATH_PREFIXES` limits), each of which makes at most three states.
+
 use d4c_artifact::patterns::PathPattern;
-use d4c_artifact::tables::{DfaState, MAX_PREFIX_LENS, STATE_HAS_EDGES};
+use d4c_artifact::tables::{DfaState, LONG_COMPONENT_BYTES, MAX_PREFIX_LENS, STATE_HAS_EDGES};
 use rustc_hash::FxHashMap as HashMap;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::rc::Rc;
 
 /// Why an automaton cannot be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,51 +60,240 @@ pub enum DfaError {
         /// The component.
         component: String,
     },
+    /// More states than the automaton's limit: building stopped there.
+    TooManyStates {
+        /// The states built when it stopped (the limit plus one).
+        states: usize,
+    },
 }
 
 /// States, edges and interned components shared by every dimension.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Automaton {
     /// States, by id.
     pub states: Vec<DfaState>,
     /// Component strings, by id.
     pub components: Vec<String>,
     component_ids: HashMap<String, u32>,
-    /// `(state, component) -> next` along exact edges.
-    pub edges: BTreeMap<(u32, u32), u32>,
-    /// `(state, component) -> next` along prefix edges.
-    pub prefix_edges: BTreeMap<(u32, u32), u32>,
+    /// `(state, component, next)` along exact edges, in the order built
+    /// (each `(state, component)` once).
+    pub edges: Vec<(u32, u32, u32)>,
+    /// `(state, component, next)` along prefix edges, likewise.
+    pub prefix_edges: Vec<(u32, u32, u32)>,
+    /// Most states: building fails as soon as one more is needed.
+    limit: usize,
 }
 
 impl Automaton {
+    /// An empty automaton of at most `limit` states.
+    pub fn new(limit: usize) -> Self {
+        Automaton {
+            states: Vec::new(),
+            components: Vec::new(),
+            component_ids: HashMap::default(),
+            edges: Vec::new(),
+            prefix_edges: Vec::new(),
+            limit,
+        }
+    }
+
     fn component(&mut self, text: &str) -> u32 {
         if let Some(&id) = self.component_ids.get(text) {
             return id;
         }
-        let id = self.components.len() as u32;
+        let id = count(self.components.len());
         self.components.push(text.to_string());
         self.component_ids.insert(text.to_string(), id);
         id
     }
 }
 
-/// A trie node: one directory prefix of some pattern.
-#[derive(Default)]
-struct Node {
-    children: BTreeMap<String, usize>,
-    exact: Vec<usize>,
-    children_patterns: Vec<usize>,
-    recursive: Vec<usize>,
-    /// `(partial component, pattern)` of `Prefix` patterns in this directory.
-    prefixes: Vec<(String, usize)>,
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// What a state remembers, for interning.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Context {
-    node: Option<usize>,
-    sticky: BTreeSet<usize>,
-    pending: BTreeSet<usize>,
+/// Where a pattern is anchored in the trie.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    Exact,
+    Children,
+    Recursive,
+    /// A `prefix*` pattern: its partial last component.
+    Prefix(&'a str),
+}
+
+/// A pattern's directory in the trie and how it hangs there.
+fn anchor(pattern: &PathPattern) -> (&str, Slot<'_>) {
+    match pattern {
+        PathPattern::Exact(p) => (p.as_str(), Slot::Exact),
+        PathPattern::Children(d) => (d.as_str(), Slot::Children),
+        PathPattern::Recursive(d) => (d.as_str(), Slot::Recursive),
+        PathPattern::Prefix(p) => match p.rsplit_once('/') {
+            // `/*`-like prefixes of the root with nothing after the slash
+            // match every path: the same as `/**`.
+            Some(("", "")) | None => ("", Slot::Recursive),
+            Some((dir, "")) => (dir, Slot::Recursive),
+            Some((dir, partial)) => (dir, Slot::Prefix(partial)),
+        },
+    }
+}
+
+/// A pattern's steps from the root: its directory's components, then its
+/// partial component (marked `true`) when it is a `prefix*` pattern.
+fn steps<'a>(dir: &'a str, partial: Option<&'a str>) -> impl Iterator<Item = (bool, &'a str)> + 'a {
+    dir.split('/').filter(|c| !c.is_empty()).map(|c| (false, c)).chain(partial.map(|p| (true, p)))
+}
+
+fn key_of(pattern: &PathPattern) -> (&str, Option<&str>) {
+    match anchor(pattern) {
+        (dir, Slot::Prefix(partial)) => (dir, Some(partial)),
+        (dir, _) => (dir, None),
+    }
+}
+
+/// The distinct prefixes of one dimension's patterns: the nodes of its
+/// trie other than the root (`/a`, `/a/b` and `/a/b/c` for `/a/b/c`,
+/// `/a/b/c/*` or `/a/b/c/**`) plus each directory's distinct `prefix*`
+/// partials (`/a/b/c*` for `/a/b/c*`). What [`build`] makes is at most three
+/// states per prefix, plus three for the root. Allocates one pair per
+/// pattern, no map: the patterns are sorted component by component, and
+/// each adds the steps it does not share with the one before.
+pub fn prefixes<'a>(patterns: impl IntoIterator<Item = &'a PathPattern>) -> usize {
+    let mut keys: Vec<(&str, Option<&str>)> = patterns.into_iter().map(key_of).collect();
+    keys.sort_unstable_by(|a, b| steps(a.0, a.1).cmp(steps(b.0, b.1)));
+    let mut total = 0;
+    let mut previous: Option<(&str, Option<&str>)> = None;
+    for key in keys {
+        let len = steps(key.0, key.1).count();
+        let shared =
+            previous.map_or(0, |p| steps(p.0, p.1).zip(steps(key.0, key.1)).take_while(|(a, b)| a == b).count());
+        total += len - shared.min(len);
+        previous = Some(key);
+    }
+    total
+}
+
+/// Counts the distinct prefixes of patterns one at a time, in the order
+/// written, to say where a limit is crossed. Holds every prefix it has
+/// seen: use it only once a policy is known to be over the limit.
+#[derive(Default)]
+pub struct PrefixCounter {
+    ids: HashMap<(u8, u32, bool, String), u32>,
+}
+
+impl PrefixCounter {
+    /// Adds `pattern` of dimension `dimension` (any number that tells the
+    /// dimensions apart); returns the distinct prefixes seen so far.
+    pub fn add(&mut self, dimension: u8, pattern: &PathPattern) -> usize {
+        let (dir, partial) = key_of(pattern);
+        let mut at = 0u32;
+        for (is_partial, step) in steps(dir, partial) {
+            let next = count(self.ids.len() + 1);
+            at = *self.ids.entry((dimension, at, is_partial, step.to_string())).or_insert(next);
+        }
+        self.ids.len()
+    }
+}
+
+/// The patterns' directories as a trie, in flat arrays: node 0 is the root,
+/// a node's children come after it.
+struct Trie<'a> {
+    /// Each node's parent and component (the root's: 0 and "").
+    parent: Vec<(u32, &'a str)>,
+    /// `children[child_start[n]..child_start[n + 1]]`: node `n`'s children,
+    /// sorted by component.
+    child_start: Vec<u32>,
+    children: Vec<u32>,
+    /// `own[own_start[n]..own_start[n + 1]]`: the patterns anchored at `n`.
+    own_start: Vec<u32>,
+    own: Vec<(Slot<'a>, usize)>,
+}
+
+/// Offsets of groups in a list sorted by group (`nodes + 1` of them).
+fn starts(nodes: usize, groups: impl Iterator<Item = u32>) -> Vec<u32> {
+    let mut start = vec![0u32; nodes + 1];
+    for group in groups {
+        if let Some(slot) = start.get_mut(group as usize + 1) {
+            *slot += 1;
+        }
+    }
+    let mut total = 0;
+    for slot in &mut start {
+        total += *slot;
+        *slot = total;
+    }
+    start
+}
+
+fn range(start: &[u32], node: u32) -> Range<usize> {
+    let at = |i: usize| start.get(i).map_or(0, |&s| s as usize);
+    at(node as usize)..at(node as usize + 1)
+}
+
+impl<'a> Trie<'a> {
+    fn new(patterns: &'a [(PathPattern, Vec<u32>)]) -> Result<Self, DfaError> {
+        let mut ids: HashMap<(u32, &'a str), u32> = HashMap::default();
+        let mut parent: Vec<(u32, &'a str)> = vec![(0, "")];
+        let mut anchored: Vec<(u32, Slot<'a>, usize)> = Vec::with_capacity(patterns.len());
+        for (index, (pattern, _)) in patterns.iter().enumerate() {
+            let (dir, slot) = anchor(pattern);
+            let mut at = 0u32;
+            for component in dir.split('/').filter(|c| !c.is_empty()) {
+                if component.len() > LONG_COMPONENT_BYTES {
+                    return Err(DfaError::ComponentTooLong { component: component.to_string() });
+                }
+                let from = at;
+                let next = count(parent.len());
+                at = *ids.entry((from, component)).or_insert_with(|| {
+                    parent.push((from, component));
+                    next
+                });
+            }
+            if let Slot::Prefix(partial) = slot {
+                if partial.len() > LONG_COMPONENT_BYTES {
+                    return Err(DfaError::ComponentTooLong { component: partial.to_string() });
+                }
+            }
+            anchored.push((at, slot, index));
+        }
+        drop(ids);
+        let nodes = parent.len();
+        let mut children: Vec<u32> = (1..count(nodes)).collect();
+        children.sort_unstable_by(|&a, &b| parent.get(a as usize).cmp(&parent.get(b as usize)));
+        let child_start = starts(nodes, children.iter().map(|&c| parent.get(c as usize).map_or(0, |p| p.0)));
+        // Stable: a node's patterns stay in the order given.
+        anchored.sort_by_key(|&(node, _, _)| node);
+        let own_start = starts(nodes, anchored.iter().map(|&(node, _, _)| node));
+        let own = anchored.into_iter().map(|(_, slot, index)| (slot, index)).collect();
+        Ok(Trie { parent, child_start, children, own_start, own })
+    }
+
+    fn len(&self) -> usize {
+        self.parent.len()
+    }
+
+    fn children(&self, node: u32) -> &[u32] {
+        self.children.get(range(&self.child_start, node)).unwrap_or_default()
+    }
+
+    fn own(&self, node: u32) -> &[(Slot<'a>, usize)] {
+        self.own.get(range(&self.own_start, node)).unwrap_or_default()
+    }
+
+    fn component(&self, node: u32) -> &'a str {
+        self.parent.get(node as usize).map_or("", |p| p.1)
+    }
+
+    /// The node's path (`""` for the root), for messages.
+    fn path(&self, mut node: u32) -> String {
+        let mut components = Vec::new();
+        while node != 0 {
+            let Some(&(up, component)) = self.parent.get(node as usize) else { break };
+            components.push(component);
+            node = up;
+        }
+        components.iter().rev().fold(String::new(), |path, c| path + "/" + c)
+    }
 }
 
 /// Whether a dimension's states get subtree classes.
@@ -123,102 +324,50 @@ pub fn build(
     patterns: &[(PathPattern, Vec<u32>)],
     subtrees: Subtrees,
 ) -> Result<(u32, Classes), DfaError> {
-    let mut trie = vec![Node::default()];
-    for (index, (pattern, _)) in patterns.iter().enumerate() {
-        let (dir, slot) = match pattern {
-            PathPattern::Exact(p) => (p.as_str(), Slot::Exact),
-            PathPattern::Children(d) => (d.as_str(), Slot::Children),
-            PathPattern::Recursive(d) => (d.as_str(), Slot::Recursive),
-            PathPattern::Prefix(p) => match p.rsplit_once('/') {
-                // `/*`-like prefixes of the root with nothing after the slash
-                // match every path: the same as `/**`.
-                Some(("", "")) | None => ("", Slot::Recursive),
-                Some((dir, "")) => (dir, Slot::Recursive),
-                Some((dir, partial)) => (dir, Slot::Prefix(partial.to_string())),
-            },
-        };
-        let node = walk_or_insert(&mut trie, dir)?;
-        let Some(node) = trie.get_mut(node) else { continue };
-        match slot {
-            Slot::Exact => node.exact.push(index),
-            Slot::Children => node.children_patterns.push(index),
-            Slot::Recursive => node.recursive.push(index),
-            Slot::Prefix(partial) => {
-                if partial.len() > d4c_artifact::tables::LONG_COMPONENT_BYTES {
-                    return Err(DfaError::ComponentTooLong { component: partial });
+    let trie = Trie::new(patterns)?;
+    // The patterns anchored at each node or below it, as ids into
+    // `below_sets`. A node with one child and no pattern of its own shares
+    // its child's set, so a long chain stores one.
+    let below = (subtrees == Subtrees::Yes).then(|| {
+        let mut below_of = vec![0u32; trie.len()];
+        let mut below_sets: Vec<Rc<[usize]>> = Vec::new();
+        for node in (0..count(trie.len())).rev() {
+            let own = trie.own(node);
+            let id = match trie.children(node) {
+                [only] if own.is_empty() => below_of.get(*only as usize).copied().unwrap_or(0),
+                children => {
+                    let mut set: Vec<usize> = own.iter().map(|&(_, p)| p).collect();
+                    for &child in children {
+                        let id = below_of.get(child as usize).copied().unwrap_or(0);
+                        set.extend(below_sets.get(id as usize).into_iter().flat_map(|s| s.iter().copied()));
+                    }
+                    set.sort_unstable();
+                    set.dedup();
+                    below_sets.push(Rc::from(set));
+                    count(below_sets.len() - 1)
                 }
-                node.prefixes.push((partial, index));
+            };
+            if let Some(slot) = below_of.get_mut(node as usize) {
+                *slot = id;
             }
         }
-    }
-
-    // The patterns anchored at each node or below it: children come after
-    // their parents in the trie, so one pass from the end sums them.
-    let mut below: Vec<BTreeSet<usize>> = trie
-        .iter()
-        .map(|n| {
-            n.exact
-                .iter()
-                .chain(&n.children_patterns)
-                .chain(&n.recursive)
-                .chain(n.prefixes.iter().map(|(_, p)| p))
-                .copied()
-                .collect()
-        })
-        .collect();
-    if subtrees == Subtrees::Yes {
-        for id in (0..trie.len()).rev() {
-            let children: Vec<usize> = trie.get(id).map(|n| n.children.values().copied().collect()).unwrap_or_default();
-            let mut sum = below.get(id).cloned().unwrap_or_default();
-            for child in children {
-                sum.extend(below.get(child).into_iter().flatten().copied());
-            }
-            if let Some(slot) = below.get_mut(id) {
-                *slot = sum;
-            }
-        }
-    }
+        (below_of, below_sets)
+    });
     let mut builder = Builder {
         trie: &trie,
-        below: (subtrees == Subtrees::Yes).then_some(below),
+        below,
         patterns,
         automaton,
-        states: HashMap::default(),
+        on_trie: vec![u32::MAX; trie.len()],
+        off_trie: HashMap::default(),
+        sets: SetTable::new(),
         classes: ClassTable::default(),
-        paths: vec![String::new()],
+        accepts: HashMap::default(),
+        subtrees: HashMap::default(),
     };
-    let root = builder.state(Context { node: Some(0), sticky: BTreeSet::new(), pending: BTreeSet::new() })?;
+    let root = builder.state()?;
     let (sets, subtree) = builder.classes.sets.into_iter().unzip();
     Ok((root, Classes { sets, subtree }))
-}
-
-enum Slot {
-    Exact,
-    Children,
-    Recursive,
-    Prefix(String),
-}
-
-fn walk_or_insert(trie: &mut Vec<Node>, dir: &str) -> Result<usize, DfaError> {
-    let mut at = 0;
-    for component in dir.split('/').filter(|c| !c.is_empty()) {
-        if component.len() > d4c_artifact::tables::LONG_COMPONENT_BYTES {
-            return Err(DfaError::ComponentTooLong { component: component.to_string() });
-        }
-        let next = trie.get(at).and_then(|n| n.children.get(component)).copied();
-        at = match next {
-            Some(next) => next,
-            None => {
-                let id = trie.len();
-                trie.push(Node::default());
-                if let Some(node) = trie.get_mut(at) {
-                    node.children.insert(component.to_string(), id);
-                }
-                id
-            }
-        };
-    }
-    Ok(at)
 }
 
 /// Interns (selector set, subtree) pairs; class 0 is the empty accept set.
@@ -241,34 +390,109 @@ impl ClassTable {
         if let Some(&id) = self.ids.get(&key) {
             return id;
         }
-        let id = self.sets.len() as u32;
+        let id = count(self.sets.len());
         self.sets.push(key.clone());
         self.ids.insert(key, id);
         id
     }
+
+    /// The class of the union of the selectors of the patterns in `parts`.
+    fn union(&mut self, patterns: &[(PathPattern, Vec<u32>)], parts: &[&[usize]], subtree: bool) -> u32 {
+        let mut selectors: Vec<u32> = Vec::new();
+        for &p in parts.iter().flat_map(|part| part.iter()) {
+            if let Some((_, sel)) = patterns.get(p) {
+                selectors.extend(sel.iter().copied());
+            }
+        }
+        selectors.sort_unstable();
+        selectors.dedup();
+        self.intern(selectors, subtree)
+    }
 }
 
-struct Builder<'a> {
-    trie: &'a [Node],
-    /// Per trie node, the patterns anchored at it or below it; `None`:
-    /// no subtree classes.
-    below: Option<Vec<BTreeSet<usize>>>,
+/// Sets of patterns, interned: equal sets have one id; 0 is the empty set.
+struct SetTable {
+    sets: Vec<Rc<[usize]>>,
+    ids: HashMap<Rc<[usize]>, u32>,
+}
+
+impl SetTable {
+    fn new() -> Self {
+        let empty: Rc<[usize]> = Rc::from(Vec::new());
+        let mut ids = HashMap::default();
+        ids.insert(Rc::clone(&empty), 0);
+        SetTable { sets: vec![empty], ids }
+    }
+
+    fn intern(&mut self, mut set: Vec<usize>) -> u32 {
+        set.sort_unstable();
+        set.dedup();
+        if let Some(&id) = self.ids.get(set.as_slice()) {
+            return id;
+        }
+        let id = count(self.sets.len());
+        let set: Rc<[usize]> = Rc::from(set);
+        self.sets.push(Rc::clone(&set));
+        self.ids.insert(set, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> Rc<[usize]> {
+        self.sets.get(id as usize).map_or_else(|| Rc::from(Vec::new()), Rc::clone)
+    }
+
+    /// Set `id` with `more` added: `id` itself when `more` is empty.
+    fn with(&mut self, id: u32, more: &[usize]) -> u32 {
+        if more.is_empty() {
+            return id;
+        }
+        let mut set = self.get(id).to_vec();
+        set.extend_from_slice(more);
+        self.intern(set)
+    }
+}
+
+/// What a state remembers: the trie node (`None`: off the trie), and the
+/// sticky and pending patterns as [`SetTable`] ids. On the trie the node
+/// alone tells states apart (one path reaches it).
+#[derive(Clone, Copy)]
+struct Key {
+    node: Option<u32>,
+    sticky: u32,
+    pending: u32,
+}
+
+/// Per trie node, the id of the patterns anchored at it or below it; the
+/// sets, by id.
+type Below = (Vec<u32>, Vec<Rc<[usize]>>);
+
+struct Builder<'a, 't> {
+    trie: &'t Trie<'a>,
+    /// Per trie node, the id of the patterns anchored at it or below it,
+    /// and the sets; `None`: no subtree classes.
+    below: Option<Below>,
     patterns: &'a [(PathPattern, Vec<u32>)],
-    automaton: &'a mut Automaton,
-    states: HashMap<Context, u32>,
+    automaton: &'t mut Automaton,
+    /// The state of each trie node (`u32::MAX`: none yet).
+    on_trie: Vec<u32>,
+    /// The state of each (sticky, pending) off the trie.
+    off_trie: HashMap<(u32, u32), u32>,
+    sets: SetTable,
     classes: ClassTable,
-    /// Path of each trie node, for messages (filled as nodes are visited).
-    paths: Vec<String>,
+    /// Accept classes of (sticky, pending) alone.
+    accepts: HashMap<(u32, u32), u32>,
+    /// Subtree classes of (sticky, pending, below id or `u32::MAX`).
+    subtrees: HashMap<(u32, u32, u32), u32>,
 }
 
-impl Builder<'_> {
-    /// The state of `context`, built with everything reachable from it.
+impl Builder<'_, '_> {
+    /// The root's state, built with everything reachable from it.
     /// Iterative (an explicit work list), so deep trees cannot overflow the stack.
-    fn state(&mut self, context: Context) -> Result<u32, DfaError> {
-        let root = self.allocate(&context);
-        let mut work = vec![(context, root)];
-        while let Some((context, id)) = work.pop() {
-            let record = self.fill(&context, &mut work)?;
+    fn state(&mut self) -> Result<u32, DfaError> {
+        let mut work = Vec::new();
+        let root = self.target(Key { node: Some(0), sticky: 0, pending: 0 }, &mut work)?;
+        while let Some((key, id)) = work.pop() {
+            let record = self.fill(key, id, &mut work)?;
             if let Some(slot) = self.automaton.states.get_mut(id as usize) {
                 *slot = record;
             }
@@ -276,89 +500,116 @@ impl Builder<'_> {
         Ok(root)
     }
 
-    fn allocate(&mut self, context: &Context) -> u32 {
-        let id = self.automaton.states.len() as u32;
-        self.automaton.states.push(DfaState::default());
-        self.states.insert(context.clone(), id);
-        id
-    }
-
-    /// The id of `context`'s state, queueing it for filling when new.
-    fn target(&mut self, context: Context, work: &mut Vec<(Context, u32)>) -> u32 {
-        if let Some(&id) = self.states.get(&context) {
-            return id;
+    /// The id of `key`'s state, queueing it for filling when new.
+    fn target(&mut self, key: Key, work: &mut Vec<(Key, u32)>) -> Result<u32, DfaError> {
+        let known = match key.node {
+            Some(node) => self.on_trie.get(node as usize).copied().filter(|&s| s != u32::MAX),
+            None => self.off_trie.get(&(key.sticky, key.pending)).copied(),
+        };
+        if let Some(id) = known {
+            return Ok(id);
         }
-        let id = self.allocate(&context);
-        work.push((context, id));
-        id
+        if self.automaton.states.len() >= self.automaton.limit {
+            return Err(DfaError::TooManyStates { states: self.automaton.states.len() + 1 });
+        }
+        let id = count(self.automaton.states.len());
+        self.automaton.states.push(DfaState::default());
+        match key.node {
+            Some(node) => {
+                if let Some(slot) = self.on_trie.get_mut(node as usize) {
+                    *slot = id;
+                }
+            }
+            None => {
+                self.off_trie.insert((key.sticky, key.pending), id);
+            }
+        }
+        work.push((key, id));
+        Ok(id)
     }
 
-    fn fill(&mut self, context: &Context, work: &mut Vec<(Context, u32)>) -> Result<DfaState, DfaError> {
-        let Some(node_id) = context.node else {
+    fn fill(&mut self, key: Key, id: u32, work: &mut Vec<(Key, u32)>) -> Result<DfaState, DfaError> {
+        let Some(node) = key.node else {
             // Off the trie: accept what is sticky or pending; any component
             // keeps the sticky patterns and drops the pending ones.
-            let accept = self.accept(context.sticky.iter().chain(&context.pending));
+            let accept = self.accept(key.sticky, key.pending, &[]);
             let subtree = match self.below {
-                Some(_) => self.class_of(context.sticky.iter().chain(&context.pending), true),
+                Some(_) => self.subtree(key.sticky, key.pending, None),
                 None => 0,
             };
-            let next = Context { node: None, sticky: context.sticky.clone(), pending: BTreeSet::new() };
-            let default_next = self.target(next, work);
+            let default_next = self.target(Key { node: None, sticky: key.sticky, pending: 0 }, work)?;
             return Ok(DfaState { accept_class: accept, default_next, subtree_class: subtree, ..DfaState::default() });
         };
         let trie = self.trie;
-        let Some(node) = trie.get(node_id) else { return Ok(DfaState::default()) };
-        let accept =
-            self.accept(context.sticky.iter().chain(&context.pending).chain(&node.exact).chain(&node.recursive));
-        let below = self.below.as_ref().and_then(|b| b.get(node_id)).cloned();
+        let own = trie.own(node);
+        let mut accepting = Vec::new();
+        let mut recursive = Vec::new();
+        let mut children_patterns = Vec::new();
+        // Partial component -> its patterns.
+        let mut partials: HashMap<&[u8], Vec<usize>> = HashMap::default();
+        for &(slot, index) in own {
+            match slot {
+                Slot::Exact => accepting.push(index),
+                Slot::Recursive => {
+                    accepting.push(index);
+                    recursive.push(index);
+                }
+                Slot::Children => children_patterns.push(index),
+                Slot::Prefix(partial) => partials.entry(partial.as_bytes()).or_default().push(index),
+            }
+        }
+        let accept = self.accept(key.sticky, key.pending, &accepting);
+        let below = self.below.as_ref().map(|(below_of, _)| below_of.get(node as usize).copied().unwrap_or(0));
         let subtree = match below {
-            Some(below) => self.class_of(context.sticky.iter().chain(&context.pending).chain(&below), true),
+            Some(below) => self.subtree(key.sticky, key.pending, Some(below)),
             None => 0,
         };
-        let mut sticky = context.sticky.clone();
-        sticky.extend(node.recursive.iter().copied());
-        let pending: BTreeSet<usize> = node.children_patterns.iter().copied().collect();
+        let sticky = self.sets.with(key.sticky, &recursive);
+        let pending = self.sets.intern(children_patterns);
+        let texts: BTreeSet<&str> = own
+            .iter()
+            .filter_map(|(slot, _)| match slot {
+                Slot::Prefix(partial) => Some(*partial),
+                _ => None,
+            })
+            .collect();
+        let lengths: BTreeSet<usize> = texts.iter().map(|p| p.len()).collect();
+        // The patterns whose partial starts `text`: one look-up per length.
         let prefixes_of = |text: &str| -> Vec<usize> {
-            node.prefixes.iter().filter(|(p, _)| text.starts_with(p.as_str())).map(|(_, i)| *i).collect()
+            lengths
+                .iter()
+                .filter_map(|&len| text.as_bytes().get(..len))
+                .filter_map(|start| partials.get(start))
+                .flatten()
+                .copied()
+                .collect()
         };
 
         let mut has_edges = false;
-        for (component, &child) in &node.children {
-            let mut child_sticky = sticky.clone();
-            child_sticky.extend(prefixes_of(component));
-            let next = self.target(Context { node: Some(child), sticky: child_sticky, pending: pending.clone() }, work);
-            let from = self.states.get(context).copied().unwrap_or_default();
+        for &child in trie.children(node) {
+            let component = trie.component(child);
+            let child_sticky = self.sets.with(sticky, &prefixes_of(component));
+            let next = self.target(Key { node: Some(child), sticky: child_sticky, pending }, work)?;
             let component_id = self.automaton.component(component);
-            self.automaton.edges.insert((from, component_id), next);
+            self.automaton.edges.push((id, component_id, next));
             has_edges = true;
-            if self.paths.len() <= child {
-                self.paths.resize(child + 1, String::new());
-            }
-            let path = format!("{}/{component}", self.paths.get(node_id).map_or("", String::as_str));
-            if let Some(slot) = self.paths.get_mut(child) {
-                *slot = path;
-            }
         }
-        let partials: BTreeSet<&str> = node.prefixes.iter().map(|(p, _)| p.as_str()).collect();
-        let lengths: BTreeSet<usize> = partials.iter().map(|p| p.len()).collect();
         if lengths.len() > MAX_PREFIX_LENS {
-            let directory = self.paths.get(node_id).cloned().unwrap_or_default();
+            let directory = trie.path(node);
             return Err(DfaError::TooManyPrefixLengths { directory: format!("{directory}/"), lengths: lengths.len() });
         }
-        for partial in &partials {
-            let mut prefix_sticky = sticky.clone();
-            prefix_sticky.extend(prefixes_of(partial));
-            let next = self.target(Context { node: None, sticky: prefix_sticky, pending: pending.clone() }, work);
-            let from = self.states.get(context).copied().unwrap_or_default();
+        for &partial in &texts {
+            let prefix_sticky = self.sets.with(sticky, &prefixes_of(partial));
+            let next = self.target(Key { node: None, sticky: prefix_sticky, pending }, work)?;
             let component_id = self.automaton.component(partial);
-            self.automaton.prefix_edges.insert((from, component_id), next);
+            self.automaton.prefix_edges.push((id, component_id, next));
             has_edges = true;
         }
         let mut prefix_lens = [0u8; MAX_PREFIX_LENS];
         for (slot, len) in prefix_lens.iter_mut().zip(lengths.iter().rev()) {
             *slot = u8::try_from(*len).unwrap_or(u8::MAX);
         }
-        let default_next = self.target(Context { node: None, sticky, pending }, work);
+        let default_next = self.target(Key { node: None, sticky, pending }, work)?;
         Ok(DfaState {
             accept_class: accept,
             default_next,
@@ -368,21 +619,107 @@ impl Builder<'_> {
         })
     }
 
-    /// The accept class of a set of satisfied patterns: the union of their
-    /// selectors.
-    fn accept<'p>(&mut self, patterns: impl Iterator<Item = &'p usize>) -> u32 {
-        self.class_of(patterns, false)
-    }
-
-    /// The class of the union of `patterns`' selectors, an accept or a
-    /// subtree class.
-    fn class_of<'p>(&mut self, patterns: impl Iterator<Item = &'p usize>, subtree: bool) -> u32 {
-        let mut selectors: BTreeSet<u32> = BTreeSet::new();
-        for &p in patterns {
-            if let Some((_, sel)) = self.patterns.get(p) {
-                selectors.extend(sel.iter().copied());
+    /// The accept class of the sticky and pending patterns and `more`: the
+    /// union of their selectors. Memoised when `more` is empty.
+    fn accept(&mut self, sticky: u32, pending: u32, more: &[usize]) -> u32 {
+        if more.is_empty() {
+            if let Some(&class) = self.accepts.get(&(sticky, pending)) {
+                return class;
             }
         }
-        self.classes.intern(selectors.into_iter().collect(), subtree)
+        let (s, p) = (self.sets.get(sticky), self.sets.get(pending));
+        let class = self.classes.union(self.patterns, &[&*s, &*p, more], false);
+        if more.is_empty() {
+            self.accepts.insert((sticky, pending), class);
+        }
+        class
+    }
+
+    /// The subtree class of the sticky and pending patterns and those
+    /// anchored at or below the node (`below`, an id of `self.below`).
+    fn subtree(&mut self, sticky: u32, pending: u32, below: Option<u32>) -> u32 {
+        let memo = (sticky, pending, below.unwrap_or(u32::MAX));
+        if let Some(&class) = self.subtrees.get(&memo) {
+            return class;
+        }
+        let (s, p) = (self.sets.get(sticky), self.sets.get(pending));
+        let empty: Rc<[usize]> = Rc::from(Vec::new());
+        let b = match (&self.below, below) {
+            (Some((_, sets)), Some(id)) => sets.get(id as usize).cloned().unwrap_or(empty),
+            _ => empty,
+        };
+        let class = self.classes.union(self.patterns, &[&*s, &*p, &*b], true);
+        self.subtrees.insert(memo, class);
+        class
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patterns(list: &[&str]) -> Vec<(PathPattern, Vec<u32>)> {
+        (0u32..).zip(list).map(|(i, text)| (PathPattern::parse(text).unwrap(), vec![i])).collect()
+    }
+
+    #[test]
+    fn prefixes_are_the_trie_nodes_and_partials_and_bound_the_states() {
+        let list = [
+            "/a/b/c",
+            "/a/b/*",
+            "/a/b/**",
+            "/a/bc*",
+            "/a/bd*",
+            "/a/b/cd*",
+            "/a-b/c",
+            "/a/b-c/d",
+            "/x/y",
+            "/a/b/c/d/e/*",
+            "/**",
+        ];
+        let p = patterns(&list);
+        let trie = Trie::new(&p).unwrap();
+        let partials: BTreeSet<(u32, &str)> = (0..count(trie.len()))
+            .flat_map(|node| {
+                trie.own(node).iter().filter_map(move |(slot, _)| match slot {
+                    Slot::Prefix(partial) => Some((node, *partial)),
+                    _ => None,
+                })
+            })
+            .collect();
+        let counted = prefixes(p.iter().map(|(p, _)| p));
+        // a, a/b, a/b/c, a/b/c/d, a/b/c/d/e, a-b, a-b/c, a/b-c, a/b-c/d, x,
+        // x/y; partials bc, bd (in /a), cd (in /a/b).
+        assert_eq!((trie.len() - 1, partials.len(), counted), (11, 3, 14));
+        let mut counter = PrefixCounter::default();
+        assert_eq!(p.iter().map(|(x, _)| counter.add(0, x)).last(), Some(counted));
+        let mut automaton = Automaton::new(usize::MAX);
+        build(&mut automaton, &p, Subtrees::Yes).unwrap();
+        assert!(automaton.states.len() <= 3 * (counted + 1), "{}", automaton.states.len());
+    }
+
+    #[test]
+    fn chains_under_many_recursive_patterns_cost_a_state_per_component() {
+        // 100 nested `/**`, then 100 chains 100 deep below them: every
+        // component of a chain has all 100 sticky, shared by id.
+        let mut list: Vec<String> = (1..=100).map(|d| format!("{}/**", "/r".repeat(d))).collect();
+        let chain: String = (1..=100).map(|i| format!("/c{i}")).collect();
+        list.extend((0..100).map(|k| format!("{}/v{k}{chain}", "/r".repeat(100))));
+        let p = patterns(&list.iter().map(String::as_str).collect::<Vec<_>>());
+        let counted = prefixes(p.iter().map(|(p, _)| p));
+        assert_eq!(counted, 100 + 100 * 101);
+        let mut automaton = Automaton::new(usize::MAX);
+        let (_, classes) = build(&mut automaton, &p, Subtrees::Yes).unwrap();
+        assert!(automaton.states.len() <= counted + 210, "{}", automaton.states.len());
+        // A class per nesting level and per chain, not per component.
+        assert!(classes.sets.len() <= 4 * 100 + 10, "{}", classes.sets.len());
+    }
+
+    #[test]
+    fn building_stops_at_the_state_limit() {
+        let p = patterns(&["/a/b/c/d"]);
+        let mut automaton = Automaton::new(3);
+        assert_eq!(build(&mut automaton, &p, Subtrees::Yes), Err(DfaError::TooManyStates { states: 4 }));
+        assert_eq!(automaton.states.len(), 3);
     }
 }

@@ -16,6 +16,7 @@
 mod dfa;
 
 use crate::ast::{ConditionKey, PolicyKind};
+use crate::limits::MAX_PATH_PREFIXES;
 use crate::model::{CheckedPolicy, RuleSet, SelectorModel, Values};
 use d4c_artifact::eval::{Tables, TablesError};
 use d4c_artifact::patterns::{PathPattern, TextPattern};
@@ -33,6 +34,11 @@ pub const MAX_CLASS_ENTRIES: usize = 4 * 1024 * 1024;
 
 /// Most automaton states.
 pub const MAX_DFA_STATES: usize = 4 * 1024 * 1024;
+
+// Each path prefix makes at most three states, and each of the three
+// dimensions' roots three more: a policy within `MAX_PATH_PREFIXES` (which
+// lint checks) never needs more than `MAX_DFA_STATES`.
+const _: () = assert!(3 * (MAX_PATH_PREFIXES + 3) <= MAX_DFA_STATES);
 
 /// Why a checked policy cannot be lowered: a capacity limit, with figures.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,8 +69,13 @@ pub enum LowerError {
     },
     /// Too many automaton states.
     TooManyStates {
-        /// How many.
+        /// How many at least.
         states: usize,
+    },
+    /// More distinct path prefixes than [`MAX_PATH_PREFIXES`].
+    TooManyPathPrefixes {
+        /// How many.
+        prefixes: usize,
     },
     /// The tables failed their own consistency check (a compiler bug).
     Internal(String),
@@ -86,8 +97,12 @@ impl std::fmt::Display for LowerError {
                 file + process
             ),
             LowerError::TooManyStates { states } => {
-                write!(f, "the path automaton would need {states} states; d4c's limit is {MAX_DFA_STATES}")
+                write!(f, "the path automaton would need at least {states} states; d4c's limit is {MAX_DFA_STATES}")
             }
+            LowerError::TooManyPathPrefixes { prefixes } => write!(
+                f,
+                "the path patterns have {prefixes} distinct prefixes; d4c's path automaton holds {MAX_PATH_PREFIXES}"
+            ),
             LowerError::Internal(message) => write!(f, "internal error: the tables are inconsistent: {message}"),
         }
     }
@@ -102,6 +117,7 @@ impl From<DfaError> for LowerError {
                 LowerError::TooManyPrefixLengths { directory, lengths, limit: d4c_artifact::tables::MAX_PREFIX_LENS }
             }
             DfaError::ComponentTooLong { component } => LowerError::ComponentTooLong { component },
+            DfaError::TooManyStates { states } => LowerError::TooManyStates { states },
         }
     }
 }
@@ -114,14 +130,20 @@ impl From<TablesError> for LowerError {
 
 /// Lowers a checked policy (which must have no errors) to tables.
 pub fn lower(policy: &CheckedPolicy) -> Result<Tables, LowerError> {
-    let mut automaton = Automaton::default();
     let file_paths = patterns_of(&policy.file, ConditionKey::TargetFilePath);
+    let exe_paths = patterns_of(&policy.process, ConditionKey::ProcessExecutable);
+    let names = name_patterns(&policy.process);
+    // Lint reports this limit (`D4C0033`); checked again here, before
+    // anything is built, for callers that did not lint.
+    let prefixes = prefixes_of(&file_paths, &exe_paths, &names);
+    if prefixes > MAX_PATH_PREFIXES {
+        return Err(LowerError::TooManyPathPrefixes { prefixes });
+    }
+    let mut automaton = Automaton::new(MAX_DFA_STATES);
     let (file_path_root, file_classes_built) = dfa::build(&mut automaton, &file_paths, dfa::Subtrees::Yes)?;
     let dfa::Classes { sets: file_path_classes, subtree: file_path_subtree } = file_classes_built;
-    let exe_paths = patterns_of(&policy.process, ConditionKey::ProcessExecutable);
     let (exe_root, exe_classes) = dfa::build(&mut automaton, &exe_paths, dfa::Subtrees::No)?;
     let exe_classes = exe_classes.sets;
-    let names = name_patterns(&policy.process);
     let (name_root, name_classes) = dfa::build(&mut automaton, &names, dfa::Subtrees::No)?;
     let name_classes = name_classes.sets;
     if automaton.states.len() > MAX_DFA_STATES {
@@ -153,13 +175,11 @@ pub fn lower(policy: &CheckedPolicy) -> Result<Tables, LowerError> {
         process_dyn_classes: count(process_dyn_reps.len()),
         reserved: 0,
     };
-    let edges =
-        automaton.edges.iter().map(|(&(state, component), &next)| (EdgeKey { state, component }, next)).collect();
-    let prefix_edges = automaton
-        .prefix_edges
-        .iter()
-        .map(|(&(state, component), &next)| (EdgeKey { state, component }, next))
-        .collect();
+    automaton.edges.sort_unstable();
+    automaton.prefix_edges.sort_unstable();
+    let edges = automaton.edges.iter().map(|&(state, component, next)| (EdgeKey { state, component }, next)).collect();
+    let prefix_edges =
+        automaton.prefix_edges.iter().map(|&(state, component, next)| (EdgeKey { state, component }, next)).collect();
     let meta = Meta {
         policy_version: policy.version.clone(),
         file: file_meta,
@@ -183,6 +203,39 @@ pub fn lower(policy: &CheckedPolicy) -> Result<Tables, LowerError> {
         process_d,
         meta,
     )?)
+}
+
+/// The distinct path prefixes of a checked policy, what
+/// [`MAX_PATH_PREFIXES`] limits: of `targetFilePath` patterns, of
+/// `processExecutable` patterns and of `processName` values (each as
+/// `/<name>`), counted apart. A sort of the patterns; allocates one pair
+/// per pattern, no map.
+pub fn path_prefixes(policy: &CheckedPolicy) -> usize {
+    let file_paths = patterns_of(&policy.file, ConditionKey::TargetFilePath);
+    let exe_paths = patterns_of(&policy.process, ConditionKey::ProcessExecutable);
+    let names = name_patterns(&policy.process);
+    prefixes_of(&file_paths, &exe_paths, &names)
+}
+
+fn prefixes_of(
+    file: &[(PathPattern, Vec<u32>)],
+    exe: &[(PathPattern, Vec<u32>)],
+    names: &[(PathPattern, Vec<u32>)],
+) -> usize {
+    [file, exe, names].iter().map(|patterns| dfa::prefixes(patterns.iter().map(|(p, _)| p))).sum()
+}
+
+/// Counts path prefixes one pattern at a time, to find where a policy
+/// crosses [`MAX_PATH_PREFIXES`]: see [`dfa::PrefixCounter`].
+pub use dfa::PrefixCounter;
+
+/// A `processName` value as the one-component path the automaton walks.
+pub fn name_pattern(name: &TextPattern) -> PathPattern {
+    match name {
+        TextPattern::Exact(n) => PathPattern::Exact(format!("/{n}")),
+        TextPattern::Prefix(p) if p.is_empty() => PathPattern::Recursive(String::new()),
+        TextPattern::Prefix(p) => PathPattern::Prefix(format!("/{p}")),
+    }
 }
 
 fn too_many(file: usize, exe_entries: usize, exe: usize, a: Option<usize>, names: usize) -> LowerError {
@@ -217,12 +270,7 @@ fn name_patterns(rules: &RuleSet) -> Vec<(PathPattern, Vec<u32>)> {
     for (index, selector) in (0u32..).zip(&rules.selectors) {
         if let Some(Values::Text(names)) = selector.condition(ConditionKey::ProcessName) {
             for name in names {
-                let path = match name {
-                    TextPattern::Exact(n) => PathPattern::Exact(format!("/{n}")),
-                    TextPattern::Prefix(p) if p.is_empty() => PathPattern::Recursive(String::new()),
-                    TextPattern::Prefix(p) => PathPattern::Prefix(format!("/{p}")),
-                };
-                by_pattern.entry(path).or_default().push(index);
+                by_pattern.entry(name_pattern(name)).or_default().push(index);
             }
         }
     }
