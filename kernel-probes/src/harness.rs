@@ -19,6 +19,11 @@ use d4c_artifact::ops::{Actions, Kind};
 use std::os::fd::{AsFd, AsRawFd};
 use zerocopy::{FromBytes, IntoBytes};
 
+/// `struct d4c_lin_pattern` of `xdp_harness.bpf.c`: its pattern's bytes,
+/// and the whole record (form, length, operations, actions, then those).
+const LINEAR_PATTERN_BYTES: usize = 256;
+const LINEAR_RECORD_BYTES: usize = 4 * size_of::<u32>() + LINEAR_PATTERN_BYTES;
+
 /// The XDP program's name.
 pub const PROGRAM: &str = "d4c_xdp_decide";
 
@@ -125,20 +130,24 @@ impl Harness {
     }
 
     fn fill_linear(&mut self, linear: &[LinearPattern]) -> Result<(), HarnessError> {
-        let mut records = Vec::with_capacity(linear.len() * 272);
+        let mut records = Vec::with_capacity(linear.len() * LINEAR_RECORD_BYTES);
         for p in linear {
-            if p.bytes.len() > 256 {
-                return Err(HarnessError(format!("a baseline pattern of {} bytes, at most 256", p.bytes.len())));
+            if p.bytes.len() > LINEAR_PATTERN_BYTES {
+                return Err(HarnessError(format!(
+                    "a baseline pattern of {} bytes, at most {LINEAR_PATTERN_BYTES}",
+                    p.bytes.len()
+                )));
             }
             let len = p.bytes.len() as u32;
             for word in [p.form, len, p.ops, p.actions] {
                 records.extend_from_slice(&word.to_ne_bytes());
             }
             records.extend_from_slice(&p.bytes);
-            records.resize(records.len() + 256 - p.bytes.len(), 0);
+            records.resize(records.len() + LINEAR_PATTERN_BYTES - p.bytes.len(), 0);
         }
-        maps::array::<272>(&mut self.ebpf, "d4c_lin_pats", &records)?;
-        maps::array::<4>(&mut self.ebpf, "d4c_lin_count", &maps::entries(linear.len()).to_ne_bytes())?;
+        maps::array::<LINEAR_RECORD_BYTES>(&mut self.ebpf, "d4c_lin_pats", &records)?;
+        let count = maps::entries(linear.len()).to_ne_bytes();
+        maps::array::<{ size_of::<u32>() }>(&mut self.ebpf, "d4c_lin_count", &count)?;
         let program: &mut Xdp = self
             .ebpf
             .program_mut(LINEAR_PROGRAM)

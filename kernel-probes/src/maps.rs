@@ -11,7 +11,7 @@ use aya::maps::{Array, HashMap, Map, MapData};
 use aya::{Ebpf, EbpfLoader};
 use d4c_artifact::eval::{component_records, Tables};
 use d4c_artifact::ops::{Actions, Kind};
-use d4c_artifact::tables::SHORT_COMPONENT_BYTES;
+use d4c_artifact::tables::{ComponentKeyLong, ComponentKeyShort, DfaState, EdgeKey, Roots, SHORT_COMPONENT_BYTES};
 use zerocopy::IntoBytes;
 
 /// A map operation that failed, in words.
@@ -106,17 +106,25 @@ pub fn hash<const N: usize>(ebpf: &mut Ebpf, name: &str, keys: &[u8], values: &[
 /// Fills the table maps (everything but the rows) from `tables`.
 pub fn fill(ebpf: &mut Ebpf, tables: &Tables) -> Result<(), MapError> {
     let (short_keys, short_ids, long_keys, long_ids) = component_records(&tables.components);
-    array::<40>(ebpf, "d4c_roots", tables.roots.as_bytes())?;
-    array::<24>(ebpf, "d4c_states", tables.states.as_bytes())?;
-    hash::<32>(ebpf, "d4c_comp_short", short_keys.as_bytes(), &short_ids)?;
-    hash::<260>(ebpf, "d4c_comp_long", long_keys.as_bytes(), &long_ids)?;
-    let keys = |edges: &[(d4c_artifact::tables::EdgeKey, u32)]| edges.iter().map(|(k, _)| *k).collect::<Vec<_>>();
-    let values = |edges: &[(d4c_artifact::tables::EdgeKey, u32)]| edges.iter().map(|(_, v)| *v).collect::<Vec<_>>();
-    hash::<8>(ebpf, "d4c_edges", keys(&tables.edges).as_bytes(), &values(&tables.edges))?;
-    hash::<8>(ebpf, "d4c_pedges", keys(&tables.prefix_edges).as_bytes(), &values(&tables.prefix_edges))?;
-    array::<4>(ebpf, "d4c_file_cls", tables.file_classes.as_bytes())?;
-    array::<4>(ebpf, "d4c_proc_a", tables.process_classes_a.as_bytes())?;
-    array::<4>(ebpf, "d4c_proc_d", tables.process_classes_d.as_bytes())?;
+    // Each map's record size is its record type's: the artifact's layouts
+    // (which the ABI header mirrors, checked by the harness tests).
+    array::<{ size_of::<Roots>() }>(ebpf, "d4c_roots", tables.roots.as_bytes())?;
+    array::<{ size_of::<DfaState>() }>(ebpf, "d4c_states", tables.states.as_bytes())?;
+    hash::<{ size_of::<ComponentKeyShort>() }>(ebpf, "d4c_comp_short", short_keys.as_bytes(), &short_ids)?;
+    hash::<{ size_of::<ComponentKeyLong>() }>(ebpf, "d4c_comp_long", long_keys.as_bytes(), &long_ids)?;
+    let keys = |edges: &[(EdgeKey, u32)]| edges.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+    let values = |edges: &[(EdgeKey, u32)]| edges.iter().map(|(_, v)| *v).collect::<Vec<_>>();
+    hash::<{ size_of::<EdgeKey>() }>(ebpf, "d4c_edges", keys(&tables.edges).as_bytes(), &values(&tables.edges))?;
+    hash::<{ size_of::<EdgeKey>() }>(
+        ebpf,
+        "d4c_pedges",
+        keys(&tables.prefix_edges).as_bytes(),
+        &values(&tables.prefix_edges),
+    )?;
+    const CLASS: usize = size_of::<u32>();
+    array::<CLASS>(ebpf, "d4c_file_cls", tables.file_classes.as_bytes())?;
+    array::<CLASS>(ebpf, "d4c_proc_a", tables.process_classes_a.as_bytes())?;
+    array::<CLASS>(ebpf, "d4c_proc_d", tables.process_classes_d.as_bytes())?;
     Ok(())
 }
 
@@ -137,5 +145,5 @@ pub fn write_row(ebpf: &mut Ebpf, row: u32, kind: Kind, actions: &[Actions]) -> 
     let mut values: Vec<u32> = actions.iter().map(|a| u32::from(a.bits())).collect();
     keys.push(RowKey { row, kind, dyn_class: DYN_ANY });
     values.push(u32::from(summary.bits()));
-    hash::<12>(ebpf, "d4c_rows", keys.as_bytes(), &values)
+    hash::<{ size_of::<RowKey>() }>(ebpf, "d4c_rows", keys.as_bytes(), &values)
 }

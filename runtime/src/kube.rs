@@ -55,6 +55,39 @@ pub const DEFAULT_LABEL_WAIT: Duration = Duration::from_secs(2);
 /// often kilobytes, and no fact about the pod. It is not kept.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// The most of a pod's labels, and of its annotations, a container's
+/// documents carry, and the most bytes of each key and value: together
+/// at most about 2 MiB, a quarter of the smallest `max_document_bytes`
+/// a document is refused at (8 MiB by default). The API server holds
+/// annotations to 256 KiB in all, but the daemon does not trust that: one
+/// 12 MiB annotation made every document of its container too large to
+/// send, its alerts too (issue 14).
+const MAX_POD_ENTRIES: usize = 256;
+const MAX_POD_TEXT_BYTES: usize = 4096;
+
+/// `entries` as documents carry them: the first [`MAX_POD_ENTRIES`] by key,
+/// each key and value cut to [`MAX_POD_TEXT_BYTES`] with a note of how
+/// many bytes were left out.
+fn bounded(entries: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    entries.into_iter().take(MAX_POD_ENTRIES).map(|(k, v)| (cut(k), cut(v))).collect()
+}
+
+/// `text`, or its first bytes (at a character boundary) and `…(N bytes
+/// more)` when it is over [`MAX_POD_TEXT_BYTES`].
+fn cut(mut text: String) -> String {
+    if text.len() <= MAX_POD_TEXT_BYTES {
+        return text;
+    }
+    let mut end = MAX_POD_TEXT_BYTES - 32;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("…({more} bytes more)"));
+    text
+}
+
 /// The longest wait between retries when kube's backoff gives none (it
 /// always does today; this only keeps the loop bounded if that changes).
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
@@ -142,8 +175,8 @@ impl PodInfo {
             uid,
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),
-            labels: meta.labels.clone().unwrap_or_default(),
-            annotations,
+            labels: bounded(meta.labels.clone().unwrap_or_default()),
+            annotations: bounded(annotations),
             ips,
             owner_kind: owner.map(|o| o.kind.clone()),
         })
@@ -690,6 +723,29 @@ mod tests {
         let bare = PodInfo::from_pod(&bare).ok_or("no info")?;
         assert_eq!((bare.owner_kind, bare.ips), (None, vec!["10.0.0.6".to_owned()]));
         assert_eq!(PodInfo::from_pod(&Pod::default()), None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_huge_annotation_does_not_drop_the_containers_alerts() -> Result<(), String> {
+        let mut annotations = serde_json::Map::new();
+        annotations.insert("huge".into(), json!("é".repeat(6 << 20)));
+        for n in 0..10_000 {
+            annotations.insert(format!("z{n:05}"), json!("v".repeat(100)));
+        }
+        let mut labels = serde_json::Map::new();
+        labels.insert("k".repeat(1 << 20), json!("v"));
+        let hostile = pod(json!({"metadata": {"uid": "u", "annotations": annotations, "labels": labels}}))?;
+        let info = PodInfo::from_pod(&hostile).ok_or("no info")?;
+        let bytes: usize = info.annotations.iter().chain(&info.labels).map(|(k, v)| k.len() + v.len() + 4).sum();
+        let limit = crate::delivery::DeliveryConfig::default().max_document_bytes;
+        assert!(bytes * 4 <= limit, "{bytes} bytes of labels and annotations in every document, limit {limit}");
+        assert_eq!(info.annotations.len(), MAX_POD_ENTRIES);
+        // What is cut says so, and stays valid text.
+        let value = info.annotations.get("huge").ok_or("no huge")?;
+        let more = format!("({} bytes more)", (12 << 20) - (MAX_POD_TEXT_BYTES - 32));
+        assert!(value.ends_with(&more), "{}", &value[value.len() - 40..]);
+        assert!(info.labels.keys().all(|k| k.len() <= MAX_POD_TEXT_BYTES + 32));
         Ok(())
     }
 
