@@ -125,6 +125,21 @@ fn random_structure_aware_mutations_reach_every_stage() {
     assert!(parse > 0 && tables > 0 && read > 0, "parse {parse}, tables {tables}, read {read}");
 }
 
+/// The committed inputs of the fuzz target `tables` (`fuzz/corpus/tables/`:
+/// one per seed and a minimized set from earlier runs), checked as the
+/// target checks them, with debug assertions on.
+#[test]
+fn the_committed_fuzz_inputs_pass() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/tables");
+    let mut inputs = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        check(&std::fs::read(&path).unwrap());
+        inputs += 1;
+    }
+    assert!(inputs >= SEEDS.len(), "{} holds {inputs} inputs", dir.display());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
