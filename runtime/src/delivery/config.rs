@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::delivery::error::DeliveryError;
+
 /// The whole delivery configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -400,17 +402,22 @@ impl ElasticsearchConfig {
             problem("sink.elasticsearch.urls", "is empty: give at least one `https://host:9200`".into());
         }
         for (i, url) in self.urls.iter().enumerate() {
-            if let Err(reason) = url_problem(url) {
-                problem(&format!("sink.elasticsearch.urls[{i}]"), format!("`{url}`: {reason}"));
+            match crate::delivery::http::parse_url(url) {
+                Ok(_) => {}
+                Err(DeliveryError::InvalidUrl { url, reason }) => {
+                    problem(&format!("sink.elasticsearch.urls[{i}]"), format!("`{url}`: {reason}"))
+                }
+                Err(e) => problem(&format!("sink.elasticsearch.urls[{i}]"), e.to_string()),
             }
         }
         if let Some(path) = &self.ca_file {
-            match d4c_artifact::input::read_regular_text(path, 16 << 20) {
-                Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
-                Ok(_) => {
-                    problem("sink.elasticsearch.ca_file", format!("`{}` holds no PEM certificate", path.display()))
-                }
-                Err(e) => problem("sink.elasticsearch.ca_file", format!("cannot read `{}`: {e}", path.display())),
+            match crate::delivery::http::ca_roots(path) {
+                Ok(_) => {}
+                Err(DeliveryError::CaFile { reason, .. }) => problem(
+                    "sink.elasticsearch.ca_file",
+                    format!("cannot read `{}` as PEM certificates: {reason}", path.display()),
+                ),
+                Err(e) => problem("sink.elasticsearch.ca_file", e.to_string()),
             }
         }
         if self.gzip_level > 9 {
@@ -428,26 +435,6 @@ impl ElasticsearchConfig {
             problem("sink.elasticsearch.dead_letter.max_bytes", "must be at least 1".into());
         }
     }
-}
-
-/// Why `url` cannot be an Elasticsearch base URL: the rules the sink's
-/// client applies when it starts.
-fn url_problem(url: &str) -> Result<(), String> {
-    let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err("the scheme must be `http` or `https`".into());
-    }
-    let authority = uri.authority().ok_or("no host")?;
-    if authority.host().is_empty() {
-        return Err("no host".into());
-    }
-    if authority.as_str().contains('@') {
-        return Err("credentials belong in `auth`, not in the URL".into());
-    }
-    if uri.query().is_some() {
-        return Err("a query string is not supported".into());
-    }
-    Ok(())
 }
 
 /// Parses `"250ms"`, `"5s"`, `"2m"`, `"1h"` (a whole number and a unit).
@@ -504,6 +491,25 @@ mod tests {
         assert_eq!(format!("{:?}", es.auth), "Some(ApiKey(<redacted>))");
         assert_eq!(config.queue.fsync, FsyncPolicy::Interval(Duration::from_millis(200)));
         assert_eq!(config.batch.flush_interval, Duration::from_millis(50));
+        Ok(())
+    }
+
+    #[test]
+    fn validation_refuses_a_ca_file_the_client_refuses() -> Result<(), Box<dyn std::error::Error>> {
+        // A file that looks like PEM but holds no certificate passed
+        // `--check` (a text search) and then stopped the sink at start.
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")?;
+        let json = serde_json::json!({"sink": {"elasticsearch": {"urls": ["https://es:9200"], "ca_file": path}}});
+        let config: DeliveryConfig = serde_json::from_value(json)?;
+        let mut problems = Vec::new();
+        config.problems("delivery", &mut problems);
+        assert!(
+            problems.iter().any(|p| p.contains("`delivery.sink.elasticsearch.ca_file`: cannot read")),
+            "{problems:?}"
+        );
+        assert!(crate::delivery::http::ca_roots(&path).is_err());
         Ok(())
     }
 }

@@ -36,7 +36,7 @@ const MAX_RESPONSE: usize = 64 << 20;
 const BULK_QUERY: &str = "filter_path=errors,items.*.status,items.*.error";
 
 #[derive(Debug, Clone)]
-struct Endpoint {
+pub(crate) struct Endpoint {
     /// As configured, for messages.
     url: String,
     https: bool,
@@ -164,7 +164,9 @@ where
     Ok(sender)
 }
 
-fn parse_url(url: &str) -> Result<Endpoint, DeliveryError> {
+/// `url` as an Elasticsearch base URL, or why it cannot be one (the
+/// client's parse, and `validate`'s check of `urls`: one set of rules).
+pub(crate) fn parse_url(url: &str) -> Result<Endpoint, DeliveryError> {
     let invalid = |reason: &str| DeliveryError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
     let uri: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| invalid(&e.to_string()))?;
     let https = match uri.scheme_str() {
@@ -172,7 +174,7 @@ fn parse_url(url: &str) -> Result<Endpoint, DeliveryError> {
         Some("http") => false,
         _ => return Err(invalid("the scheme must be `http` or `https`")),
     };
-    let authority = uri.authority().ok_or_else(|| invalid("no host"))?;
+    let authority = uri.authority().filter(|a| !a.host().is_empty()).ok_or_else(|| invalid("no host"))?;
     if authority.as_str().contains('@') {
         return Err(invalid("credentials belong in `auth`, not in the URL"));
     }
@@ -193,21 +195,10 @@ fn parse_url(url: &str) -> Result<Endpoint, DeliveryError> {
 }
 
 fn tls_connector(ca_file: Option<&Path>) -> Result<TlsConnector, DeliveryError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let ca_error = |reason: String| DeliveryError::CaFile { path: path.to_owned(), reason };
-            let certificates = CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))?;
-            for certificate in certificates {
-                let certificate = certificate.map_err(|e| ca_error(e.to_string()))?;
-                roots.add(certificate).map_err(|e| ca_error(e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(ca_error("no certificate in the file".to_owned()));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
+    let roots = match ca_file {
+        Some(path) => ca_roots(path)?,
+        None => webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect(),
+    };
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| DeliveryError::Tls(e.to_string()))?
@@ -215,6 +206,28 @@ fn tls_connector(ca_file: Option<&Path>) -> Result<TlsConnector, DeliveryError> 
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// The most bytes of a CA file read (a bundle of every public root is
+/// about 200 KiB).
+const MAX_CA_FILE_BYTES: u64 = 16 << 20;
+
+/// The certificates of the PEM file at `path`, read as a regular file
+/// with a bound; an error naming the file when it cannot be read or holds
+/// no certificate (the client's roots, and `validate`'s check of
+/// `ca_file`: one reading).
+pub(crate) fn ca_roots(path: &Path) -> Result<rustls::RootCertStore, DeliveryError> {
+    let ca_error = |reason: String| DeliveryError::CaFile { path: path.to_owned(), reason };
+    let text = d4c_artifact::input::read_regular(path, MAX_CA_FILE_BYTES).map_err(|e| ca_error(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(&text) {
+        let certificate = certificate.map_err(|e| ca_error(e.to_string()))?;
+        roots.add(certificate).map_err(|e| ca_error(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(ca_error("no certificate in the file".to_owned()));
+    }
+    Ok(roots)
 }
 
 fn authorization(auth: &Auth) -> Result<HeaderValue, DeliveryError> {
