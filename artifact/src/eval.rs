@@ -6,13 +6,13 @@
 //! and `d4cc test` read one back ([`Tables::read`]), which checks every index
 //! so that no lookup can go out of bounds, whatever the artifact holds.
 
-use crate::event::{Container, Event, Volume};
+use crate::event::{Container, Event, User, Volume};
 use crate::ops::{Actions, Kind, Operation};
 use crate::tables::{
-    kind, ComponentKeyLong, ComponentKeyShort, ContainerConditions, DfaState, EdgeKey, KindMeta, Meta, Roots, FILE_OPS,
+    kind, ComponentKeyLong, ComponentKeyShort, ContainerConditions, DfaState, EdgeKey, KindMeta, Meta, Roots, UserConditions, FILE_OPS,
     LONG_COMPONENT_BYTES, PROCESS_OPS, SHORT_COMPONENT_BYTES, VOLUMES,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use zerocopy::IntoBytes;
 
 /// The outcome of one decision.
@@ -187,6 +187,18 @@ impl Tables {
                 return Err(bad("a response names a selector past the selectors"));
             }
         }
+        // User conditions are the process selectors' (their ids are looked
+        // up by binary search: sorted, no repeats, no `(uid_t)-1`).
+        if m.file.selectors.iter().any(|s| !s.user.is_empty()) {
+            return Err(bad("a file selector has a user condition"));
+        }
+        let ids_ok = |ids: &Vec<u32>| {
+            ids.windows(2).all(|w| matches!(w, [a, b] if a < b))
+                && ids.last().is_none_or(|&id| id <= crate::patterns::MAX_USER_ID)
+        };
+        if !m.process.selectors.iter().filter_map(|s| s.user.ids.as_ref()).all(ids_ok) {
+            return Err(bad("a selector's user ids are not sorted, repeat, or name no user"));
+        }
         let reps_ok = m
             .file_dyn_reps
             .iter()
@@ -274,10 +286,47 @@ impl Tables {
         }
     }
 
-    /// Which selectors of `kind` hold for `container` (what the runtime
-    /// computes once per container).
+    /// Which selectors of `kind` hold for `container` and a user whom no
+    /// condition of the policy names (what the runtime computes once per
+    /// container: its default row).
     pub fn container_selectors(&self, kind: Kind, container: &Container) -> Vec<bool> {
-        self.kind(kind).selectors.iter().map(|s| container_holds(&s.container, container)).collect()
+        self.selectors_for(kind, container, None)
+    }
+
+    /// Which selectors of `kind` hold for `container` and `user` (`None`:
+    /// a user whom no condition names; see [`UserConditions::holds`]).
+    pub fn selectors_for(&self, kind: Kind, container: &Container, user: Option<&User>) -> Vec<bool> {
+        self.kind(kind)
+            .selectors
+            .iter()
+            .map(|s| container_holds(&s.container, container) && s.user.holds(user))
+            .collect()
+    }
+
+    /// Whether any process selector has a user condition: the kernel then
+    /// looks for the row of the container and the acting user.
+    pub fn has_user_conditions(&self) -> bool {
+        self.meta.process.selectors.iter().any(|s| !s.user.is_empty())
+    }
+
+    /// The users of a container whose row may differ from its default row:
+    /// every id a `processUserId` names, and every id whose name in the
+    /// container's `passwd` (`(id, name)` pairs, as its `/etc/passwd` lists
+    /// them; the first line of an id names it) a `processUserName` matches.
+    /// Each with the name the container gives it. Sorted by id, one per id.
+    pub fn named_users<'a>(&self, passwd: impl IntoIterator<Item = (u32, &'a str)>) -> Vec<User> {
+        let mut names: BTreeMap<u32, &str> = BTreeMap::new();
+        for (id, name) in passwd {
+            names.entry(id).or_insert(name);
+        }
+        let conditions: Vec<&UserConditions> = self.meta.process.selectors.iter().map(|s| &s.user).collect();
+        let mut ids: BTreeSet<u32> = conditions.iter().filter_map(|c| c.ids.as_ref()).flatten().copied().collect();
+        for (&id, name) in &names {
+            if conditions.iter().filter_map(|c| c.names.as_ref()).flatten().any(|p| p.matches(name)) {
+                ids.insert(id);
+            }
+        }
+        ids.into_iter().map(|id| User { id, name: names.get(&id).map(|n| (*n).to_string()) }).collect()
     }
 
     /// Which selectors of a file dynamic class hold their per-event
@@ -378,10 +427,14 @@ impl Tables {
             .collect()
     }
 
-    /// Which selectors of `kind` have no container condition: they hold in
-    /// every container.
+    /// Which selectors of `kind` have no container or user condition: they
+    /// hold in every container, for every user.
     pub fn unconditional_selectors(&self, kind: Kind) -> Vec<bool> {
-        self.kind(kind).selectors.iter().map(|s| s.container == ContainerConditions::default()).collect()
+        self.kind(kind)
+            .selectors
+            .iter()
+            .map(|s| s.container == ContainerConditions::default() && s.user.is_empty())
+            .collect()
     }
 
     /// The row of a container whose metadata is not known yet: for every
@@ -405,14 +458,19 @@ impl Tables {
     }
 
     /// Decides `event` in `container`: the kernel's lookups, then the row
-    /// entry the runtime would have written for the container.
+    /// entry the runtime would have written for the container and, for a
+    /// process event, its acting user.
     pub fn decide(&self, container: &Container, event: &Event) -> Verdict {
         let (kind, class) = self.dynamic_class(event);
         let members = match kind {
             Kind::File => self.file_dyn_members(class),
             Kind::Process => self.process_dyn_members(class),
         };
-        self.row_entry(kind, &members, &self.container_selectors(kind, container))
+        let in_row = match event {
+            Event::File(_) => self.container_selectors(kind, container),
+            Event::Process(p) => self.selectors_for(kind, container, Some(&p.user)),
+        };
+        self.row_entry(kind, &members, &in_row)
     }
 
     /// The operation of `kind` with table index `index`.

@@ -59,6 +59,36 @@ pub struct ProcessEvent {
     pub name: String,
     /// Whether the session leader has a controlling terminal.
     pub interactive: bool,
+    /// The acting process's user.
+    pub user: User,
+}
+
+/// The user a process acts as, as its container sees it: the effective
+/// user id mapped into the container's user namespace, and the name the
+/// container's own `/etc/passwd` gives that id (`None` when it names none:
+/// then no `processUserName` matches). The same name may be a different id
+/// in two containers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct User {
+    /// The effective user id.
+    pub id: u32,
+    /// Its name in the container's `/etc/passwd`.
+    pub name: Option<String>,
+}
+
+impl User {
+    /// `root` (id 0): what a container's processes run as unless its image
+    /// or pod says otherwise.
+    pub fn root() -> User {
+        User { id: 0, name: Some("root".to_string()) }
+    }
+}
+
+impl Default for User {
+    /// [`User::root`].
+    fn default() -> User {
+        User::root()
+    }
 }
 
 /// An event of either kind.

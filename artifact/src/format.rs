@@ -30,7 +30,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// other than the container's own): the records the kernel programs read.
 ///
 /// The runtime refuses an artifact whose ABI version differs from its own.
-pub const KERNEL_ABI_VERSION: u32 = 2;
+/// 3: process selectors carry user conditions (the metadata's
+/// `SelectorMeta::user`), read by the runtime to fill user rows.
+pub const KERNEL_ABI_VERSION: u32 = 3;
 
 /// Every section starts at a multiple of this many bytes from the start of
 /// the file, so that a memory-mapped (page-aligned) artifact gives aligned

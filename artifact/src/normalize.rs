@@ -208,7 +208,16 @@ pub fn unmatchable(syntax: TextSyntax, written: &str, pattern: &TextPattern) -> 
         TextSyntax::PodName => dns_prefix_unmatchable(body, open, POD_NAME_BYTES, "a pod name"),
         TextSyntax::ImageTag | TextSyntax::Cluster => too_long(syntax, written, pattern),
         // The caller reports process names longer than the kernel keeps.
-        TextSyntax::ProcessName => None,
+        TextSyntax::ProcessName | TextSyntax::UserName => None,
+        // The runtime compares a uid's decimal text, which has no leading zero.
+        TextSyntax::UserId => {
+            let canonical = body.parse::<u32>().map(|id| id.to_string()).unwrap_or_default();
+            (canonical != body).then(|| Unmatchable {
+                at: 0..body.len(),
+                message: format!("`{written}` never matches: user ids are compared as written without leading zeros"),
+                help: format!("write `{canonical}`"),
+            })
+        }
     }
 }
 
@@ -273,6 +282,8 @@ pub fn witness(syntax: TextSyntax, pattern: &TextPattern) -> Option<String> {
             }
             format!("/{}", complete(body, open, COMM_BYTES))
         }
+        TextSyntax::UserName => complete(body, open, usize::MAX),
+        TextSyntax::UserId => body.parse::<u32>().ok()?.to_string(),
     };
     let field = field_of(syntax, &raw);
     let holds = match syntax {
@@ -301,7 +312,11 @@ pub fn field_of(syntax: TextSyntax, raw: &str) -> Option<String> {
         TextSyntax::ImageName => Some(split_image(raw).1),
         TextSyntax::ImageTag => split_image(raw).2,
         TextSyntax::ProcessName => Some(comm(raw)),
-        TextSyntax::Namespace | TextSyntax::PodName | TextSyntax::Cluster => Some(raw.to_string()),
+        TextSyntax::Namespace
+        | TextSyntax::PodName
+        | TextSyntax::Cluster
+        | TextSyntax::UserName
+        | TextSyntax::UserId => Some(raw.to_string()),
     }
 }
 
@@ -508,6 +523,8 @@ mod tests {
             (TextSyntax::PodName, "web-0 web.* *"),
             (TextSyntax::Cluster, "eu-1 eu* *"),
             (TextSyntax::ProcessName, "bash kworker* * averyverylongna"),
+            (TextSyntax::UserName, "www-data app* * 1000"),
+            (TextSyntax::UserId, "0 1000 4294967294"),
         ] {
             for value in values.split(' ') {
                 let pattern = text(value, syntax);

@@ -322,6 +322,12 @@ pub enum TextSyntax {
     Cluster,
     /// `processName`: a file name.
     ProcessName,
+    /// `processUserName`: a user name as `/etc/passwd` holds it (no `:`,
+    /// no control character).
+    UserName,
+    /// `processUserId`: a user id in decimal, `0` to `4294967294`; no
+    /// wildcard (the runtime must know every id a policy names).
+    UserId,
 }
 
 impl TextSyntax {
@@ -333,6 +339,8 @@ impl TextSyntax {
             TextSyntax::Namespace => "a namespace",
             TextSyntax::Cluster => "a cluster id or name",
             TextSyntax::ProcessName => "a process name",
+            TextSyntax::UserName => "a user name",
+            TextSyntax::UserId => "a user id",
         }
     }
 }
@@ -371,6 +379,10 @@ impl TextPattern {
                 }
                 None => check_chars(body, 0, "a process name", "no NUL character", None, |c| c != '\0')?,
             },
+            TextSyntax::UserName => check_chars(body, 0, "a user name", "no `:` and no control character", None, |c| {
+                c != ':' && !c.is_control()
+            })?,
+            TextSyntax::UserId => check_user_id(body, open)?,
         }
         Ok(pattern)
     }
@@ -400,6 +412,22 @@ impl fmt::Display for TextPattern {
             TextPattern::Exact(x) => f.write_str(x),
             TextPattern::Prefix(p) => write!(f, "{p}*"),
         }
+    }
+}
+
+/// The largest user id: `(uid_t)-1` is the kernel's "no id".
+pub const MAX_USER_ID: u32 = u32::MAX - 1;
+
+/// A user id: decimal digits, at most [`MAX_USER_ID`], no wildcard.
+fn check_user_id(body: &str, open: bool) -> Result<(), PatternError> {
+    if open {
+        return Err(err(body.len()..body.len() + 1, "a user id takes no wildcard")
+            .help("list the ids; `processUserName` takes a trailing `*`"));
+    }
+    check_chars(body, 0, "a user id", "decimal digits only", None, |c| c.is_ascii_digit())?;
+    match body.parse::<u64>() {
+        Ok(id) if id <= u64::from(MAX_USER_ID) => Ok(()),
+        _ => Err(err(0..body.len(), format!("a user id is at most {MAX_USER_ID}"))),
     }
 }
 

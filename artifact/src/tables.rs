@@ -21,10 +21,14 @@
 //!    volume]`. Process: `a = process_classes_a[e * 4 + op * 2 + tty]`, then
 //!    `d = process_classes_d[a * N + n]`. A dynamic class stands for the set
 //!    of selectors whose every per-event condition holds.
-//! 3. **Container.** Userspace evaluates each selector's container
-//!    conditions once per container, and fills one row per distinct result:
-//!    `row[d]` is the actions of the responses that fire for the selectors
-//!    of `d` that also hold for the container. The kernel reads `row[d]`.
+//! 3. **Container and user.** Userspace evaluates each selector's container
+//!    conditions once per container, and its user conditions
+//!    ([`UserConditions`]) once per container and user id the policy can
+//!    name there, and fills one row per distinct result: `row[d]` is the
+//!    actions of the responses that fire for the selectors of `d` that also
+//!    hold for the container and user. The kernel finds the container's row
+//!    from its cgroup, then (when the policy has user conditions) the row of
+//!    `(row, uid)`, and reads `row[d]`.
 //!
 //! So a decision is a fixed number of map lookups plus one per path
 //! component: its cost does not grow with selectors or responses.
@@ -239,6 +243,36 @@ pub struct ContainerConditions {
     pub pod_labels: Option<Vec<LabelPattern>>,
 }
 
+/// A selector's user conditions (process selectors): each `None` when not
+/// written. They are decided per container and user id, in userspace, like
+/// the container conditions: the kernel reads the row of the container and
+/// the acting user (see `kernel-probes`' `d4c_user_rows`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserConditions {
+    /// `processUserId`: the ids, sorted, without duplicates.
+    pub ids: Option<Vec<u32>>,
+    /// `processUserName`: the name patterns.
+    pub names: Option<Vec<TextPattern>>,
+}
+
+impl UserConditions {
+    /// Whether both hold for `user`; `None` stands for any user whom no
+    /// condition of the policy names (neither its id nor its name), for
+    /// which a written condition never holds.
+    pub fn holds(&self, user: Option<&crate::event::User>) -> bool {
+        let ids = self.ids.as_ref().is_none_or(|ids| user.is_some_and(|u| ids.binary_search(&u.id).is_ok()));
+        let names = self.names.as_ref().is_none_or(|names| {
+            user.and_then(|u| u.name.as_deref()).is_some_and(|name| names.iter().any(|p| p.matches(name)))
+        });
+        ids && names
+    }
+
+    /// Whether no condition is written.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_none() && self.names.is_none()
+    }
+}
+
 /// One selector, for userspace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelectorMeta {
@@ -248,6 +282,8 @@ pub struct SelectorMeta {
     pub dynamic: DynamicConditions,
     /// Its container conditions.
     pub container: ContainerConditions,
+    /// Its user conditions.
+    pub user: UserConditions,
     /// Its path patterns (`targetFilePath` or `processExecutable`), when written.
     pub paths: Option<Vec<PathPattern>>,
     /// Its `processName` patterns, when written.

@@ -91,6 +91,7 @@ fn events() -> Vec<Event> {
             executable: path.to_string(),
             name: path.rsplit('/').next().unwrap().chars().take(15).collect(),
             interactive: i % 3 == 0,
+            user: d4c_artifact::event::User::root(),
         }));
     }
     events

@@ -214,6 +214,8 @@ conditions! {
     ProcessExecutable      = "processExecutable",        Process, Path,          "Absolute paths of the executable, with the same patterns as targetFilePath.";
     ProcessName            = "processName",              Process, Text(ProcessName),   "Process names (the kernel's comm, at most 15 bytes). A trailing * matches any suffix.";
     SessionLeaderInteractive = "sessionLeaderInteractive", Process, Flag,        "true: only sessions whose leader has a controlling TTY; false: only sessions whose leader has none.";
+    ProcessUserId          = "processUserId",            Process, Text(UserId),      "Effective user ids of the acting process, as its container sees them (mapped into its user namespace), in decimal. No wildcard.";
+    ProcessUserName        = "processUserName",          Process, Text(UserName),    "User names of the acting process's effective user id, as the container's own /etc/passwd names it. A trailing * matches any suffix.";
 }
 
 impl ConditionKey {
@@ -239,8 +241,6 @@ pub const LEGACY_KEYS: &[(&str, ConditionKey)] = &[
 /// reason given to the user. `orchestratorType` is handled apart: its only
 /// legal value, `kubernetes`, is always true under d4c.
 pub const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    ("processUserId", "user ids are not a selector condition in d4c"),
-    ("processUserName", "user names are not a selector condition in d4c"),
     ("sessionLeaderName", "use `processName` on the session leader's process, or `sessionLeaderInteractive`"),
 ];
 

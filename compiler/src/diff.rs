@@ -57,10 +57,10 @@
 //! is sorted; nothing depends on hash order.
 
 use d4c_artifact::eval::{Tables, Verdict};
-use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, Volume};
+use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, User, Volume};
 use d4c_artifact::ops::{Actions, Kind, Operation};
-use d4c_artifact::patterns::{PathPattern, TextPattern};
-use d4c_artifact::tables::{ContainerConditions, KindMeta};
+use d4c_artifact::patterns::{PathPattern, TextPattern, MAX_USER_ID};
+use d4c_artifact::tables::{ContainerConditions, KindMeta, UserConditions};
 use d4c_artifact::{to_hex, Artifact};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -414,9 +414,38 @@ fn event_text(event: &Event) -> String {
         }
         Event::Process(p) => {
             let interactive = if p.interactive { ", interactive" } else { "" };
-            format!("{} {} (name {}{interactive})", p.operation.name(), p.executable, p.name)
+            let user = match (&p.user, p.user == User::root()) {
+                (_, true) => String::new(),
+                (User { id, name: Some(name) }, false) => format!(", user {id} `{name}`"),
+                (User { id, name: None }, false) => format!(", user {id} without a name"),
+            };
+            format!("{} {} (name {}{interactive}{user})", p.operation.name(), p.executable, p.name)
         }
     }
+}
+
+/// The acting users worth trying: root (what processes run as unless told
+/// otherwise), each id a `processUserId` names (without a name: a
+/// container's passwd may name it anything), and for each
+/// `processUserName` pattern a user of that name, with an id no condition
+/// names. Without user conditions, root alone.
+fn users(old: &Tables, new: &Tables) -> Vec<User> {
+    let conditions: Vec<&UserConditions> =
+        [old, new].into_iter().flat_map(|t| t.kind(Kind::Process).selectors.iter().map(|s| &s.user)).collect();
+    let ids: BTreeSet<u32> = conditions.iter().filter_map(|c| c.ids.as_ref()).flatten().copied().collect();
+    let names: BTreeSet<String> =
+        conditions.iter().filter_map(|c| c.names.as_ref()).flatten().map(text_instance).collect();
+    let mut users = vec![User::root()];
+    users.extend(ids.iter().filter(|&&id| id != 0).map(|&id| User { id, name: None }));
+    // Fresh ids for the names, counting down from the largest: an id that
+    // no condition names, so that the name alone decides.
+    let mut fresh = (0..=MAX_USER_ID).rev().filter(|id| !ids.contains(id));
+    for name in names.into_iter().filter(|n| n != "root") {
+        if let Some(id) = fresh.next() {
+            users.push(User { id, name: Some(name) });
+        }
+    }
+    users
 }
 
 /// The candidate events, enumerated by index without being built: file
@@ -436,6 +465,9 @@ struct Events {
     starts: Vec<usize>,
     process_ops: Vec<Operation>,
     ttys: Vec<bool>,
+    /// The acting users: root, then one per id and name a user condition
+    /// names (see [`users`]).
+    users: Vec<User>,
     file_count: usize,
     process_count: usize,
 }
@@ -470,8 +502,9 @@ impl Events {
         let interactive = selectors(Kind::Process).any(|s| s.dynamic.interactive.is_some());
         let ttys = if interactive { vec![false, true] } else { vec![false] };
         let process_ops = Operation::of_kind(Kind::Process).to_vec();
+        let users = users(old, new);
 
-        let per_name = process_ops.len().saturating_mul(ttys.len());
+        let per_name = process_ops.len().saturating_mul(ttys.len()).saturating_mul(users.len());
         let mut starts = Vec::with_capacity(exes.len());
         let mut process_count = 0usize;
         for own in &own_names {
@@ -495,6 +528,7 @@ impl Events {
             starts,
             process_ops,
             ttys,
+            users,
             file_count,
             process_count,
         }
@@ -536,7 +570,8 @@ impl Events {
         }
         let e = self.starts.partition_point(|&s| s <= j).checked_sub(1)?;
         let local = j - self.starts.get(e)?;
-        let per_name = self.process_ops.len().saturating_mul(self.ttys.len());
+        let per_op = self.ttys.len().saturating_mul(self.users.len());
+        let per_name = self.process_ops.len().saturating_mul(per_op);
         let slot = local.checked_div(per_name)?;
         let rest = local.checked_rem(per_name)?;
         let own = self.own_names.get(e)?;
@@ -545,11 +580,14 @@ impl Events {
             (Some(_), _) => self.names.get(slot - 1)?.clone(),
             (None, _) => self.names.get(slot)?.clone(),
         };
-        let operation = *self.process_ops.get(rest.checked_div(self.ttys.len())?)?;
-        let t = rest.checked_rem(self.ttys.len())?;
+        let operation = *self.process_ops.get(rest.checked_div(per_op)?)?;
+        let within = rest.checked_rem(per_op)?;
+        let t = within.checked_div(self.users.len())?;
+        let u = within.checked_rem(self.users.len())?;
         let interactive = *self.ttys.get(t)?;
-        let event = ProcessEvent { operation, executable: self.exes.get(e)?.clone(), name, interactive };
-        let order = (Kind::Process, operation.table_index(), e, slot.saturating_mul(2).saturating_add(t));
+        let user = self.users.get(u)?.clone();
+        let event = ProcessEvent { operation, executable: self.exes.get(e)?.clone(), name, interactive, user };
+        let order = (Kind::Process, operation.table_index(), e, slot.saturating_mul(per_op).saturating_add(within));
         Some((Event::Process(event), order))
     }
 }
@@ -599,19 +637,28 @@ struct Side<'t> {
     /// Per kind: row id -> which selectors hold for the container.
     file_row_sets: Vec<Vec<bool>>,
     process_row_sets: Vec<Vec<bool>>,
+    users: Vec<User>,
     /// Per dynamic class: which selectors hold their per-event conditions.
     members: HashMap<(Kind, u32), Vec<bool>>,
     verdicts: HashMap<(Kind, usize, u32), Named<'t>>,
 }
 
 impl<'t> Side<'t> {
-    fn new(tables: &'t Tables, containers: &[Container]) -> Side<'t> {
+    /// `users`: the process events' acting users ([`Events::users`]):
+    /// process rows are per container and user.
+    fn new(tables: &'t Tables, containers: &[Container], users: &[User]) -> Side<'t> {
         let rows = |kind: Kind| {
             let mut ids: BTreeMap<Vec<bool>, usize> = BTreeMap::new();
             let mut rows = Vec::with_capacity(containers.len());
             for container in containers {
-                let next = ids.len();
-                rows.push(*ids.entry(tables.container_selectors(kind, container)).or_insert(next));
+                let sets: Vec<Vec<bool>> = match kind {
+                    Kind::File => vec![tables.container_selectors(kind, container)],
+                    Kind::Process => users.iter().map(|u| tables.selectors_for(kind, container, Some(u))).collect(),
+                };
+                for set in sets {
+                    let next = ids.len();
+                    rows.push(*ids.entry(set).or_insert(next));
+                }
             }
             let mut sets = vec![Vec::new(); ids.len()];
             for (set, id) in ids {
@@ -625,6 +672,7 @@ impl<'t> Side<'t> {
         let (process_rows, process_row_sets) = rows(Kind::Process);
         Side {
             tables,
+            users: users.to_vec(),
             file_rows,
             process_rows,
             file_row_sets,
@@ -650,12 +698,17 @@ impl<'t> Side<'t> {
         }
     }
 
-    fn row(&self, kind: Kind, container: usize) -> usize {
-        let rows = match kind {
-            Kind::File => &self.file_rows,
-            Kind::Process => &self.process_rows,
-        };
-        rows.get(container).copied().unwrap_or(0)
+    /// The row of `event` (of `kind`) in container `container`: a process
+    /// event's is its container's and acting user's.
+    fn row(&self, kind: Kind, container: usize, event: &Event) -> usize {
+        match (kind, event) {
+            (Kind::Process, Event::Process(p)) => {
+                let u = self.users.iter().position(|u| *u == p.user).unwrap_or(0);
+                let at = container.saturating_mul(self.users.len()).saturating_add(u);
+                self.process_rows.get(at).copied().unwrap_or(0)
+            }
+            _ => self.file_rows.get(container).copied().unwrap_or(0),
+        }
     }
 
     /// The row entry of `class` in row `row`: what the kernel reads.
@@ -708,7 +761,7 @@ struct Examples {
 fn examples(old: &Tables, new: &Tables, max_examples: usize) -> Examples {
     let events = Events::new(old, new);
     let containers = containers(old, new);
-    let (mut before, mut after) = (Side::new(old, &containers), Side::new(new, &containers));
+    let (mut before, mut after) = (Side::new(old, &containers, &events.users), Side::new(new, &containers, &events.users));
 
     let width = containers.len().max(1);
     let candidates = events.len().saturating_mul(containers.len());
@@ -728,16 +781,17 @@ fn examples(old: &Tables, new: &Tables, max_examples: usize) -> Examples {
     };
 
     let mut changed: Vec<Changed> = Vec::new();
-    let mut current: Option<(usize, Kind, Order, u32, u32)> = None;
+    let mut current: Option<(usize, Kind, Order, u32, u32, Event)> = None;
     for i in 0..evaluations {
         let (e, c) = pair(index(i));
-        if current.is_none_or(|(at, ..)| at != e) {
-            current = events
-                .get(e)
-                .map(|(event, order)| (e, event.kind(), order, before.dyn_class(&event), after.dyn_class(&event)));
+        if current.as_ref().is_none_or(|(at, ..)| *at != e) {
+            current = events.get(e).map(|(event, order)| {
+                (e, event.kind(), order, before.dyn_class(&event), after.dyn_class(&event), event)
+            });
         }
-        let Some((_, kind, order, old_class, new_class)) = current else { continue };
-        let (old_row, new_row) = (before.row(kind, c), after.row(kind, c));
+        let Some((_, kind, order, old_class, new_class, event)) = &current else { continue };
+        let (kind, order, old_class, new_class) = (*kind, *order, *old_class, *new_class);
+        let (old_row, new_row) = (before.row(kind, c, event), after.row(kind, c, event));
         if before.verdict(kind, old_row, old_class) != after.verdict(kind, new_row, new_class) {
             changed.push(((kind, old_row, old_class, new_row, new_class), (order, c), e));
         }
@@ -920,7 +974,7 @@ mod tests {
             let events = Events::new(&old, &new);
             let containers = containers(&old, &new);
             assert!(events.len() * containers.len() <= MAX_EVALUATIONS, "seed {seed}: the test wants every pair");
-            let (mut before, mut after) = (Side::new(&old, &containers), Side::new(&new, &containers));
+            let (mut before, mut after) = (Side::new(&old, &containers, &events.users), Side::new(&new, &containers, &events.users));
             let mut seen = BTreeSet::new();
             for e in 0..events.len() {
                 let (event, _) = events.get(e).unwrap();
@@ -928,7 +982,7 @@ mod tests {
                 let kind = event.kind();
                 for (c, container) in containers.iter().enumerate() {
                     for (side, tables) in [(&mut before, &old), (&mut after, &new)] {
-                        let (row, class) = (side.row(kind, c), side.dyn_class(&event));
+                        let (row, class) = (side.row(kind, c, &event), side.dyn_class(&event));
                         let want = named(tables, kind, &tables.decide(container, &event));
                         assert_eq!(*side.verdict(kind, row, class), want, "seed {seed}: {event:?} in {container:?}");
                     }

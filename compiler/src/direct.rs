@@ -120,5 +120,20 @@ fn condition_holds(key: ConditionKey, values: &Values, container: &Container, ev
             (Values::Flag(wanted), Event::Process(p)) => p.interactive == *wanted,
             _ => false,
         },
+        // A uid is compared as its decimal text (checked ids have no
+        // leading zero), a name as the container's passwd gives it.
+        ConditionKey::ProcessUserId => match (values, event) {
+            (Values::Text(patterns), Event::Process(p)) => {
+                let id = p.user.id.to_string();
+                patterns.iter().any(|pat| pat.matches(&id))
+            }
+            _ => false,
+        },
+        ConditionKey::ProcessUserName => match (values, event) {
+            (Values::Text(patterns), Event::Process(p)) => {
+                p.user.name.as_deref().is_some_and(|name| patterns.iter().any(|pat| pat.matches(name)))
+            }
+            _ => false,
+        },
     }
 }

@@ -11,7 +11,7 @@
 //! selector name the policy lacks) are [`ScenarioProblem`]s with spans.
 
 use d4c_artifact::eval::Verdict;
-use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, Volume};
+use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, User, Volume};
 use d4c_artifact::normalize::comm;
 use d4c_artifact::ops::{Actions, Operation};
 use d4c_grammar::{Action, ContainerField, Op, ScenarioFile, Span, Step, Verdict as Expected};
@@ -626,6 +626,7 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
                 ));
             }
             let event = Event::Process(ProcessEvent {
+                user: User::root(),
                 operation: Operation::Exec,
                 executable: path.value.clone(),
                 name: comm(&path.value),
@@ -635,6 +636,7 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
         }
         Op::Fork => {
             let event = Event::Process(ProcessEvent {
+                user: User::root(),
                 operation: Operation::Fork,
                 executable: actor,
                 name: actor_name,
@@ -650,6 +652,7 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
                 directory: false,
             });
             let process = Event::Process(ProcessEvent {
+                user: User::root(),
                 operation: Operation::Exec,
                 executable: format!("memfd:{}", name.value),
                 // The memfd's dentry name, as the kernel sets comm for an

@@ -504,6 +504,11 @@ impl Reader<'_> {
                 );
                 None
             }
+            // User ids are numbers: written as YAML integers, they are
+            // taken as their text (checked as decimal ids later).
+            ScalarType::Int if what.key && what.text == ConditionKey::ProcessUserId.key() => {
+                Some(value_of(node, scalar))
+            }
             ScalarType::Bool(_) | ScalarType::Int | ScalarType::Float => {
                 let quoted = serde_json::to_string(&scalar.value).unwrap_or_else(|_| format!("\"{}\"", scalar.value));
                 self.push(

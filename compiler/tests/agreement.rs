@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use d4c_artifact::eval::Tables;
-use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, Volume};
+use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, User, Volume};
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_artifact::patterns::{LabelPattern, PathPattern, TextPattern};
 use d4c_artifact::{aligned_copy, Artifact};

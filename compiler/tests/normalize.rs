@@ -13,7 +13,7 @@
 // Test helpers may panic: a failed assumption is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use d4c_artifact::event::{Event, ProcessEvent};
+use d4c_artifact::event::{Event, ProcessEvent, User};
 use d4c_artifact::normalize::{self, comm, container, witness, witness_label, Facts, REFERENCE_NAME_BYTES};
 use d4c_artifact::ops::Operation;
 use d4c_artifact::patterns::{LabelPattern, TextPattern, TextSyntax};
@@ -34,6 +34,8 @@ const CONDITIONS: &[(&str, Option<TextSyntax>)] = &[
     ("kubernetesClusterName", Some(TextSyntax::Cluster)),
     ("kubernetesPodLabel", None),
     ("processName", Some(TextSyntax::ProcessName)),
+    ("processUserName", Some(TextSyntax::UserName)),
+    ("processUserId", Some(TextSyntax::UserId)),
 ];
 
 /// Whether lint accepts `value` for `condition`: the policy holding it has
@@ -51,11 +53,16 @@ fn accepted(condition: &str, value: &str) -> Option<d4cc::model::SelectorModel> 
 }
 
 fn exec(executable: &str) -> Event {
+    exec_as(executable, User::root())
+}
+
+fn exec_as(executable: &str, user: User) -> Event {
     Event::Process(ProcessEvent {
         operation: Operation::Exec,
         executable: executable.to_string(),
         name: comm(executable),
         interactive: false,
+        user,
     })
 }
 
@@ -87,9 +94,19 @@ fn check(condition: &str, syntax: Option<TextSyntax>, value: &str) -> Result<(),
                     Facts { cluster_id: Some(&raw), ..Facts::default() }
                 }
                 TextSyntax::Cluster => Facts { cluster_name: Some(&raw), ..Facts::default() },
-                TextSyntax::ProcessName => Facts::default(),
+                TextSyntax::ProcessName | TextSyntax::UserName | TextSyntax::UserId => Facts::default(),
             };
-            let event = if syntax == TextSyntax::ProcessName { exec(&raw) } else { exec("/bin/sh") };
+            let event = match syntax {
+                TextSyntax::ProcessName => exec(&raw),
+                // A user of that name (the container's passwd gives it).
+                TextSyntax::UserName => exec_as("/bin/sh", User { id: 4242, name: Some(raw.clone()) }),
+                // The user of that id: the runtime compares the uid.
+                TextSyntax::UserId => {
+                    let id = raw.parse().map_err(|_| TestCaseError::fail(format!("witness `{raw}` is not a uid")))?;
+                    exec_as("/bin/sh", User { id, name: None })
+                }
+                _ => exec("/bin/sh"),
+            };
             (container(&facts), event)
         }
     };
@@ -122,6 +139,7 @@ fn value() -> impl Strategy<Value = String> {
     let body = prop_oneof![
         "[a-z0-9]{1,6}([._-][a-z0-9]{1,4}){0,2}",
         "[a-z0-9._:/@*-]{0,12}",
+        "0?[0-9]{1,10}",
         (
             select(vec![60usize, 61, 62, 63, 64, 235, 236, 237, 250, 251, 252, 253, 254, 255, 256]),
             select(vec!["", "-", ".", "a"])
@@ -171,6 +189,12 @@ fn named_cases() {
         ("kubernetesNamespace", &format!("{}-*", "a".repeat(61)), true),
         ("containerImageName", &"a".repeat(254), false),
         ("containerImageName", &"a".repeat(253), true),
+        ("processUserId", "1000", true),
+        ("processUserId", "01000", false),
+        ("processUserId", "4294967295", false),
+        ("processUserId", "10*", false),
+        ("processUserName", "www-data", true),
+        ("processUserName", "app:x", false),
     ] {
         assert_eq!(accepted(condition, value).is_some(), ok, "{condition}: {value}");
         let syntax = CONDITIONS.iter().find(|(c, _)| *c == condition).and_then(|(_, s)| *s);

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 use d4c_artifact::eval::Tables;
-use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, Volume};
+use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, User, Volume};
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_artifact::patterns::{LabelPattern, PathPattern, TextPattern};
 use d4c_artifact::{aligned_copy, Artifact};
@@ -50,7 +50,14 @@ fn check(tables: &Tables, containers: &[Container], cases: &[(usize, Event)]) ->
     for (row, event) in cases {
         let kind = event.kind();
         let (want_kind, want_class) = tables.dynamic_class(event);
-        let entries = tables.row(kind, &tables.container_selectors(kind, &containers[*row]));
+        // A process event is decided by the row of its container and
+        // acting user (what the kernel finds through `d4c_user_rows`).
+        let in_row = match event {
+            Event::Process(p) => tables.selectors_for(kind, &containers[*row], Some(&p.user)),
+            Event::File(_) => tables.container_selectors(kind, &containers[*row]),
+        };
+        let entries = tables.row(kind, &in_row);
+        harness.set_row(*row as u32, kind, &entries).unwrap();
         let want_actions = entries.get(want_class as usize).copied().unwrap_or(Actions::NONE);
         let got = harness.decide(event, *row as u32).unwrap();
         assert_eq!(

@@ -826,6 +826,7 @@ fn audit_decision(
         executable: executable.clone(),
         name: name.text(),
         interactive: task.interactive,
+        user: d4c_artifact::event::User::root(),
     });
     let verdict = if task.pending {
         pending_verdict(tables, pending, &table_event)

@@ -652,6 +652,7 @@ fn check_record(want: &Want, record: &Record, tables: &Tables, meta: &Meta) -> V
                 executable: path,
                 name: record.name_text(),
                 interactive: h.flags & abi::EV_INTERACTIVE != 0,
+                user: d4c_artifact::event::User::root(),
             }),
         };
         let table = tables.decide(meta, &event).actions;

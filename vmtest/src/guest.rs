@@ -913,6 +913,7 @@ fn record_event(record: &Record) -> Option<Event> {
             executable: record.path_text(),
             name: record.name_text(),
             interactive: h.flags & abi::EV_INTERACTIVE != 0,
+            user: d4c_artifact::event::User::root(),
         }))
     }
 }

@@ -1123,6 +1123,7 @@ fn evaluate(t: &Tables) {
             executable: path.clone(),
             name: names.get(i % names.len().max(1)).copied().unwrap_or_default().to_string(),
             interactive: i % 3 == 0,
+            user: d4c_artifact::event::User::root(),
         });
         for (k, event) in [file, process].iter().enumerate() {
             let (kind, class) = t.dynamic_class(event);

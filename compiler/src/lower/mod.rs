@@ -22,11 +22,11 @@ use d4c_artifact::eval::{Tables, TablesError};
 use d4c_artifact::patterns::{PathPattern, TextPattern};
 use d4c_artifact::tables::{
     ContainerConditions, DynamicConditions, EdgeKey, KindMeta, Meta, ResponseMeta, Roots, SelectorMeta, FILE_OPS,
-    PROCESS_OPS, VOLUMES,
+    PROCESS_OPS, VOLUMES, UserConditions,
 };
 use dfa::{Automaton, DfaError};
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most entries the class tables (file, process intermediate, process
 /// dynamic) may hold together: 16 MiB of kernel memory at 4 bytes each.
@@ -331,6 +331,22 @@ fn selector_meta(selector: &SelectorModel, kind: PolicyKind) -> SelectorMeta {
                 Some(Values::Labels(l)) => Some(l.clone()),
                 _ => None,
             },
+        },
+        user: UserConditions {
+            // Checked values are exact decimal ids (no wildcard, no leading
+            // zero); a condition whose every value was refused is kept
+            // empty, matching no one.
+            ids: text(ConditionKey::ProcessUserId).map(|patterns| {
+                let ids: BTreeSet<u32> = patterns
+                    .iter()
+                    .filter_map(|p| match p {
+                        TextPattern::Exact(id) => id.parse().ok(),
+                        TextPattern::Prefix(_) => None,
+                    })
+                    .collect();
+                ids.into_iter().collect()
+            }),
+            names: text(ConditionKey::ProcessUserName),
         },
         paths: match selector.condition(path_key) {
             Some(Values::Paths(p)) => Some(p.clone()),

@@ -7,6 +7,8 @@ const COMPONENTS: &[&str] = &["a", "b", "ab", "abc", "bin"];
 const NAMES: &[&str] = &["sh", "bash", "ba", "python3", "b"];
 const IMAGES: &[&str] = &["nginx", "redis", "ngx"];
 const NAMESPACES: &[&str] = &["default", "prod", "pro"];
+const USER_NAMES: &[&str] = &["root", "app", "ap", "web"];
+const USER_IDS: &[&str] = &["0", "1000", "1001"];
 
 fn path() -> impl Strategy<Value = String> {
     prop::collection::vec(select(COMPONENTS), 0..4).prop_map(|c| format!("/{}", c.join("/")))
@@ -82,8 +84,10 @@ fn process_selector() -> impl Strategy<Value = SelectorModel> {
         prop::option::of(some(text_pattern(NAMES))),
         prop::option::of(any::<bool>()),
         prop::option::of(some(text_pattern(IMAGES))),
+        prop::option::of(some(select(USER_IDS).prop_map(|id| TextPattern::Exact(id.to_string())))),
+        prop::option::of(some(text_pattern(USER_NAMES))),
     )
-        .prop_map(|(ops, exes, names, interactive, images)| {
+        .prop_map(|(ops, exes, names, interactive, images, user_ids, user_names)| {
             let mut c = Vec::new();
             if let Some(ops) = ops {
                 c.push((ConditionKey::Operation, Values::Operations(ops)));
@@ -100,9 +104,22 @@ fn process_selector() -> impl Strategy<Value = SelectorModel> {
             if let Some(i) = images {
                 c.push((ConditionKey::ContainerImageName, Values::Text(i)));
             }
+            if let Some(ids) = user_ids {
+                c.push((ConditionKey::ProcessUserId, Values::Text(ids)));
+            }
+            if let Some(n) = user_names {
+                c.push((ConditionKey::ProcessUserName, Values::Text(n)));
+            }
             c.sort_by_key(|(k, _)| *k);
             SelectorModel { name: String::new(), conditions: c }
         })
+}
+
+/// An acting user: an id (one the policies name, or not) and the name a
+/// container's passwd may give it (or none).
+fn user() -> impl Strategy<Value = User> {
+    (select(&[0u32, 1000, 1001, 4242][..]), prop::option::of(select(USER_NAMES)))
+        .prop_map(|(id, name)| User { id, name: name.map(str::to_string) })
 }
 
 fn rules(selector: impl Strategy<Value = SelectorModel>, max: usize) -> impl Strategy<Value = RuleSet> {
@@ -160,9 +177,10 @@ fn event() -> impl Strategy<Value = Event> {
         prop_oneof![path(), Just("memfd:x".to_string())],
         select(NAMES),
         any::<bool>(),
+        user(),
     )
-        .prop_map(|(operation, executable, name, interactive)| {
-            Event::Process(ProcessEvent { operation, executable, name: name.to_string(), interactive })
+        .prop_map(|(operation, executable, name, interactive, user)| {
+            Event::Process(ProcessEvent { operation, executable, name: name.to_string(), interactive, user })
         });
     prop_oneof![file, process]
 }
