@@ -14,7 +14,7 @@ use d4c_artifact::eval::Verdict;
 use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, User, Volume};
 use d4c_artifact::normalize::comm;
 use d4c_artifact::ops::{Actions, Operation};
-use d4c_grammar::{Action, ContainerField, Op, ScenarioFile, Span, Step, Verdict as Expected};
+use d4c_grammar::{Action, ContainerDecl, ContainerField, Op, ScenarioFile, Span, Step, Verdict as Expected};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A problem in a scenario: where, and what.
@@ -89,6 +89,8 @@ impl Node {
 
 struct Sandbox {
     container: Container,
+    /// The container as declared: its users name the acting processes'.
+    decl: ContainerDecl,
     /// Files, symbolic links and the directories made explicitly, by path.
     nodes: BTreeMap<String, Node>,
     volumes: Vec<String>,
@@ -105,7 +107,7 @@ pub fn run(file: &ScenarioFile, decider: &dyn Decider) -> (Vec<StepResult>, Vec<
     let mut problems = Vec::new();
     let mut sandboxes: HashMap<String, Sandbox> = HashMap::new();
     for decl in &file.containers {
-        sandboxes.insert(decl.name.value.clone(), sandbox(&decl.fields, &mut problems));
+        sandboxes.insert(decl.name.value.clone(), sandbox(decl, &mut problems));
     }
     let mut results = Vec::new();
     for step in &file.steps {
@@ -127,7 +129,10 @@ pub fn run(file: &ScenarioFile, decider: &dyn Decider) -> (Vec<StepResult>, Vec<
             }
             continue;
         };
-        match perform(sandbox, step) {
+        // A name the container does not declare is a parse error already:
+        // no process can run as it.
+        let Some(user) = acting_user(&sandbox.decl, step) else { continue };
+        match perform(sandbox, step, user) {
             Ok((events, changes)) => {
                 let mut verdict = Verdict::default();
                 let mut names = BTreeSet::new();
@@ -192,9 +197,19 @@ fn expected_selectors(verdict: &Expected) -> Option<&Vec<d4c_grammar::Spanned<St
     }
 }
 
-fn sandbox(fields: &[d4c_grammar::Spanned<ContainerField>], problems: &mut Vec<ScenarioProblem>) -> Sandbox {
+/// The user a step's process acts as: the id its `user` gives (root by
+/// default), named as the container's `/etc/passwd` names it. `None` for a
+/// name the container does not declare.
+fn acting_user(decl: &ContainerDecl, step: &Step) -> Option<User> {
+    let (id, name) = decl.acting_user(step.user.as_ref().map(|u| &u.value))?;
+    Some(User { id, name: name.map(str::to_string) })
+}
+
+fn sandbox(decl: &ContainerDecl, problems: &mut Vec<ScenarioProblem>) -> Sandbox {
+    let fields = &decl.fields;
     let mut sandbox = Sandbox {
         container: Container::default(),
+        decl: decl.clone(),
         nodes: BTreeMap::new(),
         volumes: Vec::new(),
         volume_files: Vec::new(),
@@ -233,7 +248,14 @@ fn sandbox(fields: &[d4c_grammar::Spanned<ContainerField>], problems: &mut Vec<S
             ContainerField::Dir { path, .. } => {
                 sandbox.nodes.insert(path.clone(), Node::Dir);
             }
+            // The users make `/etc/passwd`, below.
+            ContainerField::User { .. } => {}
         }
+    }
+    // Declared users are the lines of `/etc/passwd`, a file like any other
+    // (a `file` there beside them is a parse error).
+    if decl.users().next().is_some() {
+        sandbox.nodes.insert(d4c_grammar::PASSWD.to_string(), Node::File(DEFAULT_MODE));
     }
     sandbox
 }
@@ -412,7 +434,7 @@ fn check_rename(
 }
 
 /// The events of one step, and the change to the file system if allowed.
-fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), ScenarioProblem> {
+fn perform(sandbox: &Sandbox, step: &Step, user: User) -> Result<(Vec<Event>, Change), ScenarioProblem> {
     let actor = step.actor.as_ref().map_or("/bin/sh", |a| a.value.as_str()).to_string();
     if let Some(a) = step.actor.as_ref().filter(|a| !is_canonical(&a.value)) {
         return Err(not_canonical(&a.value, a.span.clone()));
@@ -626,7 +648,7 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
                 ));
             }
             let event = Event::Process(ProcessEvent {
-                user: User::root(),
+                user: user.clone(),
                 operation: Operation::Exec,
                 executable: path.value.clone(),
                 name: comm(&path.value),
@@ -636,7 +658,7 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
         }
         Op::Fork => {
             let event = Event::Process(ProcessEvent {
-                user: User::root(),
+                user: user.clone(),
                 operation: Operation::Fork,
                 executable: actor,
                 name: actor_name,
@@ -652,7 +674,7 @@ fn perform(sandbox: &Sandbox, step: &Step) -> Result<(Vec<Event>, Change), Scena
                 directory: false,
             });
             let process = Event::Process(ProcessEvent {
-                user: User::root(),
+                user: user.clone(),
                 operation: Operation::Exec,
                 executable: format!("memfd:{}", name.value),
                 // The memfd's dentry name, as the kernel sets comm for an
@@ -712,7 +734,12 @@ pub fn describe_event(event: &Event) -> String {
         }
         Event::Process(p) => {
             let tty = if p.interactive { ", interactive" } else { "" };
-            format!("{} {} (name `{}`{tty})", p.operation.name(), p.executable, p.name)
+            let user = match (&p.user, p.user == User::root()) {
+                (_, true) => String::new(),
+                (User { id, name: Some(name) }, false) => format!(", user {id} `{name}`"),
+                (User { id, name: None }, false) => format!(", user {id} (no name)"),
+            };
+            format!("{} {} (name `{}`{tty}{user})", p.operation.name(), p.executable, p.name)
         }
     }
 }
@@ -793,7 +820,7 @@ pub fn prepare(path: &std::path::Path) -> Result<Prepared, String> {
     let (results, problems) = run(&file, &TablesDecider { tables: &tables });
     let mut ignored = Vec::new();
     let containers =
-        file.containers.iter().map(|d| (d.name.value.clone(), sandbox(&d.fields, &mut ignored).container)).collect();
+        file.containers.iter().map(|d| (d.name.value.clone(), sandbox(d, &mut ignored).container)).collect();
     Ok(Prepared { text, file, tables, artifact, containers, results, problems })
 }
 

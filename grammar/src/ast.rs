@@ -87,6 +87,14 @@ pub enum ContainerField {
         /// Its mode when given (the evaluators default to `0o755`).
         mode: Option<u32>,
     },
+    /// `user STRING = NUMBER`: the container's `/etc/passwd` names user
+    /// `name` with id `id` (see [`ContainerDecl::passwd`]).
+    User {
+        /// The user's name.
+        name: String,
+        /// Its user id.
+        id: u32,
+    },
 }
 
 impl ContainerField {
@@ -103,11 +111,73 @@ impl ContainerField {
             ContainerField::VolumeFile(_) => "volume file",
             ContainerField::File { .. } => "file",
             ContainerField::Dir { .. } => "dir",
+            ContainerField::User { .. } => "user",
         }
     }
 }
 
-/// `in NAME [as PATH] [name STRING] [interactive]: OP => VERDICT`.
+/// The path of the file that `user` fields make.
+pub const PASSWD: &str = "/etc/passwd";
+
+/// The name `/etc/passwd` gives user id 0 unless a `user` field says otherwise.
+pub const ROOT: &str = "root";
+
+impl ContainerDecl {
+    /// The `user` fields, `(name, id)` in file order.
+    pub fn users(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.fields.iter().filter_map(|f| match &f.value {
+            ContainerField::User { name, id } => Some((name.as_str(), *id)),
+            _ => None,
+        })
+    }
+
+    /// The container's `/etc/passwd` as the scenario defines it, `(name,
+    /// id)` in the order of its lines: `None` when the container declares
+    /// no users (its image's file, which names `root` = 0 and nothing the
+    /// scenario may rely on); otherwise `root` = 0 first, unless a `user`
+    /// field names `root` or id 0, then the declared users in file order.
+    pub fn passwd(&self) -> Option<Vec<(&str, u32)>> {
+        let declared: Vec<(&str, u32)> = self.users().collect();
+        if declared.is_empty() {
+            return None;
+        }
+        let mut lines = Vec::with_capacity(declared.len() + 1);
+        if !declared.iter().any(|&(name, id)| name == ROOT || id == 0) {
+            lines.push((ROOT, 0));
+        }
+        lines.extend(declared);
+        Some(lines)
+    }
+
+    /// The user a step's process acts as in this container, from the
+    /// step's `user` (`None`, no `user`: id 0): its id and the name this
+    /// container's `/etc/passwd` gives that id (the first line of an id
+    /// names it), if any. `None` for a name the container does not declare
+    /// (an error [`crate::parse`] reports).
+    pub fn acting_user(&self, user: Option<&UserRef>) -> Option<(u32, Option<&str>)> {
+        let passwd = self.passwd().unwrap_or_else(|| vec![(ROOT, 0)]);
+        match user {
+            None => Some((0, passwd.iter().find(|&&(_, id)| id == 0).map(|&(name, _)| name))),
+            Some(UserRef::Name(wanted)) => {
+                passwd.iter().find(|&&(name, _)| name == wanted).map(|&(name, id)| (id, Some(name)))
+            }
+            Some(UserRef::Id(wanted)) => {
+                Some((*wanted, passwd.iter().find(|&&(_, id)| id == *wanted).map(|&(name, _)| name)))
+            }
+        }
+    }
+}
+
+/// A step's `user`: a name the container declares, or a user id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    /// `user STRING`: the id the container's `/etc/passwd` gives that name.
+    Name(String),
+    /// `user NUMBER`: that id, named as the container's `/etc/passwd` names it.
+    Id(u32),
+}
+
+/// `in NAME [as PATH] [name STRING] [user STRING | NUMBER] [interactive]: OP => VERDICT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     /// From `in` to the end of the verdict.
@@ -118,6 +188,9 @@ pub struct Step {
     pub actor: Option<Spanned<String>>,
     /// `name STRING`: the acting process's name (`comm`).
     pub actor_name: Option<Spanned<String>>,
+    /// `user STRING | NUMBER`: the acting process's user (root when `None`);
+    /// [`ContainerDecl::acting_user`] resolves it.
+    pub user: Option<Spanned<UserRef>>,
     /// `interactive`: the session leader has a controlling terminal.
     pub interactive: bool,
     /// The operation, its span from keyword to last argument.

@@ -12,14 +12,19 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ast::{Action, ContainerDecl, ContainerField, ScenarioFile, Span, Spanned, Step, Verdict};
-use crate::error::{edit_distance, ScenarioError};
+use crate::ast::{
+    Action, ContainerDecl, ContainerField, ScenarioFile, Span, Spanned, Step, UserRef, Verdict, PASSWD, ROOT,
+};
+use crate::error::{edit_distance, visible, ScenarioError};
 
 /// The name of the place that is not a container.
 pub const HOST: &str = "host";
 
 /// The largest mode: permission bits with setuid, setgid and sticky.
 pub const MAX_MODE: u32 = 0o7777;
+
+/// The largest user id: `4294967295` is the kernel's "no user" (`(uid_t) -1`).
+pub const MAX_USER_ID: u32 = u32::MAX - 1;
 
 /// Beyond this many containers, an unknown one gets no "did you mean".
 const MAX_SUGGESTION_CANDIDATES: usize = 64;
@@ -87,6 +92,53 @@ pub(crate) fn mode(errors: &mut Vec<ScenarioError>, written: &str, span: Span) -
         }
     };
     Spanned::new(value, span)
+}
+
+/// Reads a user id: decimal, no leading zero, at most [`MAX_USER_ID`]. An
+/// invalid one is reported and reads as 0.
+pub(crate) fn user_id(errors: &mut Vec<ScenarioError>, written: &str, span: Span) -> Spanned<u32> {
+    let digits = !written.is_empty() && written.bytes().all(|b| b.is_ascii_digit());
+    let value = if !digits {
+        errors.push(ScenarioError::with_help(
+            span.clone(),
+            format!("`{written}` is not a user id"),
+            format!("a user id is a decimal number from `0` to `{MAX_USER_ID}`"),
+        ));
+        0
+    } else if written.len() > 1 && written.starts_with('0') {
+        errors.push(ScenarioError::with_help(
+            span.clone(),
+            format!("user id `{written}` has a leading zero"),
+            "a user id is written in decimal, without leading zeros",
+        ));
+        0
+    } else {
+        match written.parse::<u32>() {
+            Ok(value) if value <= MAX_USER_ID => value,
+            _ => {
+                errors.push(ScenarioError::with_help(
+                    span.clone(),
+                    format!("user id `{written}` is out of range"),
+                    format!("the largest user id is `{MAX_USER_ID}`: `4294967295` means no user"),
+                ));
+                0
+            }
+        }
+    };
+    Spanned::new(value, span)
+}
+
+/// Checks a declared user name as `/etc/passwd` can hold it: not empty, no
+/// `:`, no control character (a newline would end the line).
+pub(crate) fn user_name(errors: &mut Vec<ScenarioError>, name: Spanned<String>) -> Spanned<String> {
+    if name.value.is_empty() || name.value.chars().any(|c| c == ':' || c.is_control()) {
+        errors.push(ScenarioError::with_help(
+            name.span.clone(),
+            format!("`{}` is not a user name", visible(&name.value)),
+            "a user name is not empty and has no `:` and no control character, as `/etc/passwd` holds it",
+        ));
+    }
+    name
 }
 
 /// Checks a selector name against the policy's name syntax,
@@ -194,6 +246,8 @@ pub(crate) fn assemble(text: &str, items: Vec<Item>, errors: &mut Vec<ScenarioEr
     let mut file = ScenarioFile::default();
     // Name to the span of its first declaration.
     let mut declared: HashMap<String, Span> = HashMap::new();
+    // Name to the index of its first declaration in `file.containers`.
+    let mut first: HashMap<String, usize> = HashMap::new();
     for item in items {
         match item {
             Item::Policy(policy) => {
@@ -235,6 +289,7 @@ pub(crate) fn assemble(text: &str, items: Vec<Item>, errors: &mut Vec<ScenarioEr
                     ));
                 } else {
                     declared.insert(name.value.clone(), name.span.clone());
+                    first.insert(name.value.clone(), file.containers.len());
                 }
                 file.containers.push(container);
             }
@@ -265,6 +320,10 @@ pub(crate) fn assemble(text: &str, items: Vec<Item>, errors: &mut Vec<ScenarioEr
             ));
         }
     }
+    for step in &file.steps {
+        let container = first.get(&step.container.value).and_then(|&i| file.containers.get(i));
+        check_user(step, container, errors);
+    }
     if file.policy.is_none() {
         errors.push(ScenarioError::with_help(
             0..0,
@@ -275,12 +334,63 @@ pub(crate) fn assemble(text: &str, items: Vec<Item>, errors: &mut Vec<ScenarioEr
     file
 }
 
+/// A step's `user`: `in host` takes none; a name must be one the
+/// container declares (`root` when it declares no users); an id other than
+/// 0 needs declared users, so that `/etc/passwd` is known.
+fn check_user(step: &Step, container: Option<&ContainerDecl>, errors: &mut Vec<ScenarioError>) {
+    let Some(user) = &step.user else { return };
+    if step.container.value == HOST {
+        errors.push(ScenarioError::with_help(
+            user.span.clone(),
+            "`in host` takes no `user`",
+            "operations on the host are not decided, whoever performs them: leave out `user`",
+        ));
+        return;
+    }
+    // An unknown container is reported already.
+    let Some(container) = container else { return };
+    let declares = container.users().next().is_some();
+    match &user.value {
+        UserRef::Name(name) if container.acting_user(Some(&user.value)).is_none() => {
+            let known: Vec<String> = match container.passwd() {
+                Some(passwd) => passwd.iter().map(|(n, _)| format!("`{}`", visible(n))).collect(),
+                None => vec![format!("`{ROOT}`")],
+            };
+            errors.push(ScenarioError::with_help(
+                user.span.clone(),
+                format!("container `{}` declares no user `{}`", container.name.value, visible(name)),
+                format!(
+                    "no process runs as a name its container's `/etc/passwd` lacks: declare it with \
+                     `user \"{}\" = ID` in the container (it names {})",
+                    visible(name),
+                    known.join(", ")
+                ),
+            ));
+        }
+        UserRef::Id(id) if *id != 0 && !declares => {
+            errors.push(ScenarioError::with_help(
+                user.span.clone(),
+                format!("container `{}` declares no users, so user id `{id}` has no known name", container.name.value),
+                "declare the container's users with `user \"NAME\" = ID`, so that the VM and the model \
+                 agree on its `/etc/passwd`",
+            ));
+        }
+        _ => {}
+    }
+}
+
 /// Fields at most once, except `label` (unique keys), `volume`, `volume
-/// file` and `file` (unique paths).
+/// file`, `file` and `dir` (unique paths) and `user` (unique names and
+/// ids). `user` fields make `/etc/passwd`, so no other field may say what
+/// is there.
 fn check_fields(lines: &Lines, container: &ContainerDecl, errors: &mut Vec<ScenarioError>) {
+    check_users(lines, container, errors);
     // (field keyword, key) to the span of its first use.
     let mut seen: HashMap<(&str, &str), &Span> = HashMap::new();
     for field in &container.fields {
+        if let ContainerField::User { .. } = field.value {
+            continue;
+        }
         let keyword = field.value.keyword();
         let (key, what) = match &field.value {
             ContainerField::Label { key, .. } => (key.as_str(), format!("label `{key}`")),
@@ -312,5 +422,77 @@ fn check_fields(lines: &Lines, container: &ContainerDecl, errors: &mut Vec<Scena
         } else {
             seen.insert((kind, key), &field.span);
         }
+    }
+}
+
+/// `user` fields: names and ids unique, and no `file`, `dir` or `volume
+/// file` at `/etc/passwd`, nor a `file` at `/etc`, beside them.
+fn check_users(lines: &Lines, container: &ContainerDecl, errors: &mut Vec<ScenarioError>) {
+    let mut names: HashMap<&str, &Span> = HashMap::new();
+    let mut ids: HashMap<u32, (&str, &Span)> = HashMap::new();
+    let mut first_user: Option<&Span> = None;
+    for field in &container.fields {
+        let ContainerField::User { name, id } = &field.value else { continue };
+        first_user.get_or_insert(&field.span);
+        if let Some(first) = names.get(name.as_str()) {
+            errors.push(ScenarioError::with_help(
+                field.span.clone(),
+                format!(
+                    "user `{}` is given twice in container `{}` (first on line {})",
+                    visible(name),
+                    container.name.value,
+                    lines.of(first.start)
+                ),
+                "`/etc/passwd` names each user once: remove one of them",
+            ));
+            continue;
+        }
+        names.insert(name, &field.span);
+        if let Some((other, first)) = ids.get(id) {
+            errors.push(ScenarioError::with_help(
+                field.span.clone(),
+                format!(
+                    "user id `{id}` is given twice in container `{}` (first on line {}, as `{}`)",
+                    container.name.value,
+                    lines.of(first.start),
+                    visible(other)
+                ),
+                "a process has one user id, and d4c one name for it: give each user its own id",
+            ));
+            continue;
+        }
+        ids.insert(*id, (name, &field.span));
+    }
+    let Some(user) = first_user else { return };
+    for field in &container.fields {
+        let clash = match &field.value {
+            ContainerField::File { path, .. } | ContainerField::Dir { path, .. } | ContainerField::VolumeFile(path) => {
+                path == PASSWD
+            }
+            _ => false,
+        } || matches!(&field.value, ContainerField::File { path, .. } if path == "/etc");
+        if clash {
+            errors.push(ScenarioError::with_help(
+                field.span.clone(),
+                format!(
+                    "`{}` clashes with the `user` fields of container `{}` (line {}): they make `{PASSWD}`",
+                    container_field_text(&field.value),
+                    container.name.value,
+                    lines.of(user.start)
+                ),
+                format!("the `user` fields make `{PASSWD}` a file (mode 0644) that names them: remove this field"),
+            ));
+        }
+    }
+}
+
+/// A path field as written, for messages: `file "/etc/passwd"`.
+fn container_field_text(field: &ContainerField) -> String {
+    match field {
+        ContainerField::File { path, .. }
+        | ContainerField::Dir { path, .. }
+        | ContainerField::VolumeFile(path)
+        | ContainerField::Volume(path) => format!("{} \"{}\"", field.keyword(), visible(path)),
+        other => other.keyword().to_owned(),
     }
 }

@@ -69,17 +69,19 @@ const OPERATIONS: [&str; 15] = [
 ];
 
 /// The container fields' keywords.
-const FIELDS: [&str; 9] = ["image", "namespace", "pod", "label", "cluster-id", "cluster-name", "volume", "file", "dir"];
+const FIELDS: [&str; 10] =
+    ["image", "namespace", "pod", "label", "cluster-id", "cluster-name", "volume", "file", "dir", "user"];
 
 /// Every keyword of the scenario language, each of which is also a valid
 /// selector name in a verdict's list.
-pub const KEYWORDS: [&str; 37] = [
+pub const KEYWORDS: [&str; 38] = [
     "policy",
     "container",
     "in",
     "as",
     "name",
     "interactive",
+    "user",
     "image",
     "namespace",
     "pod",
@@ -119,10 +121,12 @@ pub(crate) fn from_parse_error(text: &str, error: ParseError<usize, Tok<'_>, Inf
     match error {
         ParseError::UnrecognizedToken { token: (start, _, end), expected } => {
             let found = text.get(start..end).unwrap_or("");
-            unexpected(start..end, &format!("`{}`", shorten(found)), Some(found), &expected)
+            let before = text.get(..start).unwrap_or("");
+            unexpected(start..end, &format!("`{}`", shorten(found)), Some(found), before, &expected)
         }
         ParseError::UnrecognizedEof { location, expected } => {
-            unexpected(location..location, "the end of the file", None, &expected)
+            let before = text.get(..location).unwrap_or("");
+            unexpected(location..location, "the end of the file", None, before, &expected)
         }
         ParseError::ExtraToken { token: (start, _, end) } => {
             let found = text.get(start..end).unwrap_or("");
@@ -151,7 +155,8 @@ pub(crate) fn visible(text: &str) -> String {
 }
 
 /// "expected ..., found ..." with a help line where one helps.
-fn unexpected(span: Span, found: &str, found_text: Option<&str>, expected: &[String]) -> ScenarioError {
+/// `before` is the text before `span`: a number after `=` is a user id.
+fn unexpected(span: Span, found: &str, found_text: Option<&str>, before: &str, expected: &[String]) -> ScenarioError {
     let names: Vec<&str> = expected.iter().map(|e| e.trim_matches('"')).collect();
     let has = |n: &str| names.contains(&n);
     let all = |set: &[&str]| set.iter().all(|n| has(n));
@@ -162,6 +167,9 @@ fn unexpected(span: Span, found: &str, found_text: Option<&str>, expected: &[Str
     let operation = !selector && all(&OPERATIONS);
     let field = !selector && all(&FIELDS);
     let path = has("<path>");
+    // A step's `user` takes a name or an id, and a `user` field an id after
+    // `=`; everywhere else a number is a mode (or a selector name).
+    let user_id = has("<octal>") && (has("<string>") || before.trim_end().ends_with('='));
     let mut keywords: Vec<&str> = Vec::new();
     for name in &names {
         let grouped = (selector && (KEYWORDS.contains(name) || *name == "<name>" || *name == "<octal>"))
@@ -173,6 +181,7 @@ fn unexpected(span: Span, found: &str, found_text: Option<&str>, expected: &[Str
         }
         phrases.push(match *name {
             "<name>" => "a name".to_owned(),
+            "<octal>" if user_id => "a user id such as `1000`".to_owned(),
             "<octal>" => "an octal mode such as `0755`".to_owned(),
             "<path>" => "a path".to_owned(),
             "<string>" => "a string".to_owned(),
@@ -190,7 +199,7 @@ fn unexpected(span: Span, found: &str, found_text: Option<&str>, expected: &[Str
         keywords.extend(FIELDS);
         help = Some(
             "the fields are `image`, `namespace`, `pod`, `label`, `cluster-id`, `cluster-name`, \
-             `volume`, `volume file` and `file`"
+             `volume`, `volume file`, `file`, `dir` and `user`"
                 .to_owned(),
         );
     }
@@ -205,6 +214,10 @@ fn unexpected(span: Span, found: &str, found_text: Option<&str>, expected: &[Str
     }
     if path && found_text.is_some_and(|f| !f.starts_with(['/', '"'])) && found_text.is_some_and(is_word) {
         help = Some("a path is a bare absolute path such as `/usr/bin/ls`, or a quoted string".to_owned());
+    }
+    if user_id && has("<string>") && found_text.is_some_and(is_word) {
+        help =
+            Some(format!("a user is a name in quotes, such as `\"{}\"`, or a user id", found_text.unwrap_or_default()));
     }
     if has("}") && found_text.is_none_or(|f| ["policy", "container", "in"].contains(&f)) {
         help = Some("close the container with `}`".to_owned());

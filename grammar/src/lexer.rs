@@ -32,6 +32,8 @@ enum Raw {
     Name,
     #[token("interactive")]
     Interactive,
+    #[token("user")]
+    User,
     #[token("image")]
     Image,
     #[token("namespace")]
@@ -97,8 +99,9 @@ enum Raw {
     /// A name that is not a keyword (`host` is one of these).
     #[regex(r"[A-Za-z_][A-Za-z0-9_-]*")]
     Ident,
-    /// A word starting with a digit: an octal mode, or a selector name such
-    /// as `1st-rule`. Its validity depends on where it stands.
+    /// A word starting with a digit: an octal mode, a user id, or a
+    /// selector name such as `1st-rule`. Its validity depends on where it
+    /// stands.
     #[regex(r"[0-9][A-Za-z0-9_-]*")]
     Number,
     /// A bare absolute path.
@@ -137,6 +140,7 @@ pub(crate) enum Tok<'a> {
     As,
     Name,
     Interactive,
+    User,
     Image,
     Namespace,
     Pod,
@@ -211,6 +215,7 @@ pub(crate) fn lex<'a>(text: &'a str, errors: &mut Vec<ScenarioError>) -> Vec<Tri
             Raw::As => Tok::As,
             Raw::Name => Tok::Name,
             Raw::Interactive => Tok::Interactive,
+            Raw::User => Tok::User,
             Raw::Image => Tok::Image,
             Raw::Namespace => Tok::Namespace,
             Raw::Pod => Tok::Pod,

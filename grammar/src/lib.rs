@@ -12,7 +12,8 @@
 //!    bad line is one error and the lines after it still parse.
 //! 3. `check`: items to the [`ScenarioFile`], with the checks that need no
 //!    policy and no file system: one `policy` before any step, unique
-//!    containers and fields, known containers, sensible verdicts and modes.
+//!    containers and fields, known containers, sensible verdicts and modes,
+//!    declared users.
 //!
 //! Invariants: [`parse`] never panics and never recurses on the input's
 //! shape (the grammar is flat); every error span lies within the text, on
@@ -40,8 +41,10 @@ lalrpop_util::lalrpop_mod!(
     scenario
 );
 
-pub use ast::{Action, ContainerDecl, ContainerField, Op, ScenarioFile, Span, Spanned, Step, Verdict};
-pub use check::{HOST, MAX_MODE};
+pub use ast::{
+    Action, ContainerDecl, ContainerField, Op, ScenarioFile, Span, Spanned, Step, UserRef, Verdict, PASSWD, ROOT,
+};
+pub use check::{HOST, MAX_MODE, MAX_USER_ID};
 pub use error::{ScenarioError, KEYWORDS};
 
 /// Parses a whole file. Never panics, never stops at the first error where

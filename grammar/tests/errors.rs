@@ -63,11 +63,143 @@ fn missing_verdict_at_the_end_of_the_file() {
 fn missing_colon_and_prefix_order() {
     assert_eq!(
         step_error("in web write /x => allow"),
-        seen("write", 7..12, "expected one of `as`, `name`, `interactive` or `:`, found `write`", None)
+        seen("write", 7..12, "expected one of `as`, `name`, `user`, `interactive` or `:`, found `write`", None)
     );
     assert_eq!(
         step_error("in web interactive as /x: fork => allow"),
         seen("as", 19..21, "expected `:`, found `as`", None)
+    );
+}
+
+#[test]
+fn a_user_is_a_quoted_name_or_an_id() {
+    assert_eq!(
+        step_error("in web user app: fork => allow"),
+        seen(
+            "app",
+            12..15,
+            "expected a user id such as `1000` or a string, found `app`",
+            Some("a user is a name in quotes, such as `\"app\"`, or a user id")
+        )
+    );
+    let text = format!("{HEAD}container a {{ user \"x\" = x }}\n");
+    assert_eq!(errors(&text), [seen("x", 58..59, "expected a user id such as `1000`, found `x`", None)]);
+}
+
+#[test]
+fn user_ids_are_decimal_and_in_range() {
+    assert_eq!(
+        step_error("in web user 0755: fork => allow"),
+        seen(
+            "0755",
+            12..16,
+            "user id `0755` has a leading zero",
+            Some("a user id is written in decimal, without leading zeros")
+        )
+    );
+    assert_eq!(
+        step_error("in web user 1st: fork => allow"),
+        seen("1st", 12..15, "`1st` is not a user id", Some("a user id is a decimal number from `0` to `4294967294`"))
+    );
+    let text = format!("{HEAD}container a {{ user \"x\" = 4294967295 }}\n");
+    assert_eq!(
+        errors(&text),
+        [seen(
+            "4294967295",
+            58..68,
+            "user id `4294967295` is out of range",
+            Some("the largest user id is `4294967294`: `4294967295` means no user")
+        )]
+    );
+}
+
+#[test]
+fn user_names_fit_in_passwd() {
+    let help = Some("a user name is not empty and has no `:` and no control character, as `/etc/passwd` holds it");
+    let text = format!("{HEAD}container a {{ user \"a:b\" = 1 user \"\" = 2 }}\n");
+    assert_eq!(
+        errors(&text),
+        [
+            seen("\"a:b\"", 52..57, "`a:b` is not a user name", help),
+            seen("\"\"", 67..69, "`` is not a user name", help)
+        ]
+    );
+}
+
+#[test]
+fn users_are_declared_once_and_alone_make_passwd() {
+    let text = "policy \"p\"\ncontainer a {\nuser \"app\" = 1\nuser \"app\" = 2\nuser \"db\" = 1\n\
+                file \"/etc/passwd\"\nfile \"/etc/group\"\n}\n";
+    let all = errors(text);
+    assert_eq!(
+        all,
+        [
+            seen(
+                "user \"app\" = 2",
+                40..54,
+                "user `app` is given twice in container `a` (first on line 3)",
+                Some("`/etc/passwd` names each user once: remove one of them")
+            ),
+            seen(
+                "user \"db\" = 1",
+                55..68,
+                "user id `1` is given twice in container `a` (first on line 3, as `app`)",
+                Some("a process has one user id, and d4c one name for it: give each user its own id")
+            ),
+            seen(
+                "file \"/etc/passwd\"",
+                69..87,
+                "`file \"/etc/passwd\"` clashes with the `user` fields of container `a` (line 3): they make `/etc/passwd`",
+                Some("the `user` fields make `/etc/passwd` a file (mode 0644) that names them: remove this field")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_step_user_must_be_known_to_its_container() {
+    let text = "policy \"p\"\ncontainer a { user \"app\" = 1000 }\ncontainer b {}\n\
+                in a user \"web\": fork => allow\nin b user \"app\": fork => allow\nin b user 1000: fork => allow\n\
+                in host user 0: fork => allow\nin b user 0: fork => allow\nin b user \"root\": fork => allow\n\
+                in a user 5: fork => allow\n";
+    let all = errors(text);
+    assert_eq!(
+        all,
+        [
+            seen(
+                "\"web\"",
+                70..75,
+                "container `a` declares no user `web`",
+                Some(
+                    "no process runs as a name its container's `/etc/passwd` lacks: declare it with \
+                     `user \"web\" = ID` in the container (it names `root`, `app`)"
+                )
+            ),
+            seen(
+                "\"app\"",
+                101..106,
+                "container `b` declares no user `app`",
+                Some(
+                    "no process runs as a name its container's `/etc/passwd` lacks: declare it with \
+                     `user \"app\" = ID` in the container (it names `root`)"
+                )
+            ),
+            seen(
+                "1000",
+                132..136,
+                "container `b` declares no users, so user id `1000` has no known name",
+                Some(
+                    "declare the container's users with `user \"NAME\" = ID`, so that the VM and the model \
+                     agree on its `/etc/passwd`"
+                )
+            ),
+            seen(
+                "0",
+                165..166,
+                "`in host` takes no `user`",
+                Some("operations on the host are not decided, whoever performs them: leave out `user`")
+            ),
+        ]
     );
 }
 

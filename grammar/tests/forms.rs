@@ -7,7 +7,7 @@
 mod common;
 
 use common::{parse_ok, step, HEAD};
-use d4c_grammar::{Action, ContainerField, Op, Spanned, Verdict};
+use d4c_grammar::{Action, ContainerField, Op, Spanned, UserRef, Verdict};
 
 fn sp<T>(value: T, span: std::ops::Range<usize>) -> Spanned<T> {
     Spanned::new(value, span)
@@ -148,6 +148,55 @@ fn step_prefix_forms() {
     assert!(st.interactive);
     let st = step("in web as \"/usr/sbin/nginx\": fork => allow");
     assert_eq!(st.actor, Some(s("/usr/sbin/nginx", 10..27)));
+}
+
+#[test]
+fn a_step_user_is_a_name_or_an_id() {
+    //                   0         1         2         3         4         5
+    //                   012345678901234567890123456789012345678901234567890123456789
+    let st = step("in web as /bin/sh name \"x\" user \"root\" interactive: fork => allow");
+    assert_eq!(st.user, Some(sp(UserRef::Name("root".into()), 32..38)));
+    assert_eq!(st.actor_name, Some(s("x", 23..26)));
+    assert!(st.interactive);
+    let st = step("in web user 0: fork => allow");
+    assert_eq!(st.user, Some(sp(UserRef::Id(0), 12..13)));
+    assert_eq!(step("in web: fork => allow").user, None);
+}
+
+#[test]
+fn users_make_the_passwd_and_name_the_acting_user() {
+    let text = "policy \"p\"\ncontainer a { user \"app\" = 1000 user \"db\"=4294967294 }\n\
+                container b { user \"admin\" = 0 }\ncontainer c { user \"root\" = 7 }\ncontainer d {}\n\
+                in a user \"app\": fork => allow\nin a user 1000: fork => allow\nin a user 5: fork => allow\n\
+                in d user \"root\": fork => allow\n";
+    let file = parse_ok(text);
+    let [a, b, c, d] = [0, 1, 2, 3].map(|i| &file.containers[i]);
+    assert_eq!(
+        a.fields.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
+        [
+            ContainerField::User { name: "app".into(), id: 1000 },
+            ContainerField::User { name: "db".into(), id: 4_294_967_294 }
+        ]
+    );
+    assert_eq!(&text[a.fields[1].span.clone()], "user \"db\"=4294967294");
+    assert_eq!(a.fields[0].value.keyword(), "user");
+    // root = 0 comes first unless a user is named root or has id 0.
+    assert_eq!(a.passwd(), Some(vec![("root", 0), ("app", 1000), ("db", 4_294_967_294)]));
+    assert_eq!(b.passwd(), Some(vec![("admin", 0)]));
+    assert_eq!(c.passwd(), Some(vec![("root", 7)]));
+    assert_eq!(d.passwd(), None);
+    let user = |st: usize| file.steps[st].user.as_ref().map(|u| &u.value);
+    assert_eq!(a.acting_user(user(0)), Some((1000, Some("app"))));
+    assert_eq!(a.acting_user(user(1)), Some((1000, Some("app"))));
+    assert_eq!(a.acting_user(user(2)), Some((5, None)));
+    assert_eq!(d.acting_user(user(3)), Some((0, Some("root"))));
+    // The default is id 0, named as the container names it.
+    assert_eq!(a.acting_user(None), Some((0, Some("root"))));
+    assert_eq!(b.acting_user(None), Some((0, Some("admin"))));
+    assert_eq!(c.acting_user(None), Some((0, None)));
+    assert_eq!(d.acting_user(None), Some((0, Some("root"))));
+    assert_eq!(c.acting_user(Some(&UserRef::Name("root".into()))), Some((7, Some("root"))));
+    assert_eq!(b.acting_user(Some(&UserRef::Name("root".into()))), None);
 }
 
 #[test]
@@ -296,7 +345,7 @@ fn actions_with_selectors() {
 
 #[test]
 fn selector_names_may_look_like_keywords_or_start_with_a_digit() {
-    let all = "policy, container, in, as, name, interactive, image, namespace, pod, label, cluster-id, \
+    let all = "policy, container, in, as, name, user, interactive, image, namespace, pod, label, cluster-id, \
                cluster-name, volume, file, mode, create, write, truncate, chmod, mknod, rename, link, to, \
                unlink, exec, fork, memfd-exec, allow, log, alert, block, host, 1st, 0755, 9-lives, x_y, A";
     let v = verdict(&format!("log [{all}]"));

@@ -37,6 +37,9 @@ fn shift(step: &mut Step, by: usize) {
     if let Some(a) = &mut step.actor_name {
         s(&mut a.span);
     }
+    if let Some(u) = &mut step.user {
+        s(&mut u.span);
+    }
     s(&mut step.op.span);
     match &mut step.op.value {
         Op::Create { path, mode } | Op::Mknod { path, mode } | Op::Mkdir { path, mode } => {
