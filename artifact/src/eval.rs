@@ -9,8 +9,8 @@
 use crate::event::{Container, Event, User, Volume};
 use crate::ops::{Actions, Kind, Operation};
 use crate::tables::{
-    kind, ComponentKeyLong, ComponentKeyShort, ContainerConditions, DfaState, EdgeKey, KindMeta, Meta, Roots, UserConditions, FILE_OPS,
-    LONG_COMPONENT_BYTES, PROCESS_OPS, SHORT_COMPONENT_BYTES, VOLUMES,
+    kind, ComponentKeyLong, ComponentKeyShort, ContainerConditions, DfaState, EdgeKey, KindMeta, Meta, Roots,
+    UserConditions, FILE_OPS, LONG_COMPONENT_BYTES, PROCESS_OPS, SHORT_COMPONENT_BYTES, VOLUMES,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use zerocopy::IntoBytes;
@@ -307,6 +307,12 @@ impl Tables {
     /// looks for the row of the container and the acting user.
     pub fn has_user_conditions(&self) -> bool {
         self.meta.process.selectors.iter().any(|s| !s.user.is_empty())
+    }
+
+    /// Whether any process selector has a `processUserName` condition: the
+    /// runtime must then know each container's `/etc/passwd`.
+    pub fn has_user_names(&self) -> bool {
+        self.meta.process.selectors.iter().any(|s| s.user.names.is_some())
     }
 
     /// The users of a container whose row may differ from its default row:

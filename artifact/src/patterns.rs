@@ -379,9 +379,11 @@ impl TextPattern {
                 }
                 None => check_chars(body, 0, "a process name", "no NUL character", None, |c| c != '\0')?,
             },
-            TextSyntax::UserName => check_chars(body, 0, "a user name", "no `:` and no control character", None, |c| {
-                c != ':' && !c.is_control()
-            })?,
+            TextSyntax::UserName => {
+                check_chars(body, 0, "a user name", "no `:` and no control character", None, |c| {
+                    c != ':' && !c.is_control()
+                })?
+            }
             TextSyntax::UserId => check_user_id(body, open)?,
         }
         Ok(pattern)

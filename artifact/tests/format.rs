@@ -225,7 +225,7 @@ fn wrong_abi_version() {
     // word was padding, which a version 2 reader would take for a class.
     edit_header(&mut bytes, |h| h.abi_version = 1);
     assert!(matches!(parse_err(&bytes), ArtifactError::AbiVersion { found: 1 }));
-    assert_eq!(parse_err(&bytes).to_string(), "kernel ABI version 1, this runtime supports 2");
+    assert_eq!(parse_err(&bytes).to_string(), "kernel ABI version 1, this runtime supports 3");
 }
 
 #[test]

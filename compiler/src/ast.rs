@@ -240,9 +240,8 @@ pub const LEGACY_KEYS: &[(&str, ConditionKey)] = &[
 /// Keys of older formats that d4c recognises but does not evaluate, with the
 /// reason given to the user. `orchestratorType` is handled apart: its only
 /// legal value, `kubernetes`, is always true under d4c.
-pub const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    ("sessionLeaderName", "use `processName` on the session leader's process, or `sessionLeaderInteractive`"),
-];
+pub const UNSUPPORTED_KEYS: &[(&str, &str)] =
+    &[("sessionLeaderName", "use `processName` on the session leader's process, or `sessionLeaderInteractive`")];
 
 /// The legacy key that is always true on a Kubernetes node.
 pub const ORCHESTRATOR_TYPE_KEY: &str = "orchestratorType";

@@ -761,7 +761,8 @@ struct Examples {
 fn examples(old: &Tables, new: &Tables, max_examples: usize) -> Examples {
     let events = Events::new(old, new);
     let containers = containers(old, new);
-    let (mut before, mut after) = (Side::new(old, &containers, &events.users), Side::new(new, &containers, &events.users));
+    let (mut before, mut after) =
+        (Side::new(old, &containers, &events.users), Side::new(new, &containers, &events.users));
 
     let width = containers.len().max(1);
     let candidates = events.len().saturating_mul(containers.len());
@@ -974,7 +975,8 @@ mod tests {
             let events = Events::new(&old, &new);
             let containers = containers(&old, &new);
             assert!(events.len() * containers.len() <= MAX_EVALUATIONS, "seed {seed}: the test wants every pair");
-            let (mut before, mut after) = (Side::new(&old, &containers, &events.users), Side::new(&new, &containers, &events.users));
+            let (mut before, mut after) =
+                (Side::new(&old, &containers, &events.users), Side::new(&new, &containers, &events.users));
             let mut seen = BTreeSet::new();
             for e in 0..events.len() {
                 let (event, _) = events.get(e).unwrap();

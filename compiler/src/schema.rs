@@ -174,6 +174,14 @@ fn condition_schema(kind: PolicyKind, key: ConditionKey) -> Value {
             "maxLength": d4c_artifact::normalize::IMAGE_NAME_BYTES + 1,
             "pattern": "^[^/:@]+$",
         }),
+        // A uid, as a YAML integer or as decimal text without a leading
+        // zero (`D4C0038`) or a wildcard.
+        ValueSyntax::Text(TextSyntax::UserId) => json!({
+            "anyOf": [
+                { "type": "integer", "minimum": 0, "maximum": d4c_artifact::patterns::MAX_USER_ID },
+                { "type": "string", "pattern": "^(0|[1-9][0-9]{0,9})$" },
+            ],
+        }),
         ValueSyntax::Label | ValueSyntax::Text(_) => {
             json!({ "type": "string", "minLength": 1, "maxLength": MAX_VALUE_BYTES })
         }

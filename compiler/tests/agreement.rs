@@ -32,6 +32,22 @@ fn tables_of(policy: &CheckedPolicy) -> Tables {
     Tables::read(&artifact).unwrap()
 }
 
+/// The selectors of the row the runtime and the kernel use for `event` in
+/// `container`: a process event's user, when the runtime lists it among
+/// the container's named users (its passwd naming it as the event does),
+/// has a row of its own; everyone else has the container's.
+fn runtime_row(tables: &Tables, kind: Kind, container: &Container, event: &Event) -> Vec<bool> {
+    let Event::Process(p) = event else { return tables.container_selectors(kind, container) };
+    let passwd: Vec<(u32, &str)> = p.user.name.as_deref().map(|n| (p.user.id, n)).into_iter().collect();
+    match tables.named_users(passwd).into_iter().find(|u| u.id == p.user.id) {
+        Some(named) => {
+            assert_eq!(named, p.user, "the runtime names the user as its passwd does");
+            tables.selectors_for(kind, container, Some(&named))
+        }
+        None => tables.container_selectors(kind, container),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
@@ -45,10 +61,12 @@ proptest! {
             let direct = direct::evaluate(&policy, container, event);
                         let table = tables.decide(container, event);
             prop_assert_eq!(&table, &direct, "event {:?} in {:?}", event, container);
-            // What the kernel will do: the dynamic class, then the
-            // container's row, filled by the runtime.
+            // What the kernel will do: the dynamic class, then the row of
+            // the container, or of the container and the acting user when
+            // the runtime gave the user one (`Tables::named_users` over a
+            // passwd that names the user as the event does).
             let (kind, class) = tables.dynamic_class(event);
-            let row = tables.row(kind, &tables.container_selectors(kind, container));
+            let row = tables.row(kind, &runtime_row(&tables, kind, container, event));
             prop_assert_eq!(row.get(class as usize).copied(), Some(direct.actions), "row entry for {:?}", event);
         }
     }
@@ -63,8 +81,9 @@ proptest! {
         let tables = tables_of(&policy);
         for kind in [Kind::File, Kind::Process] {
             let unknown = tables.row_for_unknown_container(kind);
-            for container in &containers {
-                let row = tables.row(kind, &tables.container_selectors(kind, container));
+            let users = [User::root(), User { id: 1000, name: Some("app".into()) }, User { id: 4242, name: None }];
+            for (container, user) in containers.iter().flat_map(|c| users.iter().map(move |u| (c, u))) {
+                let row = tables.row(kind, &tables.selectors_for(kind, container, Some(user)));
                 prop_assert_eq!(row.len(), unknown.len());
                 for (class, (a, u)) in row.iter().zip(&unknown).enumerate() {
                     prop_assert_eq!(a.union(*u), *u, "class {} of {:?} in {:?}", class, kind, container);

@@ -209,6 +209,7 @@ fn sample(kind: PolicyKind, key: ConditionKey) -> Value {
         }
         ConditionKey::TargetFilePath | ConditionKey::ProcessExecutable => json!(["/usr/bin/*"]),
         ConditionKey::KubernetesPodLabel => json!(["app:web"]),
+        ConditionKey::ProcessUserId => json!([0, "1000"]),
         _ => json!(["x"]),
     }
 }

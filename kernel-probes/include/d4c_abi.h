@@ -129,6 +129,16 @@ struct d4c_row_key {
 	__u32 dyn_class;
 };
 
+/* A user row's key (d4c_user_rows; the value is a row): a container's
+ * row and the acting task's effective uid as its user namespace sees it.
+ * Userspace writes one for each uid a user condition can name in the
+ * container (by id, or by a name its /etc/passwd gives the id) whose row
+ * differs from the container's; every other uid keeps the container's. */
+struct d4c_user_row_key {
+	__u32 row;
+	__u32 uid;
+};
+
 /* What the decision needs of an event, beside the path bytes. */
 struct d4c_event_head {
 	__u32 kind;	   /* D4C_KIND_* */
@@ -172,6 +182,12 @@ struct d4c_result {
  * union of the row's actions over every class. A hook that cannot decide
  * (a path too long to resolve) refuses when the summary holds block. */
 #define D4C_DYN_ANY 4294967295
+
+/* d4c_event.euid of a uid that the task's user namespace maps with more
+ * extents than the probes read (D4C_UID_EXTENTS): (uid_t)-1, no user. */
+#define D4C_NO_UID 4294967295
+/* uid_map extents read: the kernel keeps up to 5 in the map itself. */
+#define D4C_UID_EXTENTS 5
 
 /* d4c_cgroup.flags */
 /* The cgroup is a container's: its row is `row`. Descendant cgroups (a
@@ -285,7 +301,10 @@ struct d4c_cgroup {
 struct d4c_config {
 	__u32 enforce;	   /* 1: blocking responses refuse; 0: report only */
 	__u32 cgroup_mode; /* D4C_CGROUP_UNIFIED or D4C_CGROUP_LEGACY */
-	__u32 reserved[2];
+	/* 1: the policy has user conditions: a container's row is followed by
+	 * d4c_user_rows for the acting task's uid */
+	__u32 user_rows;
+	__u32 reserved;
 };
 
 /* A ring buffer record: the fixed part, then the path's bytes (path_len of
@@ -321,7 +340,9 @@ struct d4c_event {
 	__u8 comm[D4C_NAME_BYTES]; /* the acting task's comm */
 	__u8 name[D4C_NAME_BYTES]; /* the event's process name */
 	__u32 args_len;		   /* D4C_EV_ARGS: bytes of arguments */
-	__u32 reserved;		   /* zero; keeps the size 8-aligned */
+	/* The acting task's effective uid as its user namespace sees it (what
+	 * user conditions decide on); D4C_NO_UID when it cannot be mapped. */
+	__u32 euid;
 	/* The path, then (D4C_EV_ARGS) the arguments; the record is cut
 	 * after them. Room for both at their longest. */
 	__u8 path[D4C_PATH_MAX + D4C_ARGS_MAX];

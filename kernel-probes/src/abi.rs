@@ -78,6 +78,11 @@ pub const ROW_PENDING: u32 = 4_294_967_294;
 /// `D4C_DYN_ANY`: the dynamic class of a row's summary entry (the union of
 /// its actions).
 pub const DYN_ANY: u32 = 4_294_967_295;
+/// `D4C_NO_UID`: the euid of a record whose uid the probes could not map
+/// into the task's user namespace.
+pub const NO_UID: u32 = 4_294_967_295;
+/// `D4C_UID_EXTENTS`: the uid_map extents the probes read.
+pub const UID_EXTENTS: u32 = 5;
 /// `D4C_CGROUP_CONTAINER`: a registered cgroup is a container's.
 pub const CGROUP_CONTAINER: u32 = 1;
 /// `D4C_CGROUP_KUBEPODS`: a registered cgroup is a kubepods root.
@@ -286,6 +291,8 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_ACTION_BLOCK", ACTION_BLOCK as u64),
     ("D4C_ROW_PENDING", ROW_PENDING as u64),
     ("D4C_DYN_ANY", DYN_ANY as u64),
+    ("D4C_NO_UID", NO_UID as u64),
+    ("D4C_UID_EXTENTS", UID_EXTENTS as u64),
     ("D4C_CGROUP_CONTAINER", CGROUP_CONTAINER as u64),
     ("D4C_CGROUP_KUBEPODS", CGROUP_KUBEPODS as u64),
     ("D4C_CGROUP_DEPTH", CGROUP_DEPTH as u64),
@@ -432,8 +439,23 @@ pub struct Config {
     pub enforce: u32,
     /// [`CGROUP_UNIFIED`] or [`CGROUP_LEGACY`].
     pub cgroup_mode: u32,
+    /// 1: the policy has user conditions: a container's row is followed
+    /// by `d4c_user_rows` for the acting task's uid.
+    pub user_rows: u32,
     /// Zero.
-    pub reserved: [u32; 2],
+    pub reserved: u32,
+}
+
+/// `struct d4c_user_row_key`: a container's row and an effective uid (as
+/// the task's user namespace sees it); the value is the row of that
+/// container and user.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct UserRowKey {
+    /// The container's row.
+    pub row: u32,
+    /// The effective uid.
+    pub uid: u32,
 }
 
 /// A ring buffer record (`struct d4c_event`): this fixed part, then
@@ -492,8 +514,9 @@ pub struct EventRecord {
     pub name: [u8; NAME_BYTES],
     /// [`EV_ARGS`]: bytes of arguments at the record's end.
     pub args_len: u32,
-    /// Zero (keeps the size 8-aligned).
-    pub reserved: u32,
+    /// The acting task's effective uid as its user namespace sees it
+    /// (what user conditions decide on); [`NO_UID`] when unmapped.
+    pub euid: u32,
 }
 
 /// Bytes of [`EventRecord`]: where the path starts in a record.
@@ -558,6 +581,11 @@ pub fn layouts() -> Vec<Layout> {
             ],
         ),
         (
+            "d4c_user_row_key",
+            size_of::<UserRowKey>(),
+            vec![("row", offset_of!(UserRowKey, row)), ("uid", offset_of!(UserRowKey, uid))],
+        ),
+        (
             "d4c_event_head",
             size_of::<EventHead>(),
             vec![
@@ -602,6 +630,7 @@ pub fn layouts() -> Vec<Layout> {
             vec![
                 ("enforce", offset_of!(Config, enforce)),
                 ("cgroup_mode", offset_of!(Config, cgroup_mode)),
+                ("user_rows", offset_of!(Config, user_rows)),
                 ("reserved", offset_of!(Config, reserved)),
             ],
         ),
@@ -634,7 +663,7 @@ pub fn layouts() -> Vec<Layout> {
                 ("comm", offset_of!(EventRecord, comm)),
                 ("name", offset_of!(EventRecord, name)),
                 ("args_len", offset_of!(EventRecord, args_len)),
-                ("reserved", offset_of!(EventRecord, reserved)),
+                ("euid", offset_of!(EventRecord, euid)),
                 ("path", size_of::<EventRecord>()),
             ],
         ),
@@ -652,6 +681,7 @@ const _: () = {
     assert!(offset_of!(ComponentKeyLong, bytes) == 4);
     assert!(size_of::<EdgeKey>() == 8);
     assert!(size_of::<RowKey>() == 12);
+    assert!(size_of::<UserRowKey>() == 8);
     assert!(size_of::<EventHead>() == 48);
     assert!(offset_of!(EventHead, name) == 32);
     assert!(size_of::<TestEvent>() == 48 + PATH_MAX);

@@ -6,7 +6,7 @@
 //! Invariant: every map is sized from the tables it will hold (the C side
 //! declares placeholder sizes), so a policy never overflows a map.
 
-use crate::abi::{RowKey, DYN_ANY, KIND_FILE, KIND_PROCESS};
+use crate::abi::{RowKey, UserRowKey, DYN_ANY, KIND_FILE, KIND_PROCESS};
 use aya::maps::{Array, HashMap, Map, MapData};
 use aya::{Ebpf, EbpfLoader};
 use d4c_artifact::eval::{component_records, Tables};
@@ -134,6 +134,16 @@ pub fn kind_code(kind: Kind) -> u32 {
         Kind::File => KIND_FILE,
         Kind::Process => KIND_PROCESS,
     }
+}
+
+/// Writes the user rows of container row `row`: `(uid, user row)` pairs.
+pub fn write_user_rows(ebpf: &mut Ebpf, row: u32, users: &[(u32, u32)]) -> Result<(), MapError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<UserRowKey> = users.iter().map(|&(uid, _)| UserRowKey { row, uid }).collect();
+    let values: Vec<u32> = users.iter().map(|&(_, user_row)| user_row).collect();
+    hash::<{ size_of::<UserRowKey>() }>(ebpf, "d4c_user_rows", keys.as_bytes(), &values)
 }
 
 /// Writes row `row` of `kind`: `actions[class]` for every dynamic class,

@@ -187,6 +187,7 @@ static __always_inline struct d4c_event *d4c_record_start(__u32 record,
 	r->uid = (__u32)uid_gid;
 	r->gid = uid_gid >> 32;
 	r->sid = d4c_session_id(task);
+	r->euid = d4c_task_euid(task);
 	r->ktime_ns = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	return r;

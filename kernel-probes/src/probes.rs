@@ -30,7 +30,7 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::{BtfTracePoint, Lsm, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use d4c_artifact::eval::Tables;
-use d4c_artifact::event::Container;
+use d4c_artifact::event::{Container, User};
 use d4c_artifact::ops::Kind;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -155,6 +155,27 @@ impl Default for Settings {
             lsm: true,
         }
     }
+}
+
+/// What a row stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RowClass {
+    /// Which file selectors hold.
+    file: Vec<bool>,
+    /// Which process selectors hold.
+    process: Vec<bool>,
+    /// `(uid, row)`: the users whose row is another (a container's row
+    /// only; a user's row has none).
+    users: Vec<(u32, u32)>,
+}
+
+/// Entries of `d4c_user_rows`: none when the policy has no user condition,
+/// else 16 per row, at least 1,024 (8 bytes of key, 4 of value each).
+fn user_row_capacity(tables: &Tables, max_rows: usize) -> u32 {
+    if !tables.has_user_conditions() {
+        return 1;
+    }
+    u32::try_from(max_rows.saturating_mul(16).max(1024)).unwrap_or(u32::MAX)
 }
 
 /// One program's load statistics.
@@ -299,9 +320,11 @@ pub struct Probes {
     ring: RingBuf<MapData>,
     tables: Tables,
     settings: Settings,
-    /// The container classes with a row: the selectors' container verdicts
-    /// of each kind, by row.
-    rows: Vec<(Vec<bool>, Vec<bool>)>,
+    /// The rows, by row id: the selectors' verdicts of each kind, and the
+    /// row's user rows (see [`Probes::row_for`]).
+    rows: Vec<RowClass>,
+    /// Entries written to `d4c_user_rows`.
+    user_row_entries: usize,
     /// The optional LSM hooks ([`OPTIONAL_LSM_HOOKS`]) this kernel lacks,
     /// whose programs are neither loaded nor attached, and the optional
     /// tracepoints ([`OPTIONAL_TRACEPOINTS`]) it refuses to attach.
@@ -317,11 +340,13 @@ impl Probes {
         let mut loader = EbpfLoader::new();
         loader.btf(Some(&btf));
         maps::size(&mut loader, &tables, maps::row_entries(&tables, settings.max_rows));
+        loader.set_max_entries("d4c_user_rows", user_row_capacity(&tables, settings.max_rows));
         let mut ebpf = loader.load(PROBES_OBJECT).map_err(|e| error("cannot load the probes object", e))?;
         maps::fill(&mut ebpf, &tables)?;
         let events = ebpf.take_map("d4c_events").ok_or_else(|| MapError("no map `d4c_events`".into()))?;
         let ring = RingBuf::try_from(events).map_err(|e| error("d4c_events", e))?;
-        let mut probes = Probes { ebpf, ring, tables, settings, rows: Vec::new(), absent: Vec::new() };
+        let mut probes =
+            Probes { ebpf, ring, tables, settings, rows: Vec::new(), user_row_entries: 0, absent: Vec::new() };
         probes.write_config()?;
         probes.write_pending_row()?;
         for (name, hook) in LSM_PROGRAMS.iter().filter(|_| settings.lsm) {
@@ -358,7 +383,8 @@ impl Probes {
                 CgroupMode::Unified => CGROUP_UNIFIED,
                 CgroupMode::Legacy => CGROUP_LEGACY,
             },
-            reserved: [0; 2],
+            user_rows: u32::from(self.tables.has_user_conditions()),
+            reserved: 0,
         };
         let map = self.ebpf.map_mut("d4c_config").ok_or_else(|| MapError("no map `d4c_config`".into()))?;
         // aya's Pod is an unsafe trait: records go in as zerocopy bytes.
@@ -471,12 +497,34 @@ impl Probes {
         Ok(())
     }
 
-    /// The row of `container`: an existing one when a container with the
-    /// same container verdicts has one, else a new one, written.
-    pub fn row_for(&mut self, container: &Container) -> Result<u32, MapError> {
+    /// The row of `container`, whose `/etc/passwd` names `users` as
+    /// [`Tables::named_users`] lists them (the ids a user condition can
+    /// name there, with their names): an existing row when one has the
+    /// same verdicts, else a new one, written.
+    ///
+    /// A container's row holds the verdicts for a user whom no condition
+    /// names. Each named user whose verdicts differ gets a row of its own
+    /// (shared by every container and user with those verdicts) and an
+    /// entry `(row, uid)` in `d4c_user_rows`; the container's row stands
+    /// for that mapping too, so two containers whose passwd files name
+    /// `app` differently get different rows.
+    pub fn row_for(&mut self, container: &Container, users: &[User]) -> Result<u32, MapError> {
         let file = self.tables.container_selectors(Kind::File, container);
         let process = self.tables.container_selectors(Kind::Process, container);
-        if let Some(row) = self.rows.iter().position(|(f, p)| *f == file && *p == process) {
+        let mut user_rows = Vec::new();
+        for user in users {
+            let verdicts = self.tables.selectors_for(Kind::Process, container, Some(user));
+            if verdicts != process {
+                let row = self.row_of(RowClass { file: file.clone(), process: verdicts, users: Vec::new() })?;
+                user_rows.push((user.id, row));
+            }
+        }
+        self.row_of(RowClass { file, process, users: user_rows })
+    }
+
+    /// The row of `class`, written when new.
+    fn row_of(&mut self, class: RowClass) -> Result<u32, MapError> {
+        if let Some(row) = self.rows.iter().position(|c| *c == class) {
             return u32::try_from(row).map_err(|_| MapError("too many rows".into()));
         }
         if self.rows.len() >= self.settings.max_rows {
@@ -485,21 +533,30 @@ impl Probes {
                 self.settings.max_rows
             )));
         }
+        let capacity = user_row_capacity(&self.tables, self.settings.max_rows) as usize;
+        if self.user_row_entries.saturating_add(class.users.len()) > capacity {
+            return Err(MapError(format!(
+                "more than {capacity} users with rows of their own across containers: raise the row limit"
+            )));
+        }
         let row = u32::try_from(self.rows.len()).map_err(|_| MapError("too many rows".into()))?;
-        let file_row = self.tables.row(Kind::File, &file);
-        let process_row = self.tables.row(Kind::Process, &process);
+        let file_row = self.tables.row(Kind::File, &class.file);
+        let process_row = self.tables.row(Kind::Process, &class.process);
         maps::write_row(&mut self.ebpf, row, Kind::File, &file_row)?;
         maps::write_row(&mut self.ebpf, row, Kind::Process, &process_row)?;
-        self.rows.push((file, process));
+        maps::write_user_rows(&mut self.ebpf, row, &class.users)?;
+        self.user_row_entries += class.users.len();
+        self.rows.push(class);
         Ok(row)
     }
 
-    /// The selectors' container verdicts of row `row`, of `kind`.
+    /// The selectors' verdicts of row `row` (a container's, or a
+    /// container's and user's), of `kind`.
     pub fn row_verdicts(&self, row: u32, kind: Kind) -> Option<&[bool]> {
-        let (file, process) = self.rows.get(row as usize)?;
+        let class = self.rows.get(row as usize)?;
         Some(match kind {
-            Kind::File => file,
-            Kind::Process => process,
+            Kind::File => &class.file,
+            Kind::Process => &class.process,
         })
     }
 
@@ -546,9 +603,11 @@ impl Probes {
         HashMap::try_from(map).map_err(|e| error("d4c_cgroups", e))
     }
 
-    /// Registers the cgroup `cgroup_id` as `container`'s. Returns its row.
-    pub fn add_container(&mut self, cgroup_id: u64, container: &Container) -> Result<u32, MapError> {
-        let row = self.row_for(container)?;
+    /// Registers the cgroup `cgroup_id` as `container`'s, whose
+    /// `/etc/passwd` names `users` ([`Probes::row_for`]). Returns its row.
+    /// Registering it again (its passwd changed) moves it to its new row.
+    pub fn add_container(&mut self, cgroup_id: u64, container: &Container, users: &[User]) -> Result<u32, MapError> {
+        let row = self.row_for(container, users)?;
         self.cgroups()?
             .insert(cgroup_id, entry(CgroupEntry { row, flags: CGROUP_CONTAINER }), 0)
             .map_err(|e| error("cannot register a container's cgroup", e))?;

@@ -38,6 +38,15 @@ struct {
 	__type(value, struct d4c_config);
 } d4c_config SEC(".maps");
 
+/* The rows of a container and a user (d4c_abi.h, struct
+ * d4c_user_row_key); userspace sizes it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, D4C_MAX_ENTRIES);
+	__type(key, struct d4c_user_row_key);
+	__type(value, __u32);
+} d4c_user_rows SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, D4C_COUNTERS);
@@ -187,11 +196,57 @@ static __always_inline struct cgroup *d4c_task_cgroup(struct task_struct *task,
 	return css ? BPF_CORE_READ(css, cgroup) : NULL;
 }
 
+/*
+ * The task's effective uid as its user namespace sees it (what `id -u`
+ * says inside the container), or D4C_NO_UID. A task's credentials are
+ * made in its own namespace, so its uid is mapped there: the inverse of
+ * the namespace's uid_map (first = lower_first + offset). A namespace
+ * with more than D4C_UID_EXTENTS extents keeps them out of line; those
+ * are not read (Kubernetes maps a pod's user namespace with one).
+ */
+static __always_inline __u32 d4c_task_euid(struct task_struct *task)
+{
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	struct user_namespace *ns;
+	__u32 kuid, extents;
+
+	if (!cred)
+		return D4C_NO_UID;
+	kuid = BPF_CORE_READ(cred, euid.val);
+	ns = BPF_CORE_READ(cred, user_ns);
+	if (!ns)
+		return D4C_NO_UID;
+	extents = BPF_CORE_READ(ns, uid_map.nr_extents);
+	if (extents > D4C_UID_EXTENTS)
+		return D4C_NO_UID;
+	for (__u32 i = 0; i < D4C_UID_EXTENTS; i++) {
+		struct uid_gid_extent e;
+
+		if (i >= extents)
+			break;
+		if (bpf_core_read(&e, sizeof(e), &ns->uid_map.extent[i]))
+			return D4C_NO_UID;
+		if (kuid >= e.lower_first && kuid - e.lower_first < e.count)
+			return e.first + (kuid - e.lower_first);
+	}
+	return D4C_NO_UID;
+}
+
+/* The row of a container's row `row` and the acting uid: the user row
+ * userspace wrote, else the container's own. */
+static __always_inline __u32 d4c_user_row(__u32 row, __u32 uid)
+{
+	struct d4c_user_row_key key = {.row = row, .uid = uid};
+	__u32 *user_row = bpf_map_lookup_elem(&d4c_user_rows, &key);
+
+	return user_row ? *user_row : row;
+}
+
 /* Where a task is. */
 struct d4c_where {
 	__u64 cgroup_id; /* the task's own cgroup */
-	__u32 row;	 /* its container's row, or D4C_ROW_PENDING */
-	__u32 pending;	 /* 1: metadata not delivered yet */
+	__u32 row; /* its container's row (and user's), or D4C_ROW_PENDING */
+	__u32 pending; /* 1: metadata not delivered yet */
 };
 
 /* Returns 1 and fills *where when `task` is in a container, else 0. */
@@ -215,6 +270,11 @@ static __always_inline int d4c_container_of(struct task_struct *task,
 		if (entry) {
 			if (entry->flags & D4C_CGROUP_CONTAINER) {
 				where->row = entry->row;
+				/* A pending container's row is the union
+				 * over every container and user already. */
+				if (config->user_rows)
+					where->row = d4c_user_row(
+					    entry->row, d4c_task_euid(task));
 				where->pending = 0;
 				return 1;
 			}

@@ -14,7 +14,11 @@ use d4cc::compile::{compile, CompileOptions};
 
 fn tables() -> d4c_artifact::eval::Tables {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/policies/default.yaml");
-    let bytes = std::fs::read(path).unwrap();
+    tables_of(path, &std::fs::read(path).unwrap())
+}
+
+fn tables_of(path: &str, bytes: &[u8]) -> d4c_artifact::eval::Tables {
+    let bytes = bytes.to_vec();
     let (_, lint) = d4cc::lint::lint_bytes(path.to_string(), bytes.clone());
     let options = CompileOptions { policy_name: "default".into(), ..Default::default() };
     let artifact = compile(&bytes, lint.checked.as_ref().unwrap(), &options).unwrap();
@@ -35,7 +39,7 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
     let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup v2 host").to_string();
     let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
     let id = d4c_kernel_probes::cgroup::cgroup_id(&dir).unwrap();
-    let row = probes.add_container(id, &Container::default()).unwrap();
+    let row = probes.add_container(id, &Container::default(), &[]).unwrap();
     let child = std::process::Command::new("/bin/true").args(["first arg", "", "x"]).status().unwrap();
     assert!(child.success());
     // Drained twice: a second drain must see only what came after the
@@ -80,12 +84,61 @@ fn tracepoints_verify_attach_and_report_a_containers_lifecycle() {
             op => panic!("a lifecycle record of op {op}: {r:#?}"),
         };
         assert_eq!(r.hook_point(), Some(expected), "{r:#?}");
-        assert_eq!(r.head.reserved, 0);
+        // The effective uid as the task's user namespace sees it.
+        assert_eq!(r.head.euid, geteuid(), "{r:#?}");
         assert_eq!(r.head.args_len as usize, r.args.len());
     }
     let counters = probes.counters().unwrap();
     assert_eq!(counters[abi::COUNT_DROPPED as usize], 0);
     assert!(counters[abi::COUNT_EVENTS as usize] >= 3, "{counters:?}");
+}
+
+/// User rows: a task acting as a user whom a condition names (here by id,
+/// this test's own euid) is in the row of its container and user; any
+/// other uid stays in the container's row. The tracepoints find the row
+/// as the LSM hooks do (`d4c_container_of`).
+#[test]
+fn a_named_users_tasks_are_in_their_user_row() {
+    let euid = geteuid();
+    let other = if euid == 65534 { 65533 } else { 65534 };
+    let policy = format!(
+        "process:\n  selectors:\n    - name: me\n      processUserId: [{euid}]\n  responses:\n    - match: [me]\n      actions: [log]\n"
+    );
+    let tables = tables_of("users.yaml", policy.as_bytes());
+    assert!(tables.has_user_conditions());
+    let users = tables.named_users([]);
+    assert_eq!(users.iter().map(|u| u.id).collect::<Vec<_>>(), vec![euid]);
+    let settings = Settings { lsm: false, enforce: false, ..Settings::default() };
+    let mut probes = Probes::load(tables, settings).unwrap();
+    probes.attach().unwrap();
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup v2 host").to_string();
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    let id = d4c_kernel_probes::cgroup::cgroup_id(&dir).unwrap();
+    let row = probes.add_container(id, &Container::default(), &users).unwrap();
+    let process =
+        |probes: &Probes, row: u32| probes.row_verdicts(row, d4c_artifact::ops::Kind::Process).map(<[bool]>::to_vec);
+    assert_eq!(process(&probes, row), Some(vec![false]), "the container's row: no condition names other users");
+    let mine = std::process::Command::new("/bin/true").status().unwrap();
+    assert!(mine.success());
+    // Not everyone may switch users: only root's child can be another.
+    let switched = euid == 0 && {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("/bin/true").uid(other).status().unwrap().success()
+    };
+    probes.remove_cgroup(id).unwrap();
+    let records = probes.drain().unwrap();
+    let execs: Vec<_> = records
+        .iter()
+        .filter(|r| r.head.cgroup_id == id && r.head.record == abi::RECORD_LIFECYCLE && r.head.op == abi::LIFE_EXEC)
+        .collect();
+    let as_me = execs.iter().find(|r| r.head.euid == euid).unwrap_or_else(|| panic!("no exec as {euid}: {execs:#?}"));
+    assert_ne!(as_me.head.row, row, "a named user's row is its own");
+    assert_eq!(process(&probes, as_me.head.row), Some(vec![true]));
+    if switched {
+        let as_other = execs.iter().find(|r| r.head.euid == other).unwrap_or_else(|| panic!("no exec as {other}"));
+        assert_eq!(as_other.head.row, row, "a user no condition names keeps the container's row");
+    }
 }
 
 #[test]
@@ -105,4 +158,10 @@ fn pinned_programs_outlive_their_loader_until_unpinned() {
     assert_eq!(d4c_kernel_probes::probes::unpin_all(&dir).unwrap(), 6);
     assert!(!dir.exists());
     assert_eq!(d4c_kernel_probes::probes::unpin_all(&dir).unwrap(), 0, "uninstalling twice is fine");
+}
+
+/// This process's effective uid: the owner of its `/proc` directory.
+fn geteuid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid()
 }

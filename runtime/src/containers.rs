@@ -44,6 +44,11 @@ pub struct Metadata {
     pub pod_ips: Vec<String>,
     /// The pod's owner kind, e.g. `ReplicaSet` (from the Kubernetes API).
     pub parent_type: Option<String>,
+    /// Its root file system (from the bundle), where its `/etc/passwd` is.
+    pub rootfs: Option<PathBuf>,
+    /// Its `/etc/passwd`'s `(id, name)` lines, read when the policy has user
+    /// conditions (see `users::read_passwd`).
+    pub passwd: Vec<(u32, String)>,
 }
 
 impl Metadata {
@@ -195,6 +200,18 @@ pub fn read_bundle(patterns: &[String], id: &str) -> Result<Option<Value>, Strin
         }
     }
     Ok(None)
+}
+
+/// The root file system of container `id`, from its bundle: the first
+/// bundle directory of `patterns` that holds a `config.json`, joined with
+/// the bundle's `root.path` (relative to the bundle, or absolute).
+/// `None` when no bundle names one.
+pub fn bundle_rootfs(patterns: &[String], id: &str, bundle: &Value) -> Option<PathBuf> {
+    let root = bundle.get("root")?.get("path")?.as_str()?;
+    patterns.iter().map(|p| PathBuf::from(p.replace("{id}", id))).find(|p| p.is_file()).and_then(|config| {
+        let dir = config.parent()?;
+        Some(dir.join(root))
+    })
 }
 
 /// A container cgroup found on the cgroup filesystem.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use d4c_artifact::display::escape_control;
 use d4c_artifact::eval::{Tables, Verdict};
-use d4c_artifact::event::{Event as TableEvent, ProcessEvent};
+use d4c_artifact::event::{Event as TableEvent, ProcessEvent, User};
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_kernel_probes::cgroup::{self, KubepodsRoot};
 use d4c_kernel_probes::probes::{self, CgroupMode, Pending, Probes, Record, Settings};
@@ -74,6 +74,9 @@ pub struct Active {
 pub struct Daemon {
     /// The configuration.
     pub config: Config,
+    /// When containers' `/etc/passwd` files were last read again (boot
+    /// clock): at most every [`PASSWD_REFRESH_NS`].
+    passwd_read_at: u64,
     /// The probes in force.
     pub active: Active,
     /// Whether the BPF LSM is active (else: audit mode).
@@ -206,6 +209,7 @@ impl Daemon {
             kube_since: 0,
             retired: Retired::default(),
             refused_stamp: None,
+            passwd_read_at: 0,
             throttle: crate::logging::Throttle::default(),
             watch: match crate::watch::CgroupWatch::new() {
                 Ok(watch) => Some(watch),
@@ -306,8 +310,24 @@ impl Daemon {
                     }
                 }
             }
+            // Its /etc/passwd, for user conditions: a container whose
+            // names cannot be known stays pending when names decide.
+            metadata.rootfs = containers::bundle_rootfs(&self.config.bundle_patterns, &metadata.id, &bundle);
+            match metadata.rootfs.as_deref().map(crate::users::read_passwd) {
+                Some(Ok(passwd)) => metadata.passwd = passwd,
+                Some(Err(error)) if self.active.probes.tables().has_user_names() => {
+                    self.bundle_error(f, &error, now);
+                    continue;
+                }
+                None if self.active.probes.tables().has_user_names() => {
+                    self.bundle_error(f, "its bundle names no root file system to read /etc/passwd from", now);
+                    continue;
+                }
+                Some(Err(_)) | None => {}
+            }
             let view = metadata.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref());
-            match self.active.probes.add_container(f.cgroup_id, &view) {
+            let users = users_of(self.active.probes.tables(), &metadata);
+            match self.active.probes.add_container(f.cgroup_id, &view, &users) {
                 Ok(row) => {
                     let window = now.saturating_sub(first_seen);
                     self.counters.registration_window_ns = (window, self.counters.registration_window_ns.1.max(window));
@@ -341,6 +361,44 @@ impl Daemon {
         }
         let present: HashSet<u64> = found.iter().map(|f| f.cgroup_id).collect();
         self.waiting.retain(|id, _| present.contains(id));
+        if now.saturating_sub(self.passwd_read_at) >= PASSWD_REFRESH_NS {
+            self.passwd_read_at = now;
+            self.refresh_passwd();
+        }
+    }
+
+    /// Reads every registered container's `/etc/passwd` again when user
+    /// names decide, and moves a container whose file changed to the row
+    /// its new names give: a user added or renamed is decided by its new
+    /// name from the next such read on (at most [`PASSWD_REFRESH_NS`]
+    /// later). A file that cannot be read now keeps
+    /// what was known (the container may be ending).
+    fn refresh_passwd(&mut self) {
+        if !self.active.probes.tables().has_user_names() {
+            return;
+        }
+        let mut changed = Vec::new();
+        for (cgroup_id, metadata) in self.registry.iter() {
+            let Some(rootfs) = metadata.rootfs.as_deref() else { continue };
+            if let Ok(passwd) = crate::users::read_passwd(rootfs) {
+                if passwd != metadata.passwd {
+                    changed.push((*cgroup_id, Metadata { passwd, ..metadata.clone() }));
+                }
+            }
+        }
+        for (cgroup_id, metadata) in changed {
+            let view = metadata.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref());
+            let users = users_of(self.active.probes.tables(), &metadata);
+            match self.active.probes.add_container(cgroup_id, &view, &users) {
+                Ok(row) => {
+                    tracing::info!(container = %metadata.id, row, "the container's /etc/passwd changed: its users' rows follow");
+                    self.registry.insert(cgroup_id, metadata);
+                }
+                Err(error) => {
+                    tracing::error!(container = %metadata.id, %error, "cannot update a container's rows after its /etc/passwd changed");
+                }
+            }
+        }
     }
 
     /// A container's bundle could not be used: counted, and logged at the
@@ -404,7 +462,8 @@ impl Daemon {
         }
         for (cgroup_id, metadata) in changed {
             let view = metadata.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref());
-            match self.active.probes.add_container(cgroup_id, &view) {
+            let users = users_of(self.active.probes.tables(), &metadata);
+            match self.active.probes.add_container(cgroup_id, &view, &users) {
                 Ok(_) => {
                     self.registry.insert(cgroup_id, metadata);
                 }
@@ -549,7 +608,8 @@ impl Daemon {
         }
         for (cgroup_id, metadata) in self.registry.iter() {
             let view = metadata.selector_view(self.facts.cluster_id.as_deref(), self.facts.cluster_name.as_deref());
-            probes.add_container(*cgroup_id, &view).map_err(|e| e.to_string())?;
+            let users = users_of(probes.tables(), metadata);
+            probes.add_container(*cgroup_id, &view, &users).map_err(|e| e.to_string())?;
         }
         let mut active = Active { probes, policy, file_stamp: stamp };
         let pinned = attach(&self.config, &mut active)?;
@@ -826,7 +886,7 @@ fn audit_decision(
         executable: executable.clone(),
         name: name.text(),
         interactive: task.interactive,
-        user: d4c_artifact::event::User::root(),
+        user: user_of(tables, registry.get(task.cgroup_id), task.euid),
     });
     let verdict = if task.pending {
         pending_verdict(tables, pending, &table_event)
@@ -844,6 +904,25 @@ fn audit_decision(
     let decision = Decision::audit_of(task.clone(), operation, actions, executable, name, args);
     let matched = selector_names(tables, &decision, verdict.matched).into();
     Some(Decided { decision, matched })
+}
+
+/// How often registered containers' `/etc/passwd` files are read again
+/// when user names decide (boot clock): a second.
+pub const PASSWD_REFRESH_NS: u64 = 1_000_000_000;
+
+/// The users of `metadata`'s container whose rows may differ from its own
+/// (`Tables::named_users` over its `/etc/passwd`).
+fn users_of(tables: &Tables, metadata: &Metadata) -> Vec<User> {
+    tables.named_users(metadata.passwd.iter().map(|(id, name)| (*id, name.as_str())))
+}
+
+/// The user with effective uid `euid` in `metadata`'s container, as the
+/// kernel's rows see it: named when a user condition can name it there,
+/// else a user no condition names.
+fn user_of(tables: &Tables, metadata: Option<&Metadata>, euid: u32) -> User {
+    metadata
+        .and_then(|m| users_of(tables, m).into_iter().find(|u| u.id == euid))
+        .unwrap_or(User { id: euid, name: None })
 }
 
 /// The verdict of the pending row (what the probes write for

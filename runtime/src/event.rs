@@ -185,6 +185,9 @@ pub struct Task {
     pub uid: u32,
     /// Its real group id.
     pub gid: u32,
+    /// Its effective user id as its user namespace sees it (what user
+    /// conditions decide on); `abi::NO_UID` when the probes could not map it.
+    pub euid: u32,
     /// Its session id (the leader's pid).
     pub sid: u32,
     /// Its cgroup's id.
@@ -478,6 +481,7 @@ fn task(record: &Record) -> Task {
         tgid: head.tgid,
         ppid: head.ppid,
         uid: head.uid,
+        euid: head.euid,
         gid: head.gid,
         sid: head.sid,
         cgroup_id: head.cgroup_id,

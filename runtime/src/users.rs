@@ -109,6 +109,31 @@ impl UserNames {
     }
 }
 
+/// A container's `/etc/passwd` as `(id, name)` pairs in file order, read
+/// from its root file system `rootfs` (the bundle's `root.path`, the
+/// overlay mount the runtime made): what user conditions decide on. No file
+/// (a distroless image) names no one. An error when the root itself cannot
+/// be opened, or `/etc/passwd` is there but not a regular file or cannot
+/// be read: the caller cannot tell which names the container knows.
+pub fn read_passwd(rootfs: &Path) -> Result<Vec<(u32, String)>, String> {
+    let dir = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("cannot open the container's root file system `{}`: {e}", rootfs.display()))?;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let file = match rustix::fs::openat2(&dir, "etc/passwd", flags, Mode::empty(), resolve) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(rustix::io::Errno::NOENT) => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot open `{}/etc/passwd`: {e}", rootfs.display())),
+    };
+    let unreadable = |e: std::io::Error| format!("cannot read `{}/etc/passwd`: {e}", rootfs.display());
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(format!("`{}/etc/passwd` is not a regular file", rootfs.display()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES).read_to_end(&mut bytes).map_err(unreadable)?;
+    Ok(passwd_lines(&String::from_utf8_lossy(&bytes)).map(|(id, name)| (id, name.to_string())).collect())
+}
+
 /// The users and groups `root/etc/passwd` and `root/etc/group` name; `None`
 /// when neither can be read (the process is gone). A file that cannot be
 /// read names none.
@@ -143,16 +168,22 @@ fn read_bounded(root: &OwnedFd, path: &str) -> Option<String> {
 /// winning (as getpwuid finds it). Lines that are not such are skipped.
 fn ids(text: &str) -> Ids {
     let mut out = HashMap::default();
-    for line in text.lines() {
-        let mut fields = line.split(':');
-        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else { continue };
-        let Ok(id) = id.trim().parse::<u32>() else { continue };
-        if name.is_empty() || name.starts_with('#') || name.starts_with('+') || name.starts_with('-') {
-            continue;
-        }
+    for (id, name) in passwd_lines(text) {
         out.entry(id).or_insert_with(|| Arc::from(name));
     }
     out
+}
+
+/// The `(id, name)` of each `name:password:id:...` line, in order; lines
+/// that are not such (comments, NIS `+`/`-` entries) are skipped.
+fn passwd_lines(text: &str) -> impl Iterator<Item = (u32, &str)> {
+    text.lines().filter_map(|line| {
+        let mut fields = line.split(':');
+        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else { return None };
+        let id = id.trim().parse::<u32>().ok()?;
+        let odd = name.is_empty() || name.starts_with('#') || name.starts_with('+') || name.starts_with('-');
+        (!odd).then_some((id, name))
+    })
 }
 
 #[cfg(test)]
@@ -196,6 +227,25 @@ mod tests {
         assert_eq!(names.names(1, [41], 1000, 1000, 2 + RETRY_NS).user.as_deref(), Some("late"));
         names.forget(1);
         assert_eq!(names.names(1, [99], 1000, 1000, 3 + RETRY_NS), Names::default());
+        Ok(())
+    }
+
+    #[test]
+    fn passwd_is_read_from_the_root_file_system_and_stays_inside_it() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc"))?;
+        // No passwd: a distroless image names no one.
+        assert_eq!(read_passwd(&rootfs), Ok(Vec::new()));
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0::/:/bin/sh\n# c\napp:x:1000:1000::/:/bin/sh\n")?;
+        assert_eq!(read_passwd(&rootfs), Ok(vec![(0, "root".to_string()), (1000, "app".to_string())]));
+        // A link the container made resolves inside its root: to nothing.
+        std::fs::remove_file(rootfs.join("etc/passwd"))?;
+        std::fs::write(dir.path().join("outside"), "evil:x:0:0::/:/bin/sh\n")?;
+        std::os::unix::fs::symlink("../../outside", rootfs.join("etc/passwd"))?;
+        assert_eq!(read_passwd(&rootfs), Ok(Vec::new()));
+        // A root that cannot be opened is an error, not "no one".
+        assert!(read_passwd(&dir.path().join("missing")).is_err());
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //!
 //! - The agent reads [`Request`]s on stdin and answers each with one
 //!   [`Reply`] on stdout. For `stage` it spawns the actor's executable with
-//!   `stage CMD_FD REP_FD NAME TTY` and two inherited pipes, and waits for
+//!   `stage CMD_FD REP_FD NAME TTY UID` and two inherited pipes, and waits for
 //!   its `ready`. For an interactive actor it first opens a pty and keeps
 //!   the master until the actor has been reaped: were the actor to hold
 //!   it, closing it (at exit, or at exec through close-on-exec) would hang
@@ -14,8 +14,9 @@
 //! - A staged actor ([`stage_main`]) does everything that is not the op
 //!   before it says `ready`: `umask(0)`, `setsid()`, opening the pty's
 //!   slave when interactive (which makes it the session's controlling
-//!   terminal), `prctl(PR_SET_NAME)`, and opening its own executable
-//!   for `memfd-exec`. After `ready` it performs exactly one op, reports
+//!   terminal), `prctl(PR_SET_NAME)`, opening its own executable for
+//!   `memfd-exec`, and last taking its user id when not root (keeping its
+//!   capabilities: `sys::become_user`). After `ready` it performs exactly one op, reports
 //!   `done ERRNO DETAIL`, and exits; it execs or forks nothing the op does
 //!   not. An exec'd image cannot report through the actor's code, so the
 //!   report pipe survives exec and `noop` writes `ran COMM` to it.
@@ -171,10 +172,12 @@ fn run_agent() -> Result<(), String> {
         let reply = match Request::parse(&line) {
             Err(e) => Reply::Err { errno: libc::EPROTO, detail: e },
             Ok(Request::Ping) => Reply::Pong,
-            Ok(Request::Stage { exe, name, interactive }) => match agent.stage(&exe, name.as_deref(), interactive) {
-                Ok((id, pid)) => Reply::Staged { id, pid },
-                Err((errno, detail)) => Reply::Err { errno, detail },
-            },
+            Ok(Request::Stage { exe, name, interactive, uid }) => {
+                match agent.stage(&exe, name.as_deref(), interactive, uid) {
+                    Ok((id, pid)) => Reply::Staged { id, pid },
+                    Err((errno, detail)) => Reply::Err { errno, detail },
+                }
+            }
             Ok(Request::Perform { staged, op }) => match agent.perform(staged, &op) {
                 Ok(Performed { errno, completed, signal, comm, detail }) => {
                     Reply::Outcome { errno, completed, signal, comm, detail }
@@ -225,7 +228,7 @@ impl Agent {
     }
 
     /// Starts a staged actor. Returns its id and its pid.
-    fn stage(&mut self, exe: &str, name: Option<&str>, interactive: bool) -> Result<(u32, u32), Failure> {
+    fn stage(&mut self, exe: &str, name: Option<&str>, interactive: bool, uid: u32) -> Result<(u32, u32), Failure> {
         let (master, tty) = if interactive {
             let (master, path) = open_pty()?;
             (Some(master), Some(path))
@@ -245,6 +248,7 @@ impl Agent {
             .arg(rep_w.as_raw_fd().to_string())
             .arg(encode_opt(name))
             .arg(encode_opt(tty.as_deref()))
+            .arg(uid.to_string())
             .env_clear()
             .current_dir("/")
             .stdin(Stdio::null())
@@ -373,8 +377,8 @@ struct Held {
 /// Exit status 0 after a report, 1 when set-up or the op line failed
 /// (reported as `fail`), 2 on bad arguments.
 pub fn stage_main(args: &[String]) -> ExitCode {
-    let [cmd, rep, name, tty] = args else {
-        eprintln!("d4c-vmtest stage: want CMD_FD REP_FD NAME TTY, got {args:?}");
+    let [cmd, rep, name, tty, uid] = args else {
+        eprintln!("d4c-vmtest stage: want CMD_FD REP_FD NAME TTY UID, got {args:?}");
         return ExitCode::from(2);
     };
     let take = |field: &str| -> Result<OwnedFd, String> {
@@ -397,8 +401,9 @@ pub fn stage_main(args: &[String]) -> ExitCode {
     };
     let setup = protocol::decode_opt(name)
         .and_then(|name| Ok((name, protocol::decode_opt(tty)?)))
+        .and_then(|(name, tty)| Ok((name, tty, uid.parse::<u32>().map_err(|_| format!("bad uid `{uid}`"))?)))
         .map_err(|e| (libc::EPROTO, e))
-        .and_then(|(name, tty)| set_up(cmd.as_fd(), name.as_deref(), tty.as_deref()));
+        .and_then(|(name, tty, uid)| set_up(cmd.as_fd(), name.as_deref(), tty.as_deref(), uid));
     let mut held = match setup {
         Ok(held) => held,
         Err((errno, detail)) => {
@@ -435,7 +440,7 @@ pub fn stage_main(args: &[String]) -> ExitCode {
 }
 
 /// Everything a staged actor does before `ready`.
-fn set_up(cmd: std::os::fd::BorrowedFd<'_>, name: Option<&str>, tty: Option<&str>) -> Result<Held, Failure> {
+fn set_up(cmd: std::os::fd::BorrowedFd<'_>, name: Option<&str>, tty: Option<&str>, uid: u32) -> Result<Held, Failure> {
     // The op pipe must not reach an exec'd image; the report pipe must.
     sys::set_cloexec(cmd, true).map_err(|e| io_failure("fcntl(FD_CLOEXEC)", &e))?;
     // So that create and mknod modes are exact.
@@ -447,6 +452,9 @@ fn set_up(cmd: std::os::fd::BorrowedFd<'_>, name: Option<&str>, tty: Option<&str
         sys::set_comm(&c).map_err(|e| io_failure("prctl(PR_SET_NAME)", &e))?;
     }
     let exe = File::open("/proc/self/exe").map_err(|e| io_failure("opening /proc/self/exe", &e))?;
+    if uid != 0 {
+        sys::become_user(uid).map_err(|e| io_failure(&format!("acting as user {uid}"), &e))?;
+    }
     Ok(Held { exe, open: None, _tty: tty })
 }
 

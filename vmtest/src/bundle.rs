@@ -109,6 +109,9 @@ pub struct ContainerSpec {
     pub dirs: Vec<String>,
     /// `securityContext.privileged` (for `CAP_SYS_ADMIN`: a bind mount).
     pub privileged: bool,
+    /// The text of `/etc/passwd` (one of `files`), when the scenario
+    /// declares the container's users.
+    pub passwd: Option<String>,
 }
 
 impl ContainerSpec {
@@ -303,7 +306,11 @@ pub fn lay_out(
             }
             None if *mode & 0o111 != 0 => layout.entries.push(Entry::Executable { path: path.clone(), mode: *mode }),
             None => {
-                layout.entries.push(Entry::File { path: path.clone(), mode: *mode, data: content(path, *mode, agent) })
+                let data = match &spec.passwd {
+                    Some(passwd) if path == "/etc/passwd" => passwd.clone().into_bytes(),
+                    _ => content(path, *mode, agent),
+                };
+                layout.entries.push(Entry::File { path: path.clone(), mode: *mode, data })
             }
         }
     }
@@ -727,7 +734,12 @@ impl Container {
                 return Err(format!("{what}: the name contains NUL"));
             }
         }
-        let req = Request::Stage { exe: actor.exe.clone(), name: actor.name.clone(), interactive: actor.interactive };
+        let req = Request::Stage {
+            exe: actor.exe.clone(),
+            name: actor.name.clone(),
+            interactive: actor.interactive,
+            uid: actor.uid,
+        };
         match self.request(&req, STAGE_TIMEOUT + EXIT_TIMEOUT + GUEST_SLACK).map_err(|e| format!("{what}: {e}"))? {
             Reply::Staged { id, pid } => {
                 self.staged.insert(id, StagedInfo { ns_pid: pid, actor: actor.clone() });
@@ -896,9 +908,11 @@ mod tests {
                 ("/etc/config.yaml".into(), 0o600),
                 ("/srv/host/tool".into(), 0o755),
                 ("/etc/hosts".into(), 0o644),
+                ("/etc/passwd".into(), 0o644),
             ],
             dirs: vec!["/var/cache".into(), "/data/sub".into()],
             privileged: false,
+            passwd: Some("root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n".into()),
         }
     }
 
@@ -965,6 +979,7 @@ mod tests {
             [
                 "/usr/bin/ls",
                 "/etc/hosts",
+                "/etc/passwd",
                 "/var/cache",
                 "/proc",
                 "/dev",
@@ -977,6 +992,12 @@ mod tests {
             ]
         );
         assert!(layout.entries.contains(&Entry::Executable { path: "/usr/bin/ls".into(), mode: 0o755 }));
+        // Declared users: the image's /etc/passwd is the scenario's text.
+        assert!(layout.entries.contains(&Entry::File {
+            path: "/etc/passwd".into(),
+            mode: 0o644,
+            data: b"root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n".to_vec(),
+        }));
         fs::remove_dir_all(&root).map_err(|e| e.to_string())
     }
 

@@ -534,7 +534,7 @@ fn check_fields(doc: &Received, fields: &[(&str, Value)]) -> Result<(), String> 
 
 /// Stages an actor in `container` and performs `op`; its errno.
 fn act(container: &mut Container, op: AgentOp) -> Result<i32, String> {
-    let staged = container.stage(&Actor { exe: "/usr/bin/tool".into(), name: None, interactive: false })?;
+    let staged = container.stage(&Actor { exe: "/usr/bin/tool".into(), name: None, interactive: false, uid: 0 })?;
     Ok(container.perform(staged, &op)?.errno)
 }
 

@@ -446,7 +446,7 @@ pub fn run() -> Result<String, String> {
 /// performs the cases, printing a line each. Returns the number of cases,
 /// the failed ones, and the probes' count of truncated paths.
 fn perform_cases(container: &mut Container, tables: &Tables, meta: &Meta) -> Result<(usize, Vec<String>, u64), String> {
-    let actor = Actor { exe: ACTOR.into(), name: None, interactive: false };
+    let actor = Actor { exe: ACTOR.into(), name: None, interactive: false, uid: 0 };
     let setup_actor = container.stage(&actor)?;
     let done = container.perform(setup_actor, &AgentOp::Sequence(setup()))?;
     if done.errno != 0 {
@@ -652,7 +652,8 @@ fn check_record(want: &Want, record: &Record, tables: &Tables, meta: &Meta) -> V
                 executable: path,
                 name: record.name_text(),
                 interactive: h.flags & abi::EV_INTERACTIVE != 0,
-                user: d4c_artifact::event::User::root(),
+                // The evasion actors run as root, whom every image names.
+                user: d4c_artifact::event::User { id: h.euid, name: (h.euid == 0).then(|| "root".to_string()) },
             }),
         };
         let table = tables.decide(meta, &event).actions;

@@ -289,10 +289,15 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
             host_skipped += 1;
             continue;
         }
+        // The step's user, as the scenario's checks resolved it (a name
+        // the container does not declare is a problem of the file).
+        let decl = prepared.file.containers.iter().find(|d| d.name.value == name);
+        let uid = decl.and_then(|d| d.acting_user(step.user.as_ref().map(|u| &u.value))).map_or(0, |(id, _)| id);
         let actor = Actor {
             exe: step.actor.as_ref().map_or_else(|| "/bin/sh".to_string(), |a| a.value.clone()),
             name: step.actor_name.as_ref().map(|n| n.value.clone()),
             interactive: step.interactive,
+            uid,
         };
         let line = line_of(&prepared.text, step.span.start);
         if let Some(why) = unmakeable.get(name) {
@@ -346,6 +351,14 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
             continue;
         }
         let mut spec = spec_of(name, &decl.fields, index, i);
+        // Declared users: the image's /etc/passwd is the scenario's.
+        if let Some(passwd) = decl.passwd() {
+            let lines: String = passwd.iter().map(|(user, id)| format!("{user}:x:{id}:{id}::/:/bin/sh\n")).collect();
+            spec.passwd = Some(lines);
+            if !spec.files.iter().any(|(f, _)| f == d4c_grammar::PASSWD) {
+                spec.files.push((d4c_grammar::PASSWD.to_string(), DEFAULT_MODE));
+            }
+        }
         let mine = || plans.iter().filter(|(_, step, _)| step.container.value == name);
         let mut parents = BTreeSet::new();
         for (_, step, _) in mine() {
@@ -615,7 +628,19 @@ fn start_runtime(
                 unsaid.join(", ")
             );
         }
-        daemon.active.probes.add_container(cgroup_id, &meta).map_err(|e| e.to_string())?;
+        // The container's /etc/passwd as the runtime read it from the
+        // overlay root file system: the scenario's, when it declares users.
+        if let Some(declared) = prepared.file.containers.iter().find(|d| d.name.value == *name).and_then(|d| d.passwd())
+        {
+            let read: Vec<(&str, u32)> = found.passwd.iter().map(|(id, n)| (n.as_str(), *id)).collect();
+            if read != declared {
+                return Err(format!(
+                    "the runtime read container `{name}`'s /etc/passwd as {read:?}; the scenario declares {declared:?}"
+                ));
+            }
+        }
+        let users = daemon.active.probes.tables().named_users(found.passwd.iter().map(|(id, n)| (*id, n.as_str())));
+        daemon.active.probes.add_container(cgroup_id, &meta, &users).map_err(|e| e.to_string())?;
         daemon.registry.insert(cgroup_id, found);
     }
     Ok((daemon, delivery))
@@ -808,6 +833,8 @@ fn spec_of(name: &str, fields: &[d4c_grammar::Spanned<ContainerField>], file: us
             // (`dir_modes`).
             ContainerField::Dir { path, .. } => spec.dirs.push(path.clone()),
             ContainerField::ClusterId(_) | ContainerField::ClusterName(_) => {}
+            // The file is the scenario's passwd (below).
+            ContainerField::User { .. } => {}
         }
     }
     spec
@@ -892,8 +919,9 @@ fn agent_op(op: &Op) -> AgentOp {
     }
 }
 
-/// The event a decision record describes.
-fn record_event(record: &Record) -> Option<Event> {
+/// The event a decision record describes; `passwd`: the container's
+/// `/etc/passwd` lines `(name, id)`, which name the record's user.
+fn record_event(record: &Record, passwd: &[(&str, u32)]) -> Option<Event> {
     let h = &record.head;
     if h.kind == abi::KIND_FILE {
         let operation = *Operation::of_kind(Kind::File).get(h.op as usize)?;
@@ -913,7 +941,10 @@ fn record_event(record: &Record) -> Option<Event> {
             executable: record.path_text(),
             name: record.name_text(),
             interactive: h.flags & abi::EV_INTERACTIVE != 0,
-            user: d4c_artifact::event::User::root(),
+            user: d4c_artifact::event::User {
+                id: h.euid,
+                name: passwd.iter().find(|&&(_, id)| id == h.euid).map(|&(name, _)| name.to_string()),
+            },
         }))
     }
 }
@@ -952,8 +983,15 @@ fn check_step(
     let mut got: Vec<Event> = Vec::new();
     let mut actions = Actions::NONE;
     let mut names = BTreeSet::new();
+    let passwd = prepared
+        .file
+        .containers
+        .iter()
+        .find(|d| d.name.value == plan.step.container.value)
+        .and_then(|d| d.passwd())
+        .unwrap_or_else(|| vec![(d4c_grammar::ROOT, 0)]);
     for record in records {
-        let Some(event) = record_event(record) else {
+        let Some(event) = record_event(record, &passwd) else {
             problems.push(format!("a record the runner cannot read: {:?}", record.head));
             continue;
         };
@@ -1098,7 +1136,7 @@ fn bench_policy(name: &str, policy: &[u8], iterations: u32) -> Result<String, St
         ..ContainerSpec::default()
     };
     let mut container = Container::start(&spec, &workdir)?;
-    let actor = Actor { exe: "/usr/bin/worker".into(), name: None, interactive: false };
+    let actor = Actor { exe: "/usr/bin/worker".into(), name: None, interactive: false, uid: 0 };
     let staged: Vec<u32> = (0..4).map(|_| container.stage(&actor)).collect::<Result<_, _>>()?;
     let op = AgentOp::Workload { dir: "/tmp".into(), exe: "/usr/bin/worker".into(), iterations };
     let time = |container: &mut Container, staged: u32| -> Result<u64, String> {
@@ -1156,7 +1194,7 @@ pub(crate) fn attach_probes(
         probes.add_kubepods_root(root.id).map_err(|e| e.to_string())?;
     }
     let id = cgroup::cgroup_id(&container.cgroup_dir())?;
-    probes.add_container(id, meta).map_err(|e| e.to_string())?;
+    probes.add_container(id, meta, &[]).map_err(|e| e.to_string())?;
     probes.attach().map_err(|e| format!("cannot attach the probes: {e}"))?;
     probes.drain().map_err(|e| e.to_string())?;
     Ok(probes)

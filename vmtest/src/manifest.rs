@@ -730,7 +730,9 @@ mod tests {
         for ro in ["/etc/d4c", "/sys/kernel/security", "/sys/kernel/tracing", "/sys/fs/cgroup"] {
             assert!(mounts.contains(&(ro, true, None)), "{ro} read-only");
         }
-        assert!(mounts.contains(&("/run/containerd/io.containerd.runtime.v2.task", true, None)));
+        // Containers' root file systems, mounted after the pod started,
+        // are seen (their /etc/passwd).
+        assert!(mounts.contains(&("/run/containerd/io.containerd.runtime.v2.task", true, Some("HostToContainer"))));
         assert!(mounts.contains(&("/var/lib/d4c", false, None)));
         let etc = template.volumes.iter().find(|(n, _)| n == "etc-d4c").map(|(_, v)| v.clone());
         let Some(Volume::Projected(files)) = etc else { return Err("etc-d4c is not projected".into()) };

@@ -16,6 +16,9 @@ pub struct Actor {
     /// Whether it leads a session with a controlling terminal (else it
     /// leads one without).
     pub interactive: bool,
+    /// The user it acts as (0: root), keeping its capabilities
+    /// (`sys::become_user`).
+    pub uid: u32,
 }
 
 impl fmt::Display for Actor {
@@ -26,6 +29,9 @@ impl fmt::Display for Actor {
         }
         if self.interactive {
             write!(f, " interactive")?;
+        }
+        if self.uid != 0 {
+            write!(f, " user {}", self.uid)?;
         }
         Ok(())
     }

@@ -218,7 +218,7 @@ pub fn parse_op(fields: &[&str]) -> Result<AgentOp, String> {
 pub enum Request {
     /// `ping`: answered `ok pong`.
     Ping,
-    /// `stage INTERACTIVE EXE NAME`: start a staged actor.
+    /// `stage INTERACTIVE EXE NAME UID`: start a staged actor.
     Stage {
         /// The actor's executable, a path inside the container.
         exe: String,
@@ -226,6 +226,8 @@ pub enum Request {
         name: Option<String>,
         /// Whether it gets a controlling terminal.
         interactive: bool,
+        /// The user it acts as.
+        uid: u32,
     },
     /// `perform ID OP...`: have staged actor `ID` perform `op`.
     Perform {
@@ -241,9 +243,12 @@ impl Request {
     pub fn to_line(&self) -> String {
         match self {
             Request::Ping => "ping".to_string(),
-            Request::Stage { exe, name, interactive } => {
-                format!("stage {} {} {}", u8::from(*interactive), encode(exe.as_bytes()), encode_opt(name.as_deref()))
-            }
+            Request::Stage { exe, name, interactive, uid } => format!(
+                "stage {} {} {} {uid}",
+                u8::from(*interactive),
+                encode(exe.as_bytes()),
+                encode_opt(name.as_deref())
+            ),
             Request::Perform { staged, op } => format!("perform {staged} {}", encode_op(op)),
         }
     }
@@ -253,9 +258,10 @@ impl Request {
         let fields: Vec<&str> = line.split(' ').collect();
         match fields.as_slice() {
             ["ping"] => Ok(Request::Ping),
-            ["stage", interactive, exe, name] => Ok(Request::Stage {
+            ["stage", interactive, exe, name, uid] => Ok(Request::Stage {
                 exe: decode_text(exe)?,
                 name: decode_opt(name)?,
+                uid: parse_num(uid, "uid")?,
                 interactive: match *interactive {
                     "0" => false,
                     "1" => true,
@@ -557,8 +563,13 @@ mod tests {
         }
         for req in [
             Request::Ping,
-            Request::Stage { exe: "/bin/sh".into(), name: None, interactive: true },
-            Request::Stage { exe: "/bin/sh".into(), name: Some("a very long name!".into()), interactive: false },
+            Request::Stage { exe: "/bin/sh".into(), name: None, interactive: true, uid: 0 },
+            Request::Stage {
+                exe: "/bin/sh".into(),
+                name: Some("a very long name!".into()),
+                interactive: false,
+                uid: 1000,
+            },
         ] {
             assert_eq!(Request::parse(&req.to_line()), Ok(req.clone()));
         }

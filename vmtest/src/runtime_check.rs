@@ -175,7 +175,7 @@ pub(crate) fn metric(prefix: &str) -> Option<f64> {
 
 /// Stages a one-op actor and performs `op`; returns its errno.
 fn act(container: &mut Container, op: AgentOp) -> Result<i32, String> {
-    let actor = Actor { exe: "/usr/bin/tool".into(), name: None, interactive: false };
+    let actor = Actor { exe: "/usr/bin/tool".into(), name: None, interactive: false, uid: 0 };
     let staged = container.stage(&actor)?;
     Ok(container.perform(staged, &op)?.errno)
 }

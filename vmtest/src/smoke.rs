@@ -75,15 +75,16 @@ fn spec() -> ContainerSpec {
 
 fn actors() -> Vec<Actor> {
     vec![
-        Actor { exe: "/usr/bin/tool".into(), name: None, interactive: true },
+        Actor { exe: "/usr/bin/tool".into(), name: None, interactive: true, uid: 0 },
         Actor {
             exe: "/usr/local/bin/a-helper-with-a-long-name".into(),
             name: Some("custom-name".into()),
             interactive: false,
+            uid: 0,
         },
-        Actor { exe: "/usr/local/bin/a-helper-with-a-long-name".into(), name: None, interactive: false },
+        Actor { exe: "/usr/local/bin/a-helper-with-a-long-name".into(), name: None, interactive: false, uid: 0 },
         // Not among the spec's files: staging creates it.
-        Actor { exe: "/bin/sh".into(), name: None, interactive: false },
+        Actor { exe: "/bin/sh".into(), name: None, interactive: false, uid: 0 },
     ]
 }
 
@@ -148,7 +149,7 @@ fn volumes_case() -> Case {
             files: vec![("/usr/bin/tool".into(), 0o755), ("/etc/conf/app.yaml".into(), 0o644)],
             ..base
         },
-        actors: vec![Actor { exe: "/usr/bin/tool".into(), name: None, interactive: true }],
+        actors: vec![Actor { exe: "/usr/bin/tool".into(), name: None, interactive: true, uid: 0 }],
         steps: vec![
             Step {
                 actor: 0,

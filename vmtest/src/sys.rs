@@ -83,6 +83,23 @@ pub(crate) fn umask(mask: u32) -> u32 {
     unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
 
+/// Makes the calling process act as user `uid` (real, effective, saved
+/// and file-system uid) while keeping its capabilities:
+/// `SECBIT_NO_SETUID_FIXUP` first, so that leaving uid 0 does not clear
+/// them. A scenario's step is about d4c's decision for that user, not the
+/// kernel's permission checks, which the kept `CAP_DAC_OVERRIDE` passes as
+/// they passed for root. Needs `CAP_SETPCAP` and `CAP_SETUID` (a
+/// container's defaults).
+pub(crate) fn become_user(uid: u32) -> io::Result<()> {
+    const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+    // SAFETY: prctl with integer arguments only.
+    let keep = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) };
+    check(keep)?;
+    // SAFETY: integer arguments only.
+    let set = unsafe { libc::setresuid(uid, uid, uid) };
+    check(set).map(drop)
+}
+
 /// `setsid()`: a new session and process group led by the caller, with no
 /// controlling terminal. Returns the session id.
 pub(crate) fn setsid() -> io::Result<i32> {

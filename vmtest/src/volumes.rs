@@ -204,7 +204,7 @@ pub fn run() -> Result<String, String> {
 
 /// Stages an actor per case, loads the probes, performs the cases.
 fn perform(container: &mut Container, tables: &Tables) -> Result<(usize, Vec<String>), String> {
-    let actor = Actor { exe: ACTOR.into(), name: None, interactive: false };
+    let actor = Actor { exe: ACTOR.into(), name: None, interactive: false, uid: 0 };
     let cases = cases();
     let mut staged = Vec::new();
     for _ in &cases {

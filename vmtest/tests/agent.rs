@@ -52,7 +52,11 @@ impl Agent {
     }
 
     fn stage(&mut self, exe: &Path, name: Option<&str>, interactive: bool) -> Result<(u32, u32), String> {
-        let req = Request::Stage { exe: path_str(exe)?, name: name.map(str::to_string), interactive };
+        self.stage_as(exe, name, interactive, 0)
+    }
+
+    fn stage_as(&mut self, exe: &Path, name: Option<&str>, interactive: bool, uid: u32) -> Result<(u32, u32), String> {
+        let req = Request::Stage { exe: path_str(exe)?, name: name.map(str::to_string), interactive, uid };
         match self.ask(&req)? {
             Reply::Staged { id, pid } => Ok((id, pid)),
             other => Err(format!("staging {}: {other:?}", exe.display())),
@@ -125,6 +129,29 @@ fn staged_actors_are_set_up_before_their_op() -> Result<(), String> {
     Ok(())
 }
 
+/// A scenario's `user`: the actor acts as that uid (real, effective, saved),
+/// and keeps its capabilities, so that the kernel's permission checks
+/// pass as they pass for root and only d4c's decision differs.
+#[test]
+fn a_staged_actor_acts_as_its_user_with_its_capabilities() -> Result<(), String> {
+    let (dir, exe) = scratch("user")?;
+    // Root's alone: no other user may write here, but for its capabilities.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+    let mut agent = Agent::start()?;
+    let (id, pid) = agent.stage_as(&exe, None, false, 4242)?;
+    let status = proc_field(pid, "status")?;
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).ok_or("no Uid line")?;
+    assert_eq!(uids.split_whitespace().collect::<Vec<_>>(), ["Uid:", "4242", "4242", "4242", "4242"]);
+    let made = path_str(&dir.join("made-by-4242"))?;
+    let (errno, signal, detail) = agent.perform(id, AgentOp::Create { path: made.clone(), mode: 0o644 })?;
+    assert_eq!((errno, signal), (0, 0), "{detail}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(&made).map_err(|e| e.to_string())?.uid(), 4242);
+    drop(agent);
+    let _ = fs::remove_dir_all(dir);
+    Ok(())
+}
+
 #[test]
 fn each_op_is_one_syscall_with_its_errno() -> Result<(), String> {
     let (dir, exe) = scratch("ops")?;
@@ -172,7 +199,7 @@ fn each_op_is_one_syscall_with_its_errno() -> Result<(), String> {
     // A missing executable cannot be staged.
     let missing = dir.join("bin/missing");
     assert!(matches!(
-        agent.ask(&Request::Stage { exe: path_str(&missing)?, name: None, interactive: false })?,
+        agent.ask(&Request::Stage { exe: path_str(&missing)?, name: None, interactive: false, uid: 0 })?,
         Reply::Err { errno: libc::ENOENT, .. }
     ));
     drop(agent);

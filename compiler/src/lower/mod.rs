@@ -21,8 +21,8 @@ use crate::model::{CheckedPolicy, RuleSet, SelectorModel, Values};
 use d4c_artifact::eval::{Tables, TablesError};
 use d4c_artifact::patterns::{PathPattern, TextPattern};
 use d4c_artifact::tables::{
-    ContainerConditions, DynamicConditions, EdgeKey, KindMeta, Meta, ResponseMeta, Roots, SelectorMeta, FILE_OPS,
-    PROCESS_OPS, VOLUMES, UserConditions,
+    ContainerConditions, DynamicConditions, EdgeKey, KindMeta, Meta, ResponseMeta, Roots, SelectorMeta, UserConditions,
+    FILE_OPS, PROCESS_OPS, VOLUMES,
 };
 use dfa::{Automaton, DfaError};
 use rustc_hash::FxHashMap;
