@@ -16,7 +16,8 @@
 //! seed's tables list them (a write-open is `open`, a rename `rename`, a
 //! link `link`; an exec that happened was seen at `bprm_check_security`
 //! and at `sched_process_exec`), `event.outcome`, the top-level `user.id`
-//! and `group.id`, `event.created`, `host.pid_ns_ino`, the bare
+//! (the actor's), `user.name` (as a declared `/etc/passwd` names it) and
+//! `group.id`, `event.created`, `host.pid_ns_ino`, the bare
 //! `container.image.name`; and every document keeps the integration's
 //! field types (`d4c_runtime::fields`, the table `runtime/src/fields.txt`).
 //!
@@ -277,8 +278,21 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
         want("/process/pid", Value::from(pid));
     }
     // The top-level user and group: the agent's (root in the containers).
-    want("/user/id", Value::from("0"));
+    // The actor's user (`user` steps act as it; the agent keeps gid 0),
+    // named as the container's declared /etc/passwd names it.
+    let uid = acting.actor.uid;
+    want("/user/id", Value::from(uid.to_string()));
     want("/group/id", Value::from("0"));
+    if let Some(passwd) = &acting.container.passwd {
+        let named = passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let (name, _, id) = (fields.next()?, fields.next()?, fields.next()?);
+            (id.parse::<u32>().ok()? == uid).then_some(name)
+        });
+        if let Some(name) = named {
+            want("/user/name", Value::from(name));
+        }
+    }
     match &expected.event {
         Event::File(f) if f.operation != Operation::ExecMemFd => {
             let path = f.path.clone().unwrap_or_default();

@@ -175,10 +175,32 @@ pub(crate) fn metric(prefix: &str) -> Option<f64> {
 
 /// Stages a one-op actor and performs `op`; returns its errno.
 fn act(container: &mut Container, op: AgentOp) -> Result<i32, String> {
-    let actor = Actor { exe: "/usr/bin/tool".into(), name: None, interactive: false, uid: 0 };
+    act_as(container, 0, op)
+}
+
+/// Stages a one-op actor acting as user `uid` and performs `op`; returns
+/// its errno.
+fn act_as(container: &mut Container, uid: u32, op: AgentOp) -> Result<i32, String> {
+    let actor = Actor { exe: "/usr/bin/tool".into(), name: None, interactive: false, uid };
     let staged = container.stage(&actor)?;
     Ok(container.perform(staged, &op)?.errno)
 }
+
+/// The policy of step 4a: `late`, as a container's /etc/passwd names it,
+/// may not run `/usr/bin/tool`.
+const USERS_POLICY: &str = "process:
+  selectors:
+    - name: lateRunsTool
+      operation: [exec]
+      processExecutable: [/usr/bin/tool]
+      processUserName: [late]
+  responses:
+    - match: [lateRunsTool]
+      actions: [alert, block]
+";
+
+/// The uid step 4a names `late`.
+const LATE_UID: u32 = 4242;
 
 fn expect_errno(container: &mut Container, what: &str, op: AgentOp, want: i32) -> Result<(), String> {
     let got = act(container, op)?;
@@ -234,6 +256,25 @@ fn wait_alert(sink: &BulkSink, path: &str) -> Result<Received, String> {
         .ok()
         .and_then(|d| find_alert(&d, path).cloned())
         .ok_or_else(|| format!("no alert for {path} reached the endpoint within {DELIVERY_TIMEOUT:?}"))
+}
+
+/// The first process alert about executable `path` (a refused exec's
+/// document describes the program called).
+fn wait_alert_of(sink: &BulkSink, path: &str) -> Result<Received, String> {
+    let find = |documents: &[Received]| {
+        documents
+            .iter()
+            .find(|d| {
+                d.index.contains("alerts")
+                    && d.source.pointer("/event/category") == Some(&json!(["process"]))
+                    && d.source.pointer("/process/executable") == Some(&json!(path))
+            })
+            .cloned()
+    };
+    sink.wait_for(DELIVERY_TIMEOUT, |d| find(d).is_some())
+        .ok()
+        .and_then(|d| find(&d))
+        .ok_or_else(|| format!("no process alert for {path} reached the endpoint within {DELIVERY_TIMEOUT:?}"))
 }
 
 /// `d4c-runtime --uninstall`: the pinned probes are removed.
@@ -467,6 +508,51 @@ pub fn run() -> Result<String, String> {
     check_fields(&alert, &[("/cloud_defend/package_policy_revision", json!(2)), ("/event/type", json!(["creation"]))])?;
     let rss_after = daemon.rss_kib().unwrap_or(0);
 
+    // 4a. Users by name, from the container's own /etc/passwd: a name the
+    // file does not hold matches no one; once the file names the uid, the
+    // runtime reads it again (at most a second later) and the name
+    // decides. The file is changed from outside the container (as `useradd`
+    // in it would change it), so no probe decides the change itself.
+    let users = workdir.join("users.yaml");
+    std::fs::write(&users, USERS_POLICY).map_err(|e| format!("{}: {e}", users.display()))?;
+    compile_named(&users, &artifact, "drift-prevention", 3, |t| t)?;
+    daemon.signal(libc::SIGHUP)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http_get("/metrics").map(|(_, b)| b.contains("revision=\"3\"")).unwrap_or(false) {
+        if Instant::now() > deadline {
+            return Err(format!("revision 3 (users) was not in force within 60 s: {}", daemon.log_tail()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let exec_tool = || AgentOp::Exec("/usr/bin/tool".into());
+    let got = act_as(&mut container, LATE_UID, exec_tool())?;
+    if got != 0 {
+        return Err(format!(
+            "uid {LATE_UID}, which /etc/passwd does not name, ran the tool with errno {got}, expected 0"
+        ));
+    }
+    let passwd = container.host_path("/etc/passwd")?;
+    let mut text = std::fs::read_to_string(&passwd).unwrap_or_default();
+    text.push_str(&format!("late:x:{LATE_UID}:{LATE_UID}::/:/bin/sh\n"));
+    std::fs::write(&passwd, text).map_err(|e| format!("{}: {e}", passwd.display()))?;
+    let named_at = Instant::now();
+    let passwd_change = loop {
+        if act_as(&mut container, LATE_UID, exec_tool())? == libc::EPERM {
+            break named_at.elapsed();
+        }
+        if named_at.elapsed() > Duration::from_secs(30) {
+            return Err(format!(
+                "uid {LATE_UID}, named `late` in /etc/passwd, still ran the tool 30 s later: {}",
+                daemon.log_tail()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let alert = wait_alert_of(&sink, "/usr/bin/tool")?;
+    check_fields(&alert, &[("/user/id", json!(LATE_UID.to_string())), ("/user/name", json!("late"))])?;
+    // Root is not `late`.
+    expect_errno(&mut container, "root under the users policy", exec_tool(), 0)?;
+
     // 4b. The reload figure for a 4,096-selector artifact (a generated
     // policy): reported, not required, as the guest's memory bounds it.
     let large = workdir.join("large.yaml");
@@ -517,10 +603,11 @@ pub fn run() -> Result<String, String> {
     }
     Ok(format!(
         "pod-under-daemon=started setup-ops={setup_ops} documents={documents} start-to-enforcing-ms={start_ms:.0} ready-after-ms={} registration-window-ms={:.0} pending-decisions={pending_decisions} \
-         reload-ms={} reload-4096-selectors-ms={reload_large} rss-idle-kib={rss_idle} rss-after-kib={rss_after} \
+         reload-ms={} passwd-change-ms={} reload-4096-selectors-ms={reload_large} rss-idle-kib={rss_idle} rss-after-kib={rss_after} \
          rss-4096-selectors-kib={rss_large}",
         ready_after.as_millis(),
         window * 1000.0,
-        reload.as_millis()
+        reload.as_millis(),
+        passwd_change.as_millis()
     ))
 }
