@@ -176,8 +176,8 @@ const _: () = {
     assert!(core::mem::align_of::<SignatureBlock>() == 1);
 
     // The section table ends on a section boundary whatever its length.
-    assert!(HEADER_SIZE % SECTION_ALIGN == 0);
-    assert!(SECTION_ENTRY_SIZE % SECTION_ALIGN == 0);
+    assert!(HEADER_SIZE.is_multiple_of(SECTION_ALIGN));
+    assert!(SECTION_ENTRY_SIZE.is_multiple_of(SECTION_ALIGN));
 };
 
 /// Byte range of [`Header::content_digest`], zeroed when the content digest

@@ -93,7 +93,7 @@ impl<'a> Artifact<'a> {
         let table_end_usize = table_end as usize;
         let content_end = content_length as usize;
         let trailing = file_len - content_length;
-        if trailing % SIGNATURE_BLOCK_SIZE as u64 != 0 {
+        if !trailing.is_multiple_of(SIGNATURE_BLOCK_SIZE as u64) {
             return Err(ArtifactError::TrailingBytes { offset: content_length, count: trailing });
         }
 

@@ -43,7 +43,7 @@ fn document(n: usize) -> Document {
     Document {
         stream: "logs-cloud_defend.alerts-default".to_owned(),
         id: format!("AAECAwQFBgcICQoLDA0ODw-{n:08}"),
-        class: if n % 10 == 0 { Class::Alert } else { Class::Log },
+        class: if n.is_multiple_of(10) { Class::Alert } else { Class::Log },
         body: body.into_bytes(),
     }
 }

@@ -450,7 +450,8 @@ pub fn run() -> Result<String, String> {
         .map_err(|d| format!("no exec log of the actor's exec of /usr/bin/tool among {} documents", d.len()))?;
     let execs = tool_execs(&documents);
     for staging in execs.iter().filter(|d| !after_tool(d)) {
-        check_fields(staging, &[("/process/args/1", json!("stage")), ("/process/args_count", json!(6))])?;
+        // `tool stage CMD_FD REP_FD NAME TTY UID`, as the agent starts it.
+        check_fields(staging, &[("/process/args/1", json!("stage")), ("/process/args_count", json!(7))])?;
     }
     let exec = execs.into_iter().find(after_tool).ok_or("no exec log")?;
     check_fields(

@@ -659,7 +659,7 @@ impl Model {
             }
             8 => {
                 let mut meta = self.meta()?;
-                let file = ch.byte() % 2 == 0;
+                let file = ch.byte().is_multiple_of(2);
                 let selectors = if file { &mut meta.file.selectors } else { &mut meta.process.selectors };
                 let selector = ch.below(selectors.len());
                 let s = selectors.get_mut(selector)?;
@@ -939,10 +939,10 @@ fn selector_edit(ch: &mut Choices<'_>) -> SelectorEdit {
     };
     match ch.byte() % 7 {
         0 => SelectorEdit::Operations(ch.pick(&[0, 1, 0x3f, 0xff]).unwrap_or(0)),
-        1 => SelectorEdit::HasPath(ch.byte() % 2 == 0),
-        2 => SelectorEdit::HasName(ch.byte() % 2 == 0),
+        1 => SelectorEdit::HasPath(ch.byte().is_multiple_of(2)),
+        2 => SelectorEdit::HasName(ch.byte().is_multiple_of(2)),
         3 => SelectorEdit::Interactive(ch.pick(&[None, Some(false), Some(true)]).flatten()),
-        4 => SelectorEdit::IgnoreVolumes(ch.byte() % 2 == 0, ch.byte() % 2 == 0),
+        4 => SelectorEdit::IgnoreVolumes(ch.byte().is_multiple_of(2), ch.byte().is_multiple_of(2)),
         5 => {
             let field = ch.below(7);
             SelectorEdit::Text(field, text(ch))

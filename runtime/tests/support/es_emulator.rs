@@ -328,7 +328,7 @@ pub fn parse_bulk(body: &[u8]) -> Result<Vec<(String, String, Option<Value>)>, S
         return Err("the bulk body must end with a newline".to_owned());
     }
     let lines: Vec<&str> = text.lines().collect();
-    if lines.len() % 2 != 0 {
+    if !lines.len().is_multiple_of(2) {
         return Err(format!("{} lines: an action without a source", lines.len()));
     }
     lines
