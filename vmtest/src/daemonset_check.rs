@@ -27,8 +27,8 @@
 //! (StopContainer with the grace period) end enforcement cleanly.
 //!
 //! The node is first made what `deploy/README.md` asks of one and systemd
-//! makes of a node: tracefs at `/sys/kernel/tracing`, and bpffs a shared
-//! mount (a HostToContainer mount of a private one is refused by
+//! makes of a node: tracefs at `/sys/kernel/tracing`, and bpffs and `/run`
+//! shared mounts (a HostToContainer mount of a private one is refused by
 //! containerd). Whatever happens, the pod is torn down and no pin is left
 //! for the checks after this one.
 //!
@@ -107,7 +107,8 @@ fn ctr(args: &[&str]) -> Result<(), String> {
 }
 
 /// The node as systemd leaves it and deploy/README.md requires: tracefs
-/// mounted, bpffs a shared mount; no pins left by an earlier check.
+/// mounted, bpffs and `/run` shared mounts; no pins left by an earlier
+/// check.
 /// Returns what it changed, for the summary.
 fn prepare_node() -> Result<Vec<String>, String> {
     let mut changed = Vec::new();
@@ -118,13 +119,17 @@ fn prepare_node() -> Result<Vec<String>, String> {
         changed.push("tracefs-mounted".to_owned());
     }
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
-    let shared = mount_fields(&mountinfo, "/sys/fs/bpf").is_some_and(|(_, tags)| tags.contains("shared:"));
-    if !shared {
-        let mut mount = Command::new("mount");
-        mount.args(["--make-shared", "/sys/fs/bpf"]);
-        node::run_bounded(&mut mount, Duration::from_secs(10))
-            .map_err(|e| format!("making /sys/fs/bpf a shared mount: {e}"))?;
-        changed.push("bpffs-made-shared".to_owned());
+    // Both are mounted into the pod HostToContainer: bpffs for the pins,
+    // /run for containerd's bundles and the containers' root file systems.
+    for (point, name) in [("/sys/fs/bpf", "bpffs"), ("/run", "run")] {
+        let shared = mount_fields(&mountinfo, point).is_none_or(|(_, tags)| tags.contains("shared:"));
+        if !shared {
+            let mut mount = Command::new("mount");
+            mount.args(["--make-shared", point]);
+            node::run_bounded(&mut mount, Duration::from_secs(10))
+                .map_err(|e| format!("making {point} a shared mount: {e}"))?;
+            changed.push(format!("{name}-made-shared"));
+        }
     }
     if Path::new(PIN_DIR).exists() {
         uninstall_on_guest()?;
