@@ -392,6 +392,9 @@ impl Daemon {
             match self.active.probes.add_container(cgroup_id, &view, &users) {
                 Ok(row) => {
                     tracing::info!(container = %metadata.id, row, "the container's /etc/passwd changed: its users' rows follow");
+                    // The documents' names are read again too: a document
+                    // names the user its decision matched.
+                    self.pipeline.users.forget(cgroup_id);
                     self.registry.insert(cgroup_id, metadata);
                 }
                 Err(error) => {
