@@ -46,8 +46,8 @@ pub struct Metadata {
     pub parent_type: Option<String>,
     /// Its root file system (from the bundle), where its `/etc/passwd` is.
     pub rootfs: Option<PathBuf>,
-    /// Its `/etc/passwd`'s `(id, name)` lines, read when the policy has user
-    /// conditions (see `users::read_passwd`).
+    /// Its `/etc/passwd`'s `(id, name)` lines (see `users::read_passwd`),
+    /// read at registration and again while the policy has user names.
     pub passwd: Vec<(u32, String)>,
 }
 
@@ -181,37 +181,45 @@ pub fn default_bundle_patterns() -> Vec<String> {
 /// every annotation a kubelet and containerd write.
 pub const MAX_BUNDLE_BYTES: u64 = 4 << 20;
 
+/// A container's bundle: its `config.json`, and the directory holding it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bundle {
+    /// The parsed `config.json`.
+    pub config: Value,
+    /// The bundle directory.
+    pub dir: PathBuf,
+}
+
+impl Bundle {
+    /// The container's root file system: the bundle's `root.path`
+    /// (relative to the bundle directory, or absolute); `None` when the
+    /// bundle names none.
+    pub fn rootfs(&self) -> Option<PathBuf> {
+        let root = self.config.get("root")?.get("path")?.as_str()?;
+        Some(self.dir.join(root))
+    }
+}
+
 /// Reads the first bundle of `id` found under `patterns`. `Ok(None)` when no
 /// bundle exists (yet); an error names the file that exists but is not a
 /// JSON document.
-pub fn read_bundle(patterns: &[String], id: &str) -> Result<Option<Value>, String> {
+pub fn read_bundle(patterns: &[String], id: &str) -> Result<Option<Bundle>, String> {
     for pattern in patterns {
         let path = PathBuf::from(pattern.replace("{id}", id));
         // A regular file of bounded size: a bundle linked to /dev/zero or a
         // FIFO would grow or block the daemon.
         match d4c_artifact::input::read_regular(&path, MAX_BUNDLE_BYTES) {
             Ok(bytes) => {
-                return serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| format!("the bundle `{}` is not a JSON document: {e}", path.display()));
+                let config = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("the bundle `{}` is not a JSON document: {e}", path.display()))?;
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                return Ok(Some(Bundle { config, dir }));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot read the bundle `{}`: {e}", path.display())),
         }
     }
     Ok(None)
-}
-
-/// The root file system of container `id`, from its bundle: the first
-/// bundle directory of `patterns` that holds a `config.json`, joined with
-/// the bundle's `root.path` (relative to the bundle, or absolute).
-/// `None` when no bundle names one.
-pub fn bundle_rootfs(patterns: &[String], id: &str, bundle: &Value) -> Option<PathBuf> {
-    let root = bundle.get("root")?.get("path")?.as_str()?;
-    patterns.iter().map(|p| PathBuf::from(p.replace("{id}", id))).find(|p| p.is_file()).and_then(|config| {
-        let dir = config.parent()?;
-        Some(dir.join(root))
-    })
 }
 
 /// A container cgroup found on the cgroup filesystem.
@@ -444,10 +452,14 @@ mod tests {
         let bundle = dir.path().join("k8s.io").join(&id);
         std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
         std::fs::write(bundle.join("config.json"), br#"{"annotations":{}}"#).map_err(|e| e.to_string())?;
-        assert_eq!(read_bundle(&patterns, &id)?, Some(json!({"annotations": {}})));
+        assert_eq!(read_bundle(&patterns, &id)?.map(|b| b.config), Some(json!({"annotations": {}})));
         std::fs::write(bundle.join("config.json"), b"{not json").map_err(|e| e.to_string())?;
         let error = read_bundle(&patterns, &id).err().unwrap_or_default();
         assert!(error.contains("config.json") && error.contains("not a JSON document"), "{error}");
+        // The root file system is the bundle's `root.path`, below its directory.
+        std::fs::write(bundle.join("config.json"), br#"{"root":{"path":"rootfs"}}"#).map_err(|e| e.to_string())?;
+        let read = read_bundle(&patterns, &id)?.ok_or("no bundle")?;
+        assert_eq!(read.rootfs(), Some(bundle.join("rootfs")));
         Ok(())
     }
 

@@ -289,7 +289,7 @@ impl Daemon {
                 pod_uid: f.cgroup.pod_uid.clone(),
                 ..Metadata::default()
             };
-            if let Err(problem) = containers::apply_annotations(&mut metadata, &bundle) {
+            if let Err(problem) = containers::apply_annotations(&mut metadata, &bundle.config) {
                 self.bundle_error(f, &format!("its bundle does not describe it: {problem}"), now);
                 continue;
             }
@@ -312,7 +312,7 @@ impl Daemon {
             }
             // Its /etc/passwd, for user conditions: a container whose
             // names cannot be known stays pending when names decide.
-            metadata.rootfs = containers::bundle_rootfs(&self.config.bundle_patterns, &metadata.id, &bundle);
+            metadata.rootfs = bundle.rootfs();
             match metadata.rootfs.as_deref().map(crate::users::read_passwd) {
                 Some(Ok(passwd)) => metadata.passwd = passwd,
                 Some(Err(error)) if self.active.probes.tables().has_user_names() => {
@@ -924,6 +924,7 @@ fn users_of(tables: &Tables, metadata: &Metadata) -> Vec<User> {
 /// else a user no condition names.
 fn user_of(tables: &Tables, metadata: Option<&Metadata>, euid: u32) -> User {
     metadata
+        .filter(|_| tables.has_user_conditions())
         .and_then(|m| users_of(tables, m).into_iter().find(|u| u.id == euid))
         .unwrap_or(User { id: euid, name: None })
 }

@@ -118,20 +118,11 @@ impl UserNames {
 pub fn read_passwd(rootfs: &Path) -> Result<Vec<(u32, String)>, String> {
     let dir = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| format!("cannot open the container's root file system `{}`: {e}", rootfs.display()))?;
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    let file = match rustix::fs::openat2(&dir, "etc/passwd", flags, Mode::empty(), resolve) {
-        Ok(fd) => std::fs::File::from(fd),
-        Err(rustix::io::Errno::NOENT) => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot open `{}/etc/passwd`: {e}", rootfs.display())),
-    };
-    let unreadable = |e: std::io::Error| format!("cannot read `{}/etc/passwd`: {e}", rootfs.display());
-    if !file.metadata().map_err(unreadable)?.is_file() {
-        return Err(format!("`{}/etc/passwd` is not a regular file", rootfs.display()));
+    match read_in_root(&dir, "etc/passwd") {
+        Ok(text) => Ok(passwd_lines(&text).map(|(id, name)| (id, name.to_string())).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("cannot read `{}/etc/passwd`: {e}", rootfs.display())),
     }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES).read_to_end(&mut bytes).map_err(unreadable)?;
-    Ok(passwd_lines(&String::from_utf8_lossy(&bytes)).map(|(id, name)| (id, name.to_string())).collect())
 }
 
 /// The users and groups `root/etc/passwd` and `root/etc/group` name; `None`
@@ -153,15 +144,21 @@ fn read_files(root: &Path) -> Option<(Ids, Ids)> {
 /// container made cannot lead out of it. Opened without blocking, and
 /// read only when it is a regular file (not a FIFO or a device).
 fn read_bounded(root: &OwnedFd, path: &str) -> Option<String> {
+    read_in_root(root, path).ok()
+}
+
+/// [`read_bounded`], saying why it could not read: `NotFound` when there is
+/// no such file, `InvalidInput` when it is not a regular file.
+fn read_in_root(root: &OwnedFd, path: &str) -> std::io::Result<String> {
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    let file = std::fs::File::from(rustix::fs::openat2(root, path, flags, Mode::empty(), resolve).ok()?);
-    if !file.metadata().ok()?.is_file() {
-        return None;
+    let file = std::fs::File::from(rustix::fs::openat2(root, path, flags, Mode::empty(), resolve)?);
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
     }
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES).read_to_end(&mut bytes).ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    file.take(MAX_FILE_BYTES).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// `name:password:id:...` lines: id to name, the first line of an id

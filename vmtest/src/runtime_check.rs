@@ -173,6 +173,19 @@ pub(crate) fn metric(prefix: &str) -> Option<f64> {
     body.lines().find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
 }
 
+/// Waits (60 s at most) until the metrics say revision `revision` is in force.
+fn wait_revision(daemon: &Daemon, revision: u64) -> Result<(), String> {
+    let wanted = format!("revision=\"{revision}\"");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http_get("/metrics").map(|(_, b)| b.contains(&wanted)).unwrap_or(false) {
+        if Instant::now() > deadline {
+            return Err(format!("revision {revision} was not in force within 60 s: {}", daemon.log_tail()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// Stages a one-op actor and performs `op`; returns its errno.
 fn act(container: &mut Container, op: AgentOp) -> Result<i32, String> {
     act_as(container, 0, op)
@@ -495,13 +508,7 @@ pub fn run() -> Result<String, String> {
     compile(Path::new(POLICY), &artifact, 2, |t| t.replacen("actions: [alert, block]", "actions: [alert]", 1))?;
     let reload_started = Instant::now();
     daemon.signal(libc::SIGHUP)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !http_get("/metrics").map(|(_, b)| b.contains("revision=\"2\"")).unwrap_or(false) {
-        if Instant::now() > deadline {
-            return Err(format!("revision 2 was not in force within 60 s: {}", daemon.log_tail()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_revision(&daemon, 2)?;
     let reload = reload_started.elapsed();
     expect_errno(&mut container, "drift under revision 2 (alert only)", create("/usr/bin/dropper4"), 0)
         .map_err(|e| format!("{e}; {}", daemon.log_tail()))?;
@@ -518,13 +525,7 @@ pub fn run() -> Result<String, String> {
     std::fs::write(&users, USERS_POLICY).map_err(|e| format!("{}: {e}", users.display()))?;
     compile_named(&users, &artifact, "drift-prevention", 3, |t| t)?;
     daemon.signal(libc::SIGHUP)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !http_get("/metrics").map(|(_, b)| b.contains("revision=\"3\"")).unwrap_or(false) {
-        if Instant::now() > deadline {
-            return Err(format!("revision 3 (users) was not in force within 60 s: {}", daemon.log_tail()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_revision(&daemon, 3)?;
     let exec_tool = || AgentOp::Exec("/usr/bin/tool".into());
     let got = act_as(&mut container, LATE_UID, exec_tool())?;
     if got != 0 {
