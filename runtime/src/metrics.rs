@@ -12,25 +12,25 @@ use crate::server::Exposition;
 /// The metrics text for `daemon` and delivery's `stats`.
 pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     let mut e = Exposition::default();
-    let policy = &daemon.active.policy;
+    let policy = daemon.policy();
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     e.family(
         "d4c_bpf_lsm_active",
         "gauge",
         "1 when the BPF LSM runs on this kernel; 0: audit mode, nothing is blocked.",
     )
-    .sample("d4c_bpf_lsm_active", &[], flag(daemon.lsm));
+    .sample("d4c_bpf_lsm_active", &[], flag(daemon.lsm()));
     e.family("d4c_enforcing", "gauge", "1 when blocking responses refuse operations.").sample(
         "d4c_enforcing",
         &[],
-        flag(daemon.lsm && daemon.config.enforce),
+        flag(daemon.lsm() && daemon.config().enforce),
     );
     e.family(
         "d4c_kubernetes_synced",
         "gauge",
         "1 when the Kubernetes API's pod list is in sync; 0 when off or not yet.",
     )
-    .sample("d4c_kubernetes_synced", &[], flag(daemon.kube.as_ref().is_some_and(|k| k.synced())));
+    .sample("d4c_kubernetes_synced", &[], flag(daemon.control_plane().kube_synced()));
     let revision = policy.revision.to_string();
     e.family("d4c_policy_info", "gauge", "The policy in force (labels), always 1.").sample(
         "d4c_policy_info",
@@ -65,8 +65,8 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
         e.sample("d4c_program_runs_total", &[("program", &program.name)], program.run_count as f64);
     }
 
-    let c = &daemon.counters;
-    let tallies = &daemon.pipeline.tallies;
+    let c = daemon.counters();
+    let tallies = &daemon.pipeline().tallies;
     e.family("d4c_records_total", "counter", "Ring buffer records read, by event.");
     for (kind, n) in &tallies.records {
         e.sample("d4c_records_total", &[("kind", kind)], *n as f64);
@@ -83,19 +83,19 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     e.family("d4c_inflight_decisions", "gauge", "Execs and forks decided and waiting for what became of them.").sample(
         "d4c_inflight_decisions",
         &[],
-        daemon.pipeline.inflight.len() as f64,
+        daemon.pipeline().inflight.len() as f64,
     );
     e.family("d4c_containers", "gauge", "Containers registered with the kernel.").sample(
         "d4c_containers",
         &[],
-        daemon.registry.len() as f64,
+        daemon.containers().len() as f64,
     );
     e.family(
         "d4c_containers_pending",
         "gauge",
         "Container cgroups found whose metadata is not yet known (fail closed).",
     )
-    .sample("d4c_containers_pending", &[], daemon.waiting.len() as f64);
+    .sample("d4c_containers_pending", &[], daemon.control_plane().pending() as f64);
     e.family(
         "d4c_registration_window_seconds",
         "gauge",
@@ -106,7 +106,7 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     e.family("d4c_processes_cached", "gauge", "Processes in the process cache.").sample(
         "d4c_processes_cached",
         &[],
-        daemon.pipeline.processes.len() as f64,
+        daemon.pipeline().processes.len() as f64,
     );
     e.family("d4c_reloads_total", "counter", "Artifact reloads, by outcome.")
         .sample("d4c_reloads_total", &[("outcome", "done")], c.reloads as f64)
@@ -132,7 +132,7 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     e.family("d4c_log_suppressed_total", "counter", "Repeated log lines held back by the per-key rate limit.").sample(
         "d4c_log_suppressed_total",
         &[],
-        daemon.throttle.suppressed as f64,
+        daemon.control_plane().suppressed_logs() as f64,
     );
 
     e.family("d4c_delivery_documents_total", "counter", "Documents through delivery, by class and outcome.");

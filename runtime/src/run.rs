@@ -70,7 +70,7 @@ async fn main_loop(config: Config) -> Result<(), String> {
     crate::memory::give_back();
     let to_enforcing_ms = crate::facts::boot_ns().saturating_sub(started) as f64 / 1e6;
     eprintln!("{}\n  started in  {to_enforcing_ms:.0} ms", daemon.report(&description));
-    if !daemon.lsm {
+    if !daemon.lsm() {
         tracing::warn!("the BPF LSM is not active: AUDIT ONLY, nothing is blocked and file operations are not seen");
     }
     shared.ready.store(true, Ordering::Relaxed);
@@ -92,7 +92,7 @@ async fn main_loop(config: Config) -> Result<(), String> {
                 daemon.drain(&mut documents);
                 // A new cgroup (the watch, one non-blocking read) or a
                 // pending container's record: scan now.
-                if daemon.watch_events() || daemon.scan_due {
+                if daemon.scan_due() {
                     daemon.scan();
                 }
             }

@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use d4c_kernel_probes::cgroup::KubepodsRoot;
 use d4c_runtime::config::Config;
 use d4c_runtime::daemon::Daemon;
 use d4c_runtime::document::{Class, Document};
@@ -166,18 +167,18 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     let _unpin = PinGuard(pin_dir.clone());
     let mut daemon = Daemon::start(config).unwrap();
     assert!(daemon.report("none").contains("revision 7"));
-    let first_generation = daemon.pinned.clone().expect("pinned");
+    let first_generation = daemon.pinned().expect("pinned").to_path_buf();
 
     // The new cgroup is seen by the watch, without waiting for a scan.
-    assert!(daemon.watch.as_ref().is_some_and(|w| !w.is_empty()), "the kubepods tree is not watched");
+    assert!(daemon.control_plane().watching(), "the kubepods tree is not watched");
     let second = cgroup.leaf.parent().unwrap().join("e".repeat(64));
     std::fs::create_dir(&second).unwrap();
-    assert!(daemon.watch_events(), "the watch did not see a new container cgroup");
+    assert!(daemon.scan_due(), "the watch did not see a new container cgroup");
     std::fs::remove_dir(&second).unwrap();
     // No bundle yet: the container is found but pending.
     daemon.scan();
-    assert_eq!(daemon.registry.len(), 0);
-    assert!(!daemon.waiting.is_empty(), "the cgroup was not found");
+    assert_eq!(daemon.containers().len(), 0);
+    assert!(daemon.control_plane().pending() > 0, "the cgroup was not found");
 
     let bundle = dir.path().join("bundles").join(&id);
     std::fs::create_dir_all(&bundle).unwrap();
@@ -191,20 +192,19 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     }});
     std::fs::write(bundle.join("config.json"), annotations.to_string()).unwrap();
     daemon.scan();
-    assert_eq!(daemon.registry.len(), 1, "the container was not registered from its bundle");
-    assert!(daemon.counters.registration_window_ns.1 > 0);
+    assert_eq!(daemon.containers().len(), 1, "the container was not registered from its bundle");
+    assert!(daemon.counters().registration_window_ns.1 > 0);
 
     // Regression (issue 14, fault 2): a scan that cannot read the cgroup
     // tree (EMFILE; here ENOTDIR, roots that are files) keeps the registry
     // instead of deregistering every container.
-    let roots = daemon.roots.clone();
-    for root in &mut daemon.roots {
-        root.path = artifact.clone();
-    }
+    let roots = daemon.control_plane().roots().to_vec();
+    let unreadable = roots.iter().map(|root| KubepodsRoot { path: artifact.clone(), id: root.id }).collect();
+    daemon.set_kubepods_roots(unreadable);
     daemon.scan();
-    assert_eq!(daemon.registry.len(), 1, "a failed scan deregistered the container");
-    assert_eq!(daemon.counters.scan_failures, 1);
-    daemon.roots = roots;
+    assert_eq!(daemon.containers().len(), 1, "a failed scan deregistered the container");
+    assert_eq!(daemon.counters().scan_failures, 1);
+    daemon.set_kubepods_roots(roots);
 
     // A task forked on the host that joins the container's cgroup and execs
     // at the host's root sets the container up: nothing it does is the
@@ -254,7 +254,7 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     // Every selector the fired responses matched, as the original records them.
     assert_eq!(true_exec["cloud_defend"]["matched_selectors"], serde_json::json!(["prodExecs", "anyTrue"]));
     // Decided by the exec check, or (audit mode) from the exec tracepoint.
-    let hooks = if daemon.lsm {
+    let hooks = if daemon.lsm() {
         serde_json::json!(["lsm__bprm_check_security", "tracepoint__sched_process_exec"])
     } else {
         serde_json::json!(["tracepoint__sched_process_exec"])
@@ -289,23 +289,23 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     let mut out = Vec::new();
     let error = daemon.reload(&mut out).unwrap_err();
     assert!(error.contains("not") && error.contains("test.d4c"), "{error}");
-    assert_eq!(daemon.active.policy.revision, 7);
+    assert_eq!(daemon.policy().revision, 7);
     // A good one is switched to; documents carry its revision.
     let newer = compile(dir.path(), "test", 8, POLICY);
     assert_eq!(newer, artifact);
     let counted = daemon.kernel_counters().unwrap();
     daemon.reload(&mut out).unwrap();
-    assert_eq!(daemon.active.policy.revision, 8);
+    assert_eq!(daemon.policy().revision, 8);
     // The new probes count from zero; the daemon's counters go on.
     let after = daemon.kernel_counters().unwrap();
     assert!(counted.iter().sum::<u64>() > 0, "{counted:?}");
     assert!(after.iter().zip(&counted).all(|(a, c)| a >= c), "{after:?} < {counted:?}");
     // The new probes are pinned; the old generation is gone.
     let generations: Vec<PathBuf> = std::fs::read_dir(&pin_dir).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(generations, [daemon.pinned.clone().unwrap()]);
+    assert_eq!(generations, [daemon.pinned().unwrap().to_path_buf()]);
     assert!(!first_generation.exists());
-    assert_eq!(daemon.counters.reloads, 1);
-    assert_eq!(daemon.counters.reloads_refused, 1);
+    assert_eq!(daemon.counters().reloads, 1);
+    assert_eq!(daemon.counters().reloads_refused, 1);
     run_in(&cgroup.leaf, "/bin/true again");
     let documents = drain_until(&mut daemon, |d| d.iter().any(|d| d.class == Class::Alert));
     let values = parsed(&documents);
@@ -314,13 +314,13 @@ fn the_daemon_registers_containers_and_turns_their_processes_into_documents() {
     // The container's cgroup goes: the container is forgotten.
     drop(cgroup);
     daemon.scan();
-    assert_eq!(daemon.registry.len(), 0);
-    assert_eq!(daemon.counters.containers_removed, 1);
+    assert_eq!(daemon.containers().len(), 0);
+    assert_eq!(daemon.counters().containers_removed, 1);
 
     // The daemon goes; its probes stay until uninstalled.
-    let config = daemon.config.clone();
-    let lsm = daemon.lsm;
-    let pins = std::fs::read_dir(daemon.pinned.clone().unwrap()).unwrap().count();
+    let config = daemon.config().clone();
+    let lsm = daemon.lsm();
+    let pins = std::fs::read_dir(daemon.pinned().unwrap()).unwrap().count();
     drop(daemon);
     assert!(pin_dir.exists());
     // Every program's link: the tracepoints', and the LSM hooks' with the LSM.

@@ -435,10 +435,10 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
                 // is no part of the scenario's state, so it gets an
                 // executable's again, mode and name unchanged.
                 restore_executable(container, &plan.actor.exe)?;
-                daemon.active.probes.set_enforce(false).map_err(|e| e.to_string())?;
+                daemon.set_enforce(false)?;
                 let staged = container.stage(&plan.actor)?;
                 let pid = container.staged_pid(staged)?;
-                daemon.active.probes.set_enforce(true).map_err(|e| e.to_string())?;
+                daemon.set_enforce(true)?;
                 forward(&sender, &mut daemon, &mut Vec::new());
                 (staged, pid)
             }
@@ -458,7 +458,7 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
         let records: Vec<Record> =
             all.into_iter().filter(|r| r.head.record == abi::RECORD_DECISION && r.head.tgid == pid).collect();
         let meta = prepared.containers.get(&plan.step.container.value).cloned().unwrap_or_default();
-        let (problems, events) = check_step(&prepared, &daemon.active.probes, plan, &meta, outcome.errno, &records);
+        let (problems, events) = check_step(&prepared, daemon.probes(), plan, &meta, outcome.errno, &records);
         // The step's documents: its actor's decisions (not the ends of
         // processes, which come when they exit).
         let ids = ids.into_iter().filter(|(doc_pid, action, _)| *doc_pid == pid && action != "end");
@@ -482,7 +482,7 @@ fn run_file(path: &Path, index: usize, print_stats: bool, sink: &Sink) -> Result
         }
     }
 
-    let probes = &daemon.active.probes;
+    let probes = daemon.probes();
     if print_stats {
         let stats = probes.stats();
         let counts: Vec<String> = stats
@@ -560,10 +560,10 @@ fn start_runtime(
         let cgroup_id = cgroup::cgroup_id(&container.cgroup_dir())?;
         let spec = container.spec();
         let meta = prepared.containers.get(name).cloned().unwrap_or_default();
-        let mut found = daemon.registry.get(cgroup_id).cloned().ok_or_else(|| {
+        let mut found = daemon.containers().get(cgroup_id).cloned().ok_or_else(|| {
             format!(
                 "the runtime did not find container `{name}` from its cgroup and bundle ({} containers)",
-                daemon.registry.len()
+                daemon.containers().len()
             )
         })?;
         // What containerd really wrote into the bundle, and what the
@@ -639,9 +639,7 @@ fn start_runtime(
                 ));
             }
         }
-        let users = daemon.active.probes.tables().named_users(found.passwd.iter().map(|(id, n)| (*id, n.as_str())));
-        daemon.active.probes.add_container(cgroup_id, &meta, &users).map_err(|e| e.to_string())?;
-        daemon.registry.insert(cgroup_id, found);
+        daemon.describe_as(cgroup_id, found, &meta)?;
     }
     Ok((daemon, delivery))
 }
@@ -686,7 +684,7 @@ fn written_metadata(container: &Container) -> Result<d4c_runtime::containers::Me
 fn check_sandbox(daemon: &Daemon, container: &Container) -> Result<(), String> {
     let dir = container.cgroup_dir().parent().map(|pod| pod.join(container.sandbox_id())).unwrap_or_default();
     let id = cgroup::cgroup_id(&dir)?;
-    let found = daemon.registry.get(id).ok_or_else(|| {
+    let found = daemon.containers().get(id).ok_or_else(|| {
         format!(
             "the runtime did not find the sandbox {} of pod `{}`",
             crate::cri::short(container.sandbox_id()),
