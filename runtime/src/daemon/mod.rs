@@ -166,12 +166,7 @@ impl Daemon {
     /// [`Enricher::handle_all`]). A record of a container whose metadata
     /// is pending makes a scan due.
     pub fn handle_all(&mut self, records: &[Record], out: &mut Vec<Document>) {
-        let inputs = Inputs {
-            probes: self.source.probes(),
-            registry: self.control.registry(),
-            lsm: self.source.lsm(),
-            pending: self.config.pending,
-        };
+        let inputs = inputs(&self.source, &self.control, &self.config);
         if let Some((cgroup_id, ktime_ns)) = self.enricher.handle_all(records, &inputs, out) {
             self.control.saw_pending(cgroup_id, ktime_ns);
         }
@@ -185,12 +180,7 @@ impl Daemon {
     /// Every decision still waiting for its outcome comes out (the daemon
     /// stops).
     pub fn flush(&mut self, out: &mut Vec<Document>) {
-        let inputs = Inputs {
-            probes: self.source.probes(),
-            registry: self.control.registry(),
-            lsm: self.source.lsm(),
-            pending: self.config.pending,
-        };
+        let inputs = inputs(&self.source, &self.control, &self.config);
         self.enricher.flush(&inputs, out);
     }
 
@@ -224,10 +214,11 @@ impl Daemon {
         let (policy, tables, stamp) = load::load_configured(&self.config)?;
         let mut next = self.source.load_next(&self.config, policy, tables, stamp)?;
         self.control.populate(&mut next.probes, self.enricher.facts())?;
-        // Attached beside the old probes inside `replace`; the old ones'
-        // last records are drained first, with the old policy's facts.
+        self.source.attach_next(&self.config, &mut next)?;
+        // Both attached: drain the old probes' last records with the old
+        // policy's facts and selectors, then let them go.
         self.drain(out);
-        self.source.replace(&self.config, next)?;
+        self.source.replace(next);
         self.enricher.policy_changed(self.source.policy());
         let policy = self.source.policy();
         tracing::info!(
@@ -373,6 +364,11 @@ impl Daemon {
             self.config.listen,
         )
     }
+}
+
+/// What the enricher reads of the other parts (borrowed beside it).
+fn inputs<'a>(source: &'a Source, control: &'a ControlPlane, config: &Config) -> Inputs<'a> {
+    Inputs { probes: source.probes(), registry: control.registry(), lsm: source.lsm(), pending: config.pending }
 }
 
 /// The optional LSM hooks this kernel lacks and the optional tracepoints

@@ -15,7 +15,8 @@ use d4c_kernel_probes::probes::{self, CgroupMode, Pending, Probes, Record, Setti
 use crate::config::{Config, PendingMode};
 use crate::load::{self, Policy};
 
-/// The probes and the policy they were loaded with.
+/// The probes, the policy they were loaded with, and where they are
+/// pinned once attached.
 pub struct Active {
     /// The loaded and attached probes.
     pub probes: Probes,
@@ -23,6 +24,9 @@ pub struct Active {
     pub policy: Policy,
     /// The artifact file's identity when it was read (to see a change).
     pub file_stamp: Option<load::FileStamp>,
+    /// The pin directory of the probes once attached (`None`: not pinned,
+    /// so enforcement ends with the daemon).
+    pub pinned: Option<PathBuf>,
 }
 
 /// The probes in force, what replaced probes counted, and where they are
@@ -30,9 +34,6 @@ pub struct Active {
 pub struct Source {
     active: Active,
     retired: Retired,
-    /// The pin directory of the probes in force (`None`: not pinned, so
-    /// enforcement ends with the daemon).
-    pinned: Option<PathBuf>,
     /// Whether the BPF LSM is active (else: audit mode).
     lsm: bool,
     cgroup_mode: CgroupMode,
@@ -51,9 +52,8 @@ impl Source {
         let lsm = probes::bpf_lsm_active().unwrap_or(false);
         let probes = load_probes(config, tables, lsm, cgroup_mode)?;
         Ok(Source {
-            active: Active { probes, policy, file_stamp: stamp },
+            active: Active { probes, policy, file_stamp: stamp, pinned: None },
             retired: Retired::default(),
-            pinned: None,
             lsm,
             cgroup_mode,
         })
@@ -61,13 +61,12 @@ impl Source {
 
     /// Attaches the probes loaded by [`Source::load`] (see [`attach`]).
     pub fn attach(&mut self, config: &Config) -> Result<(), String> {
-        self.pinned = attach(config, &mut self.active)?;
-        Ok(())
+        attach(config, &mut self.active)
     }
 
     /// Loads the probes of a new policy beside the ones in force, not yet
     /// attached: give them every root and container, then
-    /// [`Source::replace`].
+    /// [`Source::attach_next`] and [`Source::replace`].
     pub fn load_next(
         &self,
         config: &Config,
@@ -76,18 +75,22 @@ impl Source {
         stamp: Option<load::FileStamp>,
     ) -> Result<Active, String> {
         let probes = load_probes(config, tables, self.lsm, self.cgroup_mode)?;
-        Ok(Active { probes, policy, file_stamp: stamp })
+        Ok(Active { probes, policy, file_stamp: stamp, pinned: None })
     }
 
-    /// Attaches `next` (make before break) and puts it in force; the old
-    /// probes' counts are kept. The caller drains the old probes first.
-    pub fn replace(&mut self, config: &Config, mut next: Active) -> Result<(), String> {
-        let pinned = attach(config, &mut next)?;
+    /// Attaches `next` beside the probes in force (make before break):
+    /// from then on both decide every operation, and either refuses. The
+    /// caller then drains the old probes' last records, which the old
+    /// policy explains, and [`Source::replace`]s them.
+    pub fn attach_next(&self, config: &Config, next: &mut Active) -> Result<(), String> {
+        attach(config, next)
+    }
+
+    /// Puts `next` (attached) in force and lets the old probes go; what
+    /// they counted is kept.
+    pub fn replace(&mut self, next: Active) {
         let old = std::mem::replace(&mut self.active, next);
         self.retired.add(&old.probes);
-        drop(old);
-        self.pinned = pinned;
-        Ok(())
     }
 
     /// The ring buffer's records since the last drain.
@@ -122,7 +125,7 @@ impl Source {
 
     /// The pin directory of the probes in force.
     pub fn pinned(&self) -> Option<&Path> {
-        self.pinned.as_deref()
+        self.active.pinned.as_deref()
     }
 
     /// The kernel's counters since the daemon started, by index (the
@@ -178,20 +181,19 @@ impl Retired {
 }
 
 /// Attaches `active`'s probes, pinned in a new generation directory below
-/// the configured pin directory when there is one; then removes every
-/// other generation (the probes of a crashed or upgraded daemon, or of
+/// the configured pin directory when there is one (`active.pinned`); then
+/// removes every other generation (the probes of a crashed or upgraded daemon, or of
 /// the policy just replaced): make before break, so enforcement never
 /// lapses. When pinning is impossible (no bpffs), the probes are attached
 /// unpinned and the daemon says so: enforcement then ends with it.
-fn attach(config: &Config, active: &mut Active) -> Result<Option<PathBuf>, String> {
+fn attach(config: &Config, active: &mut Active) -> Result<(), String> {
+    active.pinned = None;
     if config.pin_dir.as_os_str().is_empty() {
-        active.probes.attach().map_err(|e| e.to_string())?;
-        return Ok(None);
+        return active.probes.attach().map_err(|e| e.to_string());
     }
     if let Err(error) = probes::ensure_bpffs() {
         tracing::warn!(%error, "no BPF file system at /sys/fs/bpf: the probes are NOT pinned, and enforcement ends with the daemon");
-        active.probes.attach().map_err(|e| e.to_string())?;
-        return Ok(None);
+        return active.probes.attach().map_err(|e| e.to_string());
     }
     let generation = config.pin_dir.join(format!("rev{}-{}", active.policy.revision, crate::facts::boot_ns()));
     active.probes.attach_pinned(&generation).map_err(|e| e.to_string())?;
@@ -204,7 +206,8 @@ fn attach(config: &Config, active: &mut Active) -> Result<Option<PathBuf>, Strin
             Err(error) => tracing::error!(%error, "cannot remove earlier probes' pins"),
         }
     }
-    Ok(Some(generation))
+    active.pinned = Some(generation);
+    Ok(())
 }
 
 /// Removes every pinned probe below the configured pin directory
