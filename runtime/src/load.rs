@@ -73,6 +73,24 @@ pub enum LoadErrorKind {
     /// The revision is over [`d4c_artifact::MAX_REVISION`]: the
     /// integration maps `cloud_defend.package_policy_revision` as a short.
     Revision(u64),
+    /// No artifact is configured (the path is empty).
+    NotConfigured,
+}
+
+impl LoadError {
+    /// Whether reading the same file again may succeed: the read failed
+    /// for a reason of the node, not of the file (descriptors or memory
+    /// exhausted, an I/O error, an interrupted call). A reload that fails
+    /// so is tried again at the next check; any other failure refuses
+    /// that version of the file until it changes.
+    pub fn is_transient(&self) -> bool {
+        const TRANSIENT: [i32; 7] =
+            [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::ENOBUFS, libc::EIO, libc::EINTR, libc::EAGAIN];
+        match &self.kind {
+            LoadErrorKind::Io(error) => error.raw_os_error().is_some_and(|errno| TRANSIENT.contains(&errno)),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for LoadError {
@@ -92,6 +110,7 @@ impl fmt::Display for LoadError {
                  compile it again with a smaller `d4cc compile --revision`",
                 d4c_artifact::MAX_REVISION
             ),
+            LoadErrorKind::NotConfigured => f.write_str("no artifact: pass --artifact PATH (a `d4cc compile` output)"),
         }
     }
 }
@@ -161,12 +180,15 @@ pub fn artifact_due(now: Option<FileStamp>, loaded: Option<FileStamp>, refused: 
 /// `config.trusted_key` when set), with the stamp of the file read: the
 /// one path from configuration to policy, for start-up, reload and
 /// `--check`.
-pub fn load_configured(config: &crate::config::Config) -> Result<(Policy, Tables, Option<FileStamp>), String> {
-    let artifact = config.artifact.as_deref().ok_or("no artifact: pass --artifact PATH (a `d4cc compile` output)")?;
-    let key = config.trusted_key.as_deref().map(trusted_key).transpose().map_err(|e| e.to_string())?;
+pub fn load_configured(config: &crate::config::Config) -> Result<(Policy, Tables, Option<FileStamp>), LoadError> {
+    let artifact = config
+        .artifact
+        .as_deref()
+        .ok_or_else(|| LoadError { path: PathBuf::new(), kind: LoadErrorKind::NotConfigured })?;
+    let key = config.trusted_key.as_deref().map(trusted_key).transpose()?;
     // Stamped before it is read: a change during the read is seen again.
     let stamp = file_stamp(artifact);
-    let (policy, tables) = load(artifact, key.as_ref()).map_err(|e| e.to_string())?;
+    let (policy, tables) = load(artifact, key.as_ref())?;
     Ok((policy, tables, stamp))
 }
 

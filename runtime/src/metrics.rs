@@ -110,7 +110,8 @@ pub fn render(daemon: &Daemon, stats: &DeliveryStatsSnapshot) -> String {
     );
     e.family("d4c_reloads_total", "counter", "Artifact reloads, by outcome.")
         .sample("d4c_reloads_total", &[("outcome", "done")], c.reloads as f64)
-        .sample("d4c_reloads_total", &[("outcome", "refused")], c.reloads_refused as f64);
+        .sample("d4c_reloads_total", &[("outcome", "refused")], c.reloads_refused as f64)
+        .sample("d4c_reloads_total", &[("outcome", "failed")], c.reloads_failed as f64);
     e.family(
         "d4c_bundle_errors_total",
         "counter",

@@ -30,7 +30,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// the daemon reads it. The error lists every configuration problem.
 pub fn check(config: &Config) -> Result<String, String> {
     crate::config::validate(config)?;
-    let (policy, _, _) = crate::load::load_configured(config)?;
+    let (policy, _, _) = crate::load::load_configured(config).map_err(|e| e.to_string())?;
     Ok(format!(
         "artifact `{}`: policy {} revision {} (sha256 {}), compiled by {}, {}\nconfiguration: ok (delivery: {})",
         escape_control(&policy.path.display().to_string()),

@@ -32,7 +32,7 @@ use crate::pipeline::Pipeline;
 
 use control_plane::ControlPlane;
 use enricher::{Enricher, Inputs};
-use reloader::Reloader;
+use reloader::{ReloadError, Reloader};
 use source::Source;
 
 pub use control_plane::PASSWD_REFRESH_NS;
@@ -63,8 +63,12 @@ pub struct Counters {
     pub registration_failures: u64,
     /// Artifact reloads done, and refused.
     pub reloads: u64,
-    /// Reloads refused (the current policy stayed).
+    /// Reloads refused (the current policy stayed; that version is not
+    /// read again until the file changes).
     pub reloads_refused: u64,
+    /// Reloads that failed for a reason of the node (the current policy
+    /// stayed; tried again at the next check).
+    pub reloads_failed: u64,
     /// Nanoseconds from a container's cgroup to its registration, last
     /// and worst (from the first record that found it pending when there
     /// was one, else from the scan that found it).
@@ -85,7 +89,7 @@ impl Daemon {
     /// Loads the artifact, the probes, the kubepods roots and the
     /// containers; attaches the probes. Errors say what failed and where.
     pub fn start(config: Config) -> Result<Daemon, String> {
-        let (policy, tables, stamp) = load::load_configured(&config)?;
+        let (policy, tables, stamp) = load::load_configured(&config).map_err(|e| e.to_string())?;
         // The host's root through pid 1 (hostPID), else our own.
         let host_root = if config.host_root.join("etc").is_dir() {
             config.host_root.clone()
@@ -207,10 +211,10 @@ impl Daemon {
         let result = self.try_reload(out);
         let revision = self.source.policy().revision;
         self.reloader.settle(&result, stamp, revision, &mut self.counters);
-        result
+        result.map_err(|e| e.message)
     }
 
-    fn try_reload(&mut self, out: &mut Vec<Document>) -> Result<(), String> {
+    fn try_reload(&mut self, out: &mut Vec<Document>) -> Result<(), ReloadError> {
         let (policy, tables, stamp) = load::load_configured(&self.config)?;
         let mut next = self.source.load_next(&self.config, policy, tables, stamp)?;
         self.control.populate(&mut next.probes, self.enricher.facts())?;
