@@ -17,8 +17,6 @@
 //! evaluator's for every event (the agreement tests).
 
 pub mod abi;
-/// Container identity from cgroup paths, kubepods roots and cgroup hierarchies.
-pub mod cgroup;
 pub mod harness;
 pub mod maps;
 pub mod probes;

@@ -33,8 +33,8 @@ use d4c_artifact::event::{Container as Meta, Event, FileEvent, ProcessEvent, Vol
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_grammar::{ContainerField, Op, Step};
 use d4c_kernel_probes::abi;
-use d4c_kernel_probes::cgroup;
 use d4c_kernel_probes::probes::{Probes, Record, Settings};
+use d4c_runtime::cgroup;
 use d4c_runtime::daemon::Daemon;
 use d4c_runtime::delivery::{Delivery, DocumentSender};
 use d4c_runtime::kube::PodInfo;
