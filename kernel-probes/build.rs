@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["xdp_harness", "probes"];
+/// The programs always built; `xdp_harness` only with the `harness` feature.
+const PROGRAMS: &[&str] = &["probes"];
 
 fn main() {
     if let Err(message) = build() {
@@ -31,11 +32,13 @@ fn build() -> Result<(), String> {
             .to_string());
     }
     println!("cargo:rerun-if-changed=include");
+    println!("cargo:rerun-if-changed=src/xdp_harness.bpf.c");
     for header in ["src/decide.bpf.h", "src/path.bpf.h", "src/task.bpf.h"] {
         println!("cargo:rerun-if-changed={header}");
     }
     println!("cargo:rerun-if-env-changed=D4C_CLANG");
-    for program in PROGRAMS {
+    let harness = std::env::var_os("CARGO_FEATURE_HARNESS").is_some();
+    for program in PROGRAMS.iter().copied().chain(harness.then_some("xdp_harness")) {
         let source = manifest.join("src").join(format!("{program}.bpf.c"));
         let object = out.join(format!("{program}.bpf.o"));
         println!("cargo:rerun-if-changed={}", source.display());

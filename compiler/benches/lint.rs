@@ -2,7 +2,7 @@
 //!
 //! One criterion group per input: the default policy
 //! (`deploy/policies/default.yaml`, read at start) and generated clean
-//! policies of 64, 1,000 and 10,000 selectors (`d4cc::testgen`). In each
+//! policies of 64, 1,000 and 10,000 selectors (`d4c_testgen`). In each
 //! group, side by side, with throughput in bytes of YAML:
 //!
 //! - `saphyr_parse`: saphyr-parser's event parser feeding a receiver that
@@ -53,7 +53,7 @@ fn inputs() -> Result<Vec<Input>, String> {
     let mut out =
         vec![Input { name: "default".into(), source: SourceFile { name: "default.yaml".into(), text: default } }];
     for selectors in [64, 1_000, 10_000] {
-        let text = d4cc::testgen::generate_policy(selectors, SEED);
+        let text = d4c_testgen::generate_policy(selectors, SEED);
         out.push(Input {
             name: format!("generated_{selectors}"),
             source: SourceFile { name: format!("{selectors}.yaml"), text },

@@ -23,9 +23,9 @@ use d4c_artifact::eval::Tables;
 use d4c_artifact::event::{Container, Event, FileEvent, ProcessEvent, Volume};
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_artifact::{aligned_copy, Artifact};
+use d4c_testgen::{generate_deep_paths, generate_path_heavy, generate_policy};
 use d4cc::compile::{compile, CompileOptions};
 use d4cc::model::CheckedPolicy;
-use d4cc::testgen::{generate_deep_paths, generate_path_heavy, generate_policy};
 use std::time::Duration;
 
 fn checked(text: &str) -> CheckedPolicy {

@@ -951,8 +951,8 @@ mod tests {
     use super::*;
     use crate::compile::{compile, CompileOptions};
     use crate::lint::lint_bytes;
-    use crate::testgen::generate_policy;
     use d4c_artifact::{aligned_copy, AlignedBytes};
+    use d4c_testgen::generate_policy;
 
     fn compiled(text: &str, revision: u64) -> AlignedBytes {
         let (_, output) = lint_bytes("p.yaml", text.as_bytes().to_vec());

@@ -42,7 +42,6 @@ pub mod source;
 pub mod span;
 pub mod suggest;
 pub mod syntax;
-pub mod testgen;
 pub mod yaml;
 
 /// Containers and events (shared with the runtime).

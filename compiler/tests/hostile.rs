@@ -7,12 +7,12 @@
 
 use d4c_artifact::eval::Tables;
 use d4c_artifact::{aligned_copy, Artifact};
+use d4c_testgen::{generate_deep_paths, DEEP_PATHS_PER_SELECTOR};
 use d4cc::codes::Code;
 use d4cc::compile::{compile, CompileOptions};
 use d4cc::limits::{MAX_PATH_PATTERNS, MAX_PATH_PREFIXES, MAX_SELECTORS_PER_TYPE, MAX_SOURCE_BYTES, MAX_YAML_DEPTH};
 use d4cc::lint::lint_bytes;
 use d4cc::lower::LowerError;
-use d4cc::testgen::{generate_deep_paths, DEEP_PATHS_PER_SELECTOR};
 use std::fmt::Write;
 
 fn codes(bytes: Vec<u8>) -> Vec<(Code, usize)> {

@@ -1,6 +1,6 @@
 //! The kernel decision through `BPF_PROG_TEST_RUN` with `repeat`: the
 //! kernel's own mean duration of one run, in ns, for generated policies
-//! (`d4cc::testgen`) and paths of several lengths, next to the linear-scan
+//! (`d4c_testgen`) and paths of several lengths, next to the linear-scan
 //! baseline (`d4c_xdp_linear`: every file selector's path patterns in turn)
 //! in the same object, timed the same way.
 //!
@@ -15,10 +15,10 @@ use d4c_artifact::ops::{Kind, Operation};
 use d4c_artifact::patterns::PathPattern;
 use d4c_artifact::{aligned_copy, Artifact};
 use d4c_kernel_probes::harness::{Decision, Harness, LinearPattern};
+use d4c_testgen::{generate_path_heavy, generate_policy};
 use d4cc::ast::ConditionKey;
 use d4cc::compile::{compile, CompileOptions};
 use d4cc::model::{CheckedPolicy, Values};
-use d4cc::testgen::{generate_path_heavy, generate_policy};
 
 fn checked(text: &str) -> CheckedPolicy {
     let (_, output) = d4cc::lint::lint_bytes("bench.yaml", text.as_bytes().to_vec());

@@ -17,12 +17,27 @@ use d4c_artifact::eval::Tables;
 use d4c_artifact::event::Event;
 use d4c_artifact::ops::{Actions, Kind};
 use std::os::fd::{AsFd, AsRawFd};
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-/// `struct d4c_lin_pattern` of `xdp_harness.bpf.c`: its pattern's bytes,
-/// and the whole record (form, length, operations, actions, then those).
+/// `D4C_LIN_BYTES` of `xdp_harness.bpf.c`: a baseline pattern's bytes.
 const LINEAR_PATTERN_BYTES: usize = 256;
-const LINEAR_RECORD_BYTES: usize = 4 * size_of::<u32>() + LINEAR_PATTERN_BYTES;
+
+/// `struct d4c_lin_pattern` of `xdp_harness.bpf.c`, a record of
+/// `d4c_lin_pats`: form, length, operations, actions, then the pattern's
+/// bytes, NUL padded.
+#[derive(Clone, Copy, IntoBytes, Immutable)]
+#[repr(C)]
+struct LinearRecord {
+    form: u32,
+    len: u32,
+    ops: u32,
+    actions: u32,
+    bytes: [u8; LINEAR_PATTERN_BYTES],
+}
+
+// The C struct's size (four `__u32`, then `__u8 bytes[D4C_LIN_BYTES]`, no
+// padding): the map's value size, which the C side declares.
+const _: () = assert!(size_of::<LinearRecord>() == 4 * 4 + LINEAR_PATTERN_BYTES);
 
 /// The XDP program's name.
 pub const PROGRAM: &str = "d4c_xdp_decide";
@@ -130,22 +145,17 @@ impl Harness {
     }
 
     fn fill_linear(&mut self, linear: &[LinearPattern]) -> Result<(), HarnessError> {
-        let mut records = Vec::with_capacity(linear.len() * LINEAR_RECORD_BYTES);
+        let mut records = Vec::with_capacity(linear.len());
         for p in linear {
-            if p.bytes.len() > LINEAR_PATTERN_BYTES {
-                return Err(HarnessError(format!(
-                    "a baseline pattern of {} bytes, at most {LINEAR_PATTERN_BYTES}",
-                    p.bytes.len()
-                )));
-            }
-            let len = p.bytes.len() as u32;
-            for word in [p.form, len, p.ops, p.actions] {
-                records.extend_from_slice(&word.to_ne_bytes());
-            }
-            records.extend_from_slice(&p.bytes);
-            records.resize(records.len() + LINEAR_PATTERN_BYTES - p.bytes.len(), 0);
+            let too_long = || {
+                HarnessError(format!("a baseline pattern of {} bytes, at most {LINEAR_PATTERN_BYTES}", p.bytes.len()))
+            };
+            let mut bytes = [0u8; LINEAR_PATTERN_BYTES];
+            bytes.get_mut(..p.bytes.len()).ok_or_else(too_long)?.copy_from_slice(&p.bytes);
+            let len = u32::try_from(p.bytes.len()).map_err(|_| too_long())?;
+            records.push(LinearRecord { form: p.form, len, ops: p.ops, actions: p.actions, bytes });
         }
-        maps::array::<LINEAR_RECORD_BYTES>(&mut self.ebpf, "d4c_lin_pats", &records)?;
+        maps::array::<{ size_of::<LinearRecord>() }>(&mut self.ebpf, "d4c_lin_pats", records.as_bytes())?;
         let count = maps::entries(linear.len()).to_ne_bytes();
         maps::array::<{ size_of::<u32>() }>(&mut self.ebpf, "d4c_lin_count", &count)?;
         let program: &mut Xdp = self

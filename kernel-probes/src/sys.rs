@@ -1,15 +1,18 @@
 //! The raw system calls aya 0.13 does not wrap: `bpf(BPF_PROG_TEST_RUN)`
-//! for the harness, and `mount` of tracefs for the probes. `unsafe` is
+//! for the harness (feature `harness`), and `mount` of tracefs for the probes. `unsafe` is
 //! confined here: each call passes the kernel pointers to buffers this
 //! module owns for the duration of the call.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "harness")]
 use std::os::fd::RawFd;
 
 /// `BPF_PROG_TEST_RUN` (include/uapi/linux/bpf.h).
+#[cfg(feature = "harness")]
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 
 /// The `test` member of `union bpf_attr` (Linux 5.10 layout and later).
+#[cfg(feature = "harness")]
 #[repr(C)]
 #[derive(Default)]
 struct TestRunAttr {
@@ -32,6 +35,7 @@ struct TestRunAttr {
 }
 
 /// What one test run returned.
+#[cfg(feature = "harness")]
 pub(crate) struct TestRun {
     /// The program's return value.
     pub(crate) retval: u32,
@@ -43,6 +47,7 @@ pub(crate) struct TestRun {
 
 /// Runs the program `prog_fd` `repeat` times on `data_in`; the packet it
 /// leaves is written into `data_out`.
+#[cfg(feature = "harness")]
 pub(crate) fn test_run(
     prog_fd: RawFd,
     data_in: &[u8],

@@ -14,9 +14,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::cgroup::{self, ContainerCgroup, KubepodsRoot, Runtime};
 use d4c_artifact::event::Container;
 use d4c_artifact::normalize::{self, Facts};
-use d4c_kernel_probes::cgroup::{self, ContainerCgroup, KubepodsRoot, Runtime};
 use serde_json::Value;
 
 /// What is known of one container.

@@ -6,6 +6,8 @@
 //! [`document::Document`]s ([`pipeline`]), and [`delivery`] ships them to
 //! Elasticsearch or to NDJSON, through a disk queue.
 
+/// Container identity from cgroup paths, kubepods roots and cgroup hierarchies.
+pub mod cgroup;
 pub mod config;
 pub mod containers;
 pub mod daemon;

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use d4c_kernel_probes::cgroup::KubepodsRoot;
+use d4c_runtime::cgroup::KubepodsRoot;
 use d4c_runtime::config::Config;
 use d4c_runtime::daemon::Daemon;
 use d4c_runtime::document::{Class, Document};
@@ -79,7 +79,7 @@ impl Drop for PinGuard {
 
 fn memory_mount() -> Option<PathBuf> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    d4c_kernel_probes::cgroup::detect_hierarchy(&mountinfo).id_mount().map(Path::to_path_buf)
+    d4c_runtime::cgroup::detect_hierarchy(&mountinfo).id_mount().map(Path::to_path_buf)
 }
 
 /// Lints and compiles `policy` into `<dir>/<name>.d4c` with `revision`.

@@ -33,8 +33,8 @@ use d4c_artifact::event::{Container as Meta, Event, FileEvent, ProcessEvent, Vol
 use d4c_artifact::ops::{Actions, Kind, Operation};
 use d4c_grammar::{ContainerField, Op, Step};
 use d4c_kernel_probes::abi;
-use d4c_kernel_probes::cgroup;
 use d4c_kernel_probes::probes::{Probes, Record, Settings};
+use d4c_runtime::cgroup;
 use d4c_runtime::daemon::Daemon;
 use d4c_runtime::delivery::{Delivery, DocumentSender};
 use d4c_runtime::kube::PodInfo;
@@ -1100,7 +1100,7 @@ fn describe_records(records: &[Record]) -> String {
 pub fn bench(iterations: u32) -> Result<(), String> {
     let default =
         std::fs::read("/deploy/policies/default.yaml").map_err(|e| format!("/deploy/policies/default.yaml: {e}"))?;
-    let generated = d4cc::testgen::generate_policy(1000, 7).into_bytes();
+    let generated = d4c_testgen::generate_policy(1000, 7).into_bytes();
     let mut failed = Vec::new();
     for (name, policy) in [("1000-selectors", generated), ("default", default)] {
         // A policy whose run fails is said so; the other still runs.

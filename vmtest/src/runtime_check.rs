@@ -558,7 +558,7 @@ pub fn run() -> Result<String, String> {
     // 4b. The reload figure for a 4,096-selector artifact (a generated
     // policy): reported, not required, as the guest's memory bounds it.
     let large = workdir.join("large.yaml");
-    std::fs::write(&large, d4cc::testgen::generate_policy(4096, 7)).map_err(|e| format!("{}: {e}", large.display()))?;
+    std::fs::write(&large, d4c_testgen::generate_policy(4096, 7)).map_err(|e| format!("{}: {e}", large.display()))?;
     compile(&large, &artifact, 4, |t| t)?;
     let reload_started = Instant::now();
     daemon.signal(libc::SIGHUP)?;

@@ -15,9 +15,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
+use crate::cgroup::{self, KubepodsRoot};
 use d4c_artifact::eval::Tables;
 use d4c_artifact::event::User;
-use d4c_kernel_probes::cgroup::{self, KubepodsRoot};
 use d4c_kernel_probes::probes::{CgroupMode, Probes};
 
 use crate::config::Config;

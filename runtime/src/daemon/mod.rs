@@ -285,7 +285,7 @@ impl Daemon {
 
     /// Replaces the kubepods roots scanned (tests: roots that cannot be
     /// read make a scan fail).
-    pub fn set_kubepods_roots(&mut self, roots: Vec<d4c_kernel_probes::cgroup::KubepodsRoot>) {
+    pub fn set_kubepods_roots(&mut self, roots: Vec<crate::cgroup::KubepodsRoot>) {
         self.control.set_roots(roots);
     }
 
