@@ -278,11 +278,16 @@ impl Tables {
         self.process_classes_d.get(d_at).copied().unwrap_or(0)
     }
 
-    /// The metadata of `kind`.
+    /// The metadata of `kind`. The tables hold no network rules yet (the
+    /// compiler refuses to lower a `network:` section, `D4C0044`), so a
+    /// network event meets no selector: exactly the meaning of a policy
+    /// without one.
     pub fn kind(&self, kind: Kind) -> &KindMeta {
+        static NO_RULES: KindMeta = KindMeta { selectors: Vec::new(), responses: Vec::new() };
         match kind {
             Kind::File => &self.meta.file,
             Kind::Process => &self.meta.process,
+            Kind::Network => &NO_RULES,
         }
     }
 
@@ -408,6 +413,8 @@ impl Tables {
                 let name_class = self.name_class(&p.name);
                 (Kind::Process, self.process_dyn_class(exe_class, p.operation.table_index(), p.interactive, name_class))
             }
+            // One class: no network selector is in the tables (see `kind`).
+            Event::Network(_) => (Kind::Network, 0),
         }
     }
 
@@ -424,13 +431,9 @@ impl Tables {
         let classes = match kind {
             Kind::File => self.roots.file_dyn_classes,
             Kind::Process => self.roots.process_dyn_classes,
+            Kind::Network => 1,
         };
-        (0..classes)
-            .map(|class| match kind {
-                Kind::File => f(&self.file_dyn_members(class)),
-                Kind::Process => f(&self.process_dyn_members(class)),
-            })
-            .collect()
+        (0..classes).map(|class| f(&self.dyn_members(kind, class))).collect()
     }
 
     /// Which selectors of `kind` have no container or user condition: they
@@ -468,15 +471,22 @@ impl Tables {
     /// process event, its acting user.
     pub fn decide(&self, container: &Container, event: &Event) -> Verdict {
         let (kind, class) = self.dynamic_class(event);
-        let members = match kind {
-            Kind::File => self.file_dyn_members(class),
-            Kind::Process => self.process_dyn_members(class),
-        };
+        let members = self.dyn_members(kind, class);
         let in_row = match event {
             Event::File(_) => self.container_selectors(kind, container),
             Event::Process(p) => self.selectors_for(kind, container, Some(&p.user)),
+            Event::Network(n) => self.selectors_for(kind, container, Some(&n.user)),
         };
         self.row_entry(kind, &members, &in_row)
+    }
+
+    /// Which selectors of `kind` dynamic class `class` holds.
+    pub fn dyn_members(&self, kind: Kind, class: u32) -> Vec<bool> {
+        match kind {
+            Kind::File => self.file_dyn_members(class),
+            Kind::Process => self.process_dyn_members(class),
+            Kind::Network => Vec::new(),
+        }
     }
 
     /// The operation of `kind` with table index `index`.

@@ -5,7 +5,9 @@
 //! a path, or a process operation. Container metadata is what the runtime
 //! knows of the container the event happened in.
 
+use crate::net::Transport;
 use crate::ops::Operation;
+use std::net::IpAddr;
 
 /// Where a file event's file lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -91,13 +93,61 @@ impl Default for User {
     }
 }
 
-/// An event of either kind.
+/// A network event: a socket operation on an IPv4 or IPv6 address.
+///
+/// For `connect` and `sendTo` the address and port are the peer's (the
+/// destination); for `bind` and `listen` they are the local ones, the
+/// destination of the connections the socket will accept. The address is
+/// kept as the kernel saw it; conditions match it normalised
+/// ([`crate::net::canonical_ip`]), so an IPv4-mapped IPv6 peer is its IPv4
+/// address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NetworkEvent {
+    /// `connect`, `sendTo`, `bind` or `listen`.
+    pub operation: Operation,
+    /// The socket's transport.
+    pub transport: Transport,
+    /// The destination (or local) address.
+    pub address: IpAddr,
+    /// The destination (or local) port.
+    pub port: u16,
+    /// The acting process's executable.
+    pub executable: String,
+    /// The acting process's name (the kernel's comm).
+    pub name: String,
+    /// The acting process's user.
+    pub user: User,
+}
+
+impl NetworkEvent {
+    /// The event in words: `connect tcp 10.0.0.1:443 by /usr/bin/curl
+    /// (name `curl`)`; an IPv6 address in brackets (`[fd00::1]:443`).
+    pub fn describe(&self) -> String {
+        let user = match (&self.user, self.user == User::root()) {
+            (_, true) => String::new(),
+            (User { id, name: Some(name) }, false) => format!(", user {id} `{name}`"),
+            (User { id, name: None }, false) => format!(", user {id} (no name)"),
+        };
+        format!(
+            "{} {} {} by {} (name `{}`{user})",
+            self.operation.name(),
+            self.transport.name(),
+            std::net::SocketAddr::new(self.address, self.port),
+            self.executable,
+            self.name
+        )
+    }
+}
+
+/// An event of any kind.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Event {
     /// A file event.
     File(FileEvent),
     /// A process event.
     Process(ProcessEvent),
+    /// A network event.
+    Network(NetworkEvent),
 }
 
 impl Event {
@@ -106,6 +156,7 @@ impl Event {
         match self {
             Event::File(_) => crate::ops::Kind::File,
             Event::Process(_) => crate::ops::Kind::Process,
+            Event::Network(_) => crate::ops::Kind::Network,
         }
     }
 }

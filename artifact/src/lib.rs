@@ -135,6 +135,7 @@ pub mod event;
 mod format;
 pub mod input;
 pub mod keys;
+pub mod net;
 pub mod normalize;
 pub mod ops;
 pub mod patterns;

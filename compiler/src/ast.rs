@@ -127,21 +127,39 @@ pub struct Response {
 /// Which kinds of selector a condition belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applies {
-    /// File and process selectors.
-    Both,
+    /// Every selector (the container conditions).
+    All,
     /// File selectors only.
     File,
     /// Process selectors only.
     Process,
+    /// Process and network selectors (the acting process's executable and
+    /// name).
+    ProcessNetwork,
+    /// Network selectors only.
+    Network,
 }
 
 impl Applies {
+    /// The kinds of selector that may carry the condition.
+    pub fn kinds(self) -> &'static [PolicyKind] {
+        match self {
+            Applies::All => &PolicyKind::ALL,
+            Applies::File => &[PolicyKind::File],
+            Applies::Process => &[PolicyKind::Process],
+            Applies::ProcessNetwork => &[PolicyKind::Process, PolicyKind::Network],
+            Applies::Network => &[PolicyKind::Network],
+        }
+    }
+
     /// Whether a selector of `kind` may carry the condition.
     pub fn to(self, kind: PolicyKind) -> bool {
-        matches!(
-            (self, kind),
-            (Applies::Both, _) | (Applies::File, PolicyKind::File) | (Applies::Process, PolicyKind::Process)
-        )
+        self.kinds().contains(&kind)
+    }
+
+    /// The kinds, for messages: `file`, `process or network`.
+    pub fn describe(self) -> String {
+        self.kinds().iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" or ")
     }
 }
 
@@ -159,6 +177,12 @@ pub enum ValueSyntax {
     /// Plain text patterns (exact, or a trailing `*`), with the character
     /// rules of their kind.
     Text(TextSyntax),
+    /// IPv4 or IPv6 addresses and CIDR blocks.
+    Address,
+    /// Ports and port ranges.
+    Port,
+    /// Transport protocols.
+    Transport,
 }
 
 macro_rules! conditions {
@@ -199,23 +223,26 @@ macro_rules! conditions {
 }
 
 conditions! {
-    Operation              = "operation",                Both,    Operation,     "Operations to match (file: createExecutable, modifyExecutable, createFile, modifyFile, deleteFile, execMemFd; process: fork, exec).";
-    ContainerImageFullName = "containerImageFullName",   Both,    Text(ImageFullName), "Full image names, registry and repository without tag, e.g. docker.io/nginx. A trailing * matches any suffix.";
-    ContainerImageName     = "containerImageName",       Both,    Text(ImageName),     "Image repository names, e.g. nginx. A trailing * matches any suffix.";
-    ContainerImageTag      = "containerImageTag",        Both,    Text(ImageTag),      "Image tags, e.g. latest. A trailing * matches any suffix.";
-    KubernetesClusterId    = "kubernetesClusterId",      Both,    Text(Cluster),       "Cluster ids: the UID of the kube-system namespace.";
-    KubernetesClusterName  = "kubernetesClusterName",    Both,    Text(Cluster),       "Cluster names, as configured on the runtime.";
-    KubernetesNamespace    = "kubernetesNamespace",      Both,    Text(Namespace),     "Kubernetes namespaces. A trailing * matches any suffix.";
-    KubernetesPodName      = "kubernetesPodName",        Both,    Text(PodName),       "Pod names. A trailing * matches any suffix.";
-    KubernetesPodLabel     = "kubernetesPodLabel",       Both,    Label,         "Pod labels as key:value; key: is the empty value; a trailing * on the value matches any suffix.";
+    Operation              = "operation",                All,     Operation,     "Operations to match (file: createExecutable, modifyExecutable, createFile, modifyFile, deleteFile, execMemFd; process: fork, exec; network: connect, sendTo, bind, listen).";
+    ContainerImageFullName = "containerImageFullName",   All,     Text(ImageFullName), "Full image names, registry and repository without tag, e.g. docker.io/nginx. A trailing * matches any suffix.";
+    ContainerImageName     = "containerImageName",       All,     Text(ImageName),     "Image repository names, e.g. nginx. A trailing * matches any suffix.";
+    ContainerImageTag      = "containerImageTag",        All,     Text(ImageTag),      "Image tags, e.g. latest. A trailing * matches any suffix.";
+    KubernetesClusterId    = "kubernetesClusterId",      All,     Text(Cluster),       "Cluster ids: the UID of the kube-system namespace.";
+    KubernetesClusterName  = "kubernetesClusterName",    All,     Text(Cluster),       "Cluster names, as configured on the runtime.";
+    KubernetesNamespace    = "kubernetesNamespace",      All,     Text(Namespace),     "Kubernetes namespaces. A trailing * matches any suffix.";
+    KubernetesPodName      = "kubernetesPodName",        All,     Text(PodName),       "Pod names. A trailing * matches any suffix.";
+    KubernetesPodLabel     = "kubernetesPodLabel",       All,     Label,         "Pod labels as key:value; key: is the empty value; a trailing * on the value matches any suffix.";
     TargetFilePath         = "targetFilePath",           File,    Path,          "Absolute paths of the file operated on: /exact, /dir/* (direct children), /dir/** (the directory and everything below), /prefix*.";
     IgnoreVolumeMounts     = "ignoreVolumeMounts",       File,    Flag,          "When true, operations on files in any volume mount do not match.";
     IgnoreVolumeFiles      = "ignoreVolumeFiles",        File,    Flag,          "When true, operations on single-file mounts (ConfigMaps, Secrets, mounted files) do not match.";
-    ProcessExecutable      = "processExecutable",        Process, Path,          "Absolute paths of the executable, with the same patterns as targetFilePath.";
-    ProcessName            = "processName",              Process, Text(ProcessName),   "Process names (the kernel's comm, at most 15 bytes). A trailing * matches any suffix.";
+    ProcessExecutable      = "processExecutable",        ProcessNetwork, Path,   "Absolute paths of the executable (of a network selector: the acting process's), with the same patterns as targetFilePath.";
+    ProcessName            = "processName",              ProcessNetwork, Text(ProcessName), "Process names (the kernel's comm, at most 15 bytes). A trailing * matches any suffix.";
     SessionLeaderInteractive = "sessionLeaderInteractive", Process, Flag,        "true: only sessions whose leader has a controlling TTY; false: only sessions whose leader has none.";
     ProcessUserId          = "processUserId",            Process, Text(UserId),      "Effective user ids of the acting process, as its container sees them (mapped into its user namespace), in decimal. No wildcard.";
     ProcessUserName        = "processUserName",          Process, Text(UserName),    "User names of the acting process's effective user id, as the container's own /etc/passwd names it. A trailing * matches any suffix.";
+    DestinationAddress     = "destinationAddress",       Network, Address,       "IPv4 and IPv6 addresses and CIDR blocks (10.0.0.0/8, fd00::/8, 192.0.2.7): the peer of connect and sendTo, the local address of bind and listen. An IPv4-mapped IPv6 address is its IPv4 address.";
+    DestinationPort        = "destinationPort",          Network, Port,          "Ports and inclusive port ranges (443, 8000-8999): the peer's port of connect and sendTo, the local port of bind and listen.";
+    Transport              = "transport",                Network, Transport,     "Transport protocols: tcp, udp.";
 }
 
 impl ConditionKey {

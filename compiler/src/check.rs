@@ -4,8 +4,9 @@
 //! the policy, also when it has errors) and diagnostics for: names
 //! (`D4C0013`, `D4C0014`), conditions (`D4C0015`..`D4C0023`, and values no
 //! normalised metadata can hold, `D4C0038`), references
-//! (`D4C0024`..`D4C0026`), actions and responses (`D4C0027`..`D4C0032`) and
-//! capacity (`D4C0033`).
+//! (`D4C0024`..`D4C0026`), actions and responses (`D4C0027`..`D4C0032`),
+//! capacity (`D4C0033`), network values (`D4C0043`) and the `network:`
+//! section that cannot be compiled yet (`D4C0044`).
 //!
 //! Cost: linear in the size of the policy, except `response-never-fires`,
 //! which compares each response's match selectors with its own excludes
@@ -24,6 +25,7 @@ use crate::model::{Actions, CheckedPolicy, Operation, ResponseModel, RuleSet, Se
 use crate::seen::FirstSeen;
 use crate::span::Span;
 use crate::suggest::did_you_mean;
+use d4c_artifact::net::{Cidr, PortRange, Transport};
 use d4c_artifact::normalize::{self, Unmatchable};
 use d4c_artifact::patterns::{LabelPattern, PathPattern, PatternError, TextPattern};
 use std::collections::{HashMap, HashSet};
@@ -40,7 +42,8 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
     for section in &policy.sections {
         let empty = HashMap::new();
         let own = names.get(&section.kind).unwrap_or(&empty);
-        let other = names.get(&section.kind.other()).unwrap_or(&empty);
+        let others: Vec<(PolicyKind, &HashMap<&str, usize>)> =
+            names.iter().filter(|(k, _)| **k != section.kind).map(|(k, n)| (*k, n)).collect();
         let mut checker = SectionChecker {
             kind: section.kind,
             selectors_complete: section.selectors_complete,
@@ -48,7 +51,7 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
             text,
             diagnostics: &mut *diagnostics,
             names: own,
-            other_names: other,
+            other_names: &others,
         };
         let rules = checker.section(section);
         prefix_lengths(section, &rules, diagnostics);
@@ -63,9 +66,9 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
                 }
             }
         }
-        match section.kind {
-            PolicyKind::File => checked.file = rules,
-            PolicyKind::Process => checked.process = rules,
+        *checked.rules_mut(section.kind) = rules;
+        if section.kind == PolicyKind::Network {
+            not_compiled(section, diagnostics);
         }
     }
     if let Some(at) = first_path_over_limit {
@@ -86,6 +89,28 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
     checked
 }
 
+/// `D4C0044`: a `network:` section is checked in full (every rule above
+/// applies to it), but the decision tables and the kernel's socket hooks
+/// that would enforce it are not built yet (issue 15). Refusing it here
+/// keeps `d4cc compile` from writing an artifact that silently drops rules.
+fn not_compiled(section: &Section, diagnostics: &mut Diagnostics) {
+    diagnostics.push(
+        Diagnostic::new(
+            Code::NetworkNotCompiled,
+            section.key_span,
+            format!(
+                "this version of d4c checks `network:` rules but cannot enforce them: {} would be dropped",
+                match section.selectors.len() {
+                    1 => "the selector here".to_string(),
+                    n => format!("the {n} selectors here"),
+                }
+            ),
+        )
+        .label("checked, not compiled")
+        .help("deploy the file and process sections without it; `d4cc lint` still reports every other problem of this section"),
+    );
+}
+
 /// `D4C0033`: the path automaton holds [`MAX_PATH_PREFIXES`] distinct path
 /// prefixes (issue 14, fault 10). Counted without a map (see
 /// [`crate::lower::path_prefixes`]); only a policy over the limit is walked
@@ -98,10 +123,7 @@ fn path_prefixes(policy: &Policy, checked: &CheckedPolicy, diagnostics: &mut Dia
     let mut counter = crate::lower::PrefixCounter::default();
     let mut at = None;
     'sections: for section in &policy.sections {
-        let rules = match section.kind {
-            PolicyKind::File => &checked.file,
-            PolicyKind::Process => &checked.process,
-        };
+        let rules = checked.rules(section.kind);
         for (selector, model) in section.selectors.iter().zip(&rules.selectors) {
             for (key, values) in &model.conditions {
                 let patterns: Vec<(u8, PathPattern)> = match (section.kind, key, values) {
@@ -275,7 +297,8 @@ struct SectionChecker<'a, 'p> {
     text: &'a str,
     diagnostics: &'a mut Diagnostics,
     names: &'a HashMap<&'p str, usize>,
-    other_names: &'a HashMap<&'p str, usize>,
+    /// The names of the other kinds' selectors.
+    other_names: &'a [(PolicyKind, &'a HashMap<&'p str, usize>)],
 }
 
 /// A resolved reference to a selector from a response.
@@ -402,6 +425,7 @@ impl SectionChecker<'_, '_> {
             let example = match self.kind {
                 PolicyKind::File => "`operation` or `targetFilePath`",
                 PolicyKind::Process => "`operation` or `processExecutable`",
+                PolicyKind::Network => "`operation` or `destinationAddress`",
             };
             let what =
                 if selector.conditions.is_empty() { "has no condition" } else { "has only conditions set to `false`" };
@@ -417,6 +441,7 @@ impl SectionChecker<'_, '_> {
         }
         self.exclusive(selector);
         self.unsatisfiable(selector);
+        self.transport_unsatisfiable(selector);
         SelectorModel { name, conditions }
     }
 
@@ -452,6 +477,76 @@ impl SectionChecker<'_, '_> {
                     .secondary(first.key_span, "first of the pair")
                     .help(format!("{why}: keep one, or split the selector in two")),
                 );
+            }
+        }
+    }
+
+    /// `D4C0022` for a network selector whose operations and transports
+    /// exclude each other: only TCP sockets listen, and `sendTo` is a
+    /// datagram's (a TCP send with an address, TCP Fast Open, is decided as
+    /// the `connect` it is).
+    fn transport_unsatisfiable(&mut self, selector: &Selector) {
+        let (Some(ops), Some(transports)) =
+            (selector.condition(ConditionKey::Operation), selector.condition(ConditionKey::Transport))
+        else {
+            return;
+        };
+        fn names(c: &Condition) -> Vec<&str> {
+            match &c.value {
+                ConditionValue::List(values) => values.iter().map(|v| v.text.as_str()).collect(),
+                ConditionValue::Bool(_) => Vec::new(),
+            }
+        }
+        let (op_names, transport_names) = (names(ops), names(transports));
+        let possible = |op: &str| match op {
+            "listen" => transport_names.contains(&"tcp"),
+            "sendTo" => transport_names.contains(&"udp"),
+            _ => true,
+        };
+        let known = |op: &&str| Operation::from_name(op).is_some_and(|o| o.kind() == PolicyKind::Network);
+        if op_names.is_empty() || !op_names.iter().all(known) || op_names.iter().any(|op| possible(op)) {
+            return;
+        }
+        if !transport_names.iter().all(|t| Transport::parse(t).is_ok()) {
+            return;
+        }
+        let name = selector.name.as_ref().map_or("", |n| n.text.as_str());
+        self.push(
+            Diagnostic::new(
+                Code::UnsatisfiableSelector,
+                transports.key_span,
+                format!(
+                    "the selector `{name}` can never match: {} with `transport: [{}]` never happens",
+                    backticked(&op_names),
+                    transport_names.join(", ")
+                ),
+            )
+            .label("no socket does this")
+            .secondary(ops.key_span, "operations")
+            .help(
+                "only TCP sockets `listen`, and `sendTo` is a UDP datagram's (a TCP send to an address is a `connect`)",
+            ),
+        );
+    }
+
+    /// `D4C0023`: two values of `destinationAddress` that are the same
+    /// block, one written as an IPv4-mapped IPv6 block.
+    fn same_block_twice(&mut self, values: &[Value]) {
+        let mut seen: Vec<(Cidr, &Value)> = Vec::new();
+        for value in values {
+            let Ok(block) = Cidr::parse(&value.text) else { continue };
+            match seen.iter().find(|(b, first)| *b == block && first.text != value.text) {
+                Some((_, first)) => self.push(
+                    Diagnostic::new(
+                        Code::DuplicateValue,
+                        value.span,
+                        format!("`{}` is the block `{block}`, already listed as `{}`", value.text, first.text),
+                    )
+                    .label("the same addresses")
+                    .secondary(first.span, "first listed here")
+                    .help("an IPv4-mapped IPv6 block is its IPv4 block: remove one"),
+                ),
+                None => seen.push((block, value)),
             }
         }
     }
@@ -542,14 +637,28 @@ impl SectionChecker<'_, '_> {
                 |v| TextPattern::parse(v, text_syntax),
                 |written, pattern| normalize::unmatchable(text_syntax, written, pattern),
             )),
+            ValueSyntax::Address => {
+                let blocks =
+                    self.parse_all(values, MAX_VALUE_BYTES, Code::InvalidNetworkValue, Cidr::parse, |_, _| None);
+                self.same_block_twice(values);
+                Values::Addresses(blocks)
+            }
+            ValueSyntax::Port => Values::Ports(self.parse_all(
+                values,
+                MAX_VALUE_BYTES,
+                Code::InvalidNetworkValue,
+                PortRange::parse,
+                |_, _| None,
+            )),
+            ValueSyntax::Transport => Values::Transports(self.parse_all(
+                values,
+                MAX_VALUE_BYTES,
+                Code::InvalidNetworkValue,
+                Transport::parse,
+                |_, _| None,
+            )),
         };
-        let empty = match &parsed {
-            Values::Operations(v) => v.is_empty(),
-            Values::Text(v) => v.is_empty(),
-            Values::Labels(v) => v.is_empty(),
-            Values::Paths(v) => v.is_empty(),
-            Values::Flag(_) => false,
-        };
+        let empty = parsed.is_empty();
         // A condition whose every value can never match matches nothing:
         // kept empty, so that later rules do not read it as no condition.
         let unmatchable = self
@@ -727,12 +836,14 @@ impl SectionChecker<'_, '_> {
         for value in values {
             if let Some(&index) = self.names.get(value.text.as_str()) {
                 out.push(Reference { index, value });
-            } else if self.other_names.contains_key(value.text.as_str()) {
-                let other = self.kind.other().as_str();
+            } else if let Some((other, _)) =
+                self.other_names.iter().find(|(_, names)| names.contains_key(value.text.as_str()))
+            {
+                let other = other.as_str();
                 self.push(
                     Diagnostic::new(Code::SelectorOfOtherType, value.span, format!("`{}` is a {other} selector; a {} response can only use {} selectors", value.text, self.kind.as_str(), self.kind.as_str()))
                         .label(format!("a {other} selector"))
-                        .help(format!("file and process events are decided apart: write a {} selector, or move this response under `{other}:`", self.kind.as_str())),
+                        .help(format!("file, process and network events are decided apart: write a {} selector, or move this response under `{other}:`", self.kind.as_str())),
                 );
             } else if self.selectors_complete {
                 let help = match did_you_mean(&value.text, self.names.keys().copied()) {

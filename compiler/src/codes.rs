@@ -115,6 +115,8 @@ codes! {
     PolicyMetadata       = "D4C0040", "policy-metadata",       Error,   "a package policy id or revision that the artifact or the integration's mappings cannot hold";
     AmbiguousForm        = "D4C0041", "ambiguous-form",        Warning, "a file that reads as more than one form of policy; says which one was read";
     ControlCharacter     = "D4C0042", "control-character",     Error,   "a string value that holds a control character (a line break, a carriage return, an escape ...)";
+    InvalidNetworkValue  = "D4C0043", "invalid-network-value", Error,   "an address, CIDR block, port, port range or transport that d4c cannot read";
+    NetworkNotCompiled   = "D4C0044", "network-not-compiled",  Error,   "a `network:` section: d4cc checks it, but cannot compile it into an artifact in this version";
 }
 
 impl Code {

@@ -421,6 +421,7 @@ fn event_text(event: &Event) -> String {
             };
             format!("{} {} (name {}{interactive}{user})", p.operation.name(), p.executable, p.name)
         }
+        Event::Network(n) => n.describe(),
     }
 }
 
@@ -653,7 +654,9 @@ impl<'t> Side<'t> {
             for container in containers {
                 let sets: Vec<Vec<bool>> = match kind {
                     Kind::File => vec![tables.container_selectors(kind, container)],
-                    Kind::Process => users.iter().map(|u| tables.selectors_for(kind, container, Some(u))).collect(),
+                    Kind::Process | Kind::Network => {
+                        users.iter().map(|u| tables.selectors_for(kind, container, Some(u))).collect()
+                    }
                 };
                 for set in sets {
                     let next = ids.len();
@@ -695,6 +698,7 @@ impl<'t> Side<'t> {
                 let name_class = t.name_class(&p.name);
                 t.process_dyn_class(exe_class, p.operation.table_index(), p.interactive, name_class)
             }
+            Event::Network(_) => t.dynamic_class(event).1,
         }
     }
 
@@ -714,17 +718,15 @@ impl<'t> Side<'t> {
     /// The row entry of `class` in row `row`: what the kernel reads.
     fn verdict(&mut self, kind: Kind, row: usize, class: u32) -> &Named<'t> {
         let tables = self.tables;
-        let sets = match kind {
-            Kind::File => &self.file_row_sets,
-            Kind::Process => &self.process_row_sets,
+        let in_container = match kind {
+            Kind::File => self.file_row_sets.get(row).map_or(&[][..], Vec::as_slice),
+            Kind::Process => self.process_row_sets.get(row).map_or(&[][..], Vec::as_slice),
+            // No network rows: the tables hold no network rules yet.
+            Kind::Network => &[][..],
         };
-        let in_container = sets.get(row).map_or(&[][..], Vec::as_slice);
         let members = &mut self.members;
         self.verdicts.entry((kind, row, class)).or_insert_with(|| {
-            let members = members.entry((kind, class)).or_insert_with(|| match kind {
-                Kind::File => tables.file_dyn_members(class),
-                Kind::Process => tables.process_dyn_members(class),
-            });
+            let members = members.entry((kind, class)).or_insert_with(|| tables.dyn_members(kind, class));
             named(tables, kind, &tables.row_entry(kind, members, in_container))
         })
     }

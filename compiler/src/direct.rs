@@ -12,7 +12,7 @@
 //!   and the matched selectors are those of a fired response's `match`
 //!   that matched.
 
-use crate::ast::{ConditionKey, PolicyKind};
+use crate::ast::ConditionKey;
 use crate::model::{CheckedPolicy, RuleSet, SelectorModel, Values};
 use d4c_artifact::event::{Container, Event, Volume};
 
@@ -20,11 +20,7 @@ pub use d4c_artifact::eval::Verdict;
 
 /// Decides `event` in `container` under `policy`.
 pub fn evaluate(policy: &CheckedPolicy, container: &Container, event: &Event) -> Verdict {
-    let kind = match event {
-        Event::File(_) => PolicyKind::File,
-        Event::Process(_) => PolicyKind::Process,
-    };
-    evaluate_rules(policy.rules(kind), |s| selector_matches(s, container, event))
+    evaluate_rules(policy.rules(event.kind()), |s| selector_matches(s, container, event))
 }
 
 /// The responses of `rules`, given which selectors match.
@@ -65,6 +61,7 @@ fn condition_holds(key: ConditionKey, values: &Values, container: &Container, ev
         ConditionKey::Operation => match (values, event) {
             (Values::Operations(ops), Event::File(f)) => ops.contains(&f.operation),
             (Values::Operations(ops), Event::Process(p)) => ops.contains(&p.operation),
+            (Values::Operations(ops), Event::Network(n)) => ops.contains(&n.operation),
             _ => false,
         },
         ConditionKey::ContainerImageFullName => match (values, &container.image_full_name) {
@@ -110,10 +107,12 @@ fn condition_holds(key: ConditionKey, values: &Values, container: &Container, ev
         },
         ConditionKey::ProcessExecutable => match (values, event) {
             (Values::Paths(patterns), Event::Process(p)) => patterns.iter().any(|pat| pat.matches(&p.executable)),
+            (Values::Paths(patterns), Event::Network(n)) => patterns.iter().any(|pat| pat.matches(&n.executable)),
             _ => false,
         },
         ConditionKey::ProcessName => match (values, event) {
             (Values::Text(patterns), Event::Process(p)) => patterns.iter().any(|pat| pat.matches(&p.name)),
+            (Values::Text(patterns), Event::Network(n)) => patterns.iter().any(|pat| pat.matches(&n.name)),
             _ => false,
         },
         ConditionKey::SessionLeaderInteractive => match (values, event) {
@@ -133,6 +132,20 @@ fn condition_holds(key: ConditionKey, values: &Values, container: &Container, ev
             (Values::Text(patterns), Event::Process(p)) => {
                 p.user.name.as_deref().is_some_and(|name| patterns.iter().any(|pat| pat.matches(name)))
             }
+            _ => false,
+        },
+        // The address is matched normalised (`Cidr::contains`): an
+        // IPv4-mapped IPv6 peer is its IPv4 address.
+        ConditionKey::DestinationAddress => match (values, event) {
+            (Values::Addresses(blocks), Event::Network(n)) => blocks.iter().any(|b| b.contains(n.address)),
+            _ => false,
+        },
+        ConditionKey::DestinationPort => match (values, event) {
+            (Values::Ports(ranges), Event::Network(n)) => ranges.iter().any(|r| r.contains(n.port)),
+            _ => false,
+        },
+        ConditionKey::Transport => match (values, event) {
+            (Values::Transports(transports), Event::Network(n)) => transports.contains(&n.transport),
             _ => false,
         },
     }

@@ -6,11 +6,12 @@
 //! are the check stage's business, meaning is this one's.
 
 use crate::ast::{ConditionKey, PolicyKind};
+use d4c_artifact::net::{Cidr, PortRange, Transport};
 use d4c_artifact::patterns::{LabelPattern, PathPattern, TextPattern};
 
 pub use d4c_artifact::ops::{Actions, Operation};
 
-/// A checked policy: both rule sets (empty when a section is absent).
+/// A checked policy: the three rule sets (empty when a section is absent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckedPolicy {
     /// The `version:` string, if written.
@@ -19,6 +20,8 @@ pub struct CheckedPolicy {
     pub file: RuleSet,
     /// Process selectors and responses.
     pub process: RuleSet,
+    /// Network selectors and responses.
+    pub network: RuleSet,
 }
 
 impl CheckedPolicy {
@@ -27,6 +30,16 @@ impl CheckedPolicy {
         match kind {
             PolicyKind::File => &self.file,
             PolicyKind::Process => &self.process,
+            PolicyKind::Network => &self.network,
+        }
+    }
+
+    /// The rule set of `kind`, to fill.
+    pub fn rules_mut(&mut self, kind: PolicyKind) -> &mut RuleSet {
+        match kind {
+            PolicyKind::File => &mut self.file,
+            PolicyKind::Process => &mut self.process,
+            PolicyKind::Network => &mut self.network,
         }
     }
 }
@@ -54,6 +67,28 @@ pub enum Values {
     /// A flag. `ignoreVolumeMounts: false` and `ignoreVolumeFiles: false`
     /// mean nothing and are not kept.
     Flag(bool),
+    /// Address blocks, normalised (IPv4-mapped blocks are IPv4).
+    Addresses(Vec<Cidr>),
+    /// Port ranges.
+    Ports(Vec<PortRange>),
+    /// Transports.
+    Transports(Vec<Transport>),
+}
+
+impl Values {
+    /// Whether no value is kept (every one written was bad or unmatchable).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Values::Operations(v) => v.is_empty(),
+            Values::Text(v) => v.is_empty(),
+            Values::Labels(v) => v.is_empty(),
+            Values::Paths(v) => v.is_empty(),
+            Values::Flag(_) => false,
+            Values::Addresses(v) => v.is_empty(),
+            Values::Ports(v) => v.is_empty(),
+            Values::Transports(v) => v.is_empty(),
+        }
+    }
 }
 
 /// A selector: a conjunction of conditions, each a disjunction of values.
@@ -105,6 +140,9 @@ fn values_cover(a: &Values, b: &Values) -> bool {
         (Values::Labels(a), Values::Labels(b)) => b.iter().all(|y| a.iter().any(|x| x.covers(y))),
         (Values::Paths(a), Values::Paths(b)) => b.iter().all(|y| a.iter().any(|x| x.covers(y))),
         (Values::Flag(a), Values::Flag(b)) => a == b,
+        (Values::Addresses(a), Values::Addresses(b)) => b.iter().all(|y| a.iter().any(|x| x.covers(y))),
+        (Values::Ports(a), Values::Ports(b)) => b.iter().all(|y| a.iter().any(|x| x.covers(y))),
+        (Values::Transports(a), Values::Transports(b)) => b.iter().all(|t| a.contains(t)),
         _ => false,
     }
 }
@@ -114,6 +152,12 @@ fn values_match_everything(values: &Values) -> bool {
     match values {
         Values::Paths(paths) => paths.iter().any(PathPattern::matches_everything),
         Values::Text(texts) => texts.iter().any(|t| *t == TextPattern::Prefix(String::new())),
+        Values::Addresses(blocks) => {
+            blocks.iter().any(|b| b.is_whole_family() && b.addr().is_ipv4())
+                && blocks.iter().any(|b| b.is_whole_family() && b.addr().is_ipv6())
+        }
+        Values::Ports(ranges) => ranges.iter().any(PortRange::is_every_port),
+        Values::Transports(transports) => Transport::ALL.iter().all(|t| transports.contains(t)),
         _ => false,
     }
 }

@@ -741,6 +741,7 @@ pub fn describe_event(event: &Event) -> String {
             };
             format!("{} {} (name `{}`{tty}{user})", p.operation.name(), p.executable, p.name)
         }
+        Event::Network(n) => n.describe(),
     }
 }
 

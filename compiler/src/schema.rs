@@ -19,6 +19,7 @@ use crate::ast::{ConditionKey, PolicyKind, ValueSyntax, LEGACY_KEYS, ORCHESTRATO
 use crate::limits::{MAX_PATH_BYTES, MAX_SELECTOR_NAME_BYTES, MAX_VALUE_BYTES};
 use crate::model::{Actions, Operation};
 use crate::yaml::{Node, NodeKind, ScalarType};
+use d4c_artifact::net::Transport;
 use d4c_artifact::patterns::TextSyntax;
 use serde_json::{json, Map, Number, Value};
 
@@ -39,7 +40,7 @@ pub const SELECTOR_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]*$";
 /// legacy keys are accepted and marked `deprecated`.
 pub fn policy_schema() -> Value {
     let mut defs = Map::new();
-    for kind in [PolicyKind::File, PolicyKind::Process] {
+    for kind in PolicyKind::ALL {
         defs.insert(section_def(kind), section_schema(kind));
         defs.insert(selector_def(kind), selector_schema(kind));
     }
@@ -66,9 +67,13 @@ pub fn policy_schema() -> Value {
                 "$ref": format!("#/$defs/{}", section_def(PolicyKind::Process)),
                 "description": "Process selectors and responses: fork and exec in containers.",
             },
+            "network": {
+                "$ref": format!("#/$defs/{}", section_def(PolicyKind::Network)),
+                "description": "Network selectors and responses: connect, sendTo, bind and listen on IPv4 and IPv6 sockets in containers. Checked by `d4cc lint`; this version cannot compile it (D4C0044).",
+            },
         },
         "additionalProperties": false,
-        "anyOf": [{ "required": ["file"] }, { "required": ["process"] }],
+        "anyOf": [{ "required": ["file"] }, { "required": ["process"] }, { "required": ["network"] }],
         "$defs": defs,
     })
 }
@@ -185,6 +190,21 @@ fn condition_schema(kind: PolicyKind, key: ConditionKey) -> Value {
         ValueSyntax::Label | ValueSyntax::Text(_) => {
             json!({ "type": "string", "minLength": 1, "maxLength": MAX_VALUE_BYTES })
         }
+        // The shape only (digits, dots, colons, hex, a prefix length): the
+        // linter checks the numbers' ranges and the host bits (`D4C0043`).
+        ValueSyntax::Address => json!({
+            "type": "string",
+            "minLength": 2,
+            "maxLength": MAX_VALUE_BYTES,
+            "pattern": "^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)(/[0-9]{1,3})?$",
+        }),
+        ValueSyntax::Port => json!({
+            "anyOf": [
+                { "type": "integer", "minimum": 0, "maximum": u16::MAX },
+                { "type": "string", "pattern": "^[0-9]{1,5}(-[0-9]{1,5})?$" },
+            ],
+        }),
+        ValueSyntax::Transport => json!({ "enum": Transport::ALL.iter().map(|t| t.name()).collect::<Vec<_>>() }),
     };
     // No `uniqueItems`: a value listed twice is only a warning (`D4C0023`).
     json!({ "type": "array", "minItems": 1, "items": item })
@@ -313,7 +333,7 @@ mod tests {
 
     #[test]
     fn every_condition_key_is_a_property_of_its_selector_types_only() {
-        for kind in [PolicyKind::File, PolicyKind::Process] {
+        for kind in PolicyKind::ALL {
             let properties = &selector(kind)["properties"];
             for key in ConditionKey::ALL {
                 let property = &properties[key.key()];
@@ -330,7 +350,7 @@ mod tests {
     fn every_legacy_key_is_deprecated_with_its_modern_value_schema() {
         for &(legacy, modern) in LEGACY_KEYS {
             let mut seen = false;
-            for kind in [PolicyKind::File, PolicyKind::Process] {
+            for kind in PolicyKind::ALL {
                 let properties = &selector(kind)["properties"];
                 let property = &properties[legacy];
                 if !modern.applies().to(kind) {
@@ -355,7 +375,7 @@ mod tests {
 
     #[test]
     fn orchestrator_type_is_deprecated_and_unsupported_keys_are_absent() {
-        for kind in [PolicyKind::File, PolicyKind::Process] {
+        for kind in PolicyKind::ALL {
             let schema = selector(kind);
             assert_eq!(schema["properties"][ORCHESTRATOR_TYPE_KEY]["deprecated"], true);
             assert_eq!(schema["additionalProperties"], false);
@@ -374,6 +394,7 @@ mod tests {
             json!(["createExecutable", "modifyExecutable", "createFile", "modifyFile", "deleteFile", "execMemFd"])
         );
         assert_eq!(ops(PolicyKind::Process), json!(["fork", "exec"]));
+        assert_eq!(ops(PolicyKind::Network), json!(["connect", "sendTo", "bind", "listen"]));
     }
 
     #[test]

@@ -44,7 +44,7 @@ struct Entry<'n> {
     value: &'n Node,
 }
 
-const TOP_KEYS: &[&str] = &["file", "process", "version"];
+const TOP_KEYS: &[&str] = &["file", "process", "network", "version"];
 const SECTION_KEYS: &[&str] = &["selectors", "responses"];
 const RESPONSE_KEYS: &[&str] = &["match", "exclude", "actions"];
 
@@ -56,14 +56,19 @@ impl Reader<'_> {
     fn policy(&mut self, root: &Node) -> Policy {
         let mut policy = Policy::default();
         let mut unknown_top_key = false;
-        let Some(entries) = self.map(root, "a policy", "a policy is a map with `file:` and/or `process:` sections")
+        let Some(entries) =
+            self.map(root, "a policy", "a policy is a map with `file:`, `process:` and/or `network:` sections")
         else {
             return policy;
         };
         for entry in entries {
             match entry.key {
-                "file" | "process" => {
-                    let kind = if entry.key == "file" { PolicyKind::File } else { PolicyKind::Process };
+                "file" | "process" | "network" => {
+                    let kind = match entry.key {
+                        "file" => PolicyKind::File,
+                        "process" => PolicyKind::Process,
+                        _ => PolicyKind::Network,
+                    };
                     if let Some(section) = self.section(kind, &entry) {
                         policy.sections.push(section);
                     }
@@ -81,14 +86,14 @@ impl Reader<'_> {
         }
         // After an unknown top-level key (`proces:`), "no section" would only
         // repeat that diagnostic.
-        if policy.sections.is_empty() && !unknown_top_key && !entries_have_any(root, &["file", "process"]) {
+        if policy.sections.is_empty() && !unknown_top_key && !entries_have_any(root, &["file", "process", "network"]) {
             self.push(
                 Diagnostic::new(
                     Code::MissingKey,
                     Span::point(root.span.start),
-                    "the policy has no `file:` or `process:` section",
+                    "the policy has no `file:`, `process:` or `network:` section",
                 )
-                .help("add a `file:` or `process:` section with `selectors:` and `responses:`"),
+                .help("add a `file:`, `process:` or `network:` section with `selectors:` and `responses:`"),
             );
         }
         policy
@@ -504,9 +509,13 @@ impl Reader<'_> {
                 );
                 None
             }
-            // User ids are numbers: written as YAML integers, they are
-            // taken as their text (checked as decimal ids later).
-            ScalarType::Int if what.key && what.text == ConditionKey::ProcessUserId.key() => {
+            // User ids and ports are numbers: written as YAML integers,
+            // they are taken as their text (checked as decimal later).
+            ScalarType::Int
+                if what.key
+                    && (what.text == ConditionKey::ProcessUserId.key()
+                        || what.text == ConditionKey::DestinationPort.key()) =>
+            {
                 Some(value_of(node, scalar))
             }
             ScalarType::Bool(_) | ScalarType::Int | ScalarType::Float => {
@@ -600,17 +609,23 @@ fn wrong_kind(kind: PolicyKind, key: ConditionKey, span: Span) -> Diagnostic {
         ConditionKey::ProcessExecutable => Some(ConditionKey::TargetFilePath),
         _ => None,
     };
+    let owners = key.applies().describe();
     let help = match counterpart {
-        Some(c) => format!("{} selectors match paths with `{}`", kind.as_str(), c.key()),
-        None => format!("move it to a selector under `{}:`", kind.other().as_str()),
+        Some(c) if c.applies().to(kind) => format!("{} selectors match paths with `{}`", kind.as_str(), c.key()),
+        _ => format!("move it to a selector under {}", sections_of(key)),
     };
     Diagnostic::new(
         Code::ConditionWrongType,
         span,
-        format!("`{}` is a {} condition, but this is a {} selector", key.key(), kind.other().as_str(), kind.as_str()),
+        format!("`{}` is a {owners} condition, but this is a {} selector", key.key(), kind.as_str()),
     )
     .label(format!("not a {} condition", kind.as_str()))
     .help(help)
+}
+
+/// The sections whose selectors may carry `key`: "`process:` or `network:`".
+fn sections_of(key: ConditionKey) -> String {
+    key.applies().kinds().iter().map(|k| format!("`{}:`", k.as_str())).collect::<Vec<_>>().join(" or ")
 }
 
 /// What a value is, for messages: formatted only when a diagnostic is made,

@@ -96,7 +96,10 @@ fn explanations_have_a_bad_and_a_good_example_that_behave() {
             // Scenario examples are run by tests/scenarios.rs.
             continue;
         }
-        let good_diagnostics = lint_text("good.yaml", &good);
+        // A network example is refused by `D4C0044` until the tables hold
+        // network rules; it must be clean but for that.
+        let good_diagnostics: Vec<_> =
+            lint_text("good.yaml", &good).into_iter().filter(|d| d.code != Code::NetworkNotCompiled).collect();
         assert!(good_diagnostics.is_empty(), "{}: the good example is not clean: {good_diagnostics:#?}", code.id());
         if bad.starts_with("# (abbreviated)") {
             continue;

@@ -269,6 +269,7 @@ pub fn packet(event: &Event, row: u32) -> Result<Vec<u8>, HarnessError> {
             head.name.iter_mut().zip(name).for_each(|(d, s)| *d = *s);
             p.executable.as_bytes()
         }
+        Event::Network(_) => return Err(HarnessError("the kernel decides no network events yet (D4C0044)".into())),
     };
     head.path_len = u32::try_from(path.len()).map_err(|_| HarnessError("a path longer than 4 GiB".into()))?;
     let mut packet = head.as_bytes().to_vec();

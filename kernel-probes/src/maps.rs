@@ -128,11 +128,14 @@ pub fn fill(ebpf: &mut Ebpf, tables: &Tables) -> Result<(), MapError> {
     Ok(())
 }
 
-/// The kernel's code of `kind`.
-pub fn kind_code(kind: Kind) -> u32 {
+/// The kernel's code of `kind`; `None` for network events, which the
+/// kernel does not decide yet (the compiler refuses network rules,
+/// `D4C0044`).
+pub fn kind_code(kind: Kind) -> Option<u32> {
     match kind {
-        Kind::File => KIND_FILE,
-        Kind::Process => KIND_PROCESS,
+        Kind::File => Some(KIND_FILE),
+        Kind::Process => Some(KIND_PROCESS),
+        Kind::Network => None,
     }
 }
 
@@ -149,7 +152,7 @@ pub fn write_user_rows(ebpf: &mut Ebpf, row: u32, users: &[(u32, u32)]) -> Resul
 /// Writes row `row` of `kind`: `actions[class]` for every dynamic class,
 /// and the row's summary (the union of its actions) at [`DYN_ANY`].
 pub fn write_row(ebpf: &mut Ebpf, row: u32, kind: Kind, actions: &[Actions]) -> Result<(), MapError> {
-    let kind = kind_code(kind);
+    let kind = kind_code(kind).ok_or_else(|| MapError(format!("the kernel has no {} rows", kind.as_str())))?;
     let summary = actions.iter().fold(Actions::NONE, |all, a| all.union(*a));
     let mut keys: Vec<RowKey> = (0u32..).zip(actions).map(|(dyn_class, _)| RowKey { row, kind, dyn_class }).collect();
     let mut values: Vec<u32> = actions.iter().map(|a| u32::from(a.bits())).collect();

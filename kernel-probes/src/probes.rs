@@ -557,6 +557,7 @@ impl Probes {
         Some(match kind {
             Kind::File => &class.file,
             Kind::Process => &class.process,
+            Kind::Network => &[],
         })
     }
 
@@ -582,10 +583,7 @@ impl Probes {
     /// in row `row` matched, by index: what [`Probes::matched_selectors`]
     /// says of a decision record with these values.
     pub fn explain(&self, kind: Kind, dyn_class: u32, row: u32) -> BTreeSet<usize> {
-        let members = match kind {
-            Kind::File => self.tables.file_dyn_members(dyn_class),
-            Kind::Process => self.tables.process_dyn_members(dyn_class),
-        };
+        let members = self.tables.dyn_members(kind, dyn_class);
         let in_container = match self.row_verdicts(row, kind) {
             Some(verdicts) => verdicts.to_vec(),
             None => vec![true; members.len()],

@@ -55,6 +55,7 @@ fn check(tables: &Tables, containers: &[Container], cases: &[(usize, Event)]) ->
         let in_row = match event {
             Event::Process(p) => tables.selectors_for(kind, &containers[*row], Some(&p.user)),
             Event::File(_) => tables.container_selectors(kind, &containers[*row]),
+            Event::Network(_) => panic!("the harness decides no network events (D4C0044)"),
         };
         let entries = tables.row(kind, &in_row);
         harness.set_row(*row as u32, kind, &entries).unwrap();
@@ -124,6 +125,7 @@ impl d4cc::scenario::Decider for Recorder<'_> {
 #[test]
 fn edge_paths_agree() {
     let policy = CheckedPolicy {
+        network: RuleSet::default(),
         version: None,
         file: RuleSet {
             selectors: vec![SelectorModel {

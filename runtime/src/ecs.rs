@@ -351,6 +351,12 @@ pub fn ecs_event(decision: &Decision) -> (&'static str, &'static str, &'static s
     let (by_operation, kind_type) = match decision.operation {
         Operation::Exec | Operation::ExecMemFd => return ("process", "exec", "start"),
         Operation::Fork => return ("process", "fork", "start"),
+        // ECS's network category, with Elastic Defend's action names for
+        // an outgoing connection. No record of these reaches the runtime
+        // yet: the kernel decides no network events (`D4C0044`).
+        Operation::Connect | Operation::SendTo => return ("network", "connection_attempted", "start"),
+        Operation::Bind => return ("network", "bind", "info"),
+        Operation::Listen => return ("network", "listen", "start"),
         Operation::CreateExecutable | Operation::CreateFile => ("creation", "creation"),
         Operation::ModifyExecutable | Operation::ModifyFile => ("modification", "change"),
         Operation::DeleteFile => ("deletion", "deletion"),

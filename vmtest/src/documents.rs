@@ -184,10 +184,14 @@ fn action_of(op: &Op, event: &Event) -> (&'static str, &'static str) {
     let operation = match event {
         Event::File(f) => f.operation,
         Event::Process(p) => p.operation,
+        Event::Network(n) => n.operation,
     };
     let (by_operation, kind_type) = match operation {
         Operation::ExecMemFd | Operation::Exec => return ("exec", "start"),
         Operation::Fork => return ("fork", "start"),
+        Operation::Connect | Operation::SendTo => return ("connection_attempted", "start"),
+        Operation::Bind => return ("bind", "info"),
+        Operation::Listen => return ("listen", "start"),
         Operation::CreateExecutable | Operation::CreateFile => ("creation", "creation"),
         Operation::ModifyExecutable | Operation::ModifyFile => ("modification", "change"),
         Operation::DeleteFile => ("deletion", "deletion"),
@@ -205,6 +209,7 @@ fn action_of(op: &Op, event: &Event) -> (&'static str, &'static str) {
 fn category_of(operation: Operation) -> &'static str {
     match operation {
         Operation::ExecMemFd | Operation::Exec | Operation::Fork => "process",
+        Operation::Connect | Operation::SendTo | Operation::Bind | Operation::Listen => "network",
         _ => "file",
     }
 }
@@ -227,6 +232,7 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
     let operation = match &expected.event {
         Event::File(f) => f.operation,
         Event::Process(p) => p.operation,
+        Event::Network(n) => n.operation,
     };
     let category = category_of(operation);
     let (action, kind_type) = expected.action;
@@ -333,6 +339,24 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
             want("/process/name", Value::from(p.name.as_str()));
             want("/process/interactive", Value::Bool(p.interactive));
             exec_args(source, &mut other);
+        }
+        Event::Network(n) => {
+            // ECS: the peer of an outgoing operation is the destination;
+            // a bound or listening socket is the destination of what it
+            // will accept. The address as normalised (an IPv4-mapped
+            // peer is its IPv4 address).
+            let address = d4c_artifact::net::canonical_ip(n.address);
+            want("/destination/ip", Value::from(address.to_string()));
+            want("/destination/port", Value::from(n.port));
+            want("/network/transport", Value::from(n.transport.name()));
+            want("/network/type", Value::from(if address.is_ipv4() { "ipv4" } else { "ipv6" }));
+            let direction = match n.operation {
+                Operation::Bind | Operation::Listen => "ingress",
+                _ => "egress",
+            };
+            want("/network/direction", Value::from(direction));
+            want("/process/executable", Value::from(n.executable.as_str()));
+            want("/process/name", Value::from(n.name.as_str()));
         }
     }
     if source.pointer("/process/entity_id").and_then(Value::as_str).is_none_or(str::is_empty) {

@@ -77,6 +77,11 @@ pub enum LowerError {
         /// How many.
         prefixes: usize,
     },
+    /// A `network:` section, which the tables cannot hold yet (`D4C0044`).
+    NetworkNotCompiled {
+        /// Its selectors.
+        selectors: usize,
+    },
     /// The tables failed their own consistency check (a compiler bug).
     Internal(String),
 }
@@ -102,6 +107,10 @@ impl std::fmt::Display for LowerError {
             LowerError::TooManyPathPrefixes { prefixes } => write!(
                 f,
                 "the path patterns have {prefixes} distinct prefixes; d4c's path automaton holds {MAX_PATH_PREFIXES}"
+            ),
+            LowerError::NetworkNotCompiled { selectors } => write!(
+                f,
+                "the policy has a `network:` section ({selectors} selectors), which this version of d4c cannot enforce (D4C0044)"
             ),
             LowerError::Internal(message) => write!(f, "internal error: the tables are inconsistent: {message}"),
         }
@@ -130,6 +139,11 @@ impl From<TablesError> for LowerError {
 
 /// Lowers a checked policy (which must have no errors) to tables.
 pub fn lower(policy: &CheckedPolicy) -> Result<Tables, LowerError> {
+    // Lint refuses it (`D4C0044`); refused again here, for callers that
+    // did not lint: dropping the rules silently would fail open.
+    if !policy.network.selectors.is_empty() || !policy.network.responses.is_empty() {
+        return Err(LowerError::NetworkNotCompiled { selectors: policy.network.selectors.len() });
+    }
     let file_paths = patterns_of(&policy.file, ConditionKey::TargetFilePath);
     let exe_paths = patterns_of(&policy.process, ConditionKey::ProcessExecutable);
     let names = name_patterns(&policy.process);
@@ -304,7 +318,7 @@ fn selector_meta(selector: &SelectorModel, kind: PolicyKind) -> SelectorMeta {
     let flag = |key| matches!(selector.condition(key), Some(Values::Flag(true)));
     let path_key = match kind {
         PolicyKind::File => ConditionKey::TargetFilePath,
-        PolicyKind::Process => ConditionKey::ProcessExecutable,
+        PolicyKind::Process | PolicyKind::Network => ConditionKey::ProcessExecutable,
     };
     SelectorMeta {
         name: selector.name.clone(),
@@ -370,6 +384,9 @@ fn written_conditions(selector: &SelectorModel) -> Vec<String> {
                 Values::Labels(l) => list(l.iter().map(ToString::to_string).collect()),
                 Values::Paths(p) => list(p.iter().map(ToString::to_string).collect()),
                 Values::Flag(b) => format!("{}: {b}", key.key()),
+                Values::Addresses(a) => list(a.iter().map(ToString::to_string).collect()),
+                Values::Ports(p) => list(p.iter().map(ToString::to_string).collect()),
+                Values::Transports(t) => list(t.iter().map(|t| t.name().to_string()).collect()),
             }
         })
         .collect()

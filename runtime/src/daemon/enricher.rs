@@ -239,10 +239,7 @@ fn user_of(tables: &Tables, metadata: Option<&Metadata>, euid: u32) -> User {
 /// does); or only the selectors without container conditions.
 fn pending_verdict(tables: &Tables, pending: PendingMode, event: &TableEvent) -> Verdict {
     let (kind, class) = tables.dynamic_class(event);
-    let members = match kind {
-        Kind::File => tables.file_dyn_members(class),
-        Kind::Process => tables.process_dyn_members(class),
-    };
+    let members = tables.dyn_members(kind, class);
     match pending {
         PendingMode::FailClosed => {
             let mut verdict = tables.row_entry(kind, &members, &vec![true; members.len()]);
