@@ -10,7 +10,7 @@ use crate::event::{Container, Event, User, Volume};
 use crate::ops::{Actions, Kind, Operation};
 use crate::tables::{
     kind, ComponentKeyLong, ComponentKeyShort, ContainerConditions, DfaState, EdgeKey, KindMeta, Meta, Roots,
-    UserConditions, FILE_OPS, LONG_COMPONENT_BYTES, PROCESS_OPS, SHORT_COMPONENT_BYTES, VOLUMES,
+    UserConditions, FILE_OPS, LONG_COMPONENT_BYTES, PROCESS_OPS, SHORT_COMPONENT_BYTES, STATE_SETTLED, VOLUMES,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use zerocopy::IntoBytes;
@@ -157,6 +157,24 @@ impl Tables {
                 return Err(bad(format!("edge {} --{}--> {} points past the tables", k.state, k.component, v)));
             }
         }
+        // A settled state's every successor is settled with its classes
+        // (`STATE_SETTLED`): else a walk that stops there would decide a
+        // path by the wrong class.
+        let settled = |i: u32| self.states.get(i as usize).filter(|s| s.flags & STATE_SETTLED != 0);
+        let same = |a: &DfaState, b: &DfaState| (a.accept_class, a.subtree_class) == (b.accept_class, b.subtree_class);
+        let successors = self
+            .edges
+            .iter()
+            .chain(&self.prefix_edges)
+            .map(|(k, v)| (k.state, *v))
+            .chain((0u32..).zip(self.states.iter().map(|s| s.default_next)));
+        for (from, to) in successors {
+            if let Some(a) = settled(from) {
+                if !settled(to).is_some_and(|b| same(a, b)) {
+                    return Err(bad(format!("state {from} is marked settled, but its successor {to} is not alike")));
+                }
+            }
+        }
         let sizes = [
             ("file classes", self.file_classes.len(), r.file_path_classes as usize * FILE_OPS * VOLUMES),
             ("process classes a", self.process_classes_a.len(), r.exe_classes as usize * PROCESS_OPS * 2),
@@ -253,8 +271,16 @@ impl Tables {
         if !path.starts_with('/') {
             return None;
         }
-        let end = path.split('/').filter(|c| !c.is_empty()).fold(root, |state, c| self.step(state, c));
-        self.states.get(end as usize)
+        let mut state = root;
+        for component in path.split('/').filter(|c| !c.is_empty()) {
+            // A settled state's classes are those of wherever the path
+            // would end (`STATE_SETTLED`): the kernel stops here too.
+            if self.states.get(state as usize).is_some_and(|s| s.flags & STATE_SETTLED != 0) {
+                break;
+            }
+            state = self.step(state, component);
+        }
+        self.states.get(state as usize)
     }
 
     /// The class of a process name: one step from the name root.

@@ -103,6 +103,14 @@ pub const MAX_PREFIX_LENS: usize = 8;
 /// `default_next` of a state that has no edges of either kind: the kernel
 /// may skip the lookups.
 pub const STATE_HAS_EDGES: u32 = 1;
+/// A settled state (issue 16): every path that continues from it ends in a
+/// state with its `accept_class` and its `subtree_class`, so a walk that
+/// reaches it may stop there. The dead state (nothing can match any more)
+/// and the inside of a `/dir/**` with nothing more specific below are
+/// settled; so is the root of a dimension without patterns, which makes a
+/// policy without path conditions cost no walk at all. A reader that
+/// ignores the flag walks on and finds the same class.
+pub const STATE_SETTLED: u32 = 2;
 
 /// Where each automaton starts, and the table dimensions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -140,7 +148,7 @@ pub struct DfaState {
     pub default_next: u32,
     /// Prefix lengths to try, longest first, 0-terminated.
     pub prefix_lens: [u8; MAX_PREFIX_LENS],
-    /// [`STATE_HAS_EDGES`].
+    /// [`STATE_HAS_EDGES`], [`STATE_SETTLED`].
     pub flags: u32,
     /// The class of a directory that ends here (file paths only; 0 in the
     /// other dimensions): the selectors whose pattern holds for this path

@@ -68,6 +68,17 @@ fn structure_aware_mutations_reach_the_table_reader() {
     assert!(m.set_word(kind::EDGE_KEYS, 0, 1, components));
     assert!(tables_refused(&m, "edge").contains("points past the tables"));
 
+    // A state marked settled (issue 16) that is not: a walk stopping there
+    // would decide by the wrong class, so the reader refuses it.
+    let mut m = seed("every-condition");
+    let words = m.words(kind::DFA_STATES);
+    let (index, flags) = (0..words.len() / 6)
+        .map(|i| (i, words[i * 6 + 4]))
+        .find(|(_, flags)| flags & d4c_artifact::tables::STATE_SETTLED == 0)
+        .unwrap();
+    assert!(m.set_word(kind::DFA_STATES, index, 4, flags | d4c_artifact::tables::STATE_SETTLED));
+    assert!(tables_refused(&m, "settled").contains("is marked settled"));
+
     // Records removed from one side of a pair of sections.
     let mut m = seed("every-condition");
     let values = m.words(kind::EDGE_VALUES);

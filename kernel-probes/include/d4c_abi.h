@@ -24,6 +24,7 @@
 #define D4C_LONG_COMPONENT_BYTES 255
 #define D4C_MAX_PREFIX_LENS 8
 #define D4C_STATE_HAS_EDGES 1
+#define D4C_STATE_SETTLED 2
 
 /* Longest path the kernel walks whole (PATH_MAX); a power of two, so that
  * `& (D4C_PATH_MAX - 1)` bounds an index for the verifier. */
@@ -98,7 +99,7 @@ struct d4c_dfa_state {
 	__u32 accept_class;
 	__u32 default_next;
 	__u8 prefix_lens[D4C_MAX_PREFIX_LENS]; /* longest first, 0-terminated */
-	__u32 flags;			       /* D4C_STATE_HAS_EDGES */
+	__u32 flags; /* D4C_STATE_HAS_EDGES, D4C_STATE_SETTLED */
 	/* A directory ending here: the selectors whose pattern holds for
 	 * its path or a path below it (file paths only). */
 	__u32 subtree_class;

@@ -12,7 +12,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub use d4c_artifact::tables::{
     ComponentKeyLong, ComponentKeyShort, DfaState, EdgeKey, Roots, FILE_OPS, LONG_COMPONENT_BYTES, MAX_PREFIX_LENS,
-    PROCESS_OPS, SHORT_COMPONENT_BYTES, STATE_HAS_EDGES, VOLUMES,
+    PROCESS_OPS, SHORT_COMPONENT_BYTES, STATE_HAS_EDGES, STATE_SETTLED, VOLUMES,
 };
 
 /// The longest path the kernel walks whole (`D4C_PATH_MAX`).
@@ -263,6 +263,7 @@ pub const CONSTANTS: &[(&str, u64)] = &[
     ("D4C_LONG_COMPONENT_BYTES", LONG_COMPONENT_BYTES as u64),
     ("D4C_MAX_PREFIX_LENS", MAX_PREFIX_LENS as u64),
     ("D4C_STATE_HAS_EDGES", STATE_HAS_EDGES as u64),
+    ("D4C_STATE_SETTLED", STATE_SETTLED as u64),
     ("D4C_PATH_MAX", PATH_MAX as u64),
     ("D4C_NAME_BYTES", NAME_BYTES as u64),
     ("D4C_ARGS_MAX", ARGS_MAX as u64),

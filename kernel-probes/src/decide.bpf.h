@@ -6,7 +6,11 @@
  *
  * Cost: one automaton step per path component (a component-map lookup, an
  * edge lookup, and at most D4C_MAX_PREFIX_LENS prefix lookups when the
- * exact edge misses), plus a fixed number of array lookups.
+ * exact edge misses), plus a fixed number of array lookups. The walk stops
+ * at a settled state (D4C_STATE_SETTLED: every continuation ends in its
+ * classes), so a path costs the components up to the point where no
+ * pattern can tell its continuations apart; a dimension without patterns
+ * costs one state lookup.
  *
  * The path walk runs under bpf_loop (Linux 5.17, commit e6f2dd0f8067): the
  * verifier checks the callback once, whatever the path's length, so a
@@ -107,7 +111,9 @@ struct d4c_walk {
 	__u32 clen; /* bytes of the component read so far */
 	__u32 steps;
 	__u32 error;
-	__u32 pos; /* the next byte of the path to read */
+	__u32 pos;     /* the next byte of the path to read */
+	__u32 settled; /* the walk stopped at a settled state */
+	__u32 pad;
 };
 
 /* Per-CPU scratch: the keys are too large for the 512-byte stack. */
@@ -235,9 +241,11 @@ static long d4c_prefix_try(__u64 k, void *ctx)
 
 /* One automaton step from `state` along the component in s->comp of
  * `len` bytes (len > 255: a longer component whose first 256 bytes are
- * in s->comp): Tables::step. Returns the next state. */
+ * in s->comp): Tables::step. Returns the next state; from a settled state
+ * (D4C_STATE_SETTLED), the state itself, with *settled set: the walk may
+ * stop, since every continuation ends in the state's classes. */
 static __always_inline __u32 d4c_step(struct d4c_scratch *s, __u32 state,
-				      __u32 len, __u32 *error)
+				      __u32 len, __u32 *error, __u32 *settled)
 {
 	struct d4c_dfa_state *st = bpf_map_lookup_elem(&d4c_states, &state);
 	struct d4c_prefix_search search = {};
@@ -246,6 +254,10 @@ static __always_inline __u32 d4c_step(struct d4c_scratch *s, __u32 state,
 
 	if (!st) {
 		*error = 1;
+		return state;
+	}
+	if (st->flags & D4C_STATE_SETTLED) {
+		*settled = 1;
 		return state;
 	}
 	if (!(st->flags & D4C_STATE_HAS_EDGES))
@@ -367,7 +379,9 @@ static long d4c_walk_one(__u64 index, void *ctx)
 	clen = *(volatile __u32 *)&w->clen;
 	if (clen == 0)
 		return 1; /* the end, after a '/' */
-	w->state = d4c_step(s, w->state, clen, &w->error);
+	w->state = d4c_step(s, w->state, clen, &w->error, &w->settled);
+	if (w->settled)
+		return 1;
 	w->steps++;
 	w->clen = 0;
 	/* Clear the component's bytes: the words the scan wrote. */
@@ -394,6 +408,10 @@ static __always_inline __u32 d4c_path_class(struct d4c_scratch *s, __u32 root,
 
 	if (len == 0 || s->event.path[0] != '/')
 		return 0;
+	/* A settled root (a dimension without patterns): no walk at all. */
+	st = bpf_map_lookup_elem(&d4c_states, &root);
+	if (st && (st->flags & D4C_STATE_SETTLED))
+		return directory ? st->subtree_class : st->accept_class;
 	__builtin_memset(s->comp.bytes, 0, D4C_LONG_COMPONENT_BYTES + 1);
 	__builtin_memset(&s->walk, 0, sizeof(s->walk));
 	s->walk.state = root;
@@ -403,8 +421,9 @@ static __always_inline __u32 d4c_path_class(struct d4c_scratch *s, __u32 root,
 	iterations = bpf_loop(len + 1, d4c_walk_one, NULL, 0);
 	out->steps = s->walk.steps;
 	state = s->walk.state;
-	if (s->walk.error || iterations < 0 || s->walk.clen != 0 ||
-	    s->walk.pos < len) {
+	/* Stopped early only at a settled state; else every byte was read. */
+	if (s->walk.error || iterations < 0 ||
+	    (!s->walk.settled && (s->walk.clen != 0 || s->walk.pos < len))) {
 		out->flags |= D4C_RESULT_ERROR;
 		return 0;
 	}
@@ -421,7 +440,7 @@ static __always_inline __u32 d4c_name_class(struct d4c_scratch *s, __u32 root,
 					    const struct d4c_event_head *head,
 					    struct d4c_result *out)
 {
-	__u32 error = 0, state;
+	__u32 error = 0, settled = 0, state;
 	struct d4c_dfa_state *st;
 
 	__u32 len =
@@ -436,7 +455,8 @@ static __always_inline __u32 d4c_name_class(struct d4c_scratch *s, __u32 root,
 	words[1] &= len >= 16  ? ~0ULL
 		    : len <= 8 ? 0
 			       : (1ULL << ((len - 8) * 8)) - 1;
-	state = d4c_step(s, root, len, &error);
+	/* A name is one component: a settled root is its own class. */
+	state = d4c_step(s, root, len, &error, &settled);
 	st = bpf_map_lookup_elem(&d4c_states, &state);
 	if (error || !st) {
 		out->flags |= D4C_RESULT_ERROR;

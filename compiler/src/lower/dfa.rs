@@ -38,7 +38,7 @@
 //! `MAX_PATH_PREFIXES` limits), each of which makes at most three states.
 
 use d4c_artifact::patterns::PathPattern;
-use d4c_artifact::tables::{DfaState, LONG_COMPONENT_BYTES, MAX_PREFIX_LENS, STATE_HAS_EDGES};
+use d4c_artifact::tables::{DfaState, LONG_COMPONENT_BYTES, MAX_PREFIX_LENS, STATE_HAS_EDGES, STATE_SETTLED};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -94,6 +94,64 @@ impl Automaton {
             edges: Vec::new(),
             prefix_edges: Vec::new(),
             limit,
+        }
+    }
+
+    /// Marks the settled states ([`STATE_SETTLED`]): the greatest set of
+    /// states each of whose successors (exact edges, prefix edges and the
+    /// default) is in the set with the same accept and subtree classes. By
+    /// induction on a continuation's length, every path from a settled
+    /// state ends in a state with its classes. Computed backwards from the
+    /// states that cannot be settled, once over the states and edges.
+    pub fn mark_settled(&mut self) {
+        let n = self.states.len();
+        let mut predecessors: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut unsettled = vec![false; n];
+        let mut work: Vec<u32> = Vec::new();
+        let classes = |state: &DfaState| (state.accept_class, state.subtree_class);
+        let successors = self
+            .edges
+            .iter()
+            .chain(&self.prefix_edges)
+            .map(|&(from, _, to)| (from, to))
+            .chain((0u32..).zip(self.states.iter().map(|s| s.default_next)));
+        for (from, to) in successors {
+            let (Some(a), Some(b)) = (self.states.get(from as usize), self.states.get(to as usize)) else {
+                // A successor that is not a state: nothing is known past it.
+                if let Some(u) = unsettled.get_mut(from as usize) {
+                    if !*u {
+                        *u = true;
+                        work.push(from);
+                    }
+                }
+                continue;
+            };
+            if let Some(p) = predecessors.get_mut(to as usize) {
+                p.push(from);
+            }
+            if classes(a) != classes(b) {
+                if let Some(u) = unsettled.get_mut(from as usize) {
+                    if !*u {
+                        *u = true;
+                        work.push(from);
+                    }
+                }
+            }
+        }
+        while let Some(state) = work.pop() {
+            for &from in predecessors.get(state as usize).map_or(&[][..], Vec::as_slice) {
+                if let Some(u) = unsettled.get_mut(from as usize) {
+                    if !*u {
+                        *u = true;
+                        work.push(from);
+                    }
+                }
+            }
+        }
+        for (state, unsettled) in self.states.iter_mut().zip(unsettled) {
+            if !unsettled {
+                state.flags |= STATE_SETTLED;
+            }
         }
     }
 
@@ -721,5 +779,46 @@ mod tests {
         let mut automaton = Automaton::new(3);
         assert_eq!(build(&mut automaton, &p, Subtrees::Yes), Err(DfaError::TooManyStates { states: 4 }));
         assert_eq!(automaton.states.len(), 3);
+    }
+
+    /// The state a path ends in from `root`, walking every component.
+    fn walk(automaton: &Automaton, root: u32, path: &str) -> u32 {
+        path.split('/').filter(|c| !c.is_empty()).fold(root, |state, c| {
+            let exact = automaton.component_ids.get(c).and_then(|&id| {
+                automaton.edges.iter().find(|&&(from, comp, _)| from == state && comp == id).map(|&(_, _, to)| to)
+            });
+            exact.unwrap_or_else(|| automaton.states.get(state as usize).map_or(state, |s| s.default_next))
+        })
+    }
+
+    fn settled(automaton: &Automaton, state: u32) -> bool {
+        automaton.states.get(state as usize).is_some_and(|s| s.flags & STATE_SETTLED != 0)
+    }
+
+    #[test]
+    fn settled_states_are_where_no_pattern_tells_continuations_apart() {
+        let p = patterns(&["/usr/bin/**", "/etc/passwd", "/var/*"]);
+        let mut automaton = Automaton::new(usize::MAX);
+        let (root, _) = build(&mut automaton, &p, Subtrees::Yes).unwrap();
+        automaton.mark_settled();
+        // The root and the way to the patterns are not settled.
+        for path in ["/", "/usr", "/etc", "/var", "/var/x"] {
+            assert!(!settled(&automaton, walk(&automaton, root, path)), "{path}");
+        }
+        // Inside `/usr/bin/**`, past a file no pattern names more
+        // specifically, and off every pattern: settled.
+        for path in ["/usr/bin", "/usr/bin/x/y", "/etc/passwd/x", "/opt", "/var/x/y", "/usr/lib"] {
+            assert!(settled(&automaton, walk(&automaton, root, path)), "{path}");
+        }
+        // `/etc/passwd` itself is not: `/etc/passwd/x` has another class.
+        assert!(!settled(&automaton, walk(&automaton, root, "/etc/passwd")));
+    }
+
+    #[test]
+    fn the_root_of_a_dimension_without_patterns_is_settled() {
+        let mut automaton = Automaton::new(usize::MAX);
+        let (root, _) = build(&mut automaton, &[], Subtrees::No).unwrap();
+        automaton.mark_settled();
+        assert!(settled(&automaton, root));
     }
 }

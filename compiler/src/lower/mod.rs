@@ -163,6 +163,7 @@ pub fn lower(policy: &CheckedPolicy) -> Result<Tables, LowerError> {
     if automaton.states.len() > MAX_DFA_STATES {
         return Err(LowerError::TooManyStates { states: automaton.states.len() });
     }
+    automaton.mark_settled();
 
     let file_meta = kind_meta(&policy.file, PolicyKind::File);
     let process_meta = kind_meta(&policy.process, PolicyKind::Process);
