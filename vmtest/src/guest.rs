@@ -1092,19 +1092,21 @@ fn describe_records(records: &[Record]) -> String {
         .join(" ")
 }
 
-/// The overhead benchmark (issue 4): a syscall-heavy loop in a container
-/// (create, write, chmod, unlink, fork+exec: [`AgentOp::Workload`]) timed
-/// without probes and with them, alternating twice in one boot, for the
-/// default policy and a generated 1,000-selector one. Prints one
-/// `D4C-VMTEST-BENCH:` line per policy with the ratio of the sums.
-pub fn bench(iterations: u32) -> Result<(), String> {
+/// The overhead benchmark (issues 4 and 16): a syscall-heavy loop in a
+/// container (create, write, chmod, unlink, fork+exec:
+/// [`AgentOp::Workload`]) timed without probes and with them, `rounds`
+/// times each in one boot, for the default policy and a generated
+/// 1,000-selector one. Prints one `D4C-VMTEST-BENCH:` line per policy: the
+/// ratio of the sums, and the rounds' ratios with their mean and 95%
+/// confidence interval, which says whether the overhead is below 3%.
+pub fn bench(iterations: u32, rounds: u32) -> Result<(), String> {
     let default =
         std::fs::read("/deploy/policies/default.yaml").map_err(|e| format!("/deploy/policies/default.yaml: {e}"))?;
     let generated = d4c_testgen::generate_policy(1000, 7).into_bytes();
     let mut failed = Vec::new();
     for (name, policy) in [("1000-selectors", generated), ("default", default)] {
         // A policy whose run fails is said so; the other still runs.
-        match bench_policy(name, &policy, iterations) {
+        match bench_policy(name, &policy, iterations, rounds.max(1)) {
             Ok(line) => println!("{line}"),
             Err(e) => {
                 println!("D4C-VMTEST-NOTE: bench policy={name} failed: {}", e.replace('\n', " | "));
@@ -1119,8 +1121,38 @@ pub fn bench(iterations: u32) -> Result<(), String> {
     }
 }
 
+/// The mean of `ratios` and the half-width of its 95% confidence interval
+/// (Student's t; 0 for one round).
+pub fn mean_and_interval(ratios: &[f64]) -> (f64, f64) {
+    let n = ratios.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let mean = ratios.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (mean, 0.0);
+    }
+    let variance = ratios.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    // t(0.975, n - 1) for 1..=10 degrees of freedom, then 2.0 (the
+    // normal's 1.96, rounded up).
+    const T: [f64; 10] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+    let t = T.get(n - 2).copied().unwrap_or(2.0);
+    (mean, t * (variance / n as f64).sqrt())
+}
+
+/// What the interval says of a 3% overhead.
+fn verdict_of(mean: f64, half: f64) -> &'static str {
+    if mean + half < 1.03 {
+        "below-3%"
+    } else if mean - half > 1.03 {
+        "above-3%"
+    } else {
+        "undecided"
+    }
+}
+
 /// One policy's overhead figures, as the `D4C-VMTEST-BENCH:` line.
-fn bench_policy(name: &str, policy: &[u8], iterations: u32) -> Result<String, String> {
+fn bench_policy(name: &str, policy: &[u8], iterations: u32, rounds: u32) -> Result<String, String> {
     let tables = tables_of(policy).map_err(|e| format!("policy {name}: {e}"))?;
     let workdir = PathBuf::from(WORKDIR).join(format!("bench-{name}"));
     std::fs::create_dir_all(&workdir).map_err(|e| format!("cannot create `{}`: {e}", workdir.display()))?;
@@ -1135,7 +1167,7 @@ fn bench_policy(name: &str, policy: &[u8], iterations: u32) -> Result<String, St
     };
     let mut container = Container::start(&spec, &workdir)?;
     let actor = Actor { exe: "/usr/bin/worker".into(), name: None, interactive: false, uid: 0 };
-    let staged: Vec<u32> = (0..4).map(|_| container.stage(&actor)).collect::<Result<_, _>>()?;
+    let staged: Vec<u32> = (0..rounds * 2).map(|_| container.stage(&actor)).collect::<Result<_, _>>()?;
     let op = AgentOp::Workload { dir: "/tmp".into(), exe: "/usr/bin/worker".into(), iterations };
     let time = |container: &mut Container, staged: u32| -> Result<u64, String> {
         let outcome = container.perform(staged, &op)?;
@@ -1148,33 +1180,51 @@ fn bench_policy(name: &str, policy: &[u8], iterations: u32) -> Result<String, St
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| format!("no time in `{}`", outcome.detail))
     };
-    let mut base = 0;
-    let mut probed = 0;
+    let (mut base, mut probed) = (0u64, 0u64);
+    let mut ratios = Vec::new();
     let mut verified = String::new();
     for (round, pair) in staged.chunks(2).enumerate() {
-        let [off, on] = pair else { return Err("staging".into()) };
-        base += time(&mut container, *off)?;
+        let [first, second] = pair else { return Err("staging".into()) };
         // One container class: d4c_rows is preallocated, (classes + 2)
         // entries a row. Report only: a generated policy may block the
         // workload's own operations; every decision is still made.
         let settings = Settings { max_rows: 1, enforce: false, ..Settings::default() };
         let meta = Meta { image_name: Some("nginx".into()), namespace: Some("bench".into()), ..Meta::default() };
-        let mut probes = attach_probes(&tables, settings, &container, &meta)?;
-        probed += time(&mut container, *on)?;
-        let records = probes.drain().map_err(|e| e.to_string())?.len();
-        if round == 0 {
-            verified = format!("records={records}");
-        }
+        // Odd rounds run with the probes first: a drift of the host
+        // over the boot falls on both sides alike.
+        let (off, on) = if round % 2 == 0 {
+            let off = time(&mut container, *first)?;
+            let mut probes = attach_probes(&tables, settings, &container, &meta)?;
+            let on = time(&mut container, *second)?;
+            let records = probes.drain().map_err(|e| e.to_string())?.len();
+            if round == 0 {
+                verified = format!("records={records}");
+            }
+            (off, on)
+        } else {
+            let mut probes = attach_probes(&tables, settings, &container, &meta)?;
+            let on = time(&mut container, *first)?;
+            probes.drain().map_err(|e| e.to_string())?;
+            drop(probes);
+            (time(&mut container, *second)?, on)
+        };
+        base += off;
+        probed += on;
+        ratios.push(on as f64 / off.max(1) as f64);
     }
     container.stop()?;
     let _ = std::fs::remove_dir_all(&workdir);
-    let per = |ns: u64| ns as f64 / f64::from(iterations * 2) / 1000.0;
+    let per = |ns: u64| ns as f64 / f64::from(iterations.saturating_mul(rounds).max(1)) / 1000.0;
+    let (mean, half) = mean_and_interval(&ratios);
+    let each: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
     Ok(format!(
-        "D4C-VMTEST-BENCH: policy={name} iterations={} without={:.1}us with={:.1}us ratio={:.3} {verified}",
-        iterations * 2,
+        "D4C-VMTEST-BENCH: policy={name} iterations={} rounds={rounds} without={:.1}us with={:.1}us ratio={:.3} mean={mean:.3} ci95=±{half:.3} {} rounds_ratios={} {verified}",
+        iterations * rounds,
         per(base),
         per(probed),
-        probed as f64 / base.max(1) as f64
+        probed as f64 / base.max(1) as f64,
+        verdict_of(mean, half),
+        each.join(",")
     ))
 }
 
@@ -1213,4 +1263,22 @@ pub(crate) fn tables_of(policy: &[u8]) -> Result<Tables, String> {
     let aligned = d4c_artifact::aligned_copy(&bytes);
     let artifact = d4c_artifact::Artifact::parse(&aligned).map_err(|e| e.to_string())?;
     Tables::read(&artifact).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{mean_and_interval, verdict_of};
+
+    #[test]
+    fn the_bench_interval_says_below_above_or_undecided() {
+        let (mean, half) = mean_and_interval(&[1.01, 1.00, 1.02, 1.01]);
+        assert!((mean - 1.01).abs() < 1e-9);
+        // sd 0.00816, t(3) 3.182: half-width 0.0130.
+        assert!((half - 0.0130).abs() < 1e-3, "{half}");
+        assert_eq!(verdict_of(mean, half), "below-3%");
+        assert_eq!(verdict_of(1.10, 0.02), "above-3%");
+        assert_eq!(verdict_of(1.02, 0.05), "undecided");
+        assert_eq!(mean_and_interval(&[1.5]), (1.5, 0.0));
+        assert_eq!(mean_and_interval(&[]), (0.0, 0.0));
+    }
 }

@@ -22,8 +22,9 @@
 //! - `daemonset`: the image users deploy, run as the DaemonSet's pod
 //!   through the CRI ([`d4c_vmtest::daemonset_check::run`]); prints
 //!   `D4C-VMTEST-DAEMONSET: ok ...` or `... FAIL <reason>`.
-//! - `bench [N]`: the overhead of the probes on a syscall-heavy loop in a
-//!   container, as a ratio in one boot ([`d4c_vmtest::guest::bench`]).
+//! - `bench [ITERATIONS [ROUNDS]]`: the overhead of the probes on a
+//!   syscall-heavy loop in a container, as a ratio in one boot with its
+//!   95% confidence interval over the rounds ([`d4c_vmtest::guest::bench`]).
 //!
 //! The library ([`d4c_vmtest`]) holds the pieces; this file only dispatches.
 
@@ -32,7 +33,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: d4c-vmtest smoke [WORKDIR] | volumes | scenarios PATH... | evasion | runtime | conformance | daemonset | bench [N]";
+    "usage: d4c-vmtest smoke [WORKDIR] | volumes | scenarios PATH... | evasion | runtime | conformance | daemonset | bench [ITERATIONS [ROUNDS]]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,7 +53,8 @@ fn main() -> ExitCode {
         "daemonset" => report("D4C-VMTEST-DAEMONSET", daemonset_check::run()),
         "bench" => {
             let iterations = rest.first().and_then(|n| n.parse().ok()).unwrap_or(200);
-            match guest::bench(iterations) {
+            let rounds = rest.get(1).and_then(|n| n.parse().ok()).unwrap_or(2);
+            match guest::bench(iterations, rounds) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     println!("D4C-VMTEST-BENCH: FAIL {}", one_line(&e));
