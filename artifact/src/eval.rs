@@ -422,8 +422,9 @@ impl Tables {
     }
 
     /// The kernel's part of a decision: the event's kind and dynamic class,
-    /// from the automaton walks and the class arrays. Its cost is one step
-    /// per path component plus a fixed number of lookups.
+    /// from the automaton walks and the class arrays. Its cost is at most one
+    /// step per path component (the walk stops at a settled state) plus a
+    /// fixed number of lookups.
     pub fn dynamic_class(&self, event: &Event) -> (Kind, u32) {
         match event {
             Event::File(f) => {

@@ -157,6 +157,20 @@ impl PortRange {
 
     /// Parses `443` or `8000-8999`.
     pub fn parse(text: &str) -> Result<PortRange, PatternError> {
+        if text.starts_with('-') {
+            return Err(error(
+                0..text.len(),
+                format!("`{text}` is not a port: ports are not negative"),
+                "a port is a number from 0 to 65535",
+            ));
+        }
+        if let Some(lo) = text.strip_suffix('-') {
+            return Err(error(
+                lo.len()..text.len(),
+                format!("the range `{text}` has no last port"),
+                format!("write `{lo}-65535` for every port from {lo} on"),
+            ));
+        }
         let port = |part: &str, at: Range<usize>| -> Result<u16, PatternError> {
             let digits = !part.is_empty() && part.len() <= 5 && part.bytes().all(|b| b.is_ascii_digit());
             match part.parse::<u16>() {
@@ -355,6 +369,10 @@ mod tests {
         assert_eq!(PortRange::parse("80-http").unwrap_err().at, 3..7);
         assert!(PortRange::parse("65536").is_err());
         assert!(PortRange::parse("+80").is_err());
+        assert!(PortRange::parse("-1").unwrap_err().message.contains("not negative"));
+        assert_eq!(PortRange::parse("1-").unwrap_err().at, 1..2);
+        assert!(PortRange::parse("-").is_err());
+        assert_eq!(PortRange::parse("01").unwrap().to_string(), "1");
         assert!(r.covers(&PortRange::parse("8080").unwrap()));
     }
 

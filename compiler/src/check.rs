@@ -32,8 +32,8 @@ use std::collections::{HashMap, HashSet};
 
 /// Checks `policy`. `text` is the source its spans point into (for fixes).
 pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) -> CheckedPolicy {
-    // Names of both kinds first: a response may wrongly name a selector of
-    // the other kind, and the message should say so.
+    // Names of every kind first: a response may wrongly name a selector of
+    // another kind, and the message should say so.
     let names: HashMap<PolicyKind, HashMap<&str, usize>> =
         policy.sections.iter().map(|section| (section.kind, name_table(section, diagnostics))).collect();
     let mut checked = CheckedPolicy { version: policy.version.as_ref().map(|v| v.value.clone()), ..Default::default() };
@@ -42,8 +42,13 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
     for section in &policy.sections {
         let empty = HashMap::new();
         let own = names.get(&section.kind).unwrap_or(&empty);
-        let others: Vec<(PolicyKind, &HashMap<&str, usize>)> =
-            names.iter().filter(|(k, _)| **k != section.kind).map(|(k, n)| (*k, n)).collect();
+        // In the documented order: a name defined in two other sections is
+        // reported as the same one's on every run.
+        let others: Vec<(PolicyKind, &HashMap<&str, usize>)> = PolicyKind::ALL
+            .iter()
+            .filter(|k| **k != section.kind)
+            .filter_map(|k| names.get(k).map(|n| (*k, n)))
+            .collect();
         let mut checker = SectionChecker {
             kind: section.kind,
             selectors_complete: section.selectors_complete,
@@ -101,6 +106,7 @@ fn not_compiled(section: &Section, diagnostics: &mut Diagnostics) {
             format!(
                 "this version of d4c checks `network:` rules but cannot enforce them: {} would be dropped",
                 match section.selectors.len() {
+                    0 => "the section".to_string(),
                     1 => "the selector here".to_string(),
                     n => format!("the {n} selectors here"),
                 }
@@ -486,6 +492,9 @@ impl SectionChecker<'_, '_> {
     /// datagram's (a TCP send with an address, TCP Fast Open, is decided as
     /// the `connect` it is).
     fn transport_unsatisfiable(&mut self, selector: &Selector) {
+        if self.kind != PolicyKind::Network {
+            return;
+        }
         let (Some(ops), Some(transports)) =
             (selector.condition(ConditionKey::Operation), selector.condition(ConditionKey::Transport))
         else {
@@ -529,13 +538,19 @@ impl SectionChecker<'_, '_> {
         );
     }
 
-    /// `D4C0023`: two values of `destinationAddress` that are the same
-    /// block, one written as an IPv4-mapped IPv6 block.
+    /// `D4C0023`: two values of `destinationAddress` written differently
+    /// that are the same block (`192.0.2.7` and `192.0.2.7/32`, or a block
+    /// and its IPv4-mapped IPv6 form). A value written exactly as an
+    /// earlier one is `duplicate_values`' finding, not reported again.
     fn same_block_twice(&mut self, values: &[Value]) {
         let mut seen: Vec<(Cidr, &Value)> = Vec::new();
+        let mut texts: HashSet<&str> = HashSet::new();
         for value in values {
+            if !texts.insert(value.text.as_str()) {
+                continue;
+            }
             let Ok(block) = Cidr::parse(&value.text) else { continue };
-            match seen.iter().find(|(b, first)| *b == block && first.text != value.text) {
+            match seen.iter().find(|(b, _)| *b == block) {
                 Some((_, first)) => self.push(
                     Diagnostic::new(
                         Code::DuplicateValue,
@@ -544,7 +559,9 @@ impl SectionChecker<'_, '_> {
                     )
                     .label("the same addresses")
                     .secondary(first.span, "first listed here")
-                    .help("an IPv4-mapped IPv6 block is its IPv4 block: remove one"),
+                    .help(
+                        "remove one (an address is its /32 or /128 block; an IPv4-mapped IPv6 block is its IPv4 block)",
+                    ),
                 ),
                 None => seen.push((block, value)),
             }

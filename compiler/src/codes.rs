@@ -84,7 +84,7 @@ codes! {
     EmptyValue           = "D4C0009", "empty-value",           Error,   "an empty list or empty string where a value is required";
     LegacyKey            = "D4C0010", "legacy-key",            Warning, "a key from an older policy format that has a modern name";
     UnsupportedCondition = "D4C0011", "unsupported-condition", Error,   "a condition of the original format that d4c does not evaluate";
-    ConditionWrongType   = "D4C0012", "condition-wrong-type",  Error,   "a file condition in a process selector, or the reverse";
+    ConditionWrongType   = "D4C0012", "condition-wrong-type",  Error,   "a condition of another selector type (a file condition in a process or network selector, and so on)";
     InvalidName          = "D4C0013", "invalid-name",          Error,   "a selector name that is not a valid identifier";
     DuplicateName        = "D4C0014", "duplicate-name",        Error,   "two selectors of the same type share a name";
     NoConditions         = "D4C0015", "no-conditions",         Error,   "a selector with no condition besides its name";
@@ -98,7 +98,7 @@ codes! {
     DuplicateValue       = "D4C0023", "duplicate-value",       Warning, "the same value twice in one list";
     UnusedSelector       = "D4C0024", "unused-selector",       Warning, "a selector that no response uses";
     UndefinedSelector    = "D4C0025", "undefined-selector",    Error,   "a response names a selector that does not exist";
-    SelectorOfOtherType  = "D4C0026", "selector-of-other-type",Error,   "a response names a selector of the other type (file or process)";
+    SelectorOfOtherType  = "D4C0026", "selector-of-other-type",Error,   "a response names a selector of another type (file, process or network)";
     InvalidAction        = "D4C0027", "invalid-action",        Error,   "an action other than `log`, `alert` or `block`";
     BlockWithoutAlert    = "D4C0028", "block-without-alert",   Error,   "a response that blocks without also alerting";
     BlockWithoutPath     = "D4C0029", "block-without-path",    Error,   "a response that blocks file operations without a `targetFilePath` to confine it";

@@ -610,8 +610,13 @@ fn wrong_kind(kind: PolicyKind, key: ConditionKey, span: Span) -> Diagnostic {
         _ => None,
     };
     let owners = key.applies().describe();
+    // The counterpart names the same thing only between files and
+    // processes: a network selector's `processExecutable` is the acting
+    // process's, not a file operated on.
     let help = match counterpart {
-        Some(c) if c.applies().to(kind) => format!("{} selectors match paths with `{}`", kind.as_str(), c.key()),
+        Some(c) if c.applies().to(kind) && kind != PolicyKind::Network => {
+            format!("{} selectors match paths with `{}`", kind.as_str(), c.key())
+        }
         _ => format!("move it to a selector under {}", sections_of(key)),
     };
     Diagnostic::new(

@@ -1122,7 +1122,7 @@ pub fn bench(iterations: u32, rounds: u32) -> Result<(), String> {
 }
 
 /// The mean of `ratios` and the half-width of its 95% confidence interval
-/// (Student's t; 0 for one round).
+/// (Student's t). One round bounds nothing: its half-width is infinite.
 pub fn mean_and_interval(ratios: &[f64]) -> (f64, f64) {
     let n = ratios.len();
     if n == 0 {
@@ -1130,13 +1130,16 @@ pub fn mean_and_interval(ratios: &[f64]) -> (f64, f64) {
     }
     let mean = ratios.iter().sum::<f64>() / n as f64;
     if n < 2 {
-        return (mean, 0.0);
+        return (mean, f64::INFINITY);
     }
     let variance = ratios.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    // t(0.975, n - 1) for 1..=10 degrees of freedom, then 2.0 (the
-    // normal's 1.96, rounded up).
-    const T: [f64; 10] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
-    let t = T.get(n - 2).copied().unwrap_or(2.0);
+    // t(0.975, n - 1) for 1..=30 degrees of freedom; then t(0.975, 30),
+    // which is above every later value, up to 60, and 2.0 past that.
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    let t = T.get(n - 2).copied().unwrap_or(if n <= 61 { 2.042 } else { 2.0 });
     (mean, t * (variance / n as f64).sqrt())
 }
 
@@ -1283,7 +1286,14 @@ mod tests {
         assert_eq!(verdict_of(mean, half), "below-3%");
         assert_eq!(verdict_of(1.10, 0.02), "above-3%");
         assert_eq!(verdict_of(1.02, 0.05), "undecided");
-        assert_eq!(mean_and_interval(&[1.5]), (1.5, 0.0));
+        // One round says nothing.
+        let (mean, half) = mean_and_interval(&[1.0]);
+        assert_eq!(verdict_of(mean, half), "undecided");
         assert_eq!(mean_and_interval(&[]), (0.0, 0.0));
+        // Past ten degrees of freedom, t is still above 2 (12 rounds: 2.201).
+        let twelve = [1.0, 1.02, 1.0, 1.02, 1.0, 1.02, 1.0, 1.02, 1.0, 1.02, 1.0, 1.02];
+        let (_, half) = mean_and_interval(&twelve);
+        let sd = (12.0_f64 * 0.01 * 0.01 / 11.0).sqrt();
+        assert!((half - 2.201 * sd / 12.0_f64.sqrt()).abs() < 1e-9, "{half}");
     }
 }
