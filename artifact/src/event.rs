@@ -84,6 +84,17 @@ impl User {
     pub fn root() -> User {
         User { id: 0, name: Some("root".to_string()) }
     }
+
+    /// The user as a clause of an event in words: empty for root (what
+    /// processes run as unless told otherwise), else `, user 1000 `app``
+    /// or `, user 1000 (no name)`.
+    pub fn clause(&self) -> String {
+        match self {
+            _ if *self == User::root() => String::new(),
+            User { id, name: Some(name) } => format!(", user {id} `{name}`"),
+            User { id, name: None } => format!(", user {id} (no name)"),
+        }
+    }
 }
 
 impl Default for User {
@@ -99,7 +110,7 @@ impl Default for User {
 /// destination); for `bind` and `listen` they are the local ones, the
 /// destination of the connections the socket will accept. The address is
 /// kept as the kernel saw it; conditions match it normalised
-/// ([`crate::net::canonical_ip`]), so an IPv4-mapped IPv6 peer is its IPv4
+/// ([`IpAddr::to_canonical`]), so an IPv4-mapped IPv6 peer is its IPv4
 /// address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NetworkEvent {
@@ -123,18 +134,14 @@ impl NetworkEvent {
     /// The event in words: `connect tcp 10.0.0.1:443 by /usr/bin/curl
     /// (name `curl`)`; an IPv6 address in brackets (`[fd00::1]:443`).
     pub fn describe(&self) -> String {
-        let user = match (&self.user, self.user == User::root()) {
-            (_, true) => String::new(),
-            (User { id, name: Some(name) }, false) => format!(", user {id} `{name}`"),
-            (User { id, name: None }, false) => format!(", user {id} (no name)"),
-        };
         format!(
-            "{} {} {} by {} (name `{}`{user})",
+            "{} {} {} by {} (name `{}`{})",
             self.operation.name(),
             self.transport.name(),
             std::net::SocketAddr::new(self.address, self.port),
             self.executable,
-            self.name
+            self.name,
+            self.user.clause()
         )
     }
 }

@@ -10,7 +10,8 @@
 //!   (`::ffff:10.0.0.0/104`) *is* the IPv4 block (`10.0.0.0/8`): the kernel
 //!   sends a dual-stack socket's IPv4 traffic with a mapped address, and a
 //!   policy must not be evaded by writing the same peer the other way. So
-//!   every address is normalised by [`canonical_ip`] before it is matched,
+//!   every address is normalised by std's [`IpAddr::to_canonical`] before
+//!   it is matched,
 //!   and every block before it is kept.
 //! - [`PortRange`] (`destinationPort`): `443`, `8000-8999`, `0-65535`.
 //! - [`Transport`] (`transport`): `tcp`, `udp`.
@@ -26,18 +27,6 @@ use crate::patterns::PatternError;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
-
-/// `addr`, with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4
-/// address it maps. Every other address is itself.
-pub fn canonical_ip(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    }
-}
 
 /// A block of addresses: an address with the host bits clear and a prefix
 /// length (at most 32 for IPv4, 128 for IPv6). Never an IPv4-mapped IPv6
@@ -119,9 +108,10 @@ impl Cidr {
         self.prefix
     }
 
-    /// Whether the block holds `addr` (normalised by [`canonical_ip`]).
+    /// Whether the block holds `addr` (normalised by
+    /// [`IpAddr::to_canonical`]: an IPv4-mapped address is its IPv4 one).
     pub fn contains(&self, addr: IpAddr) -> bool {
-        let addr = canonical_ip(addr);
+        let addr = addr.to_canonical();
         same_family(self.addr, addr) && masked(addr, self.prefix) == self.addr
     }
 

@@ -28,13 +28,15 @@ use crate::suggest::did_you_mean;
 use d4c_artifact::net::{Cidr, PortRange, Transport};
 use d4c_artifact::normalize::{self, Unmatchable};
 use d4c_artifact::patterns::{LabelPattern, PathPattern, PatternError, TextPattern};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Checks `policy`. `text` is the source its spans point into (for fixes).
 pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) -> CheckedPolicy {
     // Names of every kind first: a response may wrongly name a selector of
     // another kind, and the message should say so.
-    let names: HashMap<PolicyKind, HashMap<&str, usize>> =
+    // Ordered by kind: a name defined in two other sections is reported as
+    // the first one's, the same on every run.
+    let names: BTreeMap<PolicyKind, HashMap<&str, usize>> =
         policy.sections.iter().map(|section| (section.kind, name_table(section, diagnostics))).collect();
     let mut checked = CheckedPolicy { version: policy.version.as_ref().map(|v| v.value.clone()), ..Default::default() };
     let mut path_patterns: HashSet<PathPattern> = HashSet::new();
@@ -42,13 +44,8 @@ pub fn check_policy(policy: &Policy, text: &str, diagnostics: &mut Diagnostics) 
     for section in &policy.sections {
         let empty = HashMap::new();
         let own = names.get(&section.kind).unwrap_or(&empty);
-        // In the documented order: a name defined in two other sections is
-        // reported as the same one's on every run.
-        let others: Vec<(PolicyKind, &HashMap<&str, usize>)> = PolicyKind::ALL
-            .iter()
-            .filter(|k| **k != section.kind)
-            .filter_map(|k| names.get(k).map(|n| (*k, n)))
-            .collect();
+        let others: Vec<(PolicyKind, &HashMap<&str, usize>)> =
+            names.iter().filter(|(k, _)| **k != section.kind).map(|(k, n)| (*k, n)).collect();
         let mut checker = SectionChecker {
             kind: section.kind,
             selectors_complete: section.selectors_complete,

@@ -734,12 +734,7 @@ pub fn describe_event(event: &Event) -> String {
         }
         Event::Process(p) => {
             let tty = if p.interactive { ", interactive" } else { "" };
-            let user = match (&p.user, p.user == User::root()) {
-                (_, true) => String::new(),
-                (User { id, name: Some(name) }, false) => format!(", user {id} `{name}`"),
-                (User { id, name: None }, false) => format!(", user {id} (no name)"),
-            };
-            format!("{} {} (name `{}`{tty}{user})", p.operation.name(), p.executable, p.name)
+            format!("{} {} (name `{}`{tty}{})", p.operation.name(), p.executable, p.name, p.user.clause())
         }
         Event::Network(n) => n.describe(),
     }

@@ -345,7 +345,7 @@ pub fn compare(received: &Received, expected: &Expected, setup: &Setup<'_>, acti
             // a bound or listening socket is the destination of what it
             // will accept. The address as normalised (an IPv4-mapped
             // peer is its IPv4 address).
-            let address = d4c_artifact::net::canonical_ip(n.address);
+            let address = n.address.to_canonical();
             want("/destination/ip", Value::from(address.to_string()));
             want("/destination/port", Value::from(n.port));
             want("/network/transport", Value::from(n.transport.name()));

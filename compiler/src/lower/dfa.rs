@@ -105,10 +105,11 @@ impl Automaton {
     /// states that cannot be settled, once over the states and edges.
     pub fn mark_settled(&mut self) {
         let n = self.states.len();
+        let classes = |state: u32| self.states.get(state as usize).map(|s| (s.accept_class, s.subtree_class));
         let mut predecessors: Vec<Vec<u32>> = vec![Vec::new(); n];
-        let mut unsettled = vec![false; n];
+        // The states with a successor unlike them (or not a state): the
+        // seeds of the unsettled set, which then spreads to predecessors.
         let mut work: Vec<u32> = Vec::new();
-        let classes = |state: &DfaState| (state.accept_class, state.subtree_class);
         let successors = self
             .edges
             .iter()
@@ -116,37 +117,20 @@ impl Automaton {
             .map(|&(from, _, to)| (from, to))
             .chain((0u32..).zip(self.states.iter().map(|s| s.default_next)));
         for (from, to) in successors {
-            let (Some(a), Some(b)) = (self.states.get(from as usize), self.states.get(to as usize)) else {
-                // A successor that is not a state: nothing is known past it.
-                if let Some(u) = unsettled.get_mut(from as usize) {
-                    if !*u {
-                        *u = true;
-                        work.push(from);
-                    }
-                }
-                continue;
-            };
             if let Some(p) = predecessors.get_mut(to as usize) {
                 p.push(from);
             }
-            if classes(a) != classes(b) {
-                if let Some(u) = unsettled.get_mut(from as usize) {
-                    if !*u {
-                        *u = true;
-                        work.push(from);
-                    }
-                }
+            if classes(to).is_none() || classes(from) != classes(to) {
+                work.push(from);
             }
         }
+        let mut unsettled = vec![false; n];
         while let Some(state) = work.pop() {
-            for &from in predecessors.get(state as usize).map_or(&[][..], Vec::as_slice) {
-                if let Some(u) = unsettled.get_mut(from as usize) {
-                    if !*u {
-                        *u = true;
-                        work.push(from);
-                    }
-                }
+            match unsettled.get_mut(state as usize) {
+                Some(u) if !*u => *u = true,
+                _ => continue,
             }
+            work.extend(predecessors.get(state as usize).map_or(&[][..], Vec::as_slice));
         }
         for (state, unsettled) in self.states.iter_mut().zip(unsettled) {
             if !unsettled {
